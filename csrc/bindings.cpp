@@ -1,0 +1,600 @@
+// The only file that knows pybind11: checks every argument (dtype, shape,
+// contiguity), releases the GIL and calls the kernels.  Function names and
+// signatures equal those of fastdl/reference.py.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "attention.h"
+#include "cpu.h"
+#include "elementwise.h"
+#include "gemm.h"
+#include "loss.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+using carr = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::string shape_of(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i) << (a.ndim() == 1 ? "," : "");
+  s << ")";
+  return s.str();
+}
+
+std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+[[noreturn]] void type_error(const std::string& m) { throw py::type_error(m); }
+[[noreturn]] void value_error(const std::string& m) { throw py::value_error(m); }
+
+// Converts an argument to a NumPy array, or raises TypeError naming it.
+py::array to_array(const py::handle& obj, const char* fn, const char* name) {
+  if (obj.is_none()) type_error(std::string(fn) + ": " + name + " must be an array, got None");
+  try {
+    return py::array::ensure(obj);
+  } catch (...) {
+  }
+  type_error(std::string(fn) + ": " + name + " must be an array");
+}
+
+enum class Kind { F32, F64 };
+
+Kind float_kind(const py::array& a, const char* fn, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return Kind::F32;
+  if (a.dtype().is(py::dtype::of<double>())) return Kind::F64;
+  type_error(std::string(fn) + ": " + name + " must be float32 or float64, got " + dtype_of(a));
+}
+
+void same_dtype(const py::array& a, const char* an, const py::array& b, const char* bn, const char* fn) {
+  if (!a.dtype().is(b.dtype()))
+    type_error(std::string(fn) + ": " + bn + " has dtype " + dtype_of(b) + " but " + an + " has " + dtype_of(a));
+}
+
+void same_shape(const py::array& a, const char* an, const py::array& b, const char* bn, const char* fn) {
+  bool ok = a.ndim() == b.ndim();
+  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
+  if (!ok)
+    value_error(std::string(fn) + ": " + bn + " has shape " + shape_of(b) + " but " + an + " has shape " + shape_of(a));
+}
+
+void want_ndim(const py::array& a, const char* name, const char* fn, int lo, int hi) {
+  if (a.ndim() < lo || a.ndim() > hi) {
+    std::ostringstream s;
+    s << fn << ": " << name << " must have " << lo;
+    if (hi != lo) s << " to " << hi;
+    s << " dimensions, got shape " << shape_of(a);
+    value_error(s.str());
+  }
+}
+
+template <class T> T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+template <class T> const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+
+template <class T> py::array empty(const std::vector<py::ssize_t>& shape) { return py::array_t<T>(shape); }
+
+std::vector<py::ssize_t> shape_vec(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// ---------------------------------------------------------------- gemm
+// a (M, K) or (Ba, M, K), b (K, N) or (Bb, K, N), Ba/Bb equal or 1 -> y
+struct MM {
+  int64_t batch, M, K, N, as, bs;
+  bool out3;
+};
+
+MM mm_dims(const py::array& a, const py::array& b, const char* fn) {
+  want_ndim(a, "a", fn, 2, 3);
+  want_ndim(b, "b", fn, 2, 3);
+  MM d{};
+  const int64_t Ba = a.ndim() == 3 ? a.shape(0) : 1, Bb = b.ndim() == 3 ? b.shape(0) : 1;
+  d.M = a.shape(a.ndim() - 2);
+  d.K = a.shape(a.ndim() - 1);
+  d.N = b.shape(b.ndim() - 1);
+  if (b.shape(b.ndim() - 2) != d.K)
+    value_error(std::string(fn) + ": a has shape " + shape_of(a) + " and b has shape " + shape_of(b) +
+                ": inner dimensions differ");
+  if (Ba != Bb && Ba != 1 && Bb != 1)
+    value_error(std::string(fn) + ": batch sizes of a " + shape_of(a) + " and b " + shape_of(b) + " do not broadcast");
+  d.batch = std::max(Ba, Bb);
+  d.as = Ba == 1 && d.batch > 1 ? 0 : d.M * d.K;
+  d.bs = Bb == 1 && d.batch > 1 ? 0 : d.K * d.N;
+  d.out3 = a.ndim() == 3 || b.ndim() == 3;
+  return d;
+}
+
+template <class T>
+py::array matmul_t(const py::array& a0, const py::array& b0, const MM& d) {
+  auto a = carr<T>::ensure(a0);
+  auto b = carr<T>::ensure(b0);
+  std::vector<py::ssize_t> shp = d.out3 ? std::vector<py::ssize_t>{d.batch, d.M, d.N} : std::vector<py::ssize_t>{d.M, d.N};
+  py::array y = empty<T>(shp);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::matmul_forward<T>(cptr<T>(a), cptr<T>(b), ptr<T>(y), d.batch, d.M, d.K, d.N, d.as, d.bs);
+  }
+  return y;
+}
+
+py::array matmul(const py::object& ao, const py::object& bo) {
+  auto a = to_array(ao, "matmul", "a"), b = to_array(bo, "matmul", "b");
+  Kind k = float_kind(a, "matmul", "a");
+  same_dtype(a, "a", b, "b", "matmul");
+  MM d = mm_dims(a, b, "matmul");
+  return k == Kind::F32 ? matmul_t<float>(a, b, d) : matmul_t<double>(a, b, d);
+}
+
+template <class T>
+py::tuple matmul_backward_t(const py::array& gy0, const py::array& a0, const py::array& b0,
+                            const MM& d, bool need_a, bool need_b) {
+  auto gy = carr<T>::ensure(gy0);
+  auto a = carr<T>::ensure(a0);
+  auto b = carr<T>::ensure(b0);
+  py::object ga = py::none(), gb = py::none();
+  py::array gaa, gba;
+  if (need_a) gaa = empty<T>(shape_vec(a0));
+  if (need_b) gba = empty<T>(shape_vec(b0));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::matmul_backward<T>(cptr<T>(gy), cptr<T>(a), cptr<T>(b), need_a ? ptr<T>(gaa) : nullptr,
+                               need_b ? ptr<T>(gba) : nullptr, d.batch, d.M, d.K, d.N, d.as, d.bs);
+  }
+  if (need_a) ga = gaa;
+  if (need_b) gb = gba;
+  return py::make_tuple(ga, gb);
+}
+
+py::tuple matmul_backward(const py::object& gyo, const py::object& ao, const py::object& bo, bool need_a,
+                          bool need_b) {
+  const char* fn = "matmul_backward";
+  auto gy = to_array(gyo, fn, "gy"), a = to_array(ao, fn, "a"), b = to_array(bo, fn, "b");
+  Kind k = float_kind(a, fn, "a");
+  same_dtype(a, "a", b, "b", fn);
+  same_dtype(a, "a", gy, "gy", fn);
+  MM d = mm_dims(a, b, fn);
+  std::vector<py::ssize_t> want = d.out3 ? std::vector<py::ssize_t>{d.batch, d.M, d.N} : std::vector<py::ssize_t>{d.M, d.N};
+  if (shape_vec(gy) != want) value_error(std::string(fn) + ": gy has shape " + shape_of(gy) + ", expected the output shape");
+  return k == Kind::F32 ? matmul_backward_t<float>(gy, a, b, d, need_a, need_b)
+                        : matmul_backward_t<double>(gy, a, b, d, need_a, need_b);
+}
+
+void linear_dims(const py::array& x, const py::array& w, const py::object& bias, const char* fn) {
+  want_ndim(x, "x", fn, 2, 2);
+  want_ndim(w, "weight", fn, 2, 2);
+  if (x.shape(1) != w.shape(1))
+    value_error(std::string(fn) + ": x has shape " + shape_of(x) + " but weight has shape " + shape_of(w) +
+                " (expected x (N, in_features), weight (out_features, in_features))");
+  same_dtype(x, "x", w, "weight", fn);
+  if (!bias.is_none()) {
+    py::array b = to_array(bias, fn, "bias");
+    same_dtype(x, "x", b, "bias", fn);
+    if (b.ndim() != 1 || b.shape(0) != w.shape(0))
+      value_error(std::string(fn) + ": bias has shape " + shape_of(b) + ", expected (" + std::to_string(w.shape(0)) + ",)");
+  }
+}
+
+template <class T>
+py::array linear_t(const py::array& x0, const py::array& w0, const py::object& bias) {
+  auto x = carr<T>::ensure(x0);
+  auto w = carr<T>::ensure(w0);
+  carr<T> b;
+  if (!bias.is_none()) b = carr<T>::ensure(bias);
+  const int64_t N = x.shape(0), IN = x.shape(1), OUT = w.shape(0);
+  py::array y = empty<T>({N, OUT});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::linear_forward<T>(cptr<T>(x), cptr<T>(w), bias.is_none() ? nullptr : cptr<T>(b), ptr<T>(y), N, IN, OUT);
+  }
+  return y;
+}
+
+py::array linear_forward(const py::object& xo, const py::object& wo, const py::object& bias) {
+  const char* fn = "linear_forward";
+  auto x = to_array(xo, fn, "x"), w = to_array(wo, fn, "weight");
+  Kind k = float_kind(x, fn, "x");
+  linear_dims(x, w, bias, fn);
+  return k == Kind::F32 ? linear_t<float>(x, w, bias) : linear_t<double>(x, w, bias);
+}
+
+template <class T>
+py::tuple linear_backward_t(const py::array& gy0, const py::array& x0, const py::array& w0, bool need_x,
+                            bool need_w, bool need_b) {
+  auto gy = carr<T>::ensure(gy0);
+  auto x = carr<T>::ensure(x0);
+  auto w = carr<T>::ensure(w0);
+  const int64_t N = x.shape(0), IN = x.shape(1), OUT = w.shape(0);
+  py::array gx, gw, gb;
+  if (need_x) gx = empty<T>({N, IN});
+  if (need_w) gw = empty<T>({OUT, IN});
+  if (need_b) gb = empty<T>({OUT});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::linear_backward<T>(cptr<T>(gy), cptr<T>(x), cptr<T>(w), need_x ? ptr<T>(gx) : nullptr,
+                               need_w ? ptr<T>(gw) : nullptr, need_b ? ptr<T>(gb) : nullptr, N, IN, OUT);
+  }
+  return py::make_tuple(need_x ? py::object(gx) : py::none(), need_w ? py::object(gw) : py::none(),
+                        need_b ? py::object(gb) : py::none());
+}
+
+py::tuple linear_backward(const py::object& gyo, const py::object& xo, const py::object& wo, bool need_x,
+                          bool need_w, bool need_b) {
+  const char* fn = "linear_backward";
+  auto gy = to_array(gyo, fn, "gy"), x = to_array(xo, fn, "x"), w = to_array(wo, fn, "weight");
+  Kind k = float_kind(x, fn, "x");
+  linear_dims(x, w, py::none(), fn);
+  same_dtype(x, "x", gy, "gy", fn);
+  if (gy.ndim() != 2 || gy.shape(0) != x.shape(0) || gy.shape(1) != w.shape(0))
+    value_error(std::string(fn) + ": gy has shape " + shape_of(gy) + ", expected (" + std::to_string(x.shape(0)) + ", " +
+                std::to_string(w.shape(0)) + ")");
+  return k == Kind::F32 ? linear_backward_t<float>(gy, x, w, need_x, need_w, need_b)
+                        : linear_backward_t<double>(gy, x, w, need_x, need_w, need_b);
+}
+
+// ---------------------------------------------------------------- elementwise
+template <class T> using UnaryK = void (*)(const T*, T*, int64_t);
+template <class T> using BinaryK = void (*)(const T*, const T*, T*, int64_t);
+
+template <class T>
+py::array unary_t(const py::array& x0, UnaryK<T> k) {
+  auto x = carr<T>::ensure(x0);
+  py::array y = empty<T>(shape_vec(x0));
+  {
+    py::gil_scoped_release nogil;
+    k(cptr<T>(x), ptr<T>(y), x.size());
+  }
+  return y;
+}
+
+template <class T>
+py::array binary_t(const py::array& gy0, const py::array& y0, BinaryK<T> k) {
+  auto gy = carr<T>::ensure(gy0);
+  auto y = carr<T>::ensure(y0);
+  py::array gx = empty<T>(shape_vec(y0));
+  {
+    py::gil_scoped_release nogil;
+    k(cptr<T>(gy), cptr<T>(y), ptr<T>(gx), y.size());
+  }
+  return gx;
+}
+
+#define FASTDL_ACTIVATION(NAME)                                                                      \
+  py::array NAME##_forward(const py::object& xo) {                                                   \
+    auto x = to_array(xo, #NAME "_forward", "x");                                                     \
+    return float_kind(x, #NAME "_forward", "x") == Kind::F32                                         \
+               ? unary_t<float>(x, fastdl::NAME##_forward<float>)                                    \
+               : unary_t<double>(x, fastdl::NAME##_forward<double>);                                 \
+  }                                                                                                  \
+  py::array NAME##_backward(const py::object& gyo, const py::object& yo) {                           \
+    const char* fn = #NAME "_backward";                                                              \
+    auto gy = to_array(gyo, fn, "gy"), y = to_array(yo, fn, "y");                                   \
+    Kind k = float_kind(y, fn, "y");                                                                 \
+    same_dtype(y, "y", gy, "gy", fn);                                                                \
+    same_shape(y, "y", gy, "gy", fn);                                                                \
+    return k == Kind::F32 ? binary_t<float>(gy, y, fastdl::NAME##_backward<float>)                  \
+                          : binary_t<double>(gy, y, fastdl::NAME##_backward<double>);               \
+  }
+FASTDL_ACTIVATION(relu)
+FASTDL_ACTIVATION(tanh)
+FASTDL_ACTIVATION(sigmoid)
+#undef FASTDL_ACTIVATION
+
+py::array dropout_mask(const std::vector<py::ssize_t>& shape, double p, uint64_t seed) {
+  if (!(p >= 0.0 && p <= 1.0)) value_error("dropout_mask: p must be in [0, 1], got " + std::to_string(p));
+  for (auto s : shape)
+    if (s < 0) value_error("dropout_mask: shape has a negative size");
+  py::array m = py::array_t<uint8_t>(shape);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::dropout_mask(ptr<uint8_t>(m), m.size(), p, seed);
+  }
+  return m;
+}
+
+py::array mask_array(const py::object& mo, const py::array& like, const char* fn) {
+  py::array m = to_array(mo, fn, "mask");
+  if (m.dtype().kind() != 'b' && m.dtype().kind() != 'u' && m.dtype().kind() != 'i')
+    type_error(std::string(fn) + ": mask must be bool or integer, got " + dtype_of(m));
+  same_shape(like, "x", m, "mask", fn);
+  return py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(m.attr("astype")("uint8", py::arg("copy") = false));
+}
+
+template <class T>
+py::array dropout_apply_t(const py::array& x0, const py::array& m, double scale) {
+  auto x = carr<T>::ensure(x0);
+  py::array y = empty<T>(shape_vec(x0));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::dropout_apply<T>(cptr<T>(x), cptr<uint8_t>(m), T(scale), ptr<T>(y), x.size());
+  }
+  return y;
+}
+
+py::array dropout_apply(const py::object& xo, const py::object& mo, double scale) {
+  const char* fn = "dropout_apply";
+  auto x = to_array(xo, fn, "x");
+  Kind k = float_kind(x, fn, "x");
+  py::array m = mask_array(mo, x, fn);
+  return k == Kind::F32 ? dropout_apply_t<float>(x, m, scale) : dropout_apply_t<double>(x, m, scale);
+}
+
+// ---------------------------------------------------------------- softmax
+struct Axis {
+  int64_t outer, dim, inner;
+};
+
+Axis split_axis(const py::array& x, int64_t axis, const char* fn) {
+  const int64_t nd = x.ndim();
+  if (nd == 0) value_error(std::string(fn) + ": x must have at least 1 dimension");
+  if (axis < -nd || axis >= nd)
+    throw py::index_error(std::string(fn) + ": axis " + std::to_string(axis) + " is out of range for x of shape " + shape_of(x));
+  if (axis < 0) axis += nd;
+  Axis a{1, x.shape(axis), 1};
+  for (int64_t i = 0; i < axis; ++i) a.outer *= x.shape(i);
+  for (int64_t i = axis + 1; i < nd; ++i) a.inner *= x.shape(i);
+  return a;
+}
+
+template <class T>
+py::array softmax_fwd_t(const py::array& x0, const Axis& a, bool log) {
+  auto x = carr<T>::ensure(x0);
+  py::array y = empty<T>(shape_vec(x0));
+  {
+    py::gil_scoped_release nogil;
+    (log ? fastdl::log_softmax_forward<T> : fastdl::softmax_forward<T>)(cptr<T>(x), ptr<T>(y), a.outer, a.dim, a.inner);
+  }
+  return y;
+}
+
+template <class T>
+py::array softmax_bwd_t(const py::array& gy0, const py::array& y0, const Axis& a, bool log) {
+  auto gy = carr<T>::ensure(gy0);
+  auto y = carr<T>::ensure(y0);
+  py::array gx = empty<T>(shape_vec(y0));
+  {
+    py::gil_scoped_release nogil;
+    (log ? fastdl::log_softmax_backward<T> : fastdl::softmax_backward<T>)(cptr<T>(gy), cptr<T>(y), ptr<T>(gx), a.outer,
+                                                                          a.dim, a.inner);
+  }
+  return gx;
+}
+
+py::array softmax_fwd(const py::object& xo, int64_t axis, bool log, const char* fn) {
+  auto x = to_array(xo, fn, "x");
+  Kind k = float_kind(x, fn, "x");
+  Axis a = split_axis(x, axis, fn);
+  return k == Kind::F32 ? softmax_fwd_t<float>(x, a, log) : softmax_fwd_t<double>(x, a, log);
+}
+
+py::array softmax_bwd(const py::object& gyo, const py::object& yo, int64_t axis, bool log, const char* fn) {
+  auto gy = to_array(gyo, fn, "gy"), y = to_array(yo, fn, "y");
+  Kind k = float_kind(y, fn, "y");
+  same_dtype(y, "y", gy, "gy", fn);
+  same_shape(y, "y", gy, "gy", fn);
+  Axis a = split_axis(y, axis, fn);
+  return k == Kind::F32 ? softmax_bwd_t<float>(gy, y, a, log) : softmax_bwd_t<double>(gy, y, a, log);
+}
+
+// ---------------------------------------------------------------- losses
+py::array_t<int64_t> targets(const py::object& to, int64_t N, int64_t C, int64_t ignore_index, const char* fn) {
+  py::array t = to_array(to, fn, "target");
+  if (t.dtype().kind() != 'i' && t.dtype().kind() != 'u')
+    type_error(std::string(fn) + ": target must hold integer class indices, got " + dtype_of(t));
+  if (t.ndim() != 1 || t.shape(0) != N)
+    value_error(std::string(fn) + ": target has shape " + shape_of(t) + ", expected (" + std::to_string(N) + ",)");
+  auto ti = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(t);
+  const int64_t* p = ti.data();
+  for (int64_t i = 0; i < N; ++i)
+    if (p[i] != ignore_index && (p[i] < 0 || p[i] >= C))
+      throw py::index_error(std::string(fn) + ": target[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
+                            " is not a class index in [0, " + std::to_string(C) + ")");
+  return ti;
+}
+
+void check_smoothing(double eps, const char* fn) {
+  if (!(eps >= 0.0 && eps <= 1.0)) value_error(std::string(fn) + ": label_smoothing must be in [0, 1], got " + std::to_string(eps));
+}
+
+template <class T>
+py::tuple ce_fwd_t(const py::array& x0, const py::array_t<int64_t>& t, int64_t ii, double eps) {
+  auto x = carr<T>::ensure(x0);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  py::array loss = empty<T>({N}), lse = empty<T>({N});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::cross_entropy_forward<T>(cptr<T>(x), t.data(), ptr<T>(loss), ptr<T>(lse), N, C, ii, eps);
+  }
+  return py::make_tuple(loss, lse);
+}
+
+py::tuple cross_entropy_forward(const py::object& xo, const py::object& to, int64_t ignore_index, double eps) {
+  const char* fn = "cross_entropy_forward";
+  auto x = to_array(xo, fn, "logits");
+  Kind k = float_kind(x, fn, "logits");
+  want_ndim(x, "logits", fn, 2, 2);
+  check_smoothing(eps, fn);
+  auto t = targets(to, x.shape(0), x.shape(1), ignore_index, fn);
+  return k == Kind::F32 ? ce_fwd_t<float>(x, t, ignore_index, eps) : ce_fwd_t<double>(x, t, ignore_index, eps);
+}
+
+template <class T>
+py::array ce_bwd_t(const py::array& g0, const py::array& x0, const py::array_t<int64_t>& t, const py::array& l0,
+                   int64_t ii, double eps) {
+  auto g = carr<T>::ensure(g0);
+  auto x = carr<T>::ensure(x0);
+  auto lse = carr<T>::ensure(l0);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  py::array gx = empty<T>({N, C});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::cross_entropy_backward<T>(cptr<T>(g), cptr<T>(x), t.data(), cptr<T>(lse), ptr<T>(gx), N, C, ii, eps);
+  }
+  return gx;
+}
+
+py::array cross_entropy_backward(const py::object& go, const py::object& xo, const py::object& to, const py::object& lo,
+                                 int64_t ignore_index, double eps) {
+  const char* fn = "cross_entropy_backward";
+  auto g = to_array(go, fn, "gloss"), x = to_array(xo, fn, "logits"), lse = to_array(lo, fn, "lse");
+  Kind k = float_kind(x, fn, "logits");
+  want_ndim(x, "logits", fn, 2, 2);
+  check_smoothing(eps, fn);
+  same_dtype(x, "logits", g, "gloss", fn);
+  same_dtype(x, "logits", lse, "lse", fn);
+  same_shape(lse, "lse", g, "gloss", fn);
+  if (lse.ndim() != 1 || lse.shape(0) != x.shape(0))
+    value_error(std::string(fn) + ": lse has shape " + shape_of(lse) + ", expected (" + std::to_string(x.shape(0)) + ",)");
+  auto t = targets(to, x.shape(0), x.shape(1), ignore_index, fn);
+  return k == Kind::F32 ? ce_bwd_t<float>(g, x, t, lse, ignore_index, eps) : ce_bwd_t<double>(g, x, t, lse, ignore_index, eps);
+}
+
+template <class T>
+py::array bce_fwd_t(const py::array& x0, const py::array& t0, const py::object& m) {
+  auto x = carr<T>::ensure(x0);
+  auto t = carr<T>::ensure(t0);
+  py::array mask;
+  if (!m.is_none()) mask = mask_array(m, x0, "bce_with_logits_forward");
+  py::array loss = empty<T>(shape_vec(x0));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::bce_with_logits_forward<T>(cptr<T>(x), cptr<T>(t), m.is_none() ? nullptr : cptr<uint8_t>(mask),
+                                       ptr<T>(loss), x.size());
+  }
+  return loss;
+}
+
+py::array bce_with_logits_forward(const py::object& xo, const py::object& to, const py::object& mask) {
+  const char* fn = "bce_with_logits_forward";
+  auto x = to_array(xo, fn, "logits"), t = to_array(to, fn, "target");
+  Kind k = float_kind(x, fn, "logits");
+  same_dtype(x, "logits", t, "target", fn);
+  same_shape(x, "logits", t, "target", fn);
+  return k == Kind::F32 ? bce_fwd_t<float>(x, t, mask) : bce_fwd_t<double>(x, t, mask);
+}
+
+template <class T>
+py::array bce_bwd_t(const py::array& g0, const py::array& x0, const py::array& t0, const py::object& m) {
+  auto g = carr<T>::ensure(g0);
+  auto x = carr<T>::ensure(x0);
+  auto t = carr<T>::ensure(t0);
+  py::array mask;
+  if (!m.is_none()) mask = mask_array(m, x0, "bce_with_logits_backward");
+  py::array gx = empty<T>(shape_vec(x0));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::bce_with_logits_backward<T>(cptr<T>(g), cptr<T>(x), cptr<T>(t), m.is_none() ? nullptr : cptr<uint8_t>(mask),
+                                        ptr<T>(gx), x.size());
+  }
+  return gx;
+}
+
+py::array bce_with_logits_backward(const py::object& go, const py::object& xo, const py::object& to, const py::object& mask) {
+  const char* fn = "bce_with_logits_backward";
+  auto g = to_array(go, fn, "gloss"), x = to_array(xo, fn, "logits"), t = to_array(to, fn, "target");
+  Kind k = float_kind(x, fn, "logits");
+  same_dtype(x, "logits", t, "target", fn);
+  same_dtype(x, "logits", g, "gloss", fn);
+  same_shape(x, "logits", t, "target", fn);
+  same_shape(x, "logits", g, "gloss", fn);
+  return k == Kind::F32 ? bce_bwd_t<float>(g, x, t, mask) : bce_bwd_t<double>(g, x, t, mask);
+}
+
+double mse_forward(const py::object& po, const py::object& to) {
+  const char* fn = "mse_forward";
+  auto p = to_array(po, fn, "input"), t = to_array(to, fn, "target");
+  Kind k = float_kind(p, fn, "input");
+  same_dtype(p, "input", t, "target", fn);
+  same_shape(p, "input", t, "target", fn);
+  if (k == Kind::F32) {
+    auto a = carr<float>::ensure(p), b = carr<float>::ensure(t);
+    py::gil_scoped_release nogil;
+    return fastdl::mse_forward<float>(a.data(), b.data(), a.size());
+  }
+  auto a = carr<double>::ensure(p), b = carr<double>::ensure(t);
+  py::gil_scoped_release nogil;
+  return fastdl::mse_forward<double>(a.data(), b.data(), a.size());
+}
+
+template <class T>
+py::array mse_bwd_t(double scale, const py::array& p0, const py::array& t0) {
+  auto p = carr<T>::ensure(p0);
+  auto t = carr<T>::ensure(t0);
+  py::array g = empty<T>(shape_vec(p0));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::mse_backward<T>(T(scale), cptr<T>(p), cptr<T>(t), ptr<T>(g), p.size());
+  }
+  return g;
+}
+
+py::array mse_backward(double scale, const py::object& po, const py::object& to) {
+  const char* fn = "mse_backward";
+  auto p = to_array(po, fn, "input"), t = to_array(to, fn, "target");
+  Kind k = float_kind(p, fn, "input");
+  same_dtype(p, "input", t, "target", fn);
+  same_shape(p, "input", t, "target", fn);
+  return k == Kind::F32 ? mse_bwd_t<float>(scale, p, t) : mse_bwd_t<double>(scale, p, t);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastdl native kernels (C++/OpenMP, BLAS)";
+#ifdef FASTDL_VERSION
+  m.attr("__version__") = FASTDL_VERSION;
+#endif
+  m.attr("cuda_built") = false;
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    fastdl::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &fastdl::get_num_threads);
+  m.def("has_openmp", &fastdl::has_openmp);
+  m.def("blas_config", &fastdl::blas_config);
+  m.def("blas_corename", &fastdl::blas_corename);
+  m.def("cpu_features", &fastdl::cpu_features);
+
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
+  m.def("matmul_backward", &matmul_backward, py::arg("gy"), py::arg("a"), py::arg("b"), py::arg("need_a") = true,
+        py::arg("need_b") = true);
+  m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none());
+  m.def("linear_backward", &linear_backward, py::arg("gy"), py::arg("x"), py::arg("weight"), py::arg("need_x") = true,
+        py::arg("need_weight") = true, py::arg("need_bias") = true);
+
+  m.def("relu_forward", &relu_forward, py::arg("x"));
+  m.def("relu_backward", &relu_backward, py::arg("gy"), py::arg("y"));
+  m.def("tanh_forward", &tanh_forward, py::arg("x"));
+  m.def("tanh_backward", &tanh_backward, py::arg("gy"), py::arg("y"));
+  m.def("sigmoid_forward", &sigmoid_forward, py::arg("x"));
+  m.def("sigmoid_backward", &sigmoid_backward, py::arg("gy"), py::arg("y"));
+  m.def("dropout_mask", &dropout_mask, py::arg("shape"), py::arg("p"), py::arg("seed"));
+  m.def("dropout_apply", &dropout_apply, py::arg("x"), py::arg("mask"), py::arg("scale"));
+
+  m.def("softmax_forward", [](const py::object& x, int64_t axis) { return softmax_fwd(x, axis, false, "softmax_forward"); },
+        py::arg("x"), py::arg("axis") = -1);
+  m.def("softmax_backward", [](const py::object& gy, const py::object& y, int64_t axis) {
+    return softmax_bwd(gy, y, axis, false, "softmax_backward"); }, py::arg("gy"), py::arg("y"), py::arg("axis") = -1);
+  m.def("log_softmax_forward", [](const py::object& x, int64_t axis) { return softmax_fwd(x, axis, true, "log_softmax_forward"); },
+        py::arg("x"), py::arg("axis") = -1);
+  m.def("log_softmax_backward", [](const py::object& gy, const py::object& y, int64_t axis) {
+    return softmax_bwd(gy, y, axis, true, "log_softmax_backward"); }, py::arg("gy"), py::arg("y"), py::arg("axis") = -1);
+
+  m.def("cross_entropy_forward", &cross_entropy_forward, py::arg("logits"), py::arg("target"),
+        py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
+  m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("gloss"), py::arg("logits"), py::arg("target"),
+        py::arg("lse"), py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
+  m.def("bce_with_logits_forward", &bce_with_logits_forward, py::arg("logits"), py::arg("target"),
+        py::arg("mask") = py::none());
+  m.def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("gloss"), py::arg("logits"), py::arg("target"),
+        py::arg("mask") = py::none());
+  m.def("mse_forward", &mse_forward, py::arg("input"), py::arg("target"));
+  m.def("mse_backward", &mse_backward, py::arg("scale"), py::arg("input"), py::arg("target"));
+}

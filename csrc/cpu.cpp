@@ -1,0 +1,50 @@
+#include "cpu.h"
+
+#include <cblas.h>
+
+#include "common.h"
+
+namespace fastdl {
+
+void set_num_threads(int n) {
+  if (n < 1) n = 1;
+#ifdef FASTDL_HAVE_OPENMP
+  omp_set_num_threads(n);
+#endif
+  scipy_openblas_set_num_threads(n);
+}
+
+int get_num_threads() {
+#ifdef FASTDL_HAVE_OPENMP
+  return omp_get_max_threads();
+#else
+  return scipy_openblas_get_num_threads();
+#endif
+}
+
+bool has_openmp() {
+#ifdef FASTDL_HAVE_OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string blas_config() { return scipy_openblas_get_config(); }
+std::string blas_corename() { return scipy_openblas_get_corename(); }
+
+std::string cpu_features() {
+  std::string out;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  const char* names[] = {"sse4.2", "avx", "avx2", "fma", "avx512f"};
+  bool have[] = {(bool)__builtin_cpu_supports("sse4.2"), (bool)__builtin_cpu_supports("avx"),
+                 (bool)__builtin_cpu_supports("avx2"), (bool)__builtin_cpu_supports("fma"),
+                 (bool)__builtin_cpu_supports("avx512f")};
+  for (int i = 0; i < 5; ++i)
+    if (have[i]) out += (out.empty() ? "" : " ") + std::string(names[i]);
+#endif
+  return out;
+}
+
+}  // namespace fastdl

@@ -1,0 +1,117 @@
+#include "gemm.h"
+
+#include <cblas.h>
+
+#include "common.h"
+
+namespace fastdl {
+
+static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 const float* B, float beta, float* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // BLAS leaves C untouched when K == 0 only if beta == 1
+    for (int64_t i = 0; i < M * N; ++i) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
+    return;
+  }
+  scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A,
+                    (blasint)(ta ? M : K), B, (blasint)(tb ? K : N), beta, C, (blasint)N);
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                  const double* A, const double* B, double beta, double* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M * N; ++i) C[i] = beta == 0.0 ? 0.0 : beta * C[i];
+    return;
+  }
+  scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A,
+                    (blasint)(ta ? M : K), B, (blasint)(tb ? K : N), beta, C, (blasint)N);
+}
+
+template <class T>
+void matmul_forward(const T* a, const T* b, T* y, int64_t batch, int64_t M, int64_t K,
+                    int64_t N, int64_t a_stride, int64_t b_stride) {
+  if (b_stride == 0 && a_stride != 0) {
+    // one shared right operand: fold the batch into the rows -> one big GEMM
+    gemm<T>(false, false, batch * M, N, K, T(1), a, b, T(0), y);
+    return;
+  }
+  // serial loop: BLAS threads each product (BLAS inside an OpenMP region is slow)
+  for (int64_t i = 0; i < batch; ++i)
+    gemm<T>(false, false, M, N, K, T(1), a + i * a_stride, b + i * b_stride, T(0), y + i * M * N);
+}
+
+template <class T>
+void matmul_backward(const T* gy, const T* a, const T* b, T* ga, T* gb, int64_t batch,
+                     int64_t M, int64_t K, int64_t N, int64_t a_stride, int64_t b_stride) {
+  if (ga) {
+    if (a_stride == 0) {  // a shared: ga = sum_i gy_i b_i^T
+      for (int64_t i = 0; i < batch; ++i)
+        gemm<T>(false, true, M, K, N, T(1), gy + i * M * N, b + i * b_stride, i ? T(1) : T(0), ga);
+    } else if (b_stride == 0) {  // (batch*M, N) @ b^T
+      gemm<T>(false, true, batch * M, K, N, T(1), gy, b, T(0), ga);
+    } else {
+      for (int64_t i = 0; i < batch; ++i)
+        gemm<T>(false, true, M, K, N, T(1), gy + i * M * N, b + i * b_stride, T(0), ga + i * M * K);
+    }
+  }
+  if (gb) {
+    if (b_stride == 0 && a_stride != 0) {  // b shared: gb = A_flat^T @ gy_flat
+      gemm<T>(true, false, K, N, batch * M, T(1), a, gy, T(0), gb);
+    } else if (b_stride == 0) {
+      for (int64_t i = 0; i < batch; ++i)
+        gemm<T>(true, false, K, N, M, T(1), a, gy + i * M * N, i ? T(1) : T(0), gb);
+    } else {
+      for (int64_t i = 0; i < batch; ++i)
+        gemm<T>(true, false, K, N, M, T(1), a + i * a_stride, gy + i * M * N, T(0), gb + i * K * N);
+    }
+  }
+}
+
+template <class T>
+void linear_forward(const T* x, const T* w, const T* bias, T* y, int64_t N, int64_t IN,
+                    int64_t OUT) {
+  T beta = T(0);
+  if (bias) {
+    parallel_for(N, 4096 / std::max<int64_t>(OUT, 1) + 1, [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n) std::memcpy(y + n * OUT, bias, sizeof(T) * OUT);
+    });
+    beta = T(1);
+  }
+  gemm<T>(false, true, N, OUT, IN, T(1), x, w, beta, y);
+}
+
+template <class T>
+void linear_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, int64_t N,
+                     int64_t IN, int64_t OUT) {
+  if (gx) gemm<T>(false, false, N, IN, OUT, T(1), gy, w, T(0), gx);
+  if (gw) gemm<T>(true, false, OUT, IN, N, T(1), gy, x, T(0), gw);
+  if (gb) {
+    // column sums of gy, split over columns so each thread owns its outputs
+    parallel_for(OUT, 64, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) gb[o] = T(0);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* row = gy + n * OUT;
+        for (int64_t o = b; o < e; ++o) gb[o] += row[o];
+      }
+    });
+  }
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                    \
+  template void matmul_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,    \
+                                  int64_t, int64_t);                                             \
+  template void matmul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t,       \
+                                   int64_t, int64_t, int64_t, int64_t);                          \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t); \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t,  \
+                                   int64_t);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl

@@ -1,0 +1,36 @@
+// GEMM-backed kernels: matmul, batched matmul, linear.  All arrays are
+// C-contiguous (row-major); T is float or double.
+#pragma once
+#include <cstdint>
+
+namespace fastdl {
+
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, op = transpose if flag.
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          const T* B, T beta, T* C);
+
+// a (batch|1, M, K), b (batch|1, K, N) -> y (batch, M, N); a_stride / b_stride
+// are the per-batch element strides (0 broadcasts one matrix over the batch).
+template <class T>
+void matmul_forward(const T* a, const T* b, T* y, int64_t batch, int64_t M, int64_t K,
+                    int64_t N, int64_t a_stride, int64_t b_stride);
+
+// gy (batch, M, N) -> ga (like a), gb (like b); a gradient pointer may be null
+// (not needed).  A broadcast operand (stride 0) gets the sum over the batch.
+template <class T>
+void matmul_backward(const T* gy, const T* a, const T* b, T* ga, T* gb, int64_t batch,
+                     int64_t M, int64_t K, int64_t N, int64_t a_stride, int64_t b_stride);
+
+// x (N, IN), w (OUT, IN), bias (OUT) or null -> y (N, OUT) = x w^T + bias
+template <class T>
+void linear_forward(const T* x, const T* w, const T* bias, T* y, int64_t N, int64_t IN,
+                    int64_t OUT);
+
+// gy (N, OUT) -> gx (N, IN) = gy w, gw (OUT, IN) = gy^T x, gb (OUT) = sum_n gy;
+// any of gx / gw / gb may be null.
+template <class T>
+void linear_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, int64_t N,
+                     int64_t IN, int64_t OUT);
+
+}  // namespace fastdl

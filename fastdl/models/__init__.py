@@ -1,0 +1,31 @@
+"""Ready-made models (``fastdl.models``)."""
+from __future__ import annotations
+
+from .. import nn
+
+
+def mlp(in_features: int = 784, hidden=(256, 128), num_classes: int = 10, dropout: float = 0.0,
+        activation: str = "relu") -> nn.Sequential:
+    """A multilayer perceptron: Flatten, then [Linear, activation, Dropout] per hidden size, then Linear.
+
+    Weights use He initialisation for ReLU (Xavier, the curriculum's 1/fan_in, for tanh/sigmoid).
+    """
+    from .. import init
+
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+    if activation not in acts:
+        raise ValueError(f"mlp: activation must be one of {sorted(acts)}, got {activation!r}")
+    layers, prev = [nn.Flatten()], in_features
+    for h in hidden:
+        lin = nn.Linear(prev, h)
+        (init.he_normal_ if activation == "relu" else init.xavier_normal_)(lin.weight)
+        init.zeros_(lin.bias)
+        layers += [lin, acts[activation]()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        prev = h
+    layers.append(nn.Linear(prev, num_classes))
+    return nn.Sequential(*layers)
+
+
+__all__ = ["mlp"]

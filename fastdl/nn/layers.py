@@ -1,0 +1,149 @@
+"""Basic layers with PyTorch's names, signatures and parameter layouts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import init
+from ..tensor import Tensor, as_tensor
+from .module import Module, Parameter
+
+
+class Identity(Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b; weight (out_features, in_features), bias (out_features,).
+
+    Initialised as PyTorch: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        if in_features < 0 or out_features < 0:
+            raise ValueError(f"Linear: sizes must be >= 0, got in_features={in_features}, out_features={out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        init.uniform_(self.weight, -bound, bound)
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        x = as_tensor(x)
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear: expected input (..., {self.in_features}), got shape {x.shape}")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, axis=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, axis=self.dim)
+
+
+class Dropout(Module):
+    """Inverted dropout with drop probability ``p`` (keep_prob = 1 - p); identity in eval mode."""
+
+    def __init__(self, p: float = 0.5, keep_prob: float | None = None):
+        super().__init__()
+        if keep_prob is not None:
+            p = 1.0 - keep_prob
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return as_tensor(x).flatten(self.start_dim, self.end_dim)
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy from logits (N, C) and integer targets (N,)."""
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input, target) -> Tensor:
+        return F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction=self.reduction,
+                               label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.ignore_index, self.reduction)
+
+
+class MSELoss(_Loss):
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits; ``forward(input, target, mask=None)`` ignores masked-out labels."""
+
+    def forward(self, input, target, mask=None):
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, mask=mask)

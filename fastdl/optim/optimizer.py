@@ -1,0 +1,114 @@
+"""Optimizer base: param_groups, per-parameter state, state_dict round trips.
+
+The layout of ``state_dict()`` is PyTorch's: ``{"state": {index: {...}},
+"param_groups": [{..., "params": [index, ...]}]}`` with parameters numbered
+in the order the groups list them.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Optimizer:
+    defaults: dict
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list = []
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        ps = group["params"]
+        ps = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in ps:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__}")
+            if p.dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}: can only optimize floating-point tensors, got {p.dtype}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in ps):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        group["params"] = ps
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict) -> None:
+        if group.get("lr", 0.0) < 0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
+        if group.get("weight_decay", 0.0) < 0:
+            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data = np.zeros_like(p.grad.data)
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- state
+    def _index(self):
+        return {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+
+    def state_dict(self) -> dict:
+        index = self._index()
+        state = {index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for p, s in ((p, self.state[id(p)]) for g in self.param_groups for p in g["params"]
+                              if id(p) in self.state)}
+        groups = []
+        for g in self.param_groups:
+            d = {k: v for k, v in g.items() if k != "params"}
+            d["params"] = [index[id(p)] for p in g["params"]]
+            groups.append(d)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: {len(groups)} parameter groups given, the optimizer has "
+                             f"{len(self.param_groups)}")
+        for mine, theirs in zip(self.param_groups, groups):
+            if len(mine["params"]) != len(theirs["params"]):
+                raise ValueError("load_state_dict: a parameter group has a different number of parameters")
+        params = [p for g in self.param_groups for p in g["params"]]
+        new_state = {}
+        for k, s in state_dict["state"].items():
+            p = params[int(k)]
+            entry = {}
+            for name, v in s.items():
+                if isinstance(v, Tensor):
+                    v = v.data
+                if isinstance(v, np.ndarray) and v.shape == p.shape:
+                    v = np.array(v, dtype=p.dtype, copy=True)
+                elif isinstance(v, np.ndarray):
+                    v = v.copy()
+                entry[name] = v
+            new_state[id(p)] = entry
+        for mine, theirs in zip(self.param_groups, groups):
+            for k, v in theirs.items():
+                if k != "params":
+                    mine[k] = copy.deepcopy(v)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines + [")"])

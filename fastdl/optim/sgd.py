@@ -1,0 +1,62 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import no_grad
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """PyTorch's update rule, per parameter p with gradient g::
+
+        g = g + weight_decay * p
+        b = g                                   (first step)
+        b = momentum * b + (1 - dampening) * g  (later steps)
+        g = g + momentum * b if nesterov else b
+        p = p - lr * g
+
+    The curriculum's momentum (v = beta v + (1 - beta) dW; W -= alpha v) is
+    exactly ``SGD(lr=alpha * (1 - beta), momentum=beta)``: its velocity is
+    PyTorch's buffer times (1 - beta).  (``dampening=beta`` is not the same,
+    because PyTorch does not damp the first step.)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+        if momentum < 0:
+            raise ValueError(f"SGD: momentum must be >= 0, got {momentum}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            from ..autograd import enable_grad
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
+                wd, nesterov = group["weight_decay"], group["nesterov"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    g = p.grad.data
+                    if group["maximize"]:
+                        g = -g
+                    if wd != 0:
+                        g = g + p.dtype.type(wd) * p.data
+                    if mom != 0:
+                        st = self.state.setdefault(id(p), {})
+                        buf = st.get("momentum_buffer")
+                        if buf is None:
+                            buf = st["momentum_buffer"] = np.array(g, dtype=p.dtype, copy=True)
+                        else:
+                            buf *= p.dtype.type(mom)
+                            buf += p.dtype.type(1 - damp) * g
+                        g = g + p.dtype.type(mom) * buf if nesterov else buf
+                    p.data -= p.dtype.type(lr) * g
+        return loss

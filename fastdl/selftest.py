@@ -1,0 +1,70 @@
+"""``fastdl selftest``: every native kernel against the NumPy reference on random inputs."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend, reference
+
+
+def _cases(rng, dt):
+    """(name, args) pairs covering every kernel in ``reference.OPS``."""
+    r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
+    x, w, b, gy = r(33, 17), r(9, 17), r(9), r(33, 9)
+    a3, b3, g3 = r(3, 5, 7), r(3, 7, 4), r(3, 5, 4)
+    y = np.tanh(r(7, 11))
+    s = reference.softmax_forward(r(4, 6, 5), 1)
+    ls = reference.log_softmax_forward(r(4, 6, 5), 2)
+    logits, t = r(13, 7), rng.integers(0, 7, 13)
+    t[2] = -100
+    ce_loss, lse = reference.cross_entropy_forward(logits, t, -100, 0.1)
+    bx, bt, bm = r(6, 5), (rng.random((6, 5)) > 0.5).astype(dt), rng.random((6, 5)) > 0.3
+    mask = reference.dropout_mask((8, 9), 0.3, 1234)
+    return [
+        ("matmul", (a3, b3)), ("matmul_backward", (g3, a3, b3)),
+        ("linear_forward", (x, w, b)), ("linear_backward", (gy, x, w)),
+        ("relu_forward", (r(7, 11),)), ("relu_backward", (r(7, 11), np.maximum(y, 0))),
+        ("tanh_forward", (r(7, 11),)), ("tanh_backward", (r(7, 11), y)),
+        ("sigmoid_forward", (r(7, 11),)), ("sigmoid_backward", (r(7, 11), (y + 1) / 2)),
+        ("dropout_mask", ((8, 9), 0.3, 1234)), ("dropout_apply", (r(8, 9), mask, 1 / 0.7)),
+        ("softmax_forward", (r(4, 6, 5), 1)), ("softmax_backward", (r(4, 6, 5), s, 1)),
+        ("log_softmax_forward", (r(4, 6, 5), 2)), ("log_softmax_backward", (r(4, 6, 5), ls, 2)),
+        ("cross_entropy_forward", (logits, t, -100, 0.1)),
+        ("cross_entropy_backward", (r(13), logits, t, lse, -100, 0.1)),
+        ("bce_with_logits_forward", (bx, bt, bm)), ("bce_with_logits_backward", (r(6, 5), bx, bt, bm)),
+        ("mse_forward", (bx, bt)), ("mse_backward", (0.5, bx, bt)),
+    ]
+
+
+def _close(a, b, tol) -> float:
+    """Largest error relative to tolerance (<= 1 passes); None results must match."""
+    if isinstance(a, tuple):
+        return max(_close(u, v, tol) for u, v in zip(a, b))
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else np.inf
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return np.inf
+    return float(np.max(np.abs(a - b) / (tol * (1 + np.abs(b))), initial=0.0))
+
+
+def run(seed: int = 0, out=print) -> bool:
+    native = backend._table("native")
+    ok_all = True
+    out(f"{'op':26s} {'dtype':8s} {'max err/tol':>12s}  result")
+    for dt, tol in ((np.float32, 1e-4), (np.float64, 1e-10)):
+        rng = np.random.default_rng(seed)
+        for name, args in _cases(rng, dt):
+            try:
+                err = _close(getattr(native, name)(*args), getattr(reference, name)(*args), tol)
+                ok = err <= 1.0
+                msg = f"{err:12.3g}"
+            except Exception as exc:  # report, never crash the self-test
+                ok, msg = False, f"{type(exc).__name__}: {exc}"
+            ok_all &= ok
+            out(f"{name:26s} {np.dtype(dt).name:8s} {msg}  {'pass' if ok else 'FAIL'}")
+    missing = [n for n in reference.OPS if not hasattr(native, n)]
+    if missing:
+        ok_all = False
+        out(f"missing native kernels: {missing}")
+    out("selftest: " + ("all ops match the reference" if ok_all else "FAILURES above"))
+    return ok_all

@@ -1,0 +1,566 @@
+"""Tensor: an array with autograd.
+
+Storage is a C-contiguous array (NumPy on the CPU).  Tensor methods follow
+NumPy's names and semantics and accept PyTorch's spellings as aliases
+(``dim``/``keepdim``, ``permute``, ``clamp``...).  Hot ops (matmul, the
+activations, softmax) run on the backend's kernel table; the rest is
+array-namespace arithmetic.  Each op returns its result with a closure that
+maps the output gradient to one gradient per input (see ``autograd``).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import autograd, backend
+from .autograd import is_grad_enabled
+
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def contiguous(a) -> np.ndarray:
+    """``a`` as a C-contiguous ndarray, copying only when needed (0-d stays 0-d)."""
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def _is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _to_array(data, dtype=None):
+    if isinstance(data, Tensor):
+        arr = data.data
+    elif isinstance(data, np.ndarray):
+        arr = data
+    elif isinstance(data, (bool, np.bool_)):
+        arr = np.asarray(data)
+    elif isinstance(data, (float, np.floating)) and not isinstance(data, np.floating):
+        arr = np.asarray(data, dtype=np.float32)
+    else:
+        arr = np.asarray(data)
+        if arr.dtype == np.float64 and not isinstance(data, np.generic):
+            arr = arr.astype(np.float32)  # Python floats (and lists of them) become float32
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    if arr.dtype.kind in "OUSV":
+        raise TypeError(f"tensor: cannot make a tensor of dtype {arr.dtype}")
+    return contiguous(arr)
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it for autograd."""
+
+    __slots__ = ("data", "requires_grad", "grad", "_parents", "_backward", "_retain", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad and not _is_float(self.data.dtype):
+            raise TypeError(f"tensor: only floating-point tensors can require grad, got {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._parents: tuple = ()
+        self._backward = None
+        self._retain = False
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._backward is None
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only a tensor with one element can be converted, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None:
+            return self.data.astype(dtype, copy=bool(copy))
+        return self.data.copy() if copy else self.data
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = f", dtype={self.dtype}" if self.dtype != np.float32 else ""
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __hash__(self):
+        return id(self)
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def clone(self) -> "Tensor":
+        return _result(self.data.copy(), (self,), lambda g: (g,))
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def requires_grad_(self, mode: bool = True) -> "Tensor":
+        if mode and not _is_float(self.dtype):
+            raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = bool(mode)
+        return self
+
+    def retain_grad(self) -> None:
+        self._retain = True
+
+    def backward(self, grad=None) -> None:
+        """Accumulate gradients of this tensor into the ``.grad`` of every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: grad can be omitted only for a scalar output, got shape {self.shape}")
+            g = np.ones(self.shape, dtype=self.dtype)
+        else:
+            g = _to_array(grad, self.dtype)
+            if g.shape != self.shape:
+                raise ValueError(f"backward: grad has shape {g.shape} but the tensor has shape {self.shape}")
+        autograd.backward(self, g)
+
+    # ---------------------------------------------------------------- dtype / device
+    def astype(self, dtype) -> "Tensor":
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        src = self.dtype
+        if _is_float(dtype) and _is_float(src):
+            return _result(self.data.astype(dtype), (self,), lambda g: (g.astype(src),))
+        return Tensor(self.data.astype(dtype))
+
+    def to(self, target) -> "Tensor":
+        """``.to("cpu")`` or ``.to(dtype)``."""
+        if isinstance(target, str) and target in ("cpu", "cuda") or target is None:
+            if target == "cuda":
+                raise RuntimeError("to: this build of fastdl has no CUDA backend; use device 'cpu'")
+            return self
+        return self.astype(target)
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.astype(np.int64)
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    # ---------------------------------------------------------------- arithmetic
+    def __add__(self, o):
+        o = _other(o, self)
+        return _result(self.data + o.data, (self, o), lambda g: (g, g))
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = _other(o, self)
+        return _result(self.data - o.data, (self, o), lambda g: (g, -g))
+
+    def __rsub__(self, o):
+        return _other(o, self) - self
+
+    def __mul__(self, o):
+        o = _other(o, self)
+        a, b = self.data, o.data
+        return _result(a * b, (self, o), lambda g: (g * b, g * a))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        o = _other(o, self)
+        a, b = self.data, o.data
+        return _result(a / b, (self, o), lambda g: (g / b, -g * a / (b * b)))
+
+    def __rtruediv__(self, o):
+        return _other(o, self) / self
+
+    def __pow__(self, o):
+        if isinstance(o, numbers.Number):
+            a, k = self.data, o
+            out = a ** k
+            return _result(out, (self,), lambda g: (g * k * a ** (k - 1),))
+        o = _other(o, self)
+        a, b = self.data, o.data
+        out = a ** b
+
+        def bw(g):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = g * out * np.log(np.where(a > 0, a, 1)) if o.requires_grad else None
+            return g * b * a ** (b - 1), gb
+        return _result(out, (self, o), bw)
+
+    def __rpow__(self, o):
+        return _other(o, self) ** self
+
+    def __neg__(self):
+        return _result(-self.data, (self,), lambda g: (-g,))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
+
+    def __matmul__(self, o):
+        return matmul(self, _other(o, self))
+
+    def __rmatmul__(self, o):
+        return matmul(_other(o, self), self)
+
+    # comparisons give bool tensors and no gradient
+    def __lt__(self, o): return Tensor(self.data < _raw(o))
+    def __le__(self, o): return Tensor(self.data <= _raw(o))
+    def __gt__(self, o): return Tensor(self.data > _raw(o))
+    def __ge__(self, o): return Tensor(self.data >= _raw(o))
+    def __eq__(self, o): return Tensor(self.data == _raw(o))  # noqa: E704
+    def __ne__(self, o): return Tensor(self.data != _raw(o))  # noqa: E704
+
+    # ---------------------------------------------------------------- unary maths
+    def exp(self):
+        out = np.exp(self.data)
+        return _result(out, (self,), lambda g: (g * out,))
+
+    def log(self):
+        a = self.data
+        return _result(np.log(a), (self,), lambda g: (g / a,))
+
+    def sqrt(self):
+        out = np.sqrt(self.data)
+        return _result(out, (self,), lambda g: (g / (2 * out),))
+
+    def abs(self):
+        a = self.data
+        return _result(np.abs(a), (self,), lambda g: (g * np.sign(a),))
+
+    def clip(self, min=None, max=None):
+        """Clamp to [min, max]; the gradient passes where the value was inside."""
+        a = self.data
+        out = np.clip(a, min, max)
+        inside = np.ones(a.shape, bool)
+        if min is not None:
+            inside &= a >= min
+        if max is not None:
+            inside &= a <= max
+        return _result(out, (self,), lambda g: (g * inside,))
+
+    clamp = clip
+
+    def relu(self):
+        y = backend.ops(self.data).relu_forward(self.data)
+        return _result(y, (self,), lambda g: (backend.ops(g).relu_backward(_c(g), y),))
+
+    def tanh(self):
+        y = backend.ops(self.data).tanh_forward(self.data)
+        return _result(y, (self,), lambda g: (backend.ops(g).tanh_backward(_c(g), y),))
+
+    def sigmoid(self):
+        y = backend.ops(self.data).sigmoid_forward(self.data)
+        return _result(y, (self,), lambda g: (backend.ops(g).sigmoid_backward(_c(g), y),))
+
+    def softmax(self, axis=-1, dim=None):
+        axis = _axis_arg(axis, dim)
+        y = backend.ops(self.data).softmax_forward(self.data, axis)
+        return _result(y, (self,), lambda g: (backend.ops(g).softmax_backward(_c(g), y, axis),))
+
+    def log_softmax(self, axis=-1, dim=None):
+        axis = _axis_arg(axis, dim)
+        y = backend.ops(self.data).log_softmax_forward(self.data, axis)
+        return _result(y, (self,), lambda g: (backend.ops(g).log_softmax_backward(_c(g), y, axis),))
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        shape = self.shape
+        out = self.data.sum(axis=axis, keepdims=keepdims)
+        return _result(out, (self,), lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims), shape),))
+
+    def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        shape = self.shape
+        n = self.data.size // max(np.asarray(self.data.sum(axis=axis, keepdims=True)).size, 1) if self.data.size else 0
+        out = self.data.mean(axis=axis, keepdims=keepdims)
+        return _result(out, (self,), lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims) / n, shape),))
+
+    def _extreme(self, fn, axis, keepdims):
+        a = self.data
+        out = fn(a, axis=axis, keepdims=keepdims)
+
+        def bw(g):
+            full = fn(a, axis=axis, keepdims=True)
+            hit = (a == full) | (np.isnan(a) & np.isnan(full))
+            share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as amax
+            return (share * _keep(g, a.shape, axis, keepdims),)
+        return _result(out, (self,), bw)
+
+    def max(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        """Maximum values (NumPy's ``max``/``amax``); the indices come from :meth:`argmax`."""
+        return self._extreme(np.max, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+
+    def min(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        return self._extreme(np.min, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+
+    amax, amin = max, min
+
+    def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        return Tensor(np.argmax(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+
+    def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        return Tensor(np.argmin(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+
+    def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
+        """Variance with ``ddof`` (default 0, as NumPy); PyTorch's ``unbiased``/``correction`` also accepted."""
+        if correction is not None:
+            ddof = correction
+        elif unbiased is not None:
+            ddof = 1 if unbiased else 0
+        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        mu = self.mean(axis=axis, keepdims=True)
+        d = self - mu
+        n = self.data.size // max(mu.data.size, 1)
+        return (d * d).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
+
+    def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
+        return self.var(axis, keepdims, ddof, dim, keepdim, unbiased, correction).sqrt()
+
+    # ---------------------------------------------------------------- shape
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        src = self.shape
+        return _result(self.data.reshape(shape), (self,), lambda g: (g.reshape(src),))
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        nd = max(self.ndim, 1)
+        s, e = start_dim % nd, end_dim % nd
+        shape = self.shape[:s] + (-1,) + self.shape[e + 1:] if self.ndim else (1,)
+        return self.reshape(shape)
+
+    def transpose(self, *axes):
+        """NumPy's transpose (all axes reversed, or a permutation); ``transpose(d0, d1)`` swaps two as PyTorch."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and self.ndim != 2:
+            return self.swapaxes(*axes)
+        perm = tuple(range(self.ndim))[::-1] if not axes else tuple(a % self.ndim for a in axes)
+        inv = tuple(np.argsort(perm))
+        out = np.ascontiguousarray(self.data.transpose(perm))
+        return _result(out, (self,), lambda g: (g.transpose(inv),))
+
+    def permute(self, *dims):
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return self.transpose(dims)
+
+    def swapaxes(self, a, b):
+        perm = list(range(self.ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return self.transpose(perm)
+
+    swapdims = swapaxes
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def squeeze(self, axis=None, dim=None):
+        axis = _axis_arg(axis, dim)
+        if axis is not None and self.shape[axis] != 1:
+            return self
+        return self.reshape(np.squeeze(self.data, axis=axis).shape)
+
+    def unsqueeze(self, axis):
+        return self.reshape(np.expand_dims(self.data, axis).shape)
+
+    expand_dims = unsqueeze
+
+    def __getitem__(self, idx):
+        idx = _index(idx)
+        src_shape, dtype = self.shape, self.dtype
+        out = self.data[idx]
+        if isinstance(out, np.ndarray) and out.base is not None:
+            out = out.copy()
+
+        basic = all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
+                    for i in (idx if isinstance(idx, tuple) else (idx,)))
+
+        def bw(g):
+            full = np.zeros(src_shape, dtype=dtype)
+            if basic:
+                full[idx] = g
+            else:
+                np.add.at(full, idx, g)  # repeated integer indices accumulate
+            return (full,)
+        return _result(np.asarray(out), (self,), bw)
+
+
+# -------------------------------------------------------------------- helpers
+def _raw(o):
+    return o.data if isinstance(o, Tensor) else o
+
+
+_c = contiguous
+
+
+def _other(o, like: Tensor) -> Tensor:
+    """Wrap the other operand; Python and NumPy scalars take ``like``'s float dtype."""
+    if isinstance(o, Tensor):
+        return o
+    if isinstance(o, (numbers.Number, np.generic)) and not isinstance(o, (bool, np.bool_)) and _is_float(like.dtype):
+        return Tensor(np.asarray(o, dtype=like.dtype))
+    arr = np.asarray(o)
+    if arr.dtype == np.float64 and _is_float(like.dtype) and not isinstance(o, np.ndarray):
+        arr = arr.astype(like.dtype)
+    return Tensor(arr)
+
+
+def _index(idx):
+    if isinstance(idx, Tensor):
+        return idx.data
+    if isinstance(idx, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+def _axis_arg(axis, dim):
+    a = dim if dim is not None else axis
+    return tuple(a) if isinstance(a, list) else a
+
+
+def _keep_arg(keepdims, keepdim):
+    return bool(keepdim) if keepdim is not None else bool(keepdims)
+
+
+def _keep(g, shape, axis, keepdims):
+    """Reinsert reduced axes into a gradient so that it broadcasts against ``shape``."""
+    if axis is None:
+        return np.reshape(g, (1,) * len(shape))
+    if keepdims:
+        return g
+    axes = (axis,) if isinstance(axis, int) else axis
+    return np.expand_dims(g, tuple(a % len(shape) for a in axes))
+
+
+def _result(data, parents, backward_fn) -> Tensor:
+    """A new tensor; it joins the graph when grad mode is on and a parent needs grad."""
+    out = Tensor.__new__(Tensor)
+    out.data = contiguous(data)
+    out.grad = None
+    out._retain = False
+    if is_grad_enabled() and any(p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._parents = parents
+        out._backward = backward_fn
+    else:
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+    return out
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """NumPy matmul semantics (1-D promotion, broadcast batch dims) on the backend's GEMM."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: dtypes differ: {a.dtype} and {b.dtype}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: operands must have at least 1 dimension; use * for scalars")
+    A = a.data[None, :] if a.ndim == 1 else a.data
+    B = b.data[:, None] if b.ndim == 1 else b.data
+    if A.shape[-1] != B.shape[-2]:
+        raise ValueError(f"matmul: a has shape {a.shape} and b has shape {b.shape}: inner dimensions "
+                         f"{A.shape[-1]} and {B.shape[-2]} differ")
+    M, K, N = A.shape[-2], A.shape[-1], B.shape[-1]
+    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    nb = int(np.prod(batch, dtype=np.int64))
+    if B.ndim == 2:
+        # (..., M, K) @ (K, N): fold every batch dim into the rows, one GEMM
+        Ak, Bk, gshape = A.reshape(nb * M, K), B, (nb * M, N)
+    else:
+        def as3(X, rows, cols):
+            if X.ndim == 2:
+                return X  # broadcast over the batch by the kernel (stride 0)
+            if X.shape[:-2] == batch:
+                return X.reshape(nb, rows, cols)
+            if int(np.prod(X.shape[:-2])) == 1:
+                return X.reshape(1, rows, cols)
+            return np.ascontiguousarray(np.broadcast_to(X, batch + (rows, cols))).reshape(nb, rows, cols)
+        Ak, Bk, gshape = as3(A, M, K), as3(B, K, N), (nb, M, N)
+    kern = backend.ops(Ak)
+    y = kern.matmul(Ak, Bk).reshape(batch + (M, N))
+    out_shape = batch + ((M,) if a.ndim > 1 else ()) + ((N,) if b.ndim > 1 else ())
+
+    def back(gk, X, t):
+        if gk is None:
+            return None
+        if gk.size == X.size:
+            return gk.reshape(t.shape)
+        return gk.reshape(batch + X.shape[-2:])  # a materialised broadcast: the engine sums it back
+
+    def bw(g):
+        ga, gb = kern.matmul_backward(np.ascontiguousarray(g).reshape(gshape), Ak, Bk,
+                                      a.requires_grad, b.requires_grad)
+        return back(ga, A, a), back(gb, B, b)
+    return _result(y.reshape(out_shape), (a, b), bw)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Make a Tensor holding a copy of ``data``; Python floats become float32, NumPy arrays keep their dtype."""
+    arr = data.data if isinstance(data, Tensor) else data
+    if isinstance(arr, np.ndarray):
+        arr = arr.copy()
+    return Tensor(arr, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)

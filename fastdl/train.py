@@ -1,0 +1,220 @@
+"""Training loops: ``fit`` with callbacks and a progress bar, ``evaluate``, ``accuracy``."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from .autograd import no_grad
+from .tensor import Tensor, as_tensor
+
+
+def accuracy(logits, target) -> float:
+    """Fraction of rows whose arg-max over the last axis equals the integer target."""
+    x = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if x.shape[:-1] != t.shape:
+        raise ValueError(f"accuracy: logits {x.shape} and target {t.shape} do not match")
+    return float(np.mean(np.argmax(x, axis=-1) == t)) if t.size else float("nan")
+
+
+class History:
+    """Per-epoch metrics: ``history["loss"]``, ``history["val_accuracy"]``, ... and ``epoch``."""
+
+    def __init__(self):
+        self.history: dict = {}
+        self.epoch: list = []
+
+    def append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
+
+
+class Callback:
+    """Hooks called by :func:`fit`; set ``self.stop_training = True`` on the trainer to stop."""
+
+    def on_train_begin(self, trainer): ...
+    def on_epoch_begin(self, trainer, epoch: int): ...
+    def on_batch_end(self, trainer, batch: int, logs: dict): ...
+    def on_epoch_end(self, trainer, epoch: int, logs: dict): ...
+    def on_train_end(self, trainer): ...
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    optionally put back the weights of the best epoch."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(float(min_delta))
+        self.mode, self.restore_best_weights = mode, restore_best_weights
+
+    def on_train_begin(self, trainer):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait, self.best_epoch, self.stopped_epoch, self.best_state = 0, None, None, None
+
+    def _better(self, v) -> bool:
+        return v < self.best - self.min_delta if self.mode == "min" else v > self.best + self.min_delta
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            raise KeyError(f"EarlyStopping: metric {self.monitor!r} not in {sorted(logs)}")
+        v = logs[self.monitor]
+        if self._better(v):
+            self.best, self.best_epoch, self.wait = v, epoch, 0
+            if self.restore_best_weights:
+                self.best_state = trainer.model.state_dict()
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):  # Keras: stop after `patience` epochs without improvement
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer):
+        if self.restore_best_weights and self.best_state is not None:
+            trainer.model.load_state_dict(self.best_state)
+
+
+def _progress(total, desc, enabled):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _is_classification(out, target) -> bool:
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    return t.dtype.kind in "iu" and out.ndim == t.ndim + 1
+
+
+def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
+    """Mean loss (weighted by batch size) and accuracy over a loader, in eval mode and without grad."""
+    was_training = model.training
+    model.eval()
+    total, n, correct, classify = 0.0, 0, 0.0, False
+    try:
+        with no_grad():
+            for x, y in loader:
+                out = model(x)
+                b = len(y)
+                total += float(loss_fn(out, y).item()) * b
+                if "accuracy" in metrics and _is_classification(out, y):
+                    classify = True
+                    correct += accuracy(out, y) * b
+                n += b
+    finally:
+        model.train(was_training)
+    logs = {"loss": total / n if n else float("nan")}
+    if "accuracy" in metrics and classify:
+        logs["accuracy"] = correct / n
+    return logs
+
+
+class Trainer:
+    """State shared with callbacks during :func:`fit`."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.stop_training = False
+        self.epoch = 0
+
+
+def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 1, callbacks=(),
+        progress=None, verbose: bool = False, metrics=("accuracy",), log=print) -> History:
+    """Train for ``epochs`` epochs; returns a :class:`History` of per-epoch metrics.
+
+    Each epoch logs ``loss`` (and ``accuracy`` for integer class targets) on
+    the training batches, plus ``val_loss``/``val_accuracy`` from
+    :func:`evaluate` when ``val_loader`` is given.  ``progress``: a tqdm bar
+    per epoch (None = only when stderr is a terminal; False = never).
+    ``verbose`` prints one line per epoch through ``log``.
+    """
+    if epochs < 0:
+        raise ValueError(f"fit: epochs must be >= 0, got {epochs}")
+    history = History()
+    trainer = Trainer(model, optimizer)
+    for cb in callbacks:
+        cb.on_train_begin(trainer)
+    for epoch in range(epochs):
+        trainer.epoch = epoch
+        for cb in callbacks:
+            cb.on_epoch_begin(trainer, epoch)
+        model.train()
+        bar = _progress(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
+        total, n, correct, t0 = 0.0, 0, 0.0, time.perf_counter()
+        classify = False
+        for i, (x, y) in enumerate(train_loader):
+            optimizer.zero_grad()
+            out = model(x)
+            loss = loss_fn(out, y)
+            loss.backward()
+            optimizer.step()
+            b = len(y)
+            lv = float(loss.item())
+            if not np.isfinite(lv):
+                raise FloatingPointError(f"fit: the loss became {lv} at epoch {epoch + 1}, batch {i + 1}; "
+                                         "try a smaller learning rate")
+            total += lv * b
+            n += b
+            if "accuracy" in metrics and _is_classification(out, y):
+                classify = True
+                correct += accuracy(out, y) * b
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / n:.4f}")
+            for cb in callbacks:
+                cb.on_batch_end(trainer, i, {"loss": lv})
+        if bar is not None:
+            bar.close()
+        logs = {"loss": total / n if n else float("nan")}
+        if classify:
+            logs["accuracy"] = correct / n
+        if val_loader is not None:
+            for k, v in evaluate(model, loss_fn, val_loader, metrics).items():
+                logs["val_" + k] = v
+        logs["time"] = time.perf_counter() - t0
+        history.append(epoch, logs)
+        if verbose:
+            log(f"epoch {epoch + 1:3d}/{epochs}  " + "  ".join(
+                f"{k} {v:.4f}" if k != "time" else f"{v:.1f}s" for k, v in logs.items()))
+        for cb in callbacks:
+            cb.on_epoch_end(trainer, epoch, logs)
+        if trainer.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end(trainer)
+    return history
+
+
+def predict(model, x, batch_size: int = 256) -> np.ndarray:
+    """Model outputs for ``x`` in eval mode, batched, as a NumPy array."""
+    x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    was = model.training
+    model.eval()
+    try:
+        with no_grad():
+            outs = [model(as_tensor(x[i:i + batch_size])).data for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was)
+    return np.concatenate(outs) if outs else np.empty((0,))
+
+
+__all__ = ["fit", "evaluate", "predict", "accuracy", "History", "Callback", "EarlyStopping", "Trainer"]
