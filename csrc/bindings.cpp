@@ -561,6 +561,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("blas_config", &fastdl::blas_config);
   m.def("blas_corename", &fastdl::blas_corename);
   m.def("cpu_features", &fastdl::cpu_features);
+  m.def("simd_isa", &fastdl::simd_isa);
 
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
   m.def("matmul_backward", &matmul_backward, py::arg("gy"), py::arg("a"), py::arg("b"), py::arg("need_a") = true,

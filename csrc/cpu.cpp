@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <cstdlib>
+
 #include "common.h"
 
 namespace fastdl {
@@ -32,6 +34,25 @@ bool has_openmp() {
 
 std::string blas_config() { return scipy_openblas_get_config(); }
 std::string blas_corename() { return scipy_openblas_get_corename(); }
+
+bool cpu_has_avx2_fma() {
+  // FASTDL_SIMD=baseline forces the portable kernels (for testing them on AVX2 machines)
+  const char* force = std::getenv("FASTDL_SIMD");
+  if (force && std::string(force) == "baseline") return false;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+std::string simd_isa() {
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (cpu_has_avx2_fma()) return "avx2+fma";
+#endif
+  return "baseline";
+}
 
 std::string cpu_features() {
   std::string out;

@@ -1,33 +1,12 @@
 #include "elementwise.h"
 
 #include "common.h"
+#include "simd.h"
 
 namespace fastdl {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;  // elements per thread below which one thread runs
-
-template <class T> FASTDL_DISPATCH void relu_f(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
-}
-template <class T> FASTDL_DISPATCH void relu_b(const T* __restrict__ gy, const T* __restrict__ y, T* __restrict__ gx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
-}
-template <class T> FASTDL_DISPATCH void tanh_f(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = vtanh(x[i]);
-}
-template <class T> FASTDL_DISPATCH void tanh_b(const T* __restrict__ gy, const T* __restrict__ y, T* __restrict__ gx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
-}
-template <class T> FASTDL_DISPATCH void sigmoid_f(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = vsigmoid(x[i]);
-}
-template <class T> FASTDL_DISPATCH void sigmoid_b(const T* __restrict__ gy, const T* __restrict__ y, T* __restrict__ gx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
-}
-template <class T> FASTDL_DISPATCH void dropout_a(const T* __restrict__ x, const uint8_t* __restrict__ m, T s, T* __restrict__ y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (m[i] ? s : T(0));  // NaN * 0 stays NaN, as PyTorch
-}
 
 inline uint64_t splitmix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -38,11 +17,11 @@ inline uint64_t splitmix64(uint64_t z) {
 
 #define FASTDL_UNARY(NAME, FN)                                                          \
   template <class T> void NAME(const T* x, T* y, int64_t n) {                           \
-    parallel_for(n, kGrain, [&](int64_t b, int64_t e) { FN<T>(x + b, y + b, e - b); }); \
+    parallel_for(n, kGrain, [&](int64_t b, int64_t e) { SIMD(FN<T>)(x + b, y + b, e - b); }); \
   }
 #define FASTDL_BINARY(NAME, FN)                                                                       \
   template <class T> void NAME(const T* gy, const T* y, T* gx, int64_t n) {                           \
-    parallel_for(n, kGrain, [&](int64_t b, int64_t e) { FN<T>(gy + b, y + b, gx + b, e - b); });     \
+    parallel_for(n, kGrain, [&](int64_t b, int64_t e) { SIMD(FN<T>)(gy + b, y + b, gx + b, e - b); }); \
   }
 FASTDL_UNARY(relu_forward, relu_f)
 FASTDL_UNARY(tanh_forward, tanh_f)
@@ -66,7 +45,7 @@ void dropout_mask(uint8_t* mask, int64_t n, double p, uint64_t seed) {
 }
 
 template <class T> void dropout_apply(const T* x, const uint8_t* mask, T scale, T* y, int64_t n) {
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { dropout_a<T>(x + b, mask + b, scale, y + b, e - b); });
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { SIMD(dropout_a<T>)(x + b, mask + b, scale, y + b, e - b); });
 }
 
 #define FASTDL_INSTANTIATE(T)                                                 \

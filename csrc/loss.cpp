@@ -1,49 +1,13 @@
 #include "loss.h"
 
 #include "common.h"
+#include "simd.h"
 
 namespace fastdl {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
 
-// Returns the row max m and sets *logsum = log(sum exp(x - m)), *mean = mean(x).
-template <class T>
-FASTDL_DISPATCH T row_lse(const T* __restrict__ x, int64_t C, T* mean, T* logsum) {
-  T m = -std::numeric_limits<T>::infinity(), sx = 0;
-  bool nan = false;
-  for (int64_t c = 0; c < C; ++c) {
-    m = x[c] > m ? x[c] : m;
-    nan |= x[c] != x[c];
-    sx += x[c];
-  }
-  *mean = sx / T(C);
-  *logsum = T(0);
-  if (nan) return std::numeric_limits<T>::quiet_NaN();
-  if (m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) return m;
-  T s = 0;
-  for (int64_t c = 0; c < C; ++c) s += vexp(x[c] - m);
-  *logsum = std::log(s);
-  return m;
-}
-
-template <class T>
-FASTDL_DISPATCH void row_ce_grad(const T* __restrict__ x, T lse, T g, T* __restrict__ gx, int64_t C) {
-  for (int64_t c = 0; c < C; ++c) gx[c] = g * vexp(x[c] - lse);
-}
-
-template <class T>
-FASTDL_DISPATCH void bce_f(const T* __restrict__ x, const T* __restrict__ t, T* __restrict__ l, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T ax = x[i] < 0 ? -x[i] : x[i];
-    const T relu = x[i] < 0 ? T(0) : x[i];
-    l[i] = relu - x[i] * t[i] + std::log1p(vexp(-ax));
-  }
-}
-template <class T>
-FASTDL_DISPATCH void bce_b(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ t, T* __restrict__ gx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (vsigmoid(x[i]) - t[i]);
-}
 }  // namespace
 
 template <class T>
@@ -54,7 +18,7 @@ void cross_entropy_forward(const T* logits, const int64_t* target, T* loss, T* l
     for (int64_t n = b; n < e; ++n) {
       const T* x = logits + n * C;
       T mean, ls;
-      const T m = row_lse<T>(x, C, &mean, &ls);
+      const T m = SIMD(row_lse<T>)(x, C, &mean, &ls);
       lse[n] = m + ls;
       const int64_t t = target[n];
       if (t == ignore_index) {
@@ -81,7 +45,7 @@ void cross_entropy_backward(const T* gloss, const T* logits, const int64_t* targ
         continue;
       }
       const T g = gloss[n];
-      row_ce_grad<T>(logits + n * C, lse[n], g, gx, C);
+      SIMD(row_ce_grad<T>)(logits + n * C, lse[n], g, gx, C);
       if (eps != T(0))
         for (int64_t c = 0; c < C; ++c) gx[c] -= g * eps / T(C);
       gx[t] -= g * (T(1) - eps);
@@ -92,7 +56,7 @@ void cross_entropy_backward(const T* gloss, const T* logits, const int64_t* targ
 template <class T>
 void bce_with_logits_forward(const T* x, const T* t, const uint8_t* mask, T* loss, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    bce_f<T>(x + b, t + b, loss + b, e - b);
+    SIMD(bce_f<T>)(x + b, t + b, loss + b, e - b);
     if (mask)
       for (int64_t i = b; i < e; ++i)
         if (!mask[i]) loss[i] = T(0);
@@ -103,7 +67,7 @@ template <class T>
 void bce_with_logits_backward(const T* gloss, const T* x, const T* t, const uint8_t* mask, T* gx,
                               int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    bce_b<T>(gloss + b, x + b, t + b, gx + b, e - b);
+    SIMD(bce_b<T>)(gloss + b, x + b, t + b, gx + b, e - b);
     if (mask)
       for (int64_t i = b; i < e; ++i)
         if (!mask[i]) gx[i] = T(0);

@@ -84,8 +84,8 @@ def info_lines() -> list:
         f"BLAS: {c.blas_config()} (kernel: {c.blas_corename()})",
         f"OpenMP: {'yes' if c.has_openmp() else 'no (single-threaded kernels)'}; threads: {c.get_num_threads()}"
         f" (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cores: {os.cpu_count()})",
-        f"CPU features seen: {c.cpu_features() or 'none detected'}; element-wise kernels dispatch to "
-        f"{'AVX2+FMA' if {'avx2', 'fma'} <= set(c.cpu_features().split()) else 'the portable baseline'}",
+        f"CPU features seen: {c.cpu_features() or 'none detected'}; element-wise kernels run the "
+        f"{c.simd_isa()} build (chosen at run time)",
         f"CUDA: {'built' if c.cuda_built else 'not built'}",
     ]
     return lines

@@ -57,3 +57,14 @@ def check_op(fn, *arrays, requires_grad=None, gradcheck=True, rng=None, expected
         ts = [fastdl.Tensor(a.astype(np.float64), requires_grad=rg) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
               else a for a, rg in zip(arrays, requires_grad)]
         assert fastdl.gradcheck(fn, ts, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def run_cli(*args, env=None, check=False, timeout=300):
+    """``python -m fastdl ARGS`` in a neutral folder, so the installed package (with its
+    built extension) is imported rather than the source tree."""
+    import subprocess
+    import sys
+    import tempfile
+
+    return subprocess.run([sys.executable, "-m", "fastdl", *args], capture_output=True, text=True, env=env,
+                          check=check, timeout=timeout, cwd=tempfile.gettempdir())

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 import fastdl
 from fastdl import reference
+from helpers import run_cli
 
 
 def test_extension_modules_import():
@@ -32,16 +35,25 @@ def test_threads_setting_round_trips():
 
 
 def test_info_and_selftest_cli():
-    out = subprocess.run([sys.executable, "-m", "fastdl", "info"], capture_output=True, text=True, check=True).stdout
+    out = run_cli("info", check=True).stdout
     assert "BLAS: OpenBLAS" in out and "OpenMP" in out and "CUDA: not built" in out
-    res = subprocess.run([sys.executable, "-m", "fastdl", "selftest"], capture_output=True, text=True)
+    res = run_cli("selftest")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "FAIL" not in res.stdout and res.stdout.count("pass") == 2 * len(reference.OPS)
+
+
+def test_portable_simd_build_passes_selftest():
+    """The baseline (non-AVX2) kernels are what older CPUs run: check them here too."""
+    env = {**os.environ, "FASTDL_SIMD": "baseline"}
+    assert "baseline build" in run_cli("info", env=env, check=True).stdout
+    res = run_cli("selftest", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("backend", ["reference"])
 def test_environment_variable_selects_backend(backend):
     code = "import fastdl; print(fastdl.get_backend())"
-    env = {**__import__("os").environ, "FASTDL_BACKEND": backend}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    env = {**os.environ, "FASTDL_BACKEND": backend}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=tempfile.gettempdir())
     assert out.stdout.strip() == backend

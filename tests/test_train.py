@@ -1,14 +1,12 @@
 """Training loops, callbacks and the ``fastdl train`` command."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import fastdl
 from fastdl import data, models, nn, optim, train
+from helpers import run_cli
 
 
 def _blobs(n=300, seed=0):
@@ -77,11 +75,9 @@ def test_diverging_loss_is_reported():
 @pytest.mark.slow
 def test_cli_train_reaches_accuracy(tmp_path):
     ck = tmp_path / "mlp.npz"
-    res = subprocess.run([sys.executable, "-m", "fastdl", "train", "--no-progress", "--save", str(ck)],
-                         capture_output=True, text=True, timeout=300)
+    res = run_cli("train", "--no-progress", "--save", str(ck))
     assert res.returncode == 0, res.stderr
     acc = float(res.stdout.strip().splitlines()[-2].split()[2])
     assert acc >= 0.93, res.stdout
-    out = subprocess.run([sys.executable, "-m", "fastdl", "evaluate", str(ck)], capture_output=True, text=True,
-                         check=True).stdout
+    out = run_cli("evaluate", str(ck), check=True).stdout
     assert f"accuracy {acc:.4f}" in out

@@ -1,0 +1,190 @@
+// Vectorisable math for the per-row kernels.  Included *inside* an ISA
+// namespace (fastdl::base, fastdl::avx2) by simd_kernels.inc, so each
+// instruction set gets its own copies and no inline function is shared
+// between code compiled with and without AVX2 (which would break the
+// portable build through the one-definition rule).
+
+#if defined(__GNUC__)
+#define FASTDL_MATH_INLINE inline __attribute__((always_inline))  // must inline to vectorise
+#else
+#define FASTDL_MATH_INLINE inline
+#endif
+
+// exp for float that the compiler can vectorise (Cephes expf polynomial,
+// ~1 ulp).  exp(-inf) = 0, exp(+large) = inf, exp(NaN) = NaN.
+FASTDL_MATH_INLINE float vexp(float x) {
+  const float hi = 88.3762626647949f, lo = -87.3365447505531f;
+  const bool nan = x != x;
+  float xs = nan ? 0.0f : x;
+  xs = xs > hi ? hi : xs;
+  xs = xs < lo ? lo : xs;
+  float fx = xs * 1.44269504088896341f + 0.5f;
+  int32_t n = static_cast<int32_t>(fx);
+  n -= (fx < static_cast<float>(n)) ? 1 : 0;  // floor
+  const float fn = static_cast<float>(n);
+  float r = xs - fn * 0.693359375f + fn * 2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  int32_t bits = (n + 127) << 23;
+  float p2;
+  std::memcpy(&p2, &bits, sizeof p2);
+  float out = y * p2;
+  out = x > hi ? std::numeric_limits<float>::infinity() : out;
+  out = x < lo ? 0.0f : out;
+  return nan ? x : out;
+}
+FASTDL_MATH_INLINE double vexp(double x) { return std::exp(x); }
+
+// tanh for float: a polynomial near 0 (no cancellation), 1 - 2/(e^2x + 1)
+// elsewhere (Cephes tanhf), both vectorisable.
+FASTDL_MATH_INLINE float vtanh(float x) {
+  const float ax = x < 0 ? -x : x;
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  const float e = vexp(2.0f * ax);
+  float big = 1.0f - 2.0f / (e + 1.0f);
+  big = x < 0 ? -big : big;
+  return ax < 0.625f ? small : big;  // NaN: ax < 0.625 false -> big is NaN
+}
+inline double vtanh(double x) { return std::tanh(x); }
+
+template <class T>
+FASTDL_MATH_INLINE T vsigmoid(T x) { return T(1) / (T(1) + vexp(-x)); }
+
+// Max of a row, vectorised (the simd reduction allows reordering); NaN if
+// any entry is NaN.  Must be inlined into a FASTDL_DISPATCH caller.
+template <class T>
+FASTDL_MATH_INLINE T row_max(const T* __restrict__ x, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
+  int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) {
+    m = x[i] > m ? x[i] : m;
+    nan |= x[i] != x[i];
+  }
+  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
+}
+
+
+// ---------------------------------------------------------------- array primitives
+// y[i] = scale * exp(x[i] - shift) (y may be null); returns sum_i exp(x[i] - shift).
+template <class T>
+FASTDL_MATH_INLINE T exp_shift(const T* __restrict__ x, T shift, T scale, T* __restrict__ y, int64_t n) {
+  T s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T e = vexp(x[i] - shift);
+    s += e;
+    if (y) y[i] = scale * e;
+  }
+  return s;
+}
+
+template <class T> FASTDL_MATH_INLINE void sigmoid_array(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vsigmoid(x[i]);
+}
+
+template <class T> FASTDL_MATH_INLINE void tanh_array(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vtanh(x[i]);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// 8 lanes of vexp with AVX2+FMA intrinsics (the compiler would not if-convert
+// the scalar version's NaN/overflow selects into blends).
+FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365447505531f);
+  const __m256 xs = _mm256_min_ps(_mm256_max_ps(x, lo), hi);  // a NaN lane becomes lo here, fixed below
+  const __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(xs, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), xs);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  const __m256 z = _mm256_mul_ps(r, r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, z, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  out = _mm256_blendv_ps(out, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+  out = _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+  return _mm256_blendv_ps(out, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
+FASTDL_MATH_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <>
+FASTDL_MATH_INLINE float exp_shift<float>(const float* __restrict__ x, float shift, float scale, float* __restrict__ y,
+                                          int64_t n) {
+  const __m256 vs = _mm256_set1_ps(shift), vc = _mm256_set1_ps(scale);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+    if (y) {
+      _mm256_storeu_ps(y + i, _mm256_mul_ps(vc, e0));
+      _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(vc, e1));
+    }
+  }
+  float s = hsum8(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) {
+    const float e = vexp(x[i] - shift);
+    s += e;
+    if (y) y[i] = scale * e;
+  }
+  return s;
+}
+
+template <>
+FASTDL_MATH_INLINE void sigmoid_array<float>(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_xor_ps(_mm256_loadu_ps(x + i), sign));  // exp(-x)
+    _mm256_storeu_ps(y + i, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+  }
+  for (; i < n; ++i) y[i] = vsigmoid(x[i]);
+}
+
+template <>
+FASTDL_MATH_INLINE void tanh_array<float>(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 ax = _mm256_andnot_ps(sign, v);
+    const __m256 z = _mm256_mul_ps(v, v);
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);  // |x| < 0.625: odd polynomial, no cancellation
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), v, v);
+    const __m256 e = exp8(_mm256_mul_ps(two, ax));  // else 1 - 2 / (e^{2|x|} + 1), with x's sign
+    __m256 big = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+    big = _mm256_or_ps(big, _mm256_and_ps(sign, v));
+    const __m256 use_small = _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ);  // NaN: false -> big (NaN)
+    _mm256_storeu_ps(y + i, _mm256_blendv_ps(big, small, use_small));
+  }
+  for (; i < n; ++i) y[i] = vtanh(x[i]);
+}
+#endif  // __AVX2__ && __FMA__
