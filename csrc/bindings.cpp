@@ -14,6 +14,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "loss.h"
+#include "optim.h"
 
 namespace py = pybind11;
 
@@ -543,6 +544,106 @@ py::array mse_backward(double scale, const py::object& po, const py::object& to)
   return k == Kind::F32 ? mse_bwd_t<float>(scale, p, t) : mse_bwd_t<double>(scale, p, t);
 }
 
+// ---------------------------------------------------------------- optimizers
+// In-place arguments are never converted (a converted copy would swallow the
+// update): they must already be C-contiguous, writeable, of the parameter's dtype.
+template <class T>
+T* inplace(const py::object& o, const char* fn, const char* name, int64_t n, bool optional = false) {
+  if (o.is_none()) {
+    if (optional) return nullptr;
+    type_error(std::string(fn) + ": " + name + " must be an array, got None");
+  }
+  if (!py::isinstance<py::array>(o)) type_error(std::string(fn) + ": " + name + " must be a NumPy array");
+  py::array a = py::reinterpret_borrow<py::array>(o);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    type_error(std::string(fn) + ": " + name + " has dtype " + dtype_of(a) + ", expected " +
+               py::str(py::dtype::of<T>()).cast<std::string>());
+  if (!(a.flags() & py::array::c_style)) value_error(std::string(fn) + ": " + name + " must be C-contiguous");
+  if (!a.writeable()) value_error(std::string(fn) + ": " + name + " is read-only");
+  if (a.size() != n)
+    value_error(std::string(fn) + ": " + name + " has " + std::to_string(a.size()) + " elements, the parameter has " +
+                std::to_string(n));
+  return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+void sgd_t(const py::array& p0, const py::object& g0, const py::object& buf0, double lr, double mom, double damp,
+           double wd, bool nesterov, bool maximize, bool first) {
+  const char* fn = "sgd_step";
+  const int64_t n = p0.size();
+  T* p = inplace<T>(p0, fn, "param", n);
+  auto g = carr<T>::ensure(to_array(g0, fn, "grad"));
+  if (g.size() != n) value_error("sgd_step: grad and param differ in size");
+  T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+  py::gil_scoped_release nogil;
+  fastdl::sgd_step<T>(p, g.data(), buf, n, lr, mom, damp, wd, nesterov, maximize, first);
+}
+
+void sgd_step(const py::object& po, const py::object& g, const py::object& buf, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step) {
+  py::array p = to_array(po, "sgd_step", "param");
+  if (float_kind(p, "sgd_step", "param") == Kind::F32)
+    sgd_t<float>(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step);
+  else
+    sgd_t<double>(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step);
+}
+
+template <class T>
+void adam_t(const py::array& p0, const py::object& g0, const py::object& m0, const py::object& v0,
+            const py::object& vmax0, double lr, double b1, double b2, double eps, double wd, bool decoupled,
+            bool maximize, int64_t step) {
+  const char* fn = "adam_step";
+  const int64_t n = p0.size();
+  T* p = inplace<T>(p0, fn, "param", n);
+  auto g = carr<T>::ensure(to_array(g0, fn, "grad"));
+  if (g.size() != n) value_error("adam_step: grad and param differ in size");
+  T* m = inplace<T>(m0, fn, "exp_avg", n);
+  T* v = inplace<T>(v0, fn, "exp_avg_sq", n);
+  T* vmax = inplace<T>(vmax0, fn, "max_exp_avg_sq", n, true);
+  py::gil_scoped_release nogil;
+  fastdl::adam_step<T>(p, g.data(), m, v, vmax, n, lr, b1, b2, eps, wd, decoupled, maximize, step);
+}
+
+void adam_step(const py::object& po, const py::object& g, const py::object& m, const py::object& v,
+               const py::object& vmax, double lr, double beta1, double beta2, double eps, double weight_decay,
+               bool decoupled, bool maximize, int64_t step) {
+  const char* fn = "adam_step";
+  py::array p = to_array(po, fn, "param");
+  if (step < 1) value_error("adam_step: step must be >= 1, got " + std::to_string(step));
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
+    value_error("adam_step: betas must be in [0, 1)");
+  if (float_kind(p, fn, "param") == Kind::F32)
+    adam_t<float>(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step);
+  else
+    adam_t<double>(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step);
+}
+
+template <class T>
+void rmsprop_t(const py::array& p0, const py::object& g0, const py::object& sq0, const py::object& ga0,
+               const py::object& buf0, double lr, double alpha, double eps, double wd, double mom, bool maximize) {
+  const char* fn = "rmsprop_step";
+  const int64_t n = p0.size();
+  T* p = inplace<T>(p0, fn, "param", n);
+  auto g = carr<T>::ensure(to_array(g0, fn, "grad"));
+  if (g.size() != n) value_error("rmsprop_step: grad and param differ in size");
+  T* sq = inplace<T>(sq0, fn, "square_avg", n);
+  T* ga = inplace<T>(ga0, fn, "grad_avg", n, true);
+  T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+  py::gil_scoped_release nogil;
+  fastdl::rmsprop_step<T>(p, g.data(), sq, ga, buf, n, lr, alpha, eps, wd, mom, maximize);
+}
+
+void rmsprop_step(const py::object& po, const py::object& g, const py::object& sq, const py::object& gavg,
+                  const py::object& buf, double lr, double alpha, double eps, double weight_decay, double momentum,
+                  bool maximize) {
+  const char* fn = "rmsprop_step";
+  py::array p = to_array(po, fn, "param");
+  if (float_kind(p, fn, "param") == Kind::F32)
+    rmsprop_t<float>(p, g, sq, gavg, buf, lr, alpha, eps, weight_decay, momentum, maximize);
+  else
+    rmsprop_t<double>(p, g, sq, gavg, buf, lr, alpha, eps, weight_decay, momentum, maximize);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -598,4 +699,14 @@ PYBIND11_MODULE(_C, m) {
         py::arg("mask") = py::none());
   m.def("mse_forward", &mse_forward, py::arg("input"), py::arg("target"));
   m.def("mse_backward", &mse_backward, py::arg("scale"), py::arg("input"), py::arg("target"));
+
+  m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
+        py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
+        py::arg("first_step"));
+  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+        py::arg("max_exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("decoupled"), py::arg("maximize"), py::arg("step"));
+  m.def("rmsprop_step", &rmsprop_step, py::arg("param"), py::arg("grad"), py::arg("square_avg"), py::arg("grad_avg"),
+        py::arg("momentum_buffer"), py::arg("lr"), py::arg("alpha"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("momentum"), py::arg("maximize"));
 }

@@ -18,6 +18,7 @@ from .serialization import load, save
 from .tensor import Tensor, as_tensor, matmul, tensor
 
 from . import functional, init, nn, optim, data, datasets, train, models  # noqa: E402  (after the core)
+from .optim.ema import ewa  # noqa: E402
 
 float32, float64, int64 = "float32", "float64", "int64"
 
@@ -44,5 +45,5 @@ __all__ = [
     "Tensor", "tensor", "as_tensor", "matmul", "no_grad", "enable_grad", "is_grad_enabled",
     "set_grad_enabled", "manual_seed", "gradcheck", "GradcheckError", "save", "load", "set_backend",
     "get_backend", "set_num_threads", "get_num_threads", "zeros", "ones", "randn", "functional", "init",
-    "nn", "optim", "data", "datasets", "train", "models", "backend",
+    "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa",
 ]

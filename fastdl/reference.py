@@ -290,6 +290,105 @@ def mse_backward(scale, input, target):
     return (p.dtype.type(scale) * 2 * (p - np.asarray(target))).astype(p.dtype)
 
 
+# ----------------------------------------------------------------- optimizers (in place)
+def _inplace(a, like, fn, name, optional=False):
+    if a is None:
+        if optional:
+            return None
+        raise TypeError(f"{fn}: {name} must be an array, got None")
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a NumPy array")
+    if a.dtype != like.dtype:
+        raise TypeError(f"{fn}: {name} has dtype {a.dtype}, expected {like.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{fn}: {name} must be C-contiguous")
+    if not a.flags.writeable:
+        raise ValueError(f"{fn}: {name} is read-only")
+    if a.size != like.size:
+        raise ValueError(f"{fn}: {name} has {a.size} elements, the parameter has {like.size}")
+    return a
+
+
+def _lerp(a, b, w):
+    """torch.lerp with a scalar weight."""
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
+
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
+    """PyTorch's SGD, in place: g += wd p; buf = g (first step) or momentum buf + (1 - dampening) g;
+    g = g + momentum buf (Nesterov) or buf; p -= lr g."""
+    p = _inplace(_float(param, "sgd_step", "param"), param, "sgd_step", "param")
+    buf = _inplace(momentum_buffer, p, "sgd_step", "momentum_buffer", optional=True)
+    t = p.dtype.type
+    g = -np.asarray(grad, p.dtype) if maximize else np.asarray(grad, p.dtype)
+    if weight_decay != 0:
+        g = g + t(weight_decay) * p
+    if buf is not None:
+        buf[...] = g if first_step else t(momentum) * buf + t(1 - dampening) * g
+        g = g + t(momentum) * buf if nesterov else buf
+    p -= t(lr) * g
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
+              maximize, step):
+    """PyTorch's Adam (AdamW when ``decoupled``), in place; ``step`` counts from 1.
+
+    m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) (amsgrad);
+    p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    """
+    fn = "adam_step"
+    p = _inplace(_float(param, fn, "param"), param, fn, "param")
+    if step < 1:
+        raise ValueError(f"adam_step: step must be >= 1, got {step}")
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError("adam_step: betas must be in [0, 1)")
+    m = _inplace(exp_avg, p, fn, "exp_avg")
+    v = _inplace(exp_avg_sq, p, fn, "exp_avg_sq")
+    vmax = _inplace(max_exp_avg_sq, p, fn, "max_exp_avg_sq", optional=True)
+    t = p.dtype.type
+    g = -np.asarray(grad, p.dtype) if maximize else np.asarray(grad, p.dtype)
+    if weight_decay != 0:
+        if decoupled:
+            p *= t(1 - lr * weight_decay)
+        else:
+            g = g + t(weight_decay) * p
+    m[...] = _lerp(m, g, t(1 - beta1))
+    v[...] = v * t(beta2) + t(1 - beta2) * g * g
+    vv = v
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        vv = vmax
+    step_size = t(lr / (1 - beta1 ** step))
+    denom = np.sqrt(vv) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
+    p += -step_size * (m / denom)
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay, momentum, maximize):
+    """PyTorch's RMSprop, in place: s = alpha s + (1 - alpha) g^2; (centered) ga = lerp(ga, g, 1 - alpha),
+    avg = sqrt(s - ga^2) + eps; buf = momentum buf + g / avg, p -= lr buf (or p -= lr g / avg)."""
+    fn = "rmsprop_step"
+    p = _inplace(_float(param, fn, "param"), param, fn, "param")
+    sq = _inplace(square_avg, p, fn, "square_avg")
+    ga = _inplace(grad_avg, p, fn, "grad_avg", optional=True)
+    buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
+    t = p.dtype.type
+    g = -np.asarray(grad, p.dtype) if maximize else np.asarray(grad, p.dtype)
+    if weight_decay != 0:
+        g = g + t(weight_decay) * p
+    sq[...] = sq * t(alpha) + t(1 - alpha) * g * g
+    if ga is not None:
+        ga[...] = _lerp(ga, g, t(1 - alpha))
+        avg = np.sqrt(sq - ga * ga)
+    else:
+        avg = np.sqrt(sq)
+    avg = avg + t(eps)
+    if buf is not None:
+        buf[...] = buf * t(momentum) + g / avg
+        p += -t(lr) * buf
+    else:
+        p += -t(lr) * (g / avg)
+
+
 OPS = (
     "matmul", "matmul_backward", "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
@@ -297,5 +396,6 @@ OPS = (
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "bce_with_logits_forward", "bce_with_logits_backward", "mse_forward", "mse_backward",
+    "sgd_step", "adam_step", "rmsprop_step",
 )
 """The kernel table every backend provides."""

@@ -7,7 +7,11 @@ import time
 
 import numpy as np
 
+from . import rng
 from .autograd import no_grad
+from .callbacks import (Callback, CSVLogger, EarlyStopping, JSONLogger, LRSchedulerCallback,  # noqa: F401
+                        ModelCheckpoint)
+from .serialization import load, save
 from .tensor import Tensor, as_tensor
 
 
@@ -37,55 +41,6 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
-
-
-class Callback:
-    """Hooks called by :func:`fit`; set ``self.stop_training = True`` on the trainer to stop."""
-
-    def on_train_begin(self, trainer): ...
-    def on_epoch_begin(self, trainer, epoch: int): ...
-    def on_batch_end(self, trainer, batch: int, logs: dict): ...
-    def on_epoch_end(self, trainer, epoch: int, logs: dict): ...
-    def on_train_end(self, trainer): ...
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
-    optionally put back the weights of the best epoch."""
-
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False):
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
-        if mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'min', 'max' or 'auto', got {mode!r}")
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(float(min_delta))
-        self.mode, self.restore_best_weights = mode, restore_best_weights
-
-    def on_train_begin(self, trainer):
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.wait, self.best_epoch, self.stopped_epoch, self.best_state = 0, None, None, None
-
-    def _better(self, v) -> bool:
-        return v < self.best - self.min_delta if self.mode == "min" else v > self.best + self.min_delta
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping: metric {self.monitor!r} not in {sorted(logs)}")
-        v = logs[self.monitor]
-        if self._better(v):
-            self.best, self.best_epoch, self.wait = v, epoch, 0
-            if self.restore_best_weights:
-                self.best_state = trainer.model.state_dict()
-            return
-        self.wait += 1
-        if self.wait >= max(self.patience, 1):  # Keras: stop after `patience` epochs without improvement
-            self.stopped_epoch = epoch
-            trainer.stop_training = True
-
-    def on_train_end(self, trainer):
-        if self.restore_best_weights and self.best_state is not None:
-            trainer.model.load_state_dict(self.best_state)
 
 
 def _progress(total, desc, enabled):
@@ -131,29 +86,71 @@ def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
 class Trainer:
     """State shared with callbacks during :func:`fit`."""
 
-    def __init__(self, model, optimizer):
-        self.model, self.optimizer = model, optimizer
+    def __init__(self, model, optimizer, scheduler=None, train_loader=None):
+        self.model, self.optimizer, self.scheduler, self.train_loader = model, optimizer, scheduler, train_loader
+        self.history = History()
         self.stop_training = False
         self.epoch = 0
 
 
+def save_checkpoint(path, trainer: Trainer, epoch: int) -> None:
+    """Everything needed to continue training exactly: weights, optimizer and scheduler state,
+    the finished epoch, the RNG states (library and loader) and the history so far."""
+    loader_gen = getattr(trainer.train_loader, "_gen", None)
+    save({
+        "kind": "fastdl-training-state",
+        "epoch": int(epoch),
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "rng": rng.get_state(),
+        "loader_rng": loader_gen.bit_generator.state if loader_gen is not None else None,
+        "history": {"epoch": list(trainer.history.epoch), "metrics": trainer.history.history},
+    }, path)
+
+
+def _resume(trainer: Trainer, path) -> int:
+    ck = load(path)
+    if not isinstance(ck, dict) or ck.get("kind") != "fastdl-training-state":
+        raise ValueError(f"fit: {path} is not a training checkpoint written by ModelCheckpoint/save_checkpoint")
+    trainer.model.load_state_dict(ck["model"])
+    trainer.optimizer.load_state_dict(ck["optimizer"])
+    if trainer.scheduler is not None and ck["scheduler"] is not None:
+        trainer.scheduler.load_state_dict(ck["scheduler"])
+    rng.set_state(ck["rng"])
+    loader_gen = getattr(trainer.train_loader, "_gen", None)
+    if loader_gen is not None and ck["loader_rng"] is not None:
+        loader_gen.bit_generator.state = ck["loader_rng"]
+    for e in ck["history"]["epoch"]:
+        trainer.history.epoch.append(e)
+    trainer.history.history = {k: list(v) for k, v in ck["history"]["metrics"].items()}
+    return int(ck["epoch"]) + 1
+
+
 def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 1, callbacks=(),
-        progress=None, verbose: bool = False, metrics=("accuracy",), log=print) -> History:
-    """Train for ``epochs`` epochs; returns a :class:`History` of per-epoch metrics.
+        progress=None, verbose: bool = False, metrics=("accuracy",), log=print, scheduler=None,
+        resume_from=None) -> History:
+    """Train until epoch ``epochs``; returns a :class:`History` of per-epoch metrics.
 
     Each epoch logs ``loss`` (and ``accuracy`` for integer class targets) on
-    the training batches, plus ``val_loss``/``val_accuracy`` from
-    :func:`evaluate` when ``val_loader`` is given.  ``progress``: a tqdm bar
-    per epoch (None = only when stderr is a terminal; False = never).
-    ``verbose`` prints one line per epoch through ``log``.
+    the training batches, ``val_loss``/``val_accuracy`` from :func:`evaluate`
+    when ``val_loader`` is given, and ``lr``.  ``scheduler`` is stepped after
+    every epoch (``ReduceLROnPlateau`` with ``val_loss``).  ``resume_from``: a
+    checkpoint of :class:`ModelCheckpoint` — training continues after its
+    epoch exactly as if it had never stopped.  ``progress``: a tqdm bar per
+    epoch (None = only when stderr is a terminal; False = never).
     """
     if epochs < 0:
         raise ValueError(f"fit: epochs must be >= 0, got {epochs}")
-    history = History()
-    trainer = Trainer(model, optimizer)
+    trainer = Trainer(model, optimizer, scheduler, train_loader)
+    history = trainer.history
+    callbacks = list(callbacks)
+    if scheduler is not None:
+        callbacks.insert(0, LRSchedulerCallback(scheduler))
+    start = _resume(trainer, resume_from) if resume_from is not None else 0
     for cb in callbacks:
         cb.on_train_begin(trainer)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         trainer.epoch = epoch
         for cb in callbacks:
             cb.on_epoch_begin(trainer, epoch)
@@ -190,11 +187,13 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
         if val_loader is not None:
             for k, v in evaluate(model, loss_fn, val_loader, metrics).items():
                 logs["val_" + k] = v
+        logs["lr"] = optimizer.param_groups[0]["lr"]
         logs["time"] = time.perf_counter() - t0
         history.append(epoch, logs)
         if verbose:
             log(f"epoch {epoch + 1:3d}/{epochs}  " + "  ".join(
-                f"{k} {v:.4f}" if k != "time" else f"{v:.1f}s" for k, v in logs.items()))
+                f"{v:.1f}s" if k == "time" else f"{k} {v:.4g}" if k == "lr" else f"{k} {v:.4f}"
+                for k, v in logs.items()))
         for cb in callbacks:
             cb.on_epoch_end(trainer, epoch, logs)
         if trainer.stop_training:
@@ -217,4 +216,5 @@ def predict(model, x, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(outs) if outs else np.empty((0,))
 
 
-__all__ = ["fit", "evaluate", "predict", "accuracy", "History", "Callback", "EarlyStopping", "Trainer"]
+__all__ = ["fit", "evaluate", "predict", "accuracy", "History", "Trainer", "save_checkpoint", "Callback",
+           "EarlyStopping", "ModelCheckpoint", "LRSchedulerCallback", "CSVLogger", "JSONLogger"]

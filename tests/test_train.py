@@ -1,6 +1,8 @@
 """Training loops, callbacks and the ``fastdl train`` command."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,68 @@ def test_cli_train_reaches_accuracy(tmp_path):
     assert acc >= 0.93, res.stdout
     out = run_cli("evaluate", str(ck), check=True).stdout
     assert f"accuracy {acc:.4f}" in out
+
+
+def _setup(seed):
+    fastdl.manual_seed(seed)
+    x, y = _blobs(96)
+    model = models.mlp(2, (16,), 3, dropout=0.2)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    sched = optim.lr_scheduler.StepLR(opt, 1, 0.7)
+    loader = data.DataLoader(data.TensorDataset(x, y), batch_size=16, shuffle=True, seed=11)
+    return model, opt, sched, loader
+
+
+def test_resume_from_checkpoint_is_bitwise_identical(tmp_path):
+    model, opt, sched, loader = _setup(0)
+    full = train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=4, scheduler=sched, progress=False)
+    want = model.state_dict()
+
+    model, opt, sched, loader = _setup(0)
+    ck = train.ModelCheckpoint(tmp_path / "ck-{epoch}.npz")
+    train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=2, scheduler=sched, callbacks=[ck], progress=False)
+    assert [os.path.basename(p) for p in ck.saved] == ["ck-1.npz", "ck-2.npz"]
+    fastdl.manual_seed(123)  # the library RNG moves on in between: the checkpoint must restore it
+    model, opt, sched, loader = _setup(99)  # different initial weights: all must come from the checkpoint
+    hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=4, scheduler=sched,
+                     resume_from=tmp_path / "ck-2.npz", progress=False)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, want[k], err_msg=k)
+    assert hist["loss"] == full["loss"] and hist["lr"] == full["lr"]
+    assert fastdl.load(tmp_path / "ck-2.npz")["model"].keys() == want.keys()
+
+
+def test_checkpoint_best_only_and_loggers(tmp_path):
+    x, y = _blobs(64)
+    model = models.mlp(2, (8,), 3)
+    loader = data.DataLoader(data.TensorDataset(x, y), batch_size=32)
+    ck = train.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
+    csvp, jsp = tmp_path / "h.csv", tmp_path / "h.json"
+    train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), loader, epochs=3,
+              callbacks=[ck, train.CSVLogger(csvp), train.JSONLogger(jsp)], progress=False)
+    assert len(ck.saved) == 3  # the training loss falls every epoch here
+    rows = csvp.read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,loss,accuracy,lr") and len(rows) == 4
+    import json
+    assert json.loads(jsp.read_text())["epoch"] == [1, 2, 3]
+
+
+def test_resume_refuses_other_files(tmp_path):
+    fastdl.save({"w": np.ones(2)}, tmp_path / "w.npz")
+    x, y = _blobs(32)
+    model = models.mlp(2, (4,), 3)
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
+                  data.DataLoader(data.TensorDataset(x, y), 32), epochs=2, resume_from=tmp_path / "w.npz",
+                  progress=False)
+
+
+def test_reduce_on_plateau_through_fit():
+    x, y = _blobs(64)
+    model = models.mlp(2, (4,), 3)
+    opt = optim.SGD(model.parameters(), lr=1e-6)  # nothing improves by the 50% threshold
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.5)
+    hist = train.fit(model, nn.CrossEntropyLoss(), opt, data.DataLoader(data.TensorDataset(x, y), 64),
+                     val_loader=data.DataLoader(data.TensorDataset(x, y), 64), epochs=3, scheduler=sched,
+                     progress=False)
+    assert hist["lr"] == [1e-6, 1e-6, 5e-7]  # logged before each epoch-end step

@@ -1,7 +1,10 @@
-"""Optimizers (``fastdl.optim``) with PyTorch's signatures and update rules."""
+"""Optimizers (``fastdl.optim``) with PyTorch's signatures and update rules, and LR schedules."""
 from __future__ import annotations
 
+from . import lr_scheduler
+from .adam import Adam, AdamW, RMSprop
+from .ema import ExponentialMovingAverage
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "ExponentialMovingAverage", "lr_scheduler"]

@@ -10,6 +10,8 @@ import copy
 
 import numpy as np
 
+from .. import backend
+from ..autograd import enable_grad
 from ..tensor import Tensor
 
 
@@ -60,7 +62,27 @@ class Optimizer:
                     p.grad.data = np.zeros_like(p.grad.data)
 
     def step(self, closure=None):
+        """One update of every parameter that has a gradient (frozen or unused ones are skipped)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None or not p.requires_grad:
+                    continue
+                if p.grad.shape != p.shape:
+                    raise ValueError(f"{type(self).__name__}: a gradient has shape {p.grad.shape}, its parameter "
+                                     f"{p.shape}")
+                self._update(group, p, backend.ops(p.data))
+        return loss
+
+    def _update(self, group: dict, p: Tensor, kern) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _zeros(p: Tensor) -> np.ndarray:
+        return np.zeros(p.shape, dtype=p.dtype)
 
     # ---------------------------------------------------------------- state
     def _index(self):

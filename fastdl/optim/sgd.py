@@ -1,14 +1,11 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay."""
 from __future__ import annotations
 
-import numpy as np
-
-from ..autograd import no_grad
 from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """PyTorch's update rule, per parameter p with gradient g::
+    """PyTorch's update rule, per parameter p with gradient g (one fused native kernel)::
 
         g = g + weight_decay * p
         b = g                                   (first step)
@@ -31,32 +28,14 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            from ..autograd import enable_grad
-            with enable_grad():
-                loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
-                wd, nesterov = group["weight_decay"], group["nesterov"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = p.grad.data
-                    if group["maximize"]:
-                        g = -g
-                    if wd != 0:
-                        g = g + p.dtype.type(wd) * p.data
-                    if mom != 0:
-                        st = self.state.setdefault(id(p), {})
-                        buf = st.get("momentum_buffer")
-                        if buf is None:
-                            buf = st["momentum_buffer"] = np.array(g, dtype=p.dtype, copy=True)
-                        else:
-                            buf *= p.dtype.type(mom)
-                            buf += p.dtype.type(1 - damp) * g
-                        g = g + p.dtype.type(mom) * buf if nesterov else buf
-                    p.data -= p.dtype.type(lr) * g
-        return loss
+    def _update(self, group, p, kern):
+        st = self.state.setdefault(id(p), {})
+        first = False
+        buf = None
+        if group["momentum"] != 0:
+            buf = st.get("momentum_buffer")
+            if buf is None:
+                buf = st["momentum_buffer"] = self._zeros(p)
+                first = True
+        kern.sgd_step(p.data, p.grad.data, buf, group["lr"], group["momentum"], group["dampening"],
+                      group["weight_decay"], group["nesterov"], group["maximize"], first)
