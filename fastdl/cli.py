@@ -101,6 +101,22 @@ def cmd_selftest(args) -> int:
     return 0 if selftest.run(args.seed) else 1
 
 
+def cmd_demo(args) -> int:
+    from . import demos
+    if args.list or not args.name:
+        for n in demos.names():
+            print(f"{n:16s} {demos.DEMOS[n]}")
+        return 0
+    try:
+        t0 = time.perf_counter()
+        demos.run(args.name, quick=args.quick)
+        print(f"({time.perf_counter() - t0:.1f}s)")
+    except KeyError as exc:
+        print(f"fastdl demo: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastdl", description="fastdl: deep learning with native kernels")
     sub = p.add_subparsers(dest="command")
@@ -121,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a checkpoint written by 'fastdl train --save'")
     e.add_argument("checkpoint")
     e.set_defaults(fn=cmd_evaluate)
+    d = sub.add_parser("demo", help="run a chapter of the curriculum (fastdl demo --list)")
+    d.add_argument("name", nargs="?")
+    d.add_argument("--list", action="store_true")
+    d.add_argument("--quick", action="store_true", help="a shorter run")
+    d.set_defaults(fn=cmd_demo)
     i = sub.add_parser("info", help="version, BLAS, threads, CPU features, CUDA")
     i.set_defaults(fn=cmd_info)
     s = sub.add_parser("selftest", help="check every native op against the NumPy reference")

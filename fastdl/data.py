@@ -90,8 +90,9 @@ class Standardizer:
 
     def fit(self, x) -> "Standardizer":
         x = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float64)
-        self.mean_ = x.mean(axis=self.axis, keepdims=True)
-        self.std_ = x.std(axis=self.axis, keepdims=True)
+        keep = self.axis is not None  # axis=None: one scalar mean/std, applicable to any shape
+        self.mean_ = x.mean(axis=self.axis, keepdims=keep)
+        self.std_ = x.std(axis=self.axis, keepdims=keep)
         return self
 
     def _check(self):

@@ -68,3 +68,9 @@ def run_cli(*args, env=None, check=False, timeout=300):
 
     return subprocess.run([sys.executable, "-m", "fastdl", *args], capture_output=True, text=True, env=env,
                           check=check, timeout=timeout, cwd=tempfile.gettempdir())
+
+
+def tune_objective(cfg):
+    """A smooth objective for the tuning tests (module level: picklable for worker processes)."""
+    import math
+    return (math.log10(cfg["lr"]) + 2.0) ** 2 + 100 * (cfg["beta"] - 0.99) ** 2 + 0.01 * cfg["units"]

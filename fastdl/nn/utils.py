@@ -32,3 +32,17 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp every gradient entry to [-clip_value, clip_value]."""
     for p in _grads(parameters):
         p.grad.data = np.clip(p.grad.data, -clip_value, clip_value)
+
+
+def freeze(module) -> None:
+    """Stop training ``module``'s parameters (transfer learning: keep a pretrained trunk fixed)."""
+    module.requires_grad_(False)
+
+
+def unfreeze(module) -> None:
+    module.requires_grad_(True)
+
+
+def trainable_parameters(module) -> list:
+    """The parameters that still require grad: what to give an optimizer after freezing."""
+    return [p for p in module.parameters() if p.requires_grad]

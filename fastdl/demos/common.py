@@ -1,0 +1,51 @@
+"""Shared helpers of the demos: MNIST-5k prepared as flat standardized vectors, a small trainer."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import data, datasets, nn, train
+
+
+def mnist_flat():
+    """(x_train, y_train, x_test, y_test): float32 (N, 784), standardized with the training statistics."""
+    (xtr, ytr), (xte, yte) = datasets.mnist_5k()
+    std = data.Standardizer(axis=None).fit(xtr / 255.0)
+    f = lambda x: std.transform(x.reshape(len(x), -1) / 255.0)  # noqa: E731
+    return f(xtr), ytr, f(xte), yte
+
+
+def loader(x, y, batch_size=64, shuffle=True, seed=0):
+    return data.DataLoader(data.TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def accuracy_of(model, x, y) -> float:
+    return train.accuracy(train.predict(model, x), y)
+
+
+def fit_quiet(model, opt, x, y, epochs, val=None, loss_fn=None, **kw):
+    return train.fit(model, loss_fn or nn.CrossEntropyLoss(), opt, loader(x, y), val_loader=val, epochs=epochs,
+                     progress=False, **kw)
+
+
+def save_plot(curves: dict, title: str, ylabel: str, path: str, out=print, logy=False) -> None:
+    """Save curves (name -> list of values per epoch) as a PNG when matplotlib is installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        out("(install matplotlib to also get the curves as an image)")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in curves.items():
+        ax.plot(np.arange(1, len(ys) + 1), ys, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    out(f"saved {path}")

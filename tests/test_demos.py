@@ -1,0 +1,77 @@
+"""The curriculum demos run (shortened) and show what they claim."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastdl import demos
+from helpers import run_cli
+
+
+def quiet(name):
+    lines = []
+    res = demos.run(name, quick=True, out=lines.append)
+    assert lines, name
+    return res, "\n".join(lines)
+
+
+def test_every_listed_demo_exists():
+    assert set(demos.names()) == set(demos.DEMOS)
+    with pytest.raises(KeyError, match="unknown demo"):
+        demos.run("nope")
+
+
+def test_init_demo():
+    res, text = quiet("init")
+    s = res["std"]
+    he, tiny, large = s["He var 2/fan_in"], s["tiny N(0, 0.01^2)"], s["large N(0, 1)"]
+    assert 0.3 < he[-1] < 3 and tiny[-1] < 1e-6 and large[-1] > 1e6
+    assert s["Xavier var 1/fan_in"][-1] < he[-1] / 10
+
+
+def test_dropout_demo():
+    res, _ = quiet("dropout")
+    assert set(res) == {"plain", "dropout 0.5", "L2 1e-2", "dropout 0.5 + L2 1e-2"}
+    assert all(0 <= r["test"] <= 1 and r["gap"] == pytest.approx(r["train"] - r["test"]) for r in res.values())
+
+
+def test_optimizers_demo():
+    res, _ = quiet("optimizers")
+    loss = res["loss"]
+    assert all(v[-1] < v[0] for v in loss.values())
+    assert loss["Adam"][-1] < loss["SGD lr 0.01"][-1] and loss["momentum 0.9"][-1] < loss["SGD lr 0.01"][-1]
+
+
+def test_lr_decay_demo():
+    res, _ = quiet("lr-decay")
+    np.testing.assert_allclose(res["InverseTimeDecay(1.0)"]["lr"], 0.1 / (1 + np.arange(4)))
+    assert res["constant"]["lr"] == [0.1] * 4
+
+
+def test_tune_demo():
+    res, text = quiet("tune")
+    assert res["trials"] == 12 and res["round_best"][1] <= res["round_best"][0] + 0.05
+    assert 1e-4 <= res["best"]["lr"] <= 1 and 0.9 <= res["best"]["beta"] <= 0.999
+
+
+def test_transfer_demo():
+    res, text = quiet("transfer")
+    assert res["pretrain"] > 0.9 and "Measured" in text
+
+
+def test_multitask_demo():
+    res, _ = quiet("multitask")
+    assert 0.3 < res["missing"] < 0.37
+    assert all(a > 0.8 for a in res["accuracy"].values())
+
+
+def test_early_stopping_demo():
+    res, _ = quiet("early-stopping")
+    assert res["best"] == min(res["val_loss"])
+    assert res["restored_val_loss"] == pytest.approx(res["best"], rel=1e-5)
+    assert res["epochs_run"] == len(res["val_loss"])
+
+
+def test_demo_cli_lists():
+    out = run_cli("demo", "--list", check=True).stdout
+    assert all(n in out for n in demos.DEMOS)
