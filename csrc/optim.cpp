@@ -1,87 +1,41 @@
 #include "optim.h"
 
 #include "common.h"
-
-namespace fastdl {
+#include "simd.h"
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;
-
-// torch.lerp(a, b, w) as PyTorch computes it for a scalar weight
-template <class T> inline T lerp(T a, T b, T w) {
-  return w < T(0.5) ? a + w * (b - a) : b - (b - a) * (T(1) - w);
 }
-}  // namespace
+
+namespace fastdl {
 
 template <class T>
-void sgd_step(T* p, const T* g, T* buf, int64_t n, double lr_, double mom_, double damp_, double wd_,
-              bool nesterov, bool maximize, bool first_step) {
-  const T lr = T(lr_), mom = T(mom_), damp = T(1 - damp_), wd = T(wd_);
+void sgd_step(T* p, const T* g, T* buf, int64_t n, double lr, double mom, double damp, double wd, bool nesterov,
+              bool maximize, bool first_step) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T gi = maximize ? -g[i] : g[i];
-      if (wd_ != 0) gi += wd * p[i];
-      if (buf) {
-        buf[i] = first_step ? gi : mom * buf[i] + damp * gi;
-        gi = nesterov ? gi + mom * buf[i] : buf[i];
-      }
-      p[i] -= lr * gi;
-    }
+    SIMD(sgd_range<T>)(p + b, g + b, buf ? buf + b : nullptr, e - b, T(lr), T(mom), T(1 - damp), T(wd), nesterov,
+                       maximize, first_step);
   });
 }
 
 template <class T>
-void adam_step(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, double lr, double beta1, double beta2,
-               double eps_, double wd_, bool decoupled, bool maximize, int64_t step) {
-  const T b1w = T(1 - beta1), b2 = T(beta2), b2w = T(1 - beta2), eps = T(eps_), wd = T(wd_);
-  const T decay = T(1 - lr * wd_);
-  // bias corrections in double, then cast, as PyTorch's Python-float scalars
+void adam_step(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, double lr, double beta1, double beta2, double eps,
+               double wd, bool decoupled, bool maximize, int64_t step) {
+  // bias corrections in double, then rounded once, as PyTorch's Python-float scalars
   const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = 1 - std::pow(beta2, double(step));
   const T step_size = T(lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T gi = maximize ? -g[i] : g[i];
-      if (wd_ != 0) {
-        if (decoupled) p[i] *= decay;
-        else gi += wd * p[i];
-      }
-      m[i] = lerp(m[i], gi, b1w);
-      v[i] = v[i] * b2 + b2w * gi * gi;
-      T vv = v[i];
-      if (vmax) {
-        vmax[i] = vmax[i] > vv ? vmax[i] : vv;
-        vv = vmax[i];
-      }
-      const T denom = std::sqrt(vv) / bc2_sqrt + eps;
-      p[i] += -step_size * (m[i] / denom);
-    }
+    SIMD(adam_range<T>)(p + b, g + b, m + b, v + b, vmax ? vmax + b : nullptr, e - b, T(1 - beta1), T(beta2),
+                        T(1 - beta2), T(eps), T(wd), T(1 - lr * wd), decoupled, maximize, step_size, bc2_sqrt);
   });
 }
 
 template <class T>
-void rmsprop_step(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, double lr_, double alpha_, double eps_,
-                  double wd_, double mom_, bool maximize) {
-  const T lr = T(lr_), alpha = T(alpha_), aw = T(1 - alpha_), eps = T(eps_), wd = T(wd_), mom = T(mom_);
+void rmsprop_step(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, double lr, double alpha, double eps,
+                  double wd, double mom, bool maximize) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T gi = maximize ? -g[i] : g[i];
-      if (wd_ != 0) gi += wd * p[i];
-      sq[i] = sq[i] * alpha + aw * gi * gi;
-      T avg;
-      if (gavg) {
-        gavg[i] = lerp(gavg[i], gi, aw);
-        avg = std::sqrt(sq[i] - gavg[i] * gavg[i]);
-      } else {
-        avg = std::sqrt(sq[i]);
-      }
-      avg += eps;
-      if (buf) {
-        buf[i] = buf[i] * mom + gi / avg;
-        p[i] += -lr * buf[i];
-      } else {
-        p[i] += -lr * (gi / avg);
-      }
-    }
+    SIMD(rmsprop_range<T>)(p + b, g + b, sq + b, gavg ? gavg + b : nullptr, buf ? buf + b : nullptr, e - b, T(lr),
+                           T(alpha), T(1 - alpha), T(eps), T(wd), T(mom), maximize);
   });
 }
 

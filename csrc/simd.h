@@ -24,7 +24,10 @@ namespace fastdl {
   template <class T> T row_lse(const T*, int64_t, T*, T*);                                              \
   template <class T> void row_ce_grad(const T*, T, T, T*, int64_t);                                     \
   template <class T> void bce_f(const T*, const T*, T*, int64_t);                                       \
-  template <class T> void bce_b(const T*, const T*, const T*, T*, int64_t);
+  template <class T> void bce_b(const T*, const T*, const T*, T*, int64_t);                             \
+  template <class T> void sgd_range(T*, const T*, T*, int64_t, T, T, T, T, bool, bool, bool);            \
+  template <class T> void adam_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool, bool, T, T); \
+  template <class T> void rmsprop_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool);
 
 namespace base {
 FASTDL_SIMD_DECLARE
