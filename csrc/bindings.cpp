@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "attention.h"
+#include "conv.h"
+#include "norm.h"
+#include "pool.h"
 #include "cpu.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -644,6 +647,467 @@ void rmsprop_step(const py::object& po, const py::object& g, const py::object& s
     rmsprop_t<double>(p, g, sq, gavg, buf, lr, alpha, eps, weight_decay, momentum, maximize);
 }
 
+// ---------------------------------------------------------------- convolution
+using I2 = std::pair<int64_t, int64_t>;
+using I4 = std::tuple<int64_t, int64_t, int64_t, int64_t>;
+
+fastdl::Conv2dShape conv_shape(const py::array& x, const py::array& w, I2 stride, I4 pad, I2 dil, int64_t groups,
+                               const char* fn) {
+  want_ndim(x, "input", fn, 4, 4);
+  want_ndim(w, "weight", fn, 4, 4);
+  fastdl::Conv2dShape s{};
+  s.N = x.shape(0); s.C = x.shape(1); s.H = x.shape(2); s.W = x.shape(3);
+  s.K = w.shape(0); s.kh = w.shape(2); s.kw = w.shape(3);
+  std::tie(s.sh, s.sw) = stride;
+  std::tie(s.pt, s.pl, s.pb, s.pr) = pad;
+  std::tie(s.dh, s.dw) = dil;
+  s.groups = groups;
+  std::string f(fn);
+  if (groups < 1) value_error(f + ": groups must be >= 1, got " + std::to_string(groups));
+  if (s.sh < 1 || s.sw < 1) value_error(f + ": stride must be >= 1");
+  if (s.dh < 1 || s.dw < 1) value_error(f + ": dilation must be >= 1");
+  if (s.pt < 0 || s.pl < 0 || s.pb < 0 || s.pr < 0) value_error(f + ": padding must be >= 0");
+  if (s.C % groups || s.K % groups)
+    value_error(f + ": in_channels " + std::to_string(s.C) + " and out_channels " + std::to_string(s.K) +
+                " must be divisible by groups " + std::to_string(groups));
+  if (w.shape(1) * groups != s.C)
+    value_error(f + ": weight " + shape_of(w) + " expects " + std::to_string(w.shape(1) * groups) +
+                " input channels, input " + shape_of(x) + " has " + std::to_string(s.C));
+  if (s.kh < 1 || s.kw < 1) value_error(f + ": kernel size must be >= 1, weight has shape " + shape_of(w));
+  const int64_t eh = s.dh * (s.kh - 1) + 1, ew = s.dw * (s.kw - 1) + 1;
+  if (s.H + s.pt + s.pb < eh || s.W + s.pl + s.pr < ew)
+    value_error(f + ": kernel (" + std::to_string(eh) + ", " + std::to_string(ew) + ") with dilation is larger than "
+                "the padded input (" + std::to_string(s.H + s.pt + s.pb) + ", " + std::to_string(s.W + s.pl + s.pr) + ")");
+  s.OH = (s.H + s.pt + s.pb - eh) / s.sh + 1;
+  s.OW = (s.W + s.pl + s.pr - ew) / s.sw + 1;
+  return s;
+}
+
+template <class T>
+py::array conv_fwd_t(const py::array& x0, const py::array& w0, const py::object& b0, const fastdl::Conv2dShape& s) {
+  auto x = carr<T>::ensure(x0);
+  auto w = carr<T>::ensure(w0);
+  carr<T> b;
+  if (!b0.is_none()) b = carr<T>::ensure(b0);
+  py::array y = empty<T>({s.N, s.K, s.OH, s.OW});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv2d_forward<T>(cptr<T>(x), cptr<T>(w), b0.is_none() ? nullptr : cptr<T>(b), ptr<T>(y), s);
+  }
+  return y;
+}
+
+py::array conv2d_forward(const py::object& xo, const py::object& wo, const py::object& bias, I2 stride, I4 pad, I2 dil,
+                         int64_t groups) {
+  const char* fn = "conv2d_forward";
+  auto x = to_array(xo, fn, "input"), w = to_array(wo, fn, "weight");
+  Kind k = float_kind(x, fn, "input");
+  same_dtype(x, "input", w, "weight", fn);
+  auto s = conv_shape(x, w, stride, pad, dil, groups, fn);
+  if (!bias.is_none()) {
+    py::array b = to_array(bias, fn, "bias");
+    same_dtype(x, "input", b, "bias", fn);
+    if (b.ndim() != 1 || b.shape(0) != s.K) value_error("conv2d_forward: bias has shape " + shape_of(b) + ", expected (" + std::to_string(s.K) + ",)");
+  }
+  return k == Kind::F32 ? conv_fwd_t<float>(x, w, bias, s) : conv_fwd_t<double>(x, w, bias, s);
+}
+
+template <class T>
+py::tuple conv_bwd_t(const py::array& gy0, const py::array& x0, const py::array& w0, const fastdl::Conv2dShape& s,
+                     bool nx, bool nw, bool nb) {
+  auto gy = carr<T>::ensure(gy0);
+  auto x = carr<T>::ensure(x0);
+  auto w = carr<T>::ensure(w0);
+  py::array gx, gw, gb;
+  if (nx) gx = empty<T>(shape_vec(x0));
+  if (nw) gw = empty<T>(shape_vec(w0));
+  if (nb) gb = empty<T>({s.K});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv2d_backward<T>(cptr<T>(gy), cptr<T>(x), cptr<T>(w), nx ? ptr<T>(gx) : nullptr, nw ? ptr<T>(gw) : nullptr,
+                               nb ? ptr<T>(gb) : nullptr, s);
+  }
+  return py::make_tuple(nx ? py::object(gx) : py::none(), nw ? py::object(gw) : py::none(), nb ? py::object(gb) : py::none());
+}
+
+py::tuple conv2d_backward(const py::object& gyo, const py::object& xo, const py::object& wo, I2 stride, I4 pad, I2 dil,
+                          int64_t groups, bool need_input, bool need_weight, bool need_bias) {
+  const char* fn = "conv2d_backward";
+  auto gy = to_array(gyo, fn, "gy"), x = to_array(xo, fn, "input"), w = to_array(wo, fn, "weight");
+  Kind k = float_kind(x, fn, "input");
+  same_dtype(x, "input", w, "weight", fn);
+  same_dtype(x, "input", gy, "gy", fn);
+  auto s = conv_shape(x, w, stride, pad, dil, groups, fn);
+  if (shape_vec(gy) != std::vector<py::ssize_t>{s.N, s.K, s.OH, s.OW})
+    value_error("conv2d_backward: gy has shape " + shape_of(gy) + ", expected the output shape");
+  return k == Kind::F32 ? conv_bwd_t<float>(gy, x, w, s, need_input, need_weight, need_bias)
+                        : conv_bwd_t<double>(gy, x, w, s, need_input, need_weight, need_bias);
+}
+
+// ---------------------------------------------------------------- pooling
+int64_t pool_out(int64_t L, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil, const char* fn) {
+  const int64_t num = L + 2 * p - d * (k - 1) - 1;
+  if (num < 0) value_error(std::string(fn) + ": kernel is larger than the padded input");
+  int64_t out = (num + (ceil ? s - 1 : 0)) / s + 1;
+  if (ceil && (out - 1) * s >= L + p) --out;
+  return out;
+}
+
+fastdl::Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, bool ceil, const char* fn) {
+  if (x.ndim() != 3 && x.ndim() != 4)
+    value_error(std::string(fn) + ": input must be (N, C, H, W) or (C, H, W), got shape " + shape_of(x));
+  fastdl::Pool2dShape s{};
+  const int64_t nd = x.ndim();
+  s.H = x.shape(nd - 2);
+  s.W = x.shape(nd - 1);
+  s.planes = x.size() / std::max<int64_t>(s.H * s.W, 1);
+  if (s.H * s.W == 0) s.planes = 0;
+  std::tie(s.kh, s.kw) = k;
+  std::tie(s.sh, s.sw) = st;
+  std::tie(s.ph, s.pw) = pad;
+  std::tie(s.dh, s.dw) = dil;
+  std::string f(fn);
+  if (s.kh < 1 || s.kw < 1) value_error(f + ": kernel_size must be >= 1");
+  if (s.sh < 1 || s.sw < 1) value_error(f + ": stride must be >= 1");
+  if (s.dh < 1 || s.dw < 1) value_error(f + ": dilation must be >= 1");
+  if (s.ph < 0 || s.pw < 0) value_error(f + ": padding must be >= 0");
+  if (2 * s.ph > s.dh * (s.kh - 1) + 1 || 2 * s.pw > s.dw * (s.kw - 1) + 1)
+    value_error(f + ": padding should be at most half of the (dilated) kernel size");
+  s.OH = pool_out(s.H, s.kh, s.sh, s.ph, s.dh, ceil, fn);
+  s.OW = pool_out(s.W, s.kw, s.sw, s.pw, s.dw, ceil, fn);
+  return s;
+}
+
+std::vector<py::ssize_t> pooled_shape(const py::array& x, int64_t OH, int64_t OW) {
+  auto v = shape_vec(x);
+  v[v.size() - 2] = OH;
+  v[v.size() - 1] = OW;
+  return v;
+}
+
+template <class T>
+py::tuple maxpool_fwd_t(const py::array& x0, const fastdl::Pool2dShape& s) {
+  auto x = carr<T>::ensure(x0);
+  auto shp = pooled_shape(x0, s.OH, s.OW);
+  py::array y = empty<T>(shp), idx = empty<int64_t>(shp);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::max_pool2d_forward<T>(cptr<T>(x), ptr<T>(y), ptr<int64_t>(idx), s);
+  }
+  return py::make_tuple(y, idx);
+}
+
+py::tuple max_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, I2 dil, bool ceil) {
+  const char* fn = "max_pool2d_forward";
+  auto x = to_array(xo, fn, "input");
+  Kind kd = float_kind(x, fn, "input");
+  auto s = pool_shape(x, k, st, pad, dil, ceil, fn);
+  return kd == Kind::F32 ? maxpool_fwd_t<float>(x, s) : maxpool_fwd_t<double>(x, s);
+}
+
+template <class T>
+py::array maxpool_bwd_t(const py::array& gy0, const py::array& idx0, const fastdl::Pool2dShape& s,
+                        std::vector<py::ssize_t> in_shape) {
+  auto gy = carr<T>::ensure(gy0);
+  auto idx = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(idx0);
+  const int64_t* ip = idx.data();
+  const int64_t in = s.H * s.W;
+  for (int64_t i = 0; i < idx.size(); ++i)
+    if (ip[i] < 0 || ip[i] >= in) throw py::index_error("max_pool2d_backward: indices out of range for the input size");
+  py::array gx = empty<T>(in_shape);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::max_pool2d_backward<T>(cptr<T>(gy), ip, ptr<T>(gx), s);
+  }
+  return gx;
+}
+
+py::array max_pool2d_backward(const py::object& gyo, const py::object& io, I2 input_hw) {
+  const char* fn = "max_pool2d_backward";
+  auto gy = to_array(gyo, fn, "gy"), idx = to_array(io, fn, "indices");
+  Kind kd = float_kind(gy, fn, "gy");
+  same_shape(gy, "gy", idx, "indices", fn);
+  if (gy.ndim() != 3 && gy.ndim() != 4) value_error("max_pool2d_backward: gy must be 3-D or 4-D");
+  fastdl::Pool2dShape s{};
+  s.H = input_hw.first;
+  s.W = input_hw.second;
+  s.OH = gy.shape(gy.ndim() - 2);
+  s.OW = gy.shape(gy.ndim() - 1);
+  s.planes = s.OH * s.OW ? gy.size() / (s.OH * s.OW) : 0;
+  if (s.H < 0 || s.W < 0) value_error("max_pool2d_backward: input size must be >= 0");
+  auto in_shape = pooled_shape(gy, s.H, s.W);
+  return kd == Kind::F32 ? maxpool_bwd_t<float>(gy, idx, s, in_shape) : maxpool_bwd_t<double>(gy, idx, s, in_shape);
+}
+
+template <class T>
+py::array avgpool_fwd_t(const py::array& x0, const fastdl::Pool2dShape& s, bool cip) {
+  auto x = carr<T>::ensure(x0);
+  py::array y = empty<T>(pooled_shape(x0, s.OH, s.OW));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::avg_pool2d_forward<T>(cptr<T>(x), ptr<T>(y), s, cip);
+  }
+  return y;
+}
+
+py::array avg_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, bool ceil, bool count_include_pad) {
+  const char* fn = "avg_pool2d_forward";
+  auto x = to_array(xo, fn, "input");
+  Kind kd = float_kind(x, fn, "input");
+  auto s = pool_shape(x, k, st, pad, I2{1, 1}, ceil, fn);
+  return kd == Kind::F32 ? avgpool_fwd_t<float>(x, s, count_include_pad) : avgpool_fwd_t<double>(x, s, count_include_pad);
+}
+
+template <class T>
+py::array avgpool_bwd_t(const py::array& gy0, const fastdl::Pool2dShape& s, bool cip, std::vector<py::ssize_t> in_shape) {
+  auto gy = carr<T>::ensure(gy0);
+  py::array gx = empty<T>(in_shape);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::avg_pool2d_backward<T>(cptr<T>(gy), ptr<T>(gx), s, cip);
+  }
+  return gx;
+}
+
+py::array avg_pool2d_backward(const py::object& gyo, I2 input_hw, I2 k, I2 st, I2 pad, bool ceil, bool count_include_pad) {
+  const char* fn = "avg_pool2d_backward";
+  auto gy = to_array(gyo, fn, "gy");
+  Kind kd = float_kind(gy, fn, "gy");
+  if (gy.ndim() != 3 && gy.ndim() != 4) value_error("avg_pool2d_backward: gy must be 3-D or 4-D");
+  auto in_shape = shape_vec(gy);
+  in_shape[in_shape.size() - 2] = input_hw.first;
+  in_shape[in_shape.size() - 1] = input_hw.second;
+  py::array probe = py::array(gy.dtype(), in_shape, std::vector<py::ssize_t>(in_shape.size(), 0), gy.data(), gy);
+  auto s = pool_shape(probe, k, st, pad, I2{1, 1}, ceil, fn);
+  if (s.OH != gy.shape(gy.ndim() - 2) || s.OW != gy.shape(gy.ndim() - 1))
+    value_error("avg_pool2d_backward: gy " + shape_of(gy) + " does not match the pooled input size");
+  return kd == Kind::F32 ? avgpool_bwd_t<float>(gy, s, count_include_pad, in_shape)
+                         : avgpool_bwd_t<double>(gy, s, count_include_pad, in_shape);
+}
+
+template <class T>
+py::array adaptive_fwd_t(const py::array& x0, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  auto x = carr<T>::ensure(x0);
+  py::array y = empty<T>(pooled_shape(x0, OH, OW));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::adaptive_avg_pool2d_forward<T>(cptr<T>(x), ptr<T>(y), planes, H, W, OH, OW);
+  }
+  return y;
+}
+
+py::array adaptive_avg_pool2d_forward(const py::object& xo, I2 out) {
+  const char* fn = "adaptive_avg_pool2d_forward";
+  auto x = to_array(xo, fn, "input");
+  Kind kd = float_kind(x, fn, "input");
+  if (x.ndim() != 3 && x.ndim() != 4) value_error("adaptive_avg_pool2d_forward: input must be 3-D or 4-D, got " + shape_of(x));
+  const int64_t H = x.shape(x.ndim() - 2), W = x.shape(x.ndim() - 1);
+  if (out.first < 1 || out.second < 1) value_error("adaptive_avg_pool2d_forward: output_size must be >= 1");
+  if (H < 1 || W < 1) value_error("adaptive_avg_pool2d_forward: input has an empty spatial size");
+  const int64_t planes = x.size() / (H * W);
+  return kd == Kind::F32 ? adaptive_fwd_t<float>(x, planes, H, W, out.first, out.second)
+                         : adaptive_fwd_t<double>(x, planes, H, W, out.first, out.second);
+}
+
+template <class T>
+py::array adaptive_bwd_t(const py::array& gy0, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  auto gy = carr<T>::ensure(gy0);
+  py::array gx = empty<T>(pooled_shape(gy0, H, W));
+  {
+    py::gil_scoped_release nogil;
+    fastdl::adaptive_avg_pool2d_backward<T>(cptr<T>(gy), ptr<T>(gx), planes, H, W, OH, OW);
+  }
+  return gx;
+}
+
+py::array adaptive_avg_pool2d_backward(const py::object& gyo, I2 input_hw) {
+  const char* fn = "adaptive_avg_pool2d_backward";
+  auto gy = to_array(gyo, fn, "gy");
+  Kind kd = float_kind(gy, fn, "gy");
+  if (gy.ndim() != 3 && gy.ndim() != 4) value_error("adaptive_avg_pool2d_backward: gy must be 3-D or 4-D");
+  const int64_t OH = gy.shape(gy.ndim() - 2), OW = gy.shape(gy.ndim() - 1);
+  if (input_hw.first < 1 || input_hw.second < 1) value_error("adaptive_avg_pool2d_backward: input size must be >= 1");
+  const int64_t planes = OH * OW ? gy.size() / (OH * OW) : 0;
+  return kd == Kind::F32 ? adaptive_bwd_t<float>(gy, planes, input_hw.first, input_hw.second, OH, OW)
+                         : adaptive_bwd_t<double>(gy, planes, input_hw.first, input_hw.second, OH, OW);
+}
+
+// ---------------------------------------------------------------- normalization
+struct NCS {
+  int64_t N, C, S;
+};
+
+NCS bn_dims(const py::array& x, const char* fn) {
+  if (x.ndim() < 2) value_error(std::string(fn) + ": input must be (N, C) or (N, C, ...), got shape " + shape_of(x));
+  NCS d{x.shape(0), x.shape(1), 1};
+  for (py::ssize_t i = 2; i < x.ndim(); ++i) d.S *= x.shape(i);
+  return d;
+}
+
+template <class T>
+const T* opt_vec(const py::object& o, carr<T>& keep, int64_t C, const char* fn, const char* name) {
+  if (o.is_none()) return nullptr;
+  keep = carr<T>::ensure(to_array(o, fn, name));
+  if (keep.ndim() != 1 || keep.shape(0) != C)
+    value_error(std::string(fn) + ": " + name + " has shape " + shape_of(keep) + ", expected (" + std::to_string(C) + ",)");
+  return keep.data();
+}
+
+template <class T>
+py::tuple bn_fwd_t(const py::array& x0, const py::object& g0, const py::object& b0, const py::object& rm0,
+                   const py::object& rv0, bool training, double momentum, double eps, const NCS& d) {
+  const char* fn = "batch_norm_forward";
+  auto x = carr<T>::ensure(x0);
+  carr<T> gk, bk, rmk, rvk;
+  const T* g = opt_vec<T>(g0, gk, d.C, fn, "weight");
+  const T* b = opt_vec<T>(b0, bk, d.C, fn, "bias");
+  py::array y = empty<T>(shape_vec(x0)), mean = empty<T>({d.C}), rstd = empty<T>({d.C});
+  if (training) {
+    T* rm = inplace<T>(rm0, fn, "running_mean", d.C, true);
+    T* rv = inplace<T>(rv0, fn, "running_var", d.C, true);
+    py::gil_scoped_release nogil;
+    fastdl::batch_norm_train_forward<T>(cptr<T>(x), g, b, ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), rm, rv, d.N, d.C, d.S,
+                                        momentum, eps);
+  } else {
+    const T* rm = opt_vec<T>(rm0, rmk, d.C, fn, "running_mean");
+    const T* rv = opt_vec<T>(rv0, rvk, d.C, fn, "running_var");
+    if (!rm || !rv) value_error("batch_norm_forward: evaluation needs running_mean and running_var");
+    T* mp = ptr<T>(mean);
+    T* rp = ptr<T>(rstd);
+    for (int64_t c = 0; c < d.C; ++c) {
+      mp[c] = rm[c];
+      rp[c] = T(1.0 / std::sqrt(double(rv[c]) + eps));
+    }
+    py::gil_scoped_release nogil;
+    fastdl::batch_norm_eval_forward<T>(cptr<T>(x), g, b, rm, rv, ptr<T>(y), d.N, d.C, d.S, eps);
+  }
+  return py::make_tuple(y, mean, rstd);
+}
+
+py::tuple batch_norm_forward(const py::object& xo, const py::object& w, const py::object& b, const py::object& rm,
+                             const py::object& rv, bool training, double momentum, double eps) {
+  const char* fn = "batch_norm_forward";
+  auto x = to_array(xo, fn, "input");
+  Kind k = float_kind(x, fn, "input");
+  NCS d = bn_dims(x, fn);
+  if (!(eps > 0)) value_error("batch_norm_forward: eps must be > 0");
+  if (training && d.N * d.S < 2 && d.N * d.S * d.C > 0)
+    value_error("batch_norm_forward: expected more than 1 value per channel when training, got input of shape " + shape_of(x));
+  return k == Kind::F32 ? bn_fwd_t<float>(x, w, b, rm, rv, training, momentum, eps, d)
+                        : bn_fwd_t<double>(x, w, b, rm, rv, training, momentum, eps, d);
+}
+
+template <class T>
+py::tuple bn_bwd_t(const py::array& gy0, const py::array& x0, const py::object& g0, const py::array& m0, const py::array& r0,
+                   bool training, bool nx, bool nw, bool nb, const NCS& d) {
+  const char* fn = "batch_norm_backward";
+  auto gy = carr<T>::ensure(gy0);
+  auto x = carr<T>::ensure(x0);
+  carr<T> gk, mk, rk;
+  const T* g = opt_vec<T>(g0, gk, d.C, fn, "weight");
+  const T* mean = opt_vec<T>(m0, mk, d.C, fn, "mean");
+  const T* rstd = opt_vec<T>(r0, rk, d.C, fn, "rstd");
+  py::array gx, gw, gb;
+  if (nx) gx = empty<T>(shape_vec(x0));
+  if (nw) gw = empty<T>({d.C});
+  if (nb) gb = empty<T>({d.C});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::batch_norm_backward<T>(cptr<T>(gy), cptr<T>(x), g, mean, rstd, nx ? ptr<T>(gx) : nullptr,
+                                   nw ? ptr<T>(gw) : nullptr, nb ? ptr<T>(gb) : nullptr, d.N, d.C, d.S, training);
+  }
+  return py::make_tuple(nx ? py::object(gx) : py::none(), nw ? py::object(gw) : py::none(), nb ? py::object(gb) : py::none());
+}
+
+py::tuple batch_norm_backward(const py::object& gyo, const py::object& xo, const py::object& w, const py::object& mo,
+                              const py::object& ro, bool training, bool need_input, bool need_weight, bool need_bias) {
+  const char* fn = "batch_norm_backward";
+  auto gy = to_array(gyo, fn, "gy"), x = to_array(xo, fn, "input"), m = to_array(mo, fn, "mean"), r = to_array(ro, fn, "rstd");
+  Kind k = float_kind(x, fn, "input");
+  same_dtype(x, "input", gy, "gy", fn);
+  same_shape(x, "input", gy, "gy", fn);
+  NCS d = bn_dims(x, fn);
+  return k == Kind::F32 ? bn_bwd_t<float>(gy, x, w, m, r, training, need_input, need_weight, need_bias, d)
+                        : bn_bwd_t<double>(gy, x, w, m, r, training, need_input, need_weight, need_bias, d);
+}
+
+std::pair<int64_t, int64_t> ln_dims(const py::array& x, const std::vector<int64_t>& nshape, const char* fn) {
+  const int64_t k = nshape.size();
+  if (k < 1 || k > x.ndim())
+    value_error(std::string(fn) + ": normalized_shape must name 1 to " + std::to_string(x.ndim()) + " trailing dimensions");
+  int64_t D = 1;
+  for (int64_t i = 0; i < k; ++i) {
+    if (x.shape(x.ndim() - k + i) != nshape[i])
+      value_error(std::string(fn) + ": normalized_shape does not match the last dimensions of input " + shape_of(x));
+    D *= nshape[i];
+  }
+  return {D ? x.size() / D : 0, D};
+}
+
+template <class T>
+py::tuple ln_fwd_t(const py::array& x0, const py::object& g0, const py::object& b0, int64_t M, int64_t D, double eps) {
+  const char* fn = "layer_norm_forward";
+  auto x = carr<T>::ensure(x0);
+  carr<T> gk, bk;
+  const T* g = g0.is_none() ? nullptr : (gk = carr<T>::ensure(to_array(g0, fn, "weight")), gk.data());
+  const T* b = b0.is_none() ? nullptr : (bk = carr<T>::ensure(to_array(b0, fn, "bias")), bk.data());
+  if ((g && gk.size() != D) || (b && bk.size() != D)) value_error("layer_norm_forward: weight/bias must have normalized_shape");
+  py::array y = empty<T>(shape_vec(x0)), mean = empty<T>({M}), rstd = empty<T>({M});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::layer_norm_forward<T>(cptr<T>(x), g, b, ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), M, D, eps);
+  }
+  return py::make_tuple(y, mean, rstd);
+}
+
+py::tuple layer_norm_forward(const py::object& xo, const std::vector<int64_t>& nshape, const py::object& w,
+                             const py::object& b, double eps) {
+  const char* fn = "layer_norm_forward";
+  auto x = to_array(xo, fn, "input");
+  Kind k = float_kind(x, fn, "input");
+  auto [M, D] = ln_dims(x, nshape, fn);
+  if (!(eps > 0)) value_error("layer_norm_forward: eps must be > 0");
+  return k == Kind::F32 ? ln_fwd_t<float>(x, w, b, M, D, eps) : ln_fwd_t<double>(x, w, b, M, D, eps);
+}
+
+template <class T>
+py::tuple ln_bwd_t(const py::array& gy0, const py::array& x0, const py::object& g0, const py::array& m0, const py::array& r0,
+                   int64_t M, int64_t D, const std::vector<int64_t>& nshape, bool nx, bool nw, bool nb) {
+  const char* fn = "layer_norm_backward";
+  auto gy = carr<T>::ensure(gy0);
+  auto x = carr<T>::ensure(x0);
+  auto mean = carr<T>::ensure(m0);
+  auto rstd = carr<T>::ensure(r0);
+  if (mean.size() != M || rstd.size() != M) value_error("layer_norm_backward: mean/rstd must have one entry per row");
+  carr<T> gk;
+  const T* g = g0.is_none() ? nullptr : (gk = carr<T>::ensure(to_array(g0, fn, "weight")), gk.data());
+  if (g && gk.size() != D) value_error("layer_norm_backward: weight must have normalized_shape");
+  py::array gx, gw, gb;
+  if (nx) gx = empty<T>(shape_vec(x0));
+  const std::vector<py::ssize_t> wshape(nshape.begin(), nshape.end());
+  if (nw) gw = empty<T>(wshape);
+  if (nb) gb = empty<T>(wshape);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::layer_norm_backward<T>(cptr<T>(gy), cptr<T>(x), g, mean.data(), rstd.data(), nx ? ptr<T>(gx) : nullptr,
+                                   nw ? ptr<T>(gw) : nullptr, nb ? ptr<T>(gb) : nullptr, M, D);
+  }
+  return py::make_tuple(nx ? py::object(gx) : py::none(), nw ? py::object(gw) : py::none(), nb ? py::object(gb) : py::none());
+}
+
+py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const std::vector<int64_t>& nshape,
+                              const py::object& w, const py::object& mo, const py::object& ro, bool need_input,
+                              bool need_weight, bool need_bias) {
+  const char* fn = "layer_norm_backward";
+  auto gy = to_array(gyo, fn, "gy"), x = to_array(xo, fn, "input"), m = to_array(mo, fn, "mean"), r = to_array(ro, fn, "rstd");
+  Kind k = float_kind(x, fn, "input");
+  same_dtype(x, "input", gy, "gy", fn);
+  same_shape(x, "input", gy, "gy", fn);
+  auto [M, D] = ln_dims(x, nshape, fn);
+  return k == Kind::F32 ? ln_bwd_t<float>(gy, x, w, m, r, M, D, nshape, need_input, need_weight, need_bias)
+                        : ln_bwd_t<double>(gy, x, w, m, r, M, D, nshape, need_input, need_weight, need_bias);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -699,6 +1163,31 @@ PYBIND11_MODULE(_C, m) {
         py::arg("mask") = py::none());
   m.def("mse_forward", &mse_forward, py::arg("input"), py::arg("target"));
   m.def("mse_backward", &mse_backward, py::arg("scale"), py::arg("input"), py::arg("target"));
+
+  m.def("conv2d_forward", &conv2d_forward, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"));
+  m.def("conv2d_backward", &conv2d_backward, py::arg("gy"), py::arg("input"), py::arg("weight"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_input") = true,
+        py::arg("need_weight") = true, py::arg("need_bias") = true);
+  m.def("max_pool2d_forward", &max_pool2d_forward, py::arg("input"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"));
+  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("gy"), py::arg("indices"), py::arg("input_size"));
+  m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("input"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"));
+  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("gy"), py::arg("input_size"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"));
+  m.def("adaptive_avg_pool2d_forward", &adaptive_avg_pool2d_forward, py::arg("input"), py::arg("output_size"));
+  m.def("adaptive_avg_pool2d_backward", &adaptive_avg_pool2d_backward, py::arg("gy"), py::arg("input_size"));
+  m.def("batch_norm_forward", &batch_norm_forward, py::arg("input"), py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum"), py::arg("eps"));
+  m.def("batch_norm_backward", &batch_norm_backward, py::arg("gy"), py::arg("input"), py::arg("weight"), py::arg("mean"),
+        py::arg("rstd"), py::arg("training"), py::arg("need_input") = true, py::arg("need_weight") = true,
+        py::arg("need_bias") = true);
+  m.def("layer_norm_forward", &layer_norm_forward, py::arg("input"), py::arg("normalized_shape"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"));
+  m.def("layer_norm_backward", &layer_norm_backward, py::arg("gy"), py::arg("input"), py::arg("normalized_shape"),
+        py::arg("weight"), py::arg("mean"), py::arg("rstd"), py::arg("need_input") = true, py::arg("need_weight") = true,
+        py::arg("need_bias") = true);
 
   m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
         py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),

@@ -9,6 +9,10 @@ namespace fastdl {
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           const T* B, T beta, T* C);
+template <>
+void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*);
+template <>
+void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, const double*, double, double*);
 
 // a (batch|1, M, K), b (batch|1, K, N) -> y (batch, M, N); a_stride / b_stride
 // are the per-batch element strides (0 broadcasts one matrix over the batch).

@@ -290,6 +290,329 @@ def mse_backward(scale, input, target):
     return (p.dtype.type(scale) * 2 * (p - np.asarray(target))).astype(p.dtype)
 
 
+# ----------------------------------------------------------------- convolution (NCHW)
+def _conv_geometry(x, w, stride, padding, dilation, groups, fn):
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"{fn}: input and weight must be 4-D, got {x.shape} and {w.shape}")
+    n, c, h, wd = x.shape
+    k, cg, kh, kw = w.shape
+    (sh, sw), (pt, pl, pb, pr), (dh, dw) = stride, padding, dilation
+    if groups < 1:
+        raise ValueError(f"{fn}: groups must be >= 1, got {groups}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{fn}: stride must be >= 1")
+    if dh < 1 or dw < 1:
+        raise ValueError(f"{fn}: dilation must be >= 1")
+    if min(pt, pl, pb, pr) < 0:
+        raise ValueError(f"{fn}: padding must be >= 0")
+    if c % groups or k % groups:
+        raise ValueError(f"{fn}: in_channels {c} and out_channels {k} must be divisible by groups {groups}")
+    if cg * groups != c:
+        raise ValueError(f"{fn}: weight {w.shape} expects {cg * groups} input channels, input {x.shape} has {c}")
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if h + pt + pb < eh or wd + pl + pr < ew:
+        raise ValueError(f"{fn}: kernel ({eh}, {ew}) with dilation is larger than the padded input "
+                         f"({h + pt + pb}, {wd + pl + pr})")
+    return (h + pt + pb - eh) // sh + 1, (wd + pl + pr - ew) // sw + 1
+
+
+def _windows(xp, kh, kw, oh, ow, stride, dilation):
+    """(N, C, kh, kw, OH, OW): the input value under kernel tap (i, j) for output (oh, ow)."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return np.stack([np.stack([xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                               for j in range(kw)], axis=2) for i in range(kh)], axis=2)
+
+
+def conv2d_forward(input, weight, bias, stride, padding, dilation, groups):
+    """input (N, C, H, W), weight (K, C/groups, kh, kw), bias (K,) -> (N, K, OH, OW).
+
+    y[n, k, oh, ow] = bias[k] + sum_{c in k's group, i, j} w[k, c, i, j] x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+    with x_pad the input zero-padded by (top, left, bottom, right) = padding.
+    """
+    x = _float(input, "conv2d_forward", "input")
+    w = np.asarray(weight)
+    _same(x, "input", w, "weight", "conv2d_forward", shape=False)
+    oh, ow = _conv_geometry(x, w, stride, padding, dilation, groups, "conv2d_forward")
+    pt, pl, pb, pr = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    cols = _windows(xp, w.shape[2], w.shape[3], oh, ow, stride, dilation)
+    cg, kg = x.shape[1] // groups, w.shape[0] // groups
+    y = np.concatenate([np.einsum("ncabhw,kcab->nkhw", cols[:, g * cg:(g + 1) * cg], w[g * kg:(g + 1) * kg],
+                                  optimize=True) for g in range(groups)], axis=1)
+    if bias is not None:
+        y = y + np.asarray(bias)[None, :, None, None]
+    return y.astype(x.dtype)
+
+
+def conv2d_backward(gy, input, weight, stride, padding, dilation, groups, need_input=True, need_weight=True,
+                    need_bias=True):
+    """gy (N, K, OH, OW) -> (gx, gw, gb): the adjoints of conv2d_forward's sums."""
+    x, w, gy = np.asarray(input), np.asarray(weight), np.asarray(gy)
+    oh, ow = _conv_geometry(x, w, stride, padding, dilation, groups, "conv2d_backward")
+    (pt, pl, pb, pr), (sh, sw), (dh, dw) = padding, stride, dilation
+    kh, kw = w.shape[2:]
+    cg, kg = x.shape[1] // groups, w.shape[0] // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    gx = gw = gb = None
+    if need_weight:
+        cols = _windows(xp, kh, kw, oh, ow, stride, dilation)
+        gw = np.concatenate([np.einsum("nkhw,ncabhw->kcab", gy[:, g * kg:(g + 1) * kg], cols[:, g * cg:(g + 1) * cg],
+                                       optimize=True) for g in range(groups)], axis=0).astype(x.dtype)
+    if need_input:
+        dcols = np.concatenate([np.einsum("nkhw,kcab->ncabhw", gy[:, g * kg:(g + 1) * kg], w[g * kg:(g + 1) * kg],
+                                          optimize=True) for g in range(groups)], axis=1)
+        gxp = np.zeros_like(xp)
+        for i in range(kh):
+            for j in range(kw):
+                gxp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += dcols[:, :, i, j]
+        gx = gxp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]].astype(x.dtype)
+    if need_bias:
+        gb = gy.sum(axis=(0, 2, 3)).astype(x.dtype)
+    return gx, gw, gb
+
+
+# ----------------------------------------------------------------- pooling (NCHW or CHW)
+def _pool_out(n, k, s, p, d, ceil, fn):
+    num = n + 2 * p - d * (k - 1) - 1
+    if num < 0:
+        raise ValueError(f"{fn}: kernel is larger than the padded input")
+    out = (num + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, fn):
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{fn}: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    if min(kh, kw) < 1:
+        raise ValueError(f"{fn}: kernel_size must be >= 1")
+    if min(sh, sw) < 1:
+        raise ValueError(f"{fn}: stride must be >= 1")
+    if min(dh, dw) < 1:
+        raise ValueError(f"{fn}: dilation must be >= 1")
+    if min(ph, pw) < 0:
+        raise ValueError(f"{fn}: padding must be >= 0")
+    if 2 * ph > dh * (kh - 1) + 1 or 2 * pw > dw * (kw - 1) + 1:
+        raise ValueError(f"{fn}: padding should be at most half of the (dilated) kernel size")
+    h, w = x.shape[-2:]
+    return (_pool_out(h, kh, sh, ph, dh, ceil_mode, fn), _pool_out(w, kw, sw, pw, dw, ceil_mode, fn))
+
+
+def _pool_windows(x, k, s, p, d, out, fill):
+    """(planes, kh*kw, OH, OW) window values (padding = fill) and their flat input indices (-1 in padding)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = k, s, p, d, out
+    h, w = x.shape[-2:]
+    planes = x.reshape(-1, h, w)
+    need_h, need_w = (oh - 1) * sh + dh * (kh - 1) + 1, (ow - 1) * sw + dw * (kw - 1) + 1
+    xp = np.pad(planes, ((0, 0), (ph, max(need_h - h - ph, 0)), (pw, max(need_w - w - pw, 0))), constant_values=fill)
+    ids = np.pad(np.arange(h * w).reshape(h, w), ((ph, max(need_h - h - ph, 0)), (pw, max(need_w - w - pw, 0))),
+                 constant_values=-1)
+    vals, idx = [], []
+    for i in range(kh):
+        for j in range(kw):
+            sl = (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            vals.append(xp[(slice(None),) + sl])
+            idx.append(ids[sl])
+    return np.stack(vals, 1), np.stack(idx, 0)
+
+
+def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+    """-> (y, indices): the max over each window (padding = -inf; a NaN in the window wins) and its flat
+    index ih * W + iw in the input plane (first one on ties)."""
+    x = _float(input, "max_pool2d_forward", "input")
+    oh, ow = _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d_forward")
+    vals, ids = _pool_windows(x, kernel_size, stride, padding, dilation, (oh, ow), -np.inf)
+    isn = np.isnan(vals)
+    pick = np.where(isn.any(1), isn.argmax(1), np.argmax(np.where(isn, -np.inf, vals), axis=1))
+    y = np.take_along_axis(vals, pick[:, None], 1)[:, 0]
+    idx = np.take_along_axis(np.broadcast_to(ids, vals.shape), pick[:, None], 1)[:, 0]
+    shape = x.shape[:-2] + (oh, ow)
+    return y.reshape(shape).astype(x.dtype), idx.reshape(shape).astype(np.int64)
+
+
+def max_pool2d_backward(gy, indices, input_size):
+    """gx: gy routed to the input position of each window's max (summed where windows share it)."""
+    gy, idx = np.asarray(gy), np.asarray(indices)
+    h, w = input_size
+    planes_g, planes_i = gy.reshape(-1, gy.shape[-2] * gy.shape[-1]), idx.reshape(-1, gy.shape[-2] * gy.shape[-1])
+    if planes_i.size and (planes_i.min() < 0 or planes_i.max() >= h * w):
+        raise IndexError("max_pool2d_backward: indices out of range for the input size")
+    gx = np.zeros((planes_g.shape[0], h * w), gy.dtype)
+    for p in range(planes_g.shape[0]):
+        np.add.at(gx[p], planes_i[p], planes_g[p])
+    return gx.reshape(gy.shape[:-2] + (h, w))
+
+
+def _avg_divisor(h, w, k, s, p, out, count_include_pad):
+    """Per output cell: the window size clipped to the padded input (or to the input)."""
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = k, s, p, out
+
+    def axis(n, kk, ss, pp, o):
+        start = np.arange(o) * ss - pp
+        end = np.minimum(start + kk, n + pp)
+        padded = end - start
+        inside = np.minimum(end, n) - np.maximum(start, 0)
+        return padded, inside
+    ph_, ih = axis(h, kh, sh, ph, oh)
+    pw_, iw = axis(w, kw, sw, pw, ow)
+    return np.outer(ph_, pw_) if count_include_pad else np.outer(ih, iw)
+
+
+def avg_pool2d_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """Window means; the divisor counts the padding (count_include_pad) or only the input cells, as PyTorch."""
+    x = _float(input, "avg_pool2d_forward", "input")
+    oh, ow = _pool_check(x, kernel_size, stride, padding, (1, 1), ceil_mode, "avg_pool2d_forward")
+    vals, _ = _pool_windows(x, kernel_size, stride, padding, (1, 1), (oh, ow), 0.0)
+    div = _avg_divisor(*x.shape[-2:], kernel_size, stride, padding, (oh, ow), count_include_pad)
+    return (vals.sum(1) / div).reshape(x.shape[:-2] + (oh, ow)).astype(x.dtype)
+
+
+def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """gx: each output's gradient / divisor, spread over its window's input cells."""
+    gy = np.asarray(gy)
+    h, w = input_size
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    oh, ow = gy.shape[-2:]
+    div = _avg_divisor(h, w, kernel_size, stride, padding, (oh, ow), count_include_pad)
+    g = gy.reshape(-1, oh, ow) / div
+    need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+    gxp = np.zeros((g.shape[0], max(need_h, h + ph), max(need_w, w + pw)), gy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gxp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += g
+    return gxp[:, ph:ph + h, pw:pw + w].reshape(gy.shape[:-2] + (h, w)).astype(gy.dtype)
+
+
+def adaptive_avg_pool2d_forward(input, output_size):
+    """Output cell (i, j) averages rows [floor(i H / OH), ceil((i+1) H / OH)) and the same for columns."""
+    x = _float(input, "adaptive_avg_pool2d_forward", "input")
+    oh, ow = output_size
+    h, w = x.shape[-2:]
+    y = np.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            y[..., i, j] = x[..., i * h // oh:-(-(i + 1) * h // oh), j * w // ow:-(-(j + 1) * w // ow)].mean(axis=(-2, -1))
+    return y
+
+
+def adaptive_avg_pool2d_backward(gy, input_size):
+    gy = np.asarray(gy)
+    h, w = input_size
+    oh, ow = gy.shape[-2:]
+    gx = np.zeros(gy.shape[:-2] + (h, w), gy.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            r0, r1, c0, c1 = i * h // oh, -(-(i + 1) * h // oh), j * w // ow, -(-(j + 1) * w // ow)
+            gx[..., r0:r1, c0:c1] += (gy[..., i, j] / ((r1 - r0) * (c1 - c0)))[..., None, None]
+    return gx
+
+
+# ----------------------------------------------------------------- normalization
+def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """x (N, C, *) -> (y, mean, rstd) per channel c over the N and spatial axes.
+
+    Training: batch mean and biased variance; the running statistics (updated
+    in place) move by rm = (1 - momentum) rm + momentum mean and the same for
+    the unbiased variance.  Evaluation: the running statistics.  y = (x - mean)
+    rstd gamma + beta with rstd = 1 / sqrt(var + eps).
+    """
+    x = _float(input, "batch_norm_forward", "input")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm_forward: input must be (N, C) or (N, C, ...), got shape {x.shape}")
+    if not eps > 0:
+        raise ValueError("batch_norm_forward: eps must be > 0")
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    x64 = x.astype(np.float64)
+    if training:
+        m = x.size // max(x.shape[1], 1)
+        if m < 2 and x.size:
+            raise ValueError(f"batch_norm_forward: expected more than 1 value per channel when training, "
+                             f"got input of shape {x.shape}")
+        mean = x64.mean(axis=axes)
+        var = x64.var(axis=axes)
+        if running_mean is not None:
+            rm = _inplace(running_mean, np.empty(x.shape[1], x.dtype), "batch_norm_forward", "running_mean")
+            rm[...] = (1 - momentum) * rm + momentum * mean
+        if running_var is not None:
+            rv = _inplace(running_var, np.empty(x.shape[1], x.dtype), "batch_norm_forward", "running_var")
+            rv[...] = (1 - momentum) * rv + momentum * var * m / max(m - 1, 1)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm_forward: evaluation needs running_mean and running_var")
+        mean, var = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
+    rstd = 1 / np.sqrt(var + eps)
+    y = (x64 - mean.reshape(shape)) * rstd.reshape(shape)
+    if weight is not None:
+        y = y * np.asarray(weight).reshape(shape)
+    if bias is not None:
+        y = y + np.asarray(bias).reshape(shape)
+    return y.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype)
+
+
+def batch_norm_backward(gy, input, weight, mean, rstd, training, need_input=True, need_weight=True, need_bias=True):
+    """gx = gamma rstd (gy - mean(gy) - xhat mean(gy xhat)) in training (gamma rstd gy in evaluation);
+    ggamma = sum(gy xhat), gbeta = sum(gy)."""
+    x, gy = np.asarray(input), np.asarray(gy)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    xhat = (x - np.asarray(mean).reshape(shape)) * np.asarray(rstd).reshape(shape)
+    gamma = np.ones(x.shape[1]) if weight is None else np.asarray(weight)
+    gx = None
+    if need_input:
+        k = (gamma * np.asarray(rstd)).reshape(shape)
+        if training:
+            gx = k * (gy - gy.mean(axis=axes, keepdims=True) - xhat * (gy * xhat).mean(axis=axes, keepdims=True))
+        else:
+            gx = k * gy
+        gx = gx.astype(x.dtype)
+    return (gx, (gy * xhat).sum(axis=axes).astype(x.dtype) if need_weight else None,
+            gy.sum(axis=axes).astype(x.dtype) if need_bias else None)
+
+
+def _ln_axes(x, normalized_shape, fn):
+    k = len(normalized_shape)
+    if not 1 <= k <= x.ndim or tuple(x.shape[x.ndim - k:]) != tuple(normalized_shape):
+        raise ValueError(f"{fn}: normalized_shape does not match the last dimensions of input {x.shape}")
+    return tuple(range(x.ndim - k, x.ndim))
+
+
+def layer_norm_forward(input, normalized_shape, weight, bias, eps):
+    """Normalize over the trailing ``normalized_shape`` dims: -> (y, mean, rstd) with one mean/rstd per row."""
+    x = _float(input, "layer_norm_forward", "input")
+    axes = _ln_axes(x, normalized_shape, "layer_norm_forward")
+    if not eps > 0:
+        raise ValueError("layer_norm_forward: eps must be > 0")
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    rstd = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
+    y = (x64 - mean) * rstd
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), rstd.reshape(-1).astype(x.dtype)
+
+
+def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_input=True, need_weight=True,
+                        need_bias=True):
+    """gx = rstd (g - mean(g) - xhat mean(g xhat)) with g = gy gamma; ggamma = sum_rows gy xhat; gbeta = sum_rows gy."""
+    x, gy = np.asarray(input), np.asarray(gy)
+    axes = _ln_axes(x, normalized_shape, "layer_norm_backward")
+    lead = x.shape[:x.ndim - len(axes)] + (1,) * len(axes)
+    xhat = (x - np.asarray(mean).reshape(lead)) * np.asarray(rstd).reshape(lead)
+    g = gy * (1 if weight is None else np.asarray(weight))
+    gx = None
+    if need_input:
+        gx = (np.asarray(rstd).reshape(lead) * (g - g.mean(axis=axes, keepdims=True)
+                                                - xhat * (g * xhat).mean(axis=axes, keepdims=True))).astype(x.dtype)
+    rows = tuple(range(x.ndim - len(axes)))
+    return (gx, (gy * xhat).sum(axis=rows).astype(x.dtype) if need_weight else None,
+            gy.sum(axis=rows).astype(x.dtype) if need_bias else None)
+
+
 # ----------------------------------------------------------------- optimizers (in place)
 def _inplace(a, like, fn, name, optional=False):
     if a is None:
@@ -396,6 +719,9 @@ OPS = (
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "bce_with_logits_forward", "bce_with_logits_backward", "mse_forward", "mse_backward",
+    "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+    "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
     "sgd_step", "adam_step", "rmsprop_step",
 )
 """The kernel table every backend provides."""

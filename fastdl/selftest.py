@@ -19,6 +19,10 @@ def _cases(rng, dt):
     ce_loss, lse = reference.cross_entropy_forward(logits, t, -100, 0.1)
     bx, bt, bm = r(6, 5), (rng.random((6, 5)) > 0.5).astype(dt), rng.random((6, 5)) > 0.3
     mask = reference.dropout_mask((8, 9), 0.3, 1234)
+    cx, cw, cb = r(2, 4, 9, 8), r(6, 2, 3, 2), r(6)
+    cgy = r(*reference.conv2d_forward(cx, cw, cb, (2, 1), (1, 0, 1, 1), (1, 2), 2).shape)
+    px = r(2, 3, 7, 8)
+    pidx = reference.max_pool2d_forward(px, (3, 2), (2, 2), (1, 1), (1, 1), True)[1]
     return [
         ("matmul", (a3, b3)), ("matmul_backward", (g3, a3, b3)),
         ("linear_forward", (x, w, b)), ("linear_backward", (gy, x, w)),
@@ -32,6 +36,17 @@ def _cases(rng, dt):
         ("cross_entropy_backward", (r(13), logits, t, lse, -100, 0.1)),
         ("bce_with_logits_forward", (bx, bt, bm)), ("bce_with_logits_backward", (r(6, 5), bx, bt, bm)),
         ("mse_forward", (bx, bt)), ("mse_backward", (0.5, bx, bt)),
+        ("conv2d_forward", (cx, cw, cb, (2, 1), (1, 0, 1, 1), (1, 2), 2)),
+        ("conv2d_backward", (cgy, cx, cw, (2, 1), (1, 0, 1, 1), (1, 2), 2)),
+        ("max_pool2d_forward", (px, (3, 2), (2, 2), (1, 1), (1, 1), True)),
+        ("max_pool2d_backward", (r(*pidx.shape), pidx, (7, 8))),
+        ("avg_pool2d_forward", (px, (3, 3), (2, 2), (1, 1), True, False)),
+        ("avg_pool2d_backward", (r(2, 3, 4, 5), (7, 8), (3, 3), (2, 2), (1, 1), True, False)),
+        ("adaptive_avg_pool2d_forward", (px, (3, 5))), ("adaptive_avg_pool2d_backward", (r(2, 3, 3, 5), (7, 8))),
+        ("batch_norm_forward", (px, r(3), r(3), r(3), np.abs(r(3)) + 1, True, 0.1, 1e-5)),
+        ("batch_norm_backward", (r(2, 3, 7, 8), px, r(3), r(3), np.abs(r(3)) + 0.5, True)),
+        ("layer_norm_forward", (px, [7, 8], r(7, 8), r(7, 8), 1e-5)),
+        ("layer_norm_backward", (r(2, 3, 7, 8), px, [7, 8], r(7, 8), r(6), np.abs(r(6)) + 0.5)),
         # in-place optimizer updates: the mutated arguments are compared
         ("sgd_step", (r(5, 3), r(5, 3), r(5, 3), 0.1, 0.9, 0.1, 0.01, False, False, False)),
         ("adam_step", (r(5, 3), r(5, 3), r(5, 3), np.abs(r(5, 3)), np.abs(r(5, 3)), 1e-2, 0.9, 0.999, 1e-8, 0.01,

@@ -4,10 +4,13 @@ from __future__ import annotations
 from . import utils
 from .layers import (BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, LogSoftmax,
                      MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
+from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 
 __all__ = [
     "Module", "ModuleList", "Parameter", "Sequential", "Identity", "Linear", "ReLU", "Tanh", "Sigmoid",
     "Softmax", "LogSoftmax", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
-    "BCEWithLogitsLoss", "utils",
+    "BCEWithLogitsLoss", "utils", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
 ]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend, rng
-from .tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
+from .. import backend, rng
+from ..tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
 
 __all__ = [
     "linear", "matmul", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "dropout",

@@ -1,0 +1,26 @@
+// 2-D convolution, NCHW, by im2col + BLAS GEMM over chunks of images (the
+// column buffer stays under a fixed budget whatever the batch size).
+#pragma once
+#include <cstdint>
+
+namespace fastdl {
+
+struct Conv2dShape {
+  int64_t N, C, H, W;        // input
+  int64_t K, kh, kw;         // output channels, kernel
+  int64_t sh, sw;            // stride
+  int64_t pt, pl, pb, pr;    // padding: top, left, bottom, right (asymmetric for "same" with even kernels)
+  int64_t dh, dw;            // dilation
+  int64_t groups;
+  int64_t OH, OW;            // output
+};
+
+// x (N, C, H, W), w (K, C/groups, kh, kw), bias (K) or null -> y (N, K, OH, OW)
+template <class T>
+void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
+
+// gy (N, K, OH, OW) -> gx (like x), gw (like w), gb (K); each may be null (not needed)
+template <class T>
+void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const Conv2dShape& s);
+
+}  // namespace fastdl

@@ -1,0 +1,193 @@
+#include "norm.h"
+
+#include <vector>
+
+#include "common.h"
+
+namespace fastdl {
+
+namespace {
+int64_t chan_grain(int64_t per) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(per, 1)); }
+}  // namespace
+
+template <class T>
+void batch_norm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, T* run_mean,
+                              T* run_var, int64_t N, int64_t C, int64_t S, double momentum, double eps) {
+  const int64_t M = N * S;
+  parallel_for(C, chan_grain(M), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      // two passes in double: mean, then the centred sum of squares (no cancellation)
+      double s = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* p = x + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) s += p[i];
+      }
+      const double mu = M ? s / M : 0.0;
+      double ss = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* p = x + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) {
+          const double d = p[i] - mu;
+          ss += d * d;
+        }
+      }
+      const double var = M ? ss / M : 0.0;
+      const double r = 1.0 / std::sqrt(var + eps);
+      mean[c] = T(mu);
+      rstd[c] = T(r);
+      if (run_mean) run_mean[c] = T((1 - momentum) * run_mean[c] + momentum * mu);
+      if (run_var) run_var[c] = T((1 - momentum) * run_var[c] + momentum * (M > 1 ? ss / (M - 1) : var));
+      const T a = T(r * (gamma ? double(gamma[c]) : 1.0));
+      const T b = T((beta ? double(beta[c]) : 0.0) - mu * r * (gamma ? double(gamma[c]) : 1.0));
+      for (int64_t n = 0; n < N; ++n) {
+        const T* p = x + (n * C + c) * S;
+        T* q = y + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) q[i] = p[i] * a + b;
+      }
+    }
+  });
+}
+
+template <class T>
+void batch_norm_eval_forward(const T* x, const T* gamma, const T* beta, const T* run_mean, const T* run_var, T* y,
+                             int64_t N, int64_t C, int64_t S, double eps) {
+  std::vector<T> a(C), b(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const double r = 1.0 / std::sqrt(double(run_var[c]) + eps), g = gamma ? double(gamma[c]) : 1.0;
+    a[c] = T(r * g);
+    b[c] = T((beta ? double(beta[c]) : 0.0) - double(run_mean[c]) * r * g);
+  }
+  parallel_for(N * C, chan_grain(S), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c = q % C;
+      const T* p = x + q * S;
+      T* o = y + q * S;
+      for (int64_t i = 0; i < S; ++i) o[i] = p[i] * a[c] + b[c];
+    }
+  });
+}
+
+template <class T>
+void batch_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* rstd, T* gx, T* ggamma,
+                         T* gbeta, int64_t N, int64_t C, int64_t S, bool training) {
+  const int64_t M = N * S;
+  parallel_for(C, chan_grain(M), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const double mu = mean[c], r = rstd[c];
+      double sg = 0, sgx = 0;  // sum(gy), sum(gy * xhat)
+      for (int64_t n = 0; n < N; ++n) {
+        const T* g = gy + (n * C + c) * S;
+        const T* p = x + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) {
+          sg += g[i];
+          sgx += g[i] * ((p[i] - mu) * r);
+        }
+      }
+      if (ggamma) ggamma[c] = T(sgx);
+      if (gbeta) gbeta[c] = T(sg);
+      if (!gx) continue;
+      const double gm = gamma ? double(gamma[c]) : 1.0;
+      if (!training) {
+        const T k = T(gm * r);
+        for (int64_t n = 0; n < N; ++n) {
+          const T* g = gy + (n * C + c) * S;
+          T* o = gx + (n * C + c) * S;
+          for (int64_t i = 0; i < S; ++i) o[i] = g[i] * k;
+        }
+        continue;
+      }
+      // gx = gamma r (gy - mean(gy) - xhat mean(gy xhat))
+      const T k = T(gm * r), mg = T(M ? sg / M : 0), mgx = T(M ? sgx / M : 0);
+      const T tmu = T(mu), tr = T(r);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* g = gy + (n * C + c) * S;
+        const T* p = x + (n * C + c) * S;
+        T* o = gx + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) o[i] = k * (g[i] - mg - (p[i] - tmu) * tr * mgx);
+      }
+    }
+  });
+}
+
+template <class T>
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, int64_t M, int64_t D,
+                        double eps) {
+  parallel_for(M, chan_grain(D), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const T* p = x + m * D;
+      double s = 0;
+      for (int64_t i = 0; i < D; ++i) s += p[i];
+      const double mu = D ? s / D : 0.0;
+      double ss = 0;
+      for (int64_t i = 0; i < D; ++i) ss += (p[i] - mu) * (p[i] - mu);
+      const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
+      mean[m] = T(mu);
+      rstd[m] = T(r);
+      const T tmu = T(mu), tr = T(r);
+      T* o = y + m * D;
+      for (int64_t i = 0; i < D; ++i) {
+        const T xh = (p[i] - tmu) * tr;
+        o[i] = gamma ? xh * gamma[i] + (beta ? beta[i] : T(0)) : xh + (beta ? beta[i] : T(0));
+      }
+    }
+  });
+}
+
+template <class T>
+void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* rstd, T* gx, T* ggamma,
+                         T* gbeta, int64_t M, int64_t D) {
+  if (gx) {
+    parallel_for(M, chan_grain(D), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        const T* g = gy + m * D;
+        const T* p = x + m * D;
+        const T mu = mean[m], r = rstd[m];
+        double a = 0, b = 0;  // mean(gy*gamma), mean(gy*gamma*xhat)
+        for (int64_t i = 0; i < D; ++i) {
+          const double gg = gamma ? double(g[i]) * gamma[i] : double(g[i]);
+          a += gg;
+          b += gg * ((p[i] - mu) * r);
+        }
+        const T ma = T(a / D), mb = T(b / D);
+        T* o = gx + m * D;
+        for (int64_t i = 0; i < D; ++i) {
+          const T gg = gamma ? g[i] * gamma[i] : g[i];
+          o[i] = r * (gg - ma - (p[i] - mu) * r * mb);
+        }
+      }
+    });
+  }
+  if (ggamma || gbeta) {
+    parallel_for(D, 64, [&](int64_t d0, int64_t d1) {
+      for (int64_t i = d0; i < d1; ++i) {
+        if (ggamma) ggamma[i] = 0;
+        if (gbeta) gbeta[i] = 0;
+      }
+      for (int64_t m = 0; m < M; ++m) {
+        const T* g = gy + m * D;
+        const T* p = x + m * D;
+        const T mu = mean[m], r = rstd[m];
+        for (int64_t i = d0; i < d1; ++i) {
+          if (ggamma) ggamma[i] += g[i] * ((p[i] - mu) * r);
+          if (gbeta) gbeta[i] += g[i];
+        }
+      }
+    });
+  }
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                                  \
+  template void batch_norm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t, \
+                                            int64_t, double, double);                                          \
+  template void batch_norm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, int64_t,       \
+                                           int64_t, int64_t, double);                                          \
+  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,   \
+                                       int64_t, int64_t, bool);                                                \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, double);     \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
+                                       int64_t);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl

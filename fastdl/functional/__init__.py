@@ -1,0 +1,11 @@
+"""Differentiable ops on the backend's kernel table, with PyTorch's signatures (one file per family)."""
+from __future__ import annotations
+
+from .basic import *  # noqa: F401,F403
+from .basic import __all__ as _basic
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv
+from .norm import *  # noqa: F401,F403
+from .norm import __all__ as _norm
+
+__all__ = _basic + _conv + _norm

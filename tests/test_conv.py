@@ -1,0 +1,215 @@
+"""Convolution, pooling and normalization: native vs reference, gradcheck, PyTorch semantics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastdl
+import fastdl.functional as F
+from fastdl import nn
+from helpers import check_op
+
+
+def r(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+CONV_CASES = [
+    # (N, C, H, W), (K, kh, kw), stride, padding, dilation, groups
+    ((1, 1, 5, 5), (1, 3, 3), 1, 0, 1, 1),
+    ((2, 3, 7, 6), (4, 3, 2), 1, 1, 1, 1),
+    ((2, 4, 9, 9), (6, 3, 3), (2, 1), (1, 2), (2, 1), 2),
+    ((3, 4, 5, 5), (4, 3, 3), 1, "same", 1, 4),     # depthwise, same
+    ((2, 3, 6, 7), (2, 4, 2), 1, "same", (1, 2), 1),  # even kernel: asymmetric same padding
+    ((2, 8, 6, 6), (4, 1, 1), 1, 0, 1, 1),          # pointwise (no im2col)
+    ((2, 3, 8, 8), (5, 3, 3), 2, "valid", 1, 1),
+    ((33, 2, 4, 4), (3, 2, 2), 1, 0, 1, 1),         # several images per GEMM chunk
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d(rng, xs, ws, stride, padding, dilation, groups, bias):
+    x = r(rng, *xs)
+    w = r(rng, ws[0], xs[1] // groups, ws[1], ws[2])
+    args = (x, w, r(rng, ws[0])) if bias else (x, w)
+    small = x.size <= 300
+
+    def fn(x, w, b=None):
+        return F.conv2d(x, w, b, stride, padding, dilation, groups)
+    check_op(fn, *args, gradcheck=small)
+
+
+def test_conv2d_gradcheck_strided_grouped(rng):
+    x, w, b = r(rng, 2, 4, 6, 5), r(rng, 4, 2, 3, 2), r(rng, 4)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2), x, w, b)
+
+
+def test_conv_output_size_formula():
+    for n, f, p, s in [(6, 3, 0, 1), (7, 3, 1, 2), (32, 5, 0, 1), (224, 7, 3, 2), (5, 5, 2, 1)]:
+        x = fastdl.tensor(np.zeros((1, 1, n, n), np.float32))
+        y = F.conv2d(x, np.zeros((1, 1, f, f), np.float32), stride=s, padding=p)
+        assert y.shape[-1] == (n + 2 * p - f) // s + 1 == F.conv_output_size(n, f, s, p)
+
+
+def test_same_padding_keeps_size():
+    for k in (1, 2, 3, 4, 5):
+        x = fastdl.tensor(np.zeros((1, 2, 9, 8), np.float32))
+        assert F.conv2d(x, np.zeros((3, 2, k, k), np.float32), padding="same").shape == (1, 3, 9, 8)
+    assert F.pad_amounts("same", (4, 4), (1, 1)) == (1, 1, 2, 2)
+
+
+def test_vertical_edge_filter():
+    img = np.zeros((1, 1, 6, 6), np.float32)
+    img[..., :3] = 10  # bright left half, dark right half
+    k = np.array([[1, 0, -1]] * 3, np.float32)[None, None]
+    y = F.conv2d(fastdl.tensor(img), k).data[0, 0]
+    np.testing.assert_array_equal(y, [[0, 30, 30, 0]] * 4)
+
+
+def test_conv_bad_arguments():
+    x = fastdl.tensor(np.zeros((1, 3, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="input channels"):
+        F.conv2d(x, np.zeros((2, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.conv2d(x, np.zeros((2, 3, 7, 7), np.float32))
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), stride=0)
+    with pytest.raises(ValueError, match="padding"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), padding=-1)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(TypeError, match="dtype"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3)))
+
+
+# ------------------------------------------------------------------ pooling
+POOL_CASES = [((2, 2), None, 0, 1, False), ((3, 3), (2, 2), (1, 1), 1, False), ((3, 2), (2, 1), (1, 0), 1, True),
+              ((2, 2), (2, 2), 0, 1, True), ((3, 3), (1, 1), (1, 1), (2, 2), False), ((1, 1), (2, 2), 0, 1, False)]
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", POOL_CASES)
+def test_max_pool2d(rng, k, s, p, d, ceil):
+    x = r(rng, 2, 3, 7, 9)
+    check_op(lambda t: F.max_pool2d(t, k, s, p, d, ceil), x)
+
+
+@pytest.mark.parametrize("k,s,p,ceil,cip", [((2, 2), None, 0, False, True), ((3, 3), (2, 2), (1, 1), False, True),
+                                            ((3, 3), (2, 2), (1, 1), True, False), ((3, 2), (2, 1), (1, 1), True, True)])
+def test_avg_pool2d(rng, k, s, p, ceil, cip):
+    check_op(lambda t: F.avg_pool2d(t, k, s, p, ceil, cip), r(rng, 2, 3, 7, 9))
+
+
+@pytest.mark.parametrize("out", [(1, 1), (3, 5), (7, 9), (4, None)])
+def test_adaptive_avg_pool2d(rng, out):
+    check_op(lambda t: F.adaptive_avg_pool2d(t, out), r(rng, 2, 3, 7, 9))
+    x = fastdl.tensor(r(rng, 2, 3, 7, 9))
+    np.testing.assert_allclose(F.global_avg_pool2d(x).data, x.data.mean(axis=(2, 3)))
+
+
+def test_max_pool_nan_and_gradient_routing():
+    x = np.array([[[[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, np.nan, 1.0]]]], np.float32)
+    t = fastdl.tensor(x, requires_grad=True)
+    y = F.max_pool2d(t, 2)
+    assert y.data[0, 0, 0, 0] == 5 and np.isnan(y.data[0, 0, 0, 1])
+    F.max_pool2d(fastdl.tensor(np.nan_to_num(x, nan=-1.0), requires_grad=True), 2)
+    t2 = fastdl.tensor(np.nan_to_num(x, nan=-1.0), requires_grad=True)
+    F.max_pool2d(t2, 2).sum().backward()
+    np.testing.assert_array_equal(t2.grad.data[0, 0], [[0, 1, 1, 0], [0, 0, 0, 0]])
+
+
+def test_pool_bad_arguments():
+    x = fastdl.tensor(np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="half"):
+        F.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="stride"):
+        F.max_pool2d(x, 2, stride=0)
+    with pytest.raises(ValueError, match="larger"):
+        F.avg_pool2d(x, 5)
+
+
+# ------------------------------------------------------------------ normalization
+@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 6), (3, 2, 4, 5)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm(rng, shape, training):
+    c = shape[1]
+    rm, rv = r(rng, c) * 0.1, np.abs(r(rng, c)) + 0.5
+
+    def fn(x, w, b):
+        return F.batch_norm(x, rm.astype(x.dtype), rv.astype(x.dtype), w, b, training, 0.1, 1e-5)
+    check_op(fn, r(rng, *shape) * 2 + 1, r(rng, c), r(rng, c))
+
+
+def test_batch_norm_running_stats_and_modes(rng):
+    bn = nn.BatchNorm2d(3)
+    x = (r(rng, 8, 3, 4, 4) * 3 + 2).astype(np.float32)
+    y = bn(x).data
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, atol=1e-3)
+    m = x.mean(axis=(0, 2, 3))
+    v = x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(bn.running_mean.data, 0.1 * m, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var.data, 0.9 + 0.1 * v, rtol=1e-5)
+    assert bn.num_batches_tracked.data == 1
+    bn.eval()
+    ye = bn(x).data
+    np.testing.assert_allclose(ye, (x - bn.running_mean.data[None, :, None, None]) /
+                               np.sqrt(bn.running_var.data[None, :, None, None] + 1e-5), rtol=1e-4, atol=1e-5)
+    assert bn.num_batches_tracked.data == 1
+    cma = nn.BatchNorm1d(3, momentum=None)
+    for k in range(3):
+        cma(r(rng, 10, 3).astype(np.float32) + k)
+    assert cma.num_batches_tracked.data == 3
+    with pytest.raises(ValueError, match="more than 1 value"):
+        nn.BatchNorm1d(3)(np.ones((1, 3), np.float32))
+    with pytest.raises(ValueError, match="4-D"):
+        nn.BatchNorm2d(3)(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("shape,ns", [((4, 7), (7,)), ((2, 3, 5), (5,)), ((2, 3, 4), (3, 4))])
+def test_layer_norm(rng, shape, ns):
+    check_op(lambda x, w, b: F.layer_norm(x, ns, w, b), r(rng, *shape), r(rng, *ns), r(rng, *ns))
+    check_op(lambda x: F.layer_norm(x, ns), r(rng, *shape))
+
+
+# ------------------------------------------------------------------ against PyTorch
+@pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    x = r(rng, 2, 4, 9, 8).astype(np.float32)
+    w = r(rng, 6, 2, 3, 2).astype(np.float32)
+    b = r(rng, 6).astype(np.float32)
+    for st, pad, dil in [((2, 1), (1, 0), (1, 2)), (1, "same", 1), (1, "valid", 2)]:
+        ours = F.conv2d(x, w, b, st, pad, dil, groups=2).data
+        theirs = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), st, pad, dil, 2).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    for k, s, p, ceil in [(3, 2, 1, True), (2, 2, 0, False), (3, 1, 1, False)]:
+        np.testing.assert_allclose(F.max_pool2d(x, k, s, p, ceil_mode=ceil).data,
+                                   TF.max_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=ceil).numpy())
+        for cip in (True, False):
+            np.testing.assert_allclose(F.avg_pool2d(x, k, s, p, ceil, cip).data,
+                                       TF.avg_pool2d(torch.from_numpy(x), k, s, p, ceil, cip).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, (4, 3)).data,
+                               TF.adaptive_avg_pool2d(torch.from_numpy(x), (4, 3)).numpy(), rtol=1e-6)
+    # layers with converted state dicts, train and eval
+    tm = torch.nn.Sequential(torch.nn.Conv2d(4, 5, 3, padding=1), torch.nn.BatchNorm2d(5), torch.nn.ReLU(),
+                             torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.LayerNorm(80), torch.nn.Linear(80, 3))
+    om = nn.Sequential(nn.Conv2d(4, 5, 3, padding=1), nn.BatchNorm2d(5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                       nn.LayerNorm(80), nn.Linear(80, 3))
+    om.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    tx = torch.from_numpy(x).requires_grad_(True)
+    fx = fastdl.tensor(x, requires_grad=True)
+    yt, yo = tm(tx), om(fx)
+    np.testing.assert_allclose(yo.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    yt.sum().backward()
+    yo.sum().backward()
+    np.testing.assert_allclose(fx.grad.data, tx.grad.numpy(), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(om[0].weight.grad.data, tm[0].weight.grad.numpy(), rtol=1e-3, atol=1e-4)
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(om.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    tm.eval()
+    om.eval()
+    np.testing.assert_allclose(om(x).data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
