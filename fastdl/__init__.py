@@ -15,7 +15,7 @@ from .backend import get_backend, get_num_threads, set_backend, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .serialization import load, save
-from .tensor import Tensor, as_tensor, matmul, tensor
+from .tensor import Tensor, as_tensor, cat, matmul, stack, tensor
 
 from . import functional, init, nn, optim, data, datasets, train, models  # noqa: E402  (after the core)
 from .optim.ema import ewa  # noqa: E402
@@ -42,7 +42,7 @@ def randn(*shape, dtype="float32", requires_grad=False) -> Tensor:
 
 
 __all__ = [
-    "Tensor", "tensor", "as_tensor", "matmul", "no_grad", "enable_grad", "is_grad_enabled",
+    "Tensor", "tensor", "as_tensor", "matmul", "cat", "stack", "no_grad", "enable_grad", "is_grad_enabled",
     "set_grad_enabled", "manual_seed", "gradcheck", "GradcheckError", "save", "load", "set_backend",
     "get_backend", "set_num_threads", "get_num_threads", "zeros", "ones", "randn", "functional", "init",
     "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa",

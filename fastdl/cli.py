@@ -10,60 +10,90 @@ import time
 import numpy as np
 
 
-def _mnist(args):
+def _mnist_images():
+    """MNIST-5k as (N, 1, 28, 28) float32, standardized with the training statistics, plus the labels."""
     from . import data, datasets
     (xtr, ytr), (xte, yte) = datasets.mnist_5k()
-    std = data.Standardizer(axis=None).fit(xtr.reshape(len(xtr), -1) / 255.0)
-    prep = lambda x: std.transform(x.reshape(len(x), -1) / 255.0)  # noqa: E731
-    return prep(xtr), ytr, prep(xte), yte, std
+    std = data.Standardizer(axis=None).fit(xtr / 255.0)
+    prep = lambda x: std.transform(x[:, None] / 255.0)  # noqa: E731
+    return prep(xtr), ytr, prep(xte), yte
+
+
+MODELS = {
+    "lenet5": dict(builder="lenet5", kwargs=dict(num_classes=10, activation="relu", pooling="max", padding=2)),
+    "mlp": dict(builder="mlp", kwargs=dict(in_features=784, hidden=[256, 128], num_classes=10, dropout=0.2)),
+}
+
+
+def build_model(config: dict):
+    from . import models
+    return getattr(models, config["builder"])(**config["kwargs"])
 
 
 def cmd_train(args) -> int:
     import fastdl
-    from . import data, models, nn, optim, train
+    from . import data, nn, optim, train
 
     fastdl.set_backend(args.backend)
     if args.threads:
         fastdl.set_num_threads(args.threads)
-    fastdl.manual_seed(args.seed)
-    xtr, ytr, xte, yte, std = _mnist(args)
-    if args.model != "mlp":
-        print(f"fastdl train: unknown model {args.model!r} (available: mlp)", file=sys.stderr)
+    if args.model not in MODELS:
+        print(f"fastdl train: unknown model {args.model!r} (available: {', '.join(MODELS)})", file=sys.stderr)
         return 2
-    config = {"in_features": 784, "hidden": [256, 128], "num_classes": 10, "dropout": args.dropout}
-    model = models.mlp(**config)
+    fastdl.manual_seed(args.seed)
+    xtr, ytr, xte, yte = _mnist_images()
+    config = MODELS[args.model]
+    model = build_model(config)
     loader = data.DataLoader(data.TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True,
                              seed=args.seed)
     test_loader = data.DataLoader(data.TensorDataset(xte, yte), batch_size=500)
-    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    print(f"fastdl {fastdl.__version__}: training an MLP 784-256-128-10 on MNIST-5k "
-          f"({len(xtr)} train / {len(xte)} test), backend={fastdl.get_backend()}, "
+    if args.optimizer == "adam":
+        opt = optim.Adam(model.parameters(), lr=args.lr or 2e-3, weight_decay=args.weight_decay)
+    else:
+        opt = optim.SGD(model.parameters(), lr=args.lr or 0.02, momentum=0.9, weight_decay=args.weight_decay)
+    print(f"fastdl {fastdl.__version__}: training {args.model} ({model.num_parameters():,} parameters) on MNIST-5k "
+          f"({len(xtr)} train / {len(xte)} test), {args.optimizer}, backend={fastdl.get_backend()}, "
           f"threads={fastdl.get_num_threads()}")
     t0 = time.perf_counter()
+    sched = optim.lr_scheduler.CosineAnnealingLR(opt, max(args.epochs, 1))  # settles the last epochs
     hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, val_loader=test_loader, epochs=args.epochs,
-                     progress=False if args.no_progress else None, verbose=True)
+                     progress=False if args.no_progress else None, verbose=True, scheduler=sched)
     dt = time.perf_counter() - t0
     acc = hist["val_accuracy"][-1]
     print(f"test accuracy {acc:.4f} after {len(hist.epoch)} epochs in {dt:.1f}s")
     if args.save:
-        fastdl.save({"model": args.model, "config": config, "state_dict": model.state_dict(),
-                     "standardizer": std.state_dict()}, args.save)
+        fastdl.save({"model": args.model, "config": config, "state_dict": model.state_dict()}, args.save)
         print(f"saved weights to {args.save}")
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def _load_model(path):
     import fastdl
-    from . import data, models, nn, train
-
-    ck = fastdl.load(args.checkpoint)
-    model = models.mlp(**ck["config"])
+    ck = fastdl.load(path)
+    if not isinstance(ck, dict) or "config" not in ck or "state_dict" not in ck:
+        raise SystemExit(f"fastdl: {path} is not a model checkpoint written by 'fastdl train --save'")
+    model = build_model(ck["config"])
     model.load_state_dict(ck["state_dict"])
-    (_, _), (xte, yte) = fastdl.datasets.mnist_5k()
-    std = data.Standardizer()
-    std.load_state_dict(ck["standardizer"])
-    x = std.transform(xte.reshape(len(xte), -1) / 255.0)
-    logs = train.evaluate(model, nn.CrossEntropyLoss(), data.DataLoader(data.TensorDataset(x, yte), 500))
+    model.eval()
+    return model
+
+
+def cmd_predict(args) -> int:
+    from . import train
+    model = _load_model(args.checkpoint)
+    _, _, xte, yte = _mnist_images()
+    idx = list(range(args.count))
+    pred = train.predict(model, xte[idx]).argmax(axis=1)
+    for i, p in zip(idx, pred):
+        print(f"test image {i:4d}: predicted {p}, label {yte[i]}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import data, nn, train
+    model = _load_model(args.checkpoint)
+    _, _, xte, yte = _mnist_images()
+    logs = train.evaluate(model, nn.CrossEntropyLoss(), data.DataLoader(data.TensorDataset(xte, yte), 500))
     print(f"test loss {logs['loss']:.4f}  accuracy {logs['accuracy']:.4f}")
     return 0
 
@@ -121,22 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastdl", description="fastdl: deep learning with native kernels")
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model on the built-in MNIST subset")
-    t.add_argument("--model", default="mlp", help="model to train (default: mlp)")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--lr", type=float, default=0.02)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="model to train (default: lenet5)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3 for adam, 0.02 for sgd)")
+    t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--backend", choices=("native", "reference"), default="native")
     t.add_argument("--threads", type=int, default=0, help="threads for the native kernels (default: all)")
-    t.add_argument("--save", default=None, help="write the trained weights to this .npz checkpoint")
+    t.add_argument("--save", default="fastdl-mnist.npz", help="where to write the trained weights (.npz, no pickle)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint written by 'fastdl train --save'")
+    e = sub.add_parser("evaluate", help="test accuracy of a checkpoint written by 'fastdl train --save'")
     e.add_argument("checkpoint")
     e.set_defaults(fn=cmd_evaluate)
+    pr = sub.add_parser("predict", help="predict test digits with a checkpoint written by 'fastdl train --save'")
+    pr.add_argument("checkpoint")
+    pr.add_argument("--count", type=int, default=10)
+    pr.set_defaults(fn=cmd_predict)
     d = sub.add_parser("demo", help="run a chapter of the curriculum (fastdl demo --list)")
     d.add_argument("name", nargs="?")
     d.add_argument("--list", action="store_true")

@@ -35,7 +35,9 @@ def _fans(t: Tensor):
 
 
 def _fill(t: Tensor, values) -> Tensor:
-    t.data = np.array(values, dtype=t.dtype, order="C").reshape(t.shape)
+    t.data = np.asarray(values, dtype=t.dtype).reshape(t.shape)
+    if not t.data.flags.c_contiguous or not t.data.flags.writeable:
+        t.data = np.array(t.data, order="C")
     return t
 
 
@@ -61,12 +63,22 @@ def constant_(t: Tensor, value: float) -> Tensor:
     return _fill(t, np.full(t.shape, value))
 
 
+def _draw_dtype(t: Tensor):
+    return np.float32 if t.dtype == np.float32 else np.float64  # float32 draws: twice as fast for big layers
+
+
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(t, generator().normal(mean, std, t.shape))
+    z = generator().standard_normal(t.shape, dtype=_draw_dtype(t))
+    z *= std
+    z += mean
+    return _fill(t, z)
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(t, generator().uniform(a, b, t.shape))
+    u = generator().random(t.shape, dtype=_draw_dtype(t))
+    u *= b - a
+    u += a
+    return _fill(t, u)
 
 
 def he_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "relu") -> Tensor:

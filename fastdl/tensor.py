@@ -554,6 +554,25 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return _result(y.reshape(out_shape), (a, b), bw)
 
 
+def cat(tensors, axis: int = 0, dim=None) -> Tensor:
+    """Concatenate along ``axis`` (``dim`` accepted); the gradient is split back to each input."""
+    axis = axis if dim is None else dim
+    ts = [as_tensor(t) for t in tensors]
+    if not ts:
+        raise ValueError("cat: give at least one tensor")
+    out = np.concatenate([t.data for t in ts], axis=axis)
+    ax = axis % out.ndim
+    bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
+    return _result(out, tuple(ts), lambda g: tuple(np.split(g, bounds, axis=ax)))
+
+
+def stack(tensors, axis: int = 0, dim=None) -> Tensor:
+    """Stack along a new ``axis``."""
+    axis = axis if dim is None else dim
+    ts = [as_tensor(t) for t in tensors]
+    return cat([t.unsqueeze(axis) for t in ts], axis=axis)
+
+
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """Make a Tensor holding a copy of ``data``; Python floats become float32, NumPy arrays keep their dtype."""
     arr = data.data if isinstance(data, Tensor) else data
