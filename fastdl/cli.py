@@ -11,12 +11,8 @@ import numpy as np
 
 
 def _mnist_images():
-    """MNIST-5k as (N, 1, 28, 28) float32, standardized with the training statistics, plus the labels."""
-    from . import data, datasets
-    (xtr, ytr), (xte, yte) = datasets.mnist_5k()
-    std = data.Standardizer(axis=None).fit(xtr / 255.0)
-    prep = lambda x: std.transform(x[:, None] / 255.0)  # noqa: E731
-    return prep(xtr), ytr, prep(xte), yte
+    from .demos.common import mnist_images
+    return mnist_images()
 
 
 MODELS = {

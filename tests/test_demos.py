@@ -57,6 +57,8 @@ def test_tune_demo():
 def test_transfer_demo():
     res, text = quiet("transfer")
     assert res["pretrain"] > 0.9 and "Measured" in text
+    two = res["shots"][2]
+    assert two["transfer"] > two["scratch"]  # the curriculum's claim (a large effect at 2 examples per class)
 
 
 def test_multitask_demo():
@@ -75,3 +77,20 @@ def test_early_stopping_demo():
 def test_demo_cli_lists():
     out = run_cli("demo", "--list", check=True).stdout
     assert all(n in out for n in demos.DEMOS)
+
+
+def test_batchnorm_demo():
+    res, _ = quiet("batchnorm")
+    assert res["with BatchNorm1d"]["loss"][0] < res["without"]["loss"][0]
+
+
+def test_edges_and_padding_demos():
+    res, _ = quiet("edges")
+    np.testing.assert_array_equal(res["edge_map"], [[0, 30, 30, 0]] * 4)
+    res, _ = quiet("padding")
+    assert all(formula == measured for *_, formula, measured in res["rows"])
+
+
+def test_cnn_zoo_demo():
+    res, _ = quiet("cnn-zoo")
+    assert all(r["parameters"] == r["published"] and np.isfinite(r["loss"]) for r in res.values())

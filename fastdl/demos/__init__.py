@@ -17,6 +17,10 @@ DEMOS = {
     "transfer": "pretrain on digits 0-4, fine-tune on a few 5-9s, against training from scratch",
     "multitask": "several binary labels per image, some missing, one shared trunk",
     "early-stopping": "stop when the validation loss stops improving and keep the best weights",
+    "batchnorm": "the same deep net with and without batch normalization",
+    "edges": "a fixed vertical-edge filter on an image, as the curriculum draws it",
+    "padding": "output sizes of valid, same and strided convolutions",
+    "cnn-zoo": "LeNet-5, AlexNet, VGG-16, ResNet, GoogLeNet: parameter counts and a training step each",
 }
 
 

@@ -14,6 +14,14 @@ def mnist_flat():
     return f(xtr), ytr, f(xte), yte
 
 
+def mnist_images():
+    """(x_train, y_train, x_test, y_test) with images as (N, 1, 28, 28) float32, standardized."""
+    (xtr, ytr), (xte, yte) = datasets.mnist_5k()
+    std = data.Standardizer(axis=None).fit(xtr / 255.0)
+    f = lambda x: std.transform(x[:, None] / 255.0)  # noqa: E731
+    return f(xtr), ytr, f(xte), yte
+
+
 def loader(x, y, batch_size=64, shuffle=True, seed=0):
     return data.DataLoader(data.TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, seed=seed)
 
