@@ -159,6 +159,25 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
     });
   }
   if (!gx && !gw) return;
+  // Stride 1, no dilation, one group: gx is itself a convolution of gy with the flipped, transposed
+  // kernel (pad k-1-p): im2col(gy) + one well-shaped GEMM instead of a thin GEMM and a scatter (col2im).
+  if (gx && !pw && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.groups == 1 && s.C >= 32 && s.pt < s.kh &&
+
+      s.pb < s.kh && s.pl < s.kw && s.pr < s.kw) {
+    std::vector<T> wf(s.C * s.K * s.kh * s.kw);
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t i = 0; i < s.kh; ++i)
+          for (int64_t j = 0; j < s.kw; ++j)
+            wf[((c * s.K + k) * s.kh + (s.kh - 1 - i)) * s.kw + (s.kw - 1 - j)] = w[((k * s.C + c) * s.kh + i) * s.kw + j];
+    Conv2dShape t = s;
+    t.C = s.K; t.H = s.OH; t.W = s.OW; t.K = s.C;
+    t.pt = s.kh - 1 - s.pt; t.pb = s.kh - 1 - s.pb; t.pl = s.kw - 1 - s.pl; t.pr = s.kw - 1 - s.pr;
+    t.OH = s.H; t.OW = s.W;
+    conv2d_forward<T>(gy, wf.data(), nullptr, gx, t);
+    gx = nullptr;  // done
+    if (!gw) return;
+  }
   if (gx) std::fill(gx, gx + s.N * s.C * s.H * s.W, T(0));
   const int64_t nb_max = pw ? 1 : chunk_images(s, rows, sizeof(T));
   std::vector<T> col(pw ? 0 : rows * nb_max * ohw), gyc(nb_max > 1 ? Kg * nb_max * ohw : 0);
