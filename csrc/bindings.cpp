@@ -13,6 +13,7 @@
 #include "conv.h"
 #include "norm.h"
 #include "pool.h"
+#include "rnn.h"
 #include "cpu.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -1108,6 +1109,239 @@ py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const
                         : ln_bwd_t<double>(gy, x, w, m, r, M, D, nshape, need_input, need_weight, need_bias);
 }
 
+// ---------------------------------------------------------------- recurrent
+fastdl::RnnMode rnn_mode(const std::string& m) {
+  if (m == "rnn_tanh") return fastdl::RnnMode::Tanh;
+  if (m == "rnn_relu") return fastdl::RnnMode::Relu;
+  if (m == "gru") return fastdl::RnnMode::GRU;
+  if (m == "lstm") return fastdl::RnnMode::LSTM;
+  value_error("rnn: mode must be 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got '" + m + "'");
+}
+
+struct RnnArgs {
+  fastdl::RnnDims d;
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> lengths;
+};
+
+RnnArgs rnn_check(const std::string& mode, const py::array& x, const py::array& h0, const py::object& c0,
+                  const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                  const py::object& lengths, bool reverse, const char* fn) {
+  RnnArgs a{};
+  a.d.mode = rnn_mode(mode);
+  a.d.reverse = reverse;
+  const int64_t G = fastdl::rnn_gates(a.d.mode);
+  want_ndim(x, "input", fn, 3, 3);
+  a.d.T = x.shape(0); a.d.B = x.shape(1); a.d.I = x.shape(2);
+  want_ndim(w_hh, "weight_hh", fn, 2, 2);
+  a.d.H = w_hh.shape(1);
+  const int64_t H = a.d.H, B = a.d.B;
+  auto need = [&](const py::array& v, std::vector<py::ssize_t> shp, const char* name) {
+    if (shape_vec(v) != shp) {
+      std::ostringstream o;
+      o << fn << ": " << name << " has shape " << shape_of(v) << ", expected (";
+      for (size_t i = 0; i < shp.size(); ++i) o << (i ? ", " : "") << shp[i];
+      o << ")";
+      value_error(o.str());
+    }
+    same_dtype(x, "input", v, name, fn);
+  };
+  need(w_hh, {G * H, H}, "weight_hh");
+  need(w_ih, {G * H, a.d.I}, "weight_ih");
+  need(h0, {B, H}, "hx");
+  if (a.d.mode == fastdl::RnnMode::LSTM) {
+    if (c0.is_none()) type_error(std::string(fn) + ": an LSTM needs the initial cell state c0");
+    need(to_array(c0, fn, "cx"), {B, H}, "cx");
+  }
+  if (!b_ih.is_none()) need(to_array(b_ih, fn, "bias_ih"), {G * H}, "bias_ih");
+  if (!b_hh.is_none()) need(to_array(b_hh, fn, "bias_hh"), {G * H}, "bias_hh");
+  a.d.lengths = nullptr;
+  if (!lengths.is_none()) {
+    py::array l = to_array(lengths, fn, "lengths");
+    if (l.dtype().kind() != 'i' && l.dtype().kind() != 'u') type_error(std::string(fn) + ": lengths must be integers");
+    if (l.ndim() != 1 || l.shape(0) != B)
+      value_error(std::string(fn) + ": lengths has shape " + shape_of(l) + ", expected (" + std::to_string(B) + ",)");
+    a.lengths = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(l);
+    for (int64_t b = 0; b < B; ++b)
+      if (a.lengths.data()[b] < 1 || a.lengths.data()[b] > a.d.T)
+        value_error(std::string(fn) + ": lengths[" + std::to_string(b) + "] = " + std::to_string(a.lengths.data()[b]) +
+                    " is not in [1, " + std::to_string(a.d.T) + "]");
+    a.d.lengths = a.lengths.data();
+  }
+  return a;
+}
+
+template <class T>
+py::tuple rnn_fwd_t(RnnArgs& a, const py::array& x0, const py::array& h00, const py::object& c00, const py::array& wi0,
+                    const py::array& wh0, const py::object& bi0, const py::object& bh0) {
+  const auto& d = a.d;
+  const int64_t G = fastdl::rnn_gates(d.mode);
+  const bool lstm = d.mode == fastdl::RnnMode::LSTM, gru = d.mode == fastdl::RnnMode::GRU;
+  auto x = carr<T>::ensure(x0);
+  auto h0 = carr<T>::ensure(h00);
+  auto wi = carr<T>::ensure(wi0);
+  auto wh = carr<T>::ensure(wh0);
+  carr<T> c0, bi, bh;
+  if (lstm) c0 = carr<T>::ensure(c00);
+  if (!bi0.is_none()) bi = carr<T>::ensure(bi0);
+  if (!bh0.is_none()) bh = carr<T>::ensure(bh0);
+  py::array out = empty<T>({d.T, d.B, d.H}), hn = empty<T>({d.B, d.H}), gates = empty<T>({d.T, d.B, G * d.H});
+  py::object cn = py::none(), cs = py::none(), hnl = py::none();
+  py::array cna, csa, hnla;
+  if (lstm) { cna = empty<T>({d.B, d.H}); csa = empty<T>({d.T, d.B, d.H}); cn = cna; cs = csa; }
+  if (gru) { hnla = empty<T>({d.T, d.B, d.H}); hnl = hnla; }
+  {
+    py::gil_scoped_release nogil;
+    fastdl::rnn_forward<T>(d, x.data(), h0.data(), lstm ? c0.data() : nullptr, wi.data(), wh.data(),
+                           bi0.is_none() ? nullptr : bi.data(), bh0.is_none() ? nullptr : bh.data(), ptr<T>(out),
+                           ptr<T>(hn), lstm ? ptr<T>(cna) : nullptr, ptr<T>(gates), lstm ? ptr<T>(csa) : nullptr,
+                           gru ? ptr<T>(hnla) : nullptr);
+  }
+  return py::make_tuple(out, hn, cn, gates, cs, hnl);
+}
+
+py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::object& h0o, const py::object& c0,
+                      const py::object& wio, const py::object& who, const py::object& b_ih, const py::object& b_hh,
+                      const py::object& lengths, bool reverse) {
+  const char* fn = "rnn_forward";
+  auto x = to_array(xo, fn, "input"), h0 = to_array(h0o, fn, "hx"), wi = to_array(wio, fn, "weight_ih"),
+       wh = to_array(who, fn, "weight_hh");
+  Kind k = float_kind(x, fn, "input");
+  RnnArgs a = rnn_check(mode, x, h0, c0, wi, wh, b_ih, b_hh, lengths, reverse, fn);
+  return k == Kind::F32 ? rnn_fwd_t<float>(a, x, h0, c0, wi, wh, b_ih, b_hh) : rnn_fwd_t<double>(a, x, h0, c0, wi, wh, b_ih, b_hh);
+}
+
+template <class T>
+py::tuple rnn_bwd_t(RnnArgs& a, const py::array& dout0, const py::object& dhn0, const py::object& dcn0,
+                    const py::array& x0, const py::array& h00, const py::object& c00, const py::array& wi0,
+                    const py::array& wh0, const py::array& out0, const py::array& g0, const py::object& cs0,
+                    const py::object& hnl0, bool has_bias, bool nx, bool nh, bool nw) {
+  const auto& d = a.d;
+  const char* fn = "rnn_backward";
+  const int64_t G = fastdl::rnn_gates(d.mode);
+  const bool lstm = d.mode == fastdl::RnnMode::LSTM, gru = d.mode == fastdl::RnnMode::GRU;
+  auto dout = carr<T>::ensure(dout0);
+  auto x = carr<T>::ensure(x0);
+  auto h0 = carr<T>::ensure(h00);
+  auto wi = carr<T>::ensure(wi0);
+  auto wh = carr<T>::ensure(wh0);
+  auto out = carr<T>::ensure(out0);
+  auto gates = carr<T>::ensure(g0);
+  carr<T> dhn, dcn, c0, cs, hnl;
+  if (!dhn0.is_none()) dhn = carr<T>::ensure(to_array(dhn0, fn, "dhn"));
+  if (lstm) {
+    c0 = carr<T>::ensure(c00);
+    if (cs0.is_none()) value_error("rnn_backward: an LSTM needs the saved cells");
+    cs = carr<T>::ensure(to_array(cs0, fn, "cells"));
+    if (!dcn0.is_none()) dcn = carr<T>::ensure(to_array(dcn0, fn, "dcn"));
+  }
+  if (gru) {
+    if (hnl0.is_none()) value_error("rnn_backward: a GRU needs the saved hidden-path n gate");
+    hnl = carr<T>::ensure(to_array(hnl0, fn, "hn_linear"));
+  }
+  if (dout.size() != d.T * d.B * d.H || out.size() != d.T * d.B * d.H || gates.size() != d.T * d.B * G * d.H ||
+      (!dhn0.is_none() && dhn.size() != d.B * d.H) || (lstm && cs.size() != d.T * d.B * d.H) ||
+      (gru && hnl.size() != d.T * d.B * d.H) || (lstm && !dcn0.is_none() && dcn.size() != d.B * d.H))
+    value_error("rnn_backward: gradient or saved arrays do not match the layer's shapes");
+  py::array dx, dh0, dc0, dwi, dwh, dbi, dbh;
+  if (nx) dx = empty<T>({d.T, d.B, d.I});
+  if (nh) dh0 = empty<T>({d.B, d.H});
+  if (nh && lstm) dc0 = empty<T>({d.B, d.H});
+  if (nw) { dwi = empty<T>({G * d.H, d.I}); dwh = empty<T>({G * d.H, d.H}); }
+  if (nw && has_bias) { dbi = empty<T>({G * d.H}); dbh = empty<T>({G * d.H}); }
+  {
+    py::gil_scoped_release nogil;
+    fastdl::rnn_backward<T>(d, dout.data(), dhn0.is_none() ? nullptr : dhn.data(),
+                            (lstm && !dcn0.is_none()) ? dcn.data() : nullptr, x.data(), h0.data(),
+                            lstm ? c0.data() : nullptr, wi.data(), wh.data(), out.data(), gates.data(),
+                            lstm ? cs.data() : nullptr, gru ? hnl.data() : nullptr, nx ? ptr<T>(dx) : nullptr,
+                            nh ? ptr<T>(dh0) : nullptr, (nh && lstm) ? ptr<T>(dc0) : nullptr, nw ? ptr<T>(dwi) : nullptr,
+                            nw ? ptr<T>(dwh) : nullptr, (nw && has_bias) ? ptr<T>(dbi) : nullptr,
+                            (nw && has_bias) ? ptr<T>(dbh) : nullptr);
+  }
+  auto opt = [](bool have, const py::array& v) { return have ? py::object(v) : py::object(py::none()); };
+  return py::make_tuple(opt(nx, dx), opt(nh, dh0), opt(nh && lstm, dc0), opt(nw, dwi), opt(nw, dwh),
+                        opt(nw && has_bias, dbi), opt(nw && has_bias, dbh));
+}
+
+py::tuple rnn_backward(const std::string& mode, const py::object& douto, const py::object& dhn, const py::object& dcn,
+                       const py::object& xo, const py::object& h0o, const py::object& c0, const py::object& wio,
+                       const py::object& who, const py::object& b_ih, const py::object& b_hh, const py::object& outo,
+                       const py::object& go, const py::object& cs, const py::object& hnl, const py::object& lengths,
+                       bool reverse, bool need_input, bool need_hidden, bool need_weights) {
+  const char* fn = "rnn_backward";
+  auto x = to_array(xo, fn, "input"), h0 = to_array(h0o, fn, "hx"), wi = to_array(wio, fn, "weight_ih"),
+       wh = to_array(who, fn, "weight_hh"), dout = to_array(douto, fn, "dout"), out = to_array(outo, fn, "output"),
+       g = to_array(go, fn, "gates");
+  Kind k = float_kind(x, fn, "input");
+  same_dtype(x, "input", dout, "dout", fn);
+  RnnArgs a = rnn_check(mode, x, h0, c0, wi, wh, b_ih, b_hh, lengths, reverse, fn);
+  const bool has_bias = !b_ih.is_none();
+  return k == Kind::F32
+             ? rnn_bwd_t<float>(a, dout, dhn, dcn, x, h0, c0, wi, wh, out, g, cs, hnl, has_bias, need_input, need_hidden, need_weights)
+             : rnn_bwd_t<double>(a, dout, dhn, dcn, x, h0, c0, wi, wh, out, g, cs, hnl, has_bias, need_input, need_hidden, need_weights);
+}
+
+// ---------------------------------------------------------------- embedding
+py::array_t<int64_t, py::array::c_style | py::array::forcecast> emb_indices(const py::object& io, int64_t V, const char* fn) {
+  py::array i = to_array(io, fn, "indices");
+  if (i.dtype().kind() != 'i' && i.dtype().kind() != 'u')
+    type_error(std::string(fn) + ": indices must be integers, got " + dtype_of(i));
+  auto ix = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(i);
+  const int64_t* p = ix.data();
+  for (int64_t n = 0; n < ix.size(); ++n)
+    if (p[n] < 0 || p[n] >= V)
+      throw py::index_error(std::string(fn) + ": index " + std::to_string(p[n]) + " is out of range for " +
+                            std::to_string(V) + " embeddings");
+  return ix;
+}
+
+template <class T>
+py::array emb_fwd_t(const py::array& w0, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& ix) {
+  auto w = carr<T>::ensure(w0);
+  const int64_t D = w.shape(1);
+  auto shp = shape_vec(ix);
+  shp.push_back(D);
+  py::array y = empty<T>(shp);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::embedding_forward<T>(w.data(), ix.data(), ptr<T>(y), ix.size(), D);
+  }
+  return y;
+}
+
+py::array embedding_forward(const py::object& wo, const py::object& io) {
+  const char* fn = "embedding_forward";
+  auto w = to_array(wo, fn, "weight");
+  Kind k = float_kind(w, fn, "weight");
+  want_ndim(w, "weight", fn, 2, 2);
+  auto ix = emb_indices(io, w.shape(0), fn);
+  return k == Kind::F32 ? emb_fwd_t<float>(w, ix) : emb_fwd_t<double>(w, ix);
+}
+
+template <class T>
+py::array emb_bwd_t(const py::array& g0, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& ix,
+                    int64_t V, int64_t pad) {
+  auto g = carr<T>::ensure(g0);
+  const int64_t D = g.shape(g.ndim() - 1);
+  if (g.size() != ix.size() * D) value_error("embedding_backward: gy does not match indices");
+  py::array gw = empty<T>({V, D});
+  {
+    py::gil_scoped_release nogil;
+    fastdl::embedding_backward<T>(g.data(), ix.data(), ptr<T>(gw), ix.size(), V, D, pad);
+  }
+  return gw;
+}
+
+py::array embedding_backward(const py::object& go, const py::object& io, int64_t num_embeddings, int64_t padding_idx) {
+  const char* fn = "embedding_backward";
+  auto g = to_array(go, fn, "gy");
+  Kind k = float_kind(g, fn, "gy");
+  if (num_embeddings < 1) value_error("embedding_backward: num_embeddings must be >= 1");
+  if (g.ndim() < 1) value_error("embedding_backward: gy must have at least 1 dimension");
+  auto ix = emb_indices(io, num_embeddings, fn);
+  return k == Kind::F32 ? emb_bwd_t<float>(g, ix, num_embeddings, padding_idx) : emb_bwd_t<double>(g, ix, num_embeddings, padding_idx);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -1188,6 +1422,18 @@ PYBIND11_MODULE(_C, m) {
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("gy"), py::arg("input"), py::arg("normalized_shape"),
         py::arg("weight"), py::arg("mean"), py::arg("rstd"), py::arg("need_input") = true, py::arg("need_weight") = true,
         py::arg("need_bias") = true);
+
+  m.def("embedding_forward", &embedding_forward, py::arg("weight"), py::arg("indices"));
+  m.def("embedding_backward", &embedding_backward, py::arg("gy"), py::arg("indices"), py::arg("num_embeddings"),
+        py::arg("padding_idx") = -1);
+  m.def("rnn_forward", &rnn_forward, py::arg("mode"), py::arg("input"), py::arg("hx"), py::arg("cx"),
+        py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("lengths"),
+        py::arg("reverse"));
+  m.def("rnn_backward", &rnn_backward, py::arg("mode"), py::arg("dout"), py::arg("dhn"), py::arg("dcn"),
+        py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
+        py::arg("bias_hh"), py::arg("output"), py::arg("gates"), py::arg("cells"), py::arg("hn_linear"),
+        py::arg("lengths"), py::arg("reverse"), py::arg("need_input") = true, py::arg("need_hidden") = true,
+        py::arg("need_weights") = true);
 
   m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
         py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),

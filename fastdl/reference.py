@@ -613,6 +613,183 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
             gy.sum(axis=rows).astype(x.dtype) if need_bias else None)
 
 
+# ----------------------------------------------------------------- embedding
+def _emb_indices(indices, v, fn):
+    i = np.asarray(indices)
+    if i.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: indices must be integers, got {i.dtype}")
+    if i.size and (i.min() < 0 or i.max() >= v):
+        bad = i[(i < 0) | (i >= v)].flat[0]
+        raise IndexError(f"{fn}: index {bad} is out of range for {v} embeddings")
+    return i.astype(np.int64)
+
+
+def embedding_forward(weight, indices):
+    """weight (V, D), indices (...) -> (..., D) = weight[indices]."""
+    w = _float(weight, "embedding_forward", "weight")
+    if w.ndim != 2:
+        raise ValueError(f"embedding_forward: weight must have 2 dimensions, got shape {w.shape}")
+    return w[_emb_indices(indices, w.shape[0], "embedding_forward")]
+
+
+def embedding_backward(gy, indices, num_embeddings, padding_idx=-1):
+    """(V, D) scatter-add of gy rows at their indices; the padding_idx row gets nothing."""
+    gy = np.asarray(gy)
+    i = _emb_indices(indices, num_embeddings, "embedding_backward").reshape(-1)
+    g = gy.reshape(-1, gy.shape[-1])
+    gw = np.zeros((num_embeddings, g.shape[1]), gy.dtype)
+    keep = i != padding_idx
+    np.add.at(gw, i[keep], g[keep])
+    return gw
+
+
+# ----------------------------------------------------------------- recurrent (one layer, one direction)
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _rnn_check(mode, x, hx, cx, w_ih, w_hh, lengths, fn):
+    if mode not in _GATES:
+        raise ValueError(f"rnn: mode must be 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got '{mode}'")
+    x = _float(x, fn, "input")
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: input must have 3 dimensions, got shape {x.shape}")
+    t, b, i = x.shape
+    g = _GATES[mode]
+    h = np.asarray(w_hh).shape[1]
+    for arr, shape, name in ((w_hh, (g * h, h), "weight_hh"), (w_ih, (g * h, i), "weight_ih"), (hx, (b, h), "hx")):
+        if np.asarray(arr).shape != shape:
+            raise ValueError(f"{fn}: {name} has shape {np.asarray(arr).shape}, expected {shape}")
+    if mode == "lstm":
+        if cx is None:
+            raise TypeError(f"{fn}: an LSTM needs the initial cell state c0")
+        if np.asarray(cx).shape != (b, h):
+            raise ValueError(f"{fn}: cx has shape {np.asarray(cx).shape}, expected {(b, h)}")
+    if lengths is not None:
+        ln = np.asarray(lengths)
+        if ln.dtype.kind not in "iu":
+            raise TypeError(f"{fn}: lengths must be integers")
+        if ln.shape != (b,):
+            raise ValueError(f"{fn}: lengths has shape {ln.shape}, expected ({b},)")
+        if ln.size and (ln.min() < 1 or ln.max() > t):
+            raise ValueError(f"{fn}: lengths must be in [1, {t}]")
+    return x, t, b, h, g
+
+
+def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse):
+    """One recurrent layer over the whole sequence (T, B, I), as PyTorch's RNN/GRU/LSTM:
+
+    rnn:  h = tanh|relu(W_ih x + b_ih + W_hh h + b_hh)
+    gru:  r, z = sigmoid(...), n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h = (1 - z) n + z h
+    lstm: i, f, o = sigmoid(...), g = tanh(...), c = f c + i g, h = o tanh(c)
+
+    Steps t >= lengths[b] keep b's state and output 0.  ``reverse`` runs t = T-1 .. 0.
+    Returns (out, h_n, c_n, gates, cells, hn_linear) as the native kernel does.
+    """
+    x, t_len, b, h, g = _rnn_check(mode, input, hx, cx, weight_ih, weight_hh, lengths, "rnn_forward")
+    dt = x.dtype
+    w_ih, w_hh = np.asarray(weight_ih), np.asarray(weight_hh)
+    b_ih = np.zeros(g * h, dt) if bias_ih is None else np.asarray(bias_ih)
+    b_hh = np.zeros(g * h, dt) if bias_hh is None else np.asarray(bias_hh)
+    ln = np.full(b, t_len) if lengths is None else np.asarray(lengths)
+    hcur = np.array(hx, dt)
+    ccur = np.array(cx, dt) if mode == "lstm" else None
+    out = np.zeros((t_len, b, h), dt)
+    gates = np.zeros((t_len, b, g * h), dt)
+    cells = np.zeros((t_len, b, h), dt) if mode == "lstm" else None
+    hnl = np.zeros((t_len, b, h), dt) if mode == "gru" else None
+    for s in range(t_len):
+        t = t_len - 1 - s if reverse else s
+        live = (t < ln)[:, None]
+        xg = x[t] @ w_ih.T + b_ih
+        hg = hcur @ w_hh.T + b_hh
+        if mode == "lstm":
+            i, f = _sigmoid(xg[:, :h] + hg[:, :h]), _sigmoid(xg[:, h:2 * h] + hg[:, h:2 * h])
+            gg, o = np.tanh(xg[:, 2 * h:3 * h] + hg[:, 2 * h:3 * h]), _sigmoid(xg[:, 3 * h:] + hg[:, 3 * h:])
+            c_new = f * ccur + i * gg
+            h_new = o * np.tanh(c_new)
+            gates[t] = np.where(live, np.concatenate([i, f, gg, o], 1), 0)
+            ccur = np.where(live, c_new, ccur)
+            cells[t] = ccur
+        elif mode == "gru":
+            r, z = _sigmoid(xg[:, :h] + hg[:, :h]), _sigmoid(xg[:, h:2 * h] + hg[:, h:2 * h])
+            n = np.tanh(xg[:, 2 * h:] + r * hg[:, 2 * h:])
+            h_new = (1 - z) * n + z * hcur
+            gates[t] = np.where(live, np.concatenate([r, z, n], 1), 0)
+            hnl[t] = np.where(live, hg[:, 2 * h:], 0)
+        else:
+            a = xg + hg
+            h_new = np.tanh(a) if mode == "rnn_tanh" else np.maximum(a, 0)
+            gates[t] = np.where(live, h_new, 0)  # for the simple RNN the "gate" is the new state itself
+        out[t] = np.where(live, h_new, 0)
+        hcur = np.where(live, h_new, hcur)
+    return out, hcur.astype(dt), None if ccur is None else ccur.astype(dt), gates, cells, hnl
+
+
+def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
+                 hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
+    """Backpropagation through time for rnn_forward: -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)."""
+    x, t_len, b, h, g = _rnn_check(mode, input, hx, cx, weight_ih, weight_hh, lengths, "rnn_backward")
+    dt = x.dtype
+    w_ih, w_hh = np.asarray(weight_ih), np.asarray(weight_hh)
+    out, gates = np.asarray(output), np.asarray(gates)
+    ln = np.full(b, t_len) if lengths is None else np.asarray(lengths)
+    order = [t_len - 1 - s for s in range(t_len)] if reverse else list(range(t_len))
+    hprev = np.zeros((t_len, b, h), dt)
+    cur = np.array(hx, dt)
+    for t in order:
+        hprev[t] = cur
+        cur = np.where((t < ln)[:, None], out[t], cur)
+    dh = np.zeros((b, h), dt) if dhn is None else np.array(dhn, dt)
+    dc = (np.zeros((b, h), dt) if dcn is None else np.array(dcn, dt)) if mode == "lstm" else None
+    dxg = np.zeros((t_len, b, g * h), dt)
+    dhg = np.zeros((t_len, b, g * h), dt)
+    for k in range(t_len - 1, -1, -1):
+        t = order[k]
+        live = (t < ln)[:, None]
+        gh = dh + np.asarray(dout)[t]
+        gr = gates[t]
+        if mode == "lstm":
+            i, f, gg, o = gr[:, :h], gr[:, h:2 * h], gr[:, 2 * h:3 * h], gr[:, 3 * h:]
+            c = cells[t]
+            cprev = np.asarray(cx) if k == 0 else cells[order[k - 1]]
+            tc = np.tanh(c)
+            dcv = dc + gh * o * (1 - tc * tc)
+            d_all = np.concatenate([dcv * gg * i * (1 - i), dcv * cprev * f * (1 - f), dcv * i * (1 - gg * gg),
+                                    gh * tc * o * (1 - o)], 1)
+            dxg[t] = dhg[t] = np.where(live, d_all, 0)
+            dc = np.where(live, dcv * f, dc)
+            direct = np.zeros_like(dh)
+        elif mode == "gru":
+            r, z, n = gr[:, :h], gr[:, h:2 * h], gr[:, 2 * h:]
+            hnv = np.asarray(hn_linear)[t]
+            dan = gh * (1 - z) * (1 - n * n)
+            dr = dan * hnv * r * (1 - r)
+            dz = gh * (hprev[t] - n) * z * (1 - z)
+            dxg[t] = np.where(live, np.concatenate([dr, dz, dan], 1), 0)
+            dhg[t] = np.where(live, np.concatenate([dr, dz, dan * r], 1), 0)
+            direct = gh * z
+        else:
+            da = gh * (1 - out[t] ** 2) if mode == "rnn_tanh" else gh * (out[t] > 0)
+            dxg[t] = dhg[t] = np.where(live, da, 0)
+            direct = np.zeros_like(dh)
+        dh = np.where(live, direct + dhg[t] @ w_hh, dh)
+    flat_x, flat_dxg, flat_dhg = x.reshape(-1, x.shape[2]), dxg.reshape(-1, g * h), dhg.reshape(-1, g * h)
+    has_bias = bias_ih is not None
+    return (
+        (flat_dxg @ w_ih).reshape(x.shape).astype(dt) if need_input else None,
+        dh.astype(dt) if need_hidden else None,
+        dc.astype(dt) if need_hidden and mode == "lstm" else None,
+        (flat_dxg.T @ flat_x).astype(dt) if need_weights else None,
+        (flat_dhg.T @ hprev.reshape(-1, h)).astype(dt) if need_weights else None,
+        flat_dxg.sum(0).astype(dt) if need_weights and has_bias else None,
+        flat_dhg.sum(0).astype(dt) if need_weights and has_bias else None,
+    )
+
+
 # ----------------------------------------------------------------- optimizers (in place)
 def _inplace(a, like, fn, name, optional=False):
     if a is None:
@@ -722,6 +899,7 @@ OPS = (
     "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
+    "rnn_forward", "rnn_backward", "embedding_forward", "embedding_backward",
     "sgd_step", "adam_step", "rmsprop_step",
 )
 """The kernel table every backend provides."""

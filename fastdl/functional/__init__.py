@@ -7,5 +7,7 @@ from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv
 from .norm import *  # noqa: F401,F403
 from .norm import __all__ as _norm
+from .rnn import *  # noqa: F401,F403
+from .rnn import __all__ as _rnn
 
-__all__ = _basic + _conv + _norm
+__all__ = _basic + _conv + _norm + _rnn

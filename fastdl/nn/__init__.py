@@ -7,10 +7,11 @@ from .layers import (BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Iden
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .rnn import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "Module", "ModuleList", "Parameter", "Sequential", "Identity", "Linear", "ReLU", "Tanh", "Sigmoid",
     "Softmax", "LogSoftmax", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
     "BCEWithLogitsLoss", "utils", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "Embedding",
 ]

@@ -46,3 +46,50 @@ def unfreeze(module) -> None:
 def trainable_parameters(module) -> list:
     """The parameters that still require grad: what to give an optimizer after freezing."""
     return [p for p in module.parameters() if p.requires_grad]
+
+
+# ------------------------------------------------------------------ variable-length sequences
+class PackedSequence:
+    """A padded batch plus each sequence's length: what an RNN needs to stop each sequence at its end.
+
+    (PyTorch packs the time steps tightly; fastdl's kernels take the padded batch and the lengths
+    directly, so packing is only this pairing, with the same API.)
+    """
+
+    def __init__(self, data, lengths, batch_first: bool = False):
+        self.data, self.lengths, self.batch_first = data, np.asarray(lengths, dtype=np.int64), batch_first
+
+    def __iter__(self):
+        return iter((self.data, self.lengths))
+
+
+def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0):
+    """Stack sequences of shapes (L_i, *) into (T, B, *) (or (B, T, *)), padding with ``padding_value``."""
+    seqs = [np.asarray(s.data if isinstance(s, Tensor) else s) for s in sequences]
+    if not seqs:
+        raise ValueError("pad_sequence: give at least one sequence")
+    t = max(len(s) for s in seqs)
+    out = np.full((len(seqs), t) + seqs[0].shape[1:], padding_value, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return out if batch_first else np.ascontiguousarray(out.swapaxes(0, 1))
+
+
+def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sorted: bool = False) -> PackedSequence:
+    lengths = np.asarray(lengths, dtype=np.int64)
+    x = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
+    if batch_first:
+        x = x.transpose(1, 0, 2) if x.ndim == 3 else x.transpose(1, 0)
+    if lengths.shape != (x.shape[1],):
+        raise ValueError(f"pack_padded_sequence: lengths has shape {lengths.shape}, expected ({x.shape[1]},)")
+    if enforce_sorted and np.any(np.diff(lengths) > 0):
+        raise ValueError("pack_padded_sequence: lengths must be sorted in decreasing order (enforce_sorted=True)")
+    return PackedSequence(x, lengths, batch_first)
+
+
+def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False):
+    """-> (padded output, lengths); the output is zero past each sequence's end."""
+    x = sequence.data
+    if batch_first:
+        x = x.transpose(1, 0, 2)
+    return x, sequence.lengths

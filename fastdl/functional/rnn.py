@@ -1,0 +1,123 @@
+"""Recurrent layers over whole sequences, and embeddings (native kernels).
+
+``rnn_layer`` runs one layer in one direction: the native kernel does the
+input projection for every step as one GEMM and then, per step, one GEMM for
+the hidden path and one fused pass over the gates; backward is BPTT in one
+call.  ``rnn`` stacks layers and directions as PyTorch's nn.RNN/GRU/LSTM.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, _result, as_tensor, cat, contiguous, stack
+from .basic import dropout
+
+__all__ = ["rnn_layer", "rnn", "embedding", "sequence_mask"]
+
+MODES = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+
+
+def rnn_layer(mode: str, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, reverse: bool = False):
+    """x (T, B, I), h0/c0 (B, H) -> out (T, B, H), h_n (B, H), c_n (B, H) or None (LSTM only).
+
+    Steps t >= lengths[b] leave sequence b's state unchanged, output 0 and get no gradient.
+    """
+    if mode not in MODES:
+        raise ValueError(f"rnn: mode must be one of {MODES}, got {mode!r}")
+    x, h0, w_ih, w_hh = as_tensor(x), as_tensor(h0), as_tensor(w_ih), as_tensor(w_hh)
+    c0 = as_tensor(c0) if c0 is not None else None
+    b_ih = as_tensor(b_ih) if b_ih is not None else None
+    b_hh = as_tensor(b_hh) if b_hh is not None else None
+    ln = None if lengths is None else np.ascontiguousarray(np.asarray(lengths, dtype=np.int64))
+    kern = backend.ops(x.data)
+    raw = lambda t: None if t is None else t.data  # noqa: E731
+    out, hn, cn, gates, cells, hnl = kern.rnn_forward(mode, x.data, h0.data, raw(c0), w_ih.data, w_hh.data,
+                                                      raw(b_ih), raw(b_hh), ln, bool(reverse))
+    T, B, H = out.shape
+    lstm = mode == "lstm"
+    parents = [x, h0, w_ih, w_hh] + ([c0] if lstm else []) + ([b_ih, b_hh] if b_ih is not None else [])
+    n_out, n_h = out.size, hn.size
+    packed = np.concatenate([out.ravel(), hn.ravel()] + ([cn.ravel()] if lstm else []))
+
+    def bw(g):
+        dout = contiguous(g[:n_out].reshape(T, B, H))
+        dhn = contiguous(g[n_out:n_out + n_h].reshape(B, H))
+        dcn = contiguous(g[n_out + n_h:].reshape(B, H)) if lstm else None
+        need_w = w_ih.requires_grad or w_hh.requires_grad or (b_ih is not None and b_ih.requires_grad)
+        dx, dh0, dc0, dwi, dwh, dbi, dbh = kern.rnn_backward(
+            mode, dout, dhn, dcn, x.data, h0.data, raw(c0), w_ih.data, w_hh.data, raw(b_ih), raw(b_hh), out, gates,
+            cells, hnl, ln, bool(reverse), x.requires_grad, h0.requires_grad or (lstm and c0.requires_grad), need_w)
+        grads = [dx, dh0, dwi, dwh] + ([dc0] if lstm else []) + ([dbi, dbh] if b_ih is not None else [])
+        return tuple(grads)
+    flat = _result(packed, tuple(parents), bw)
+    o = flat[:n_out].reshape(T, B, H)
+    h = flat[n_out:n_out + n_h].reshape(B, H)
+    c = flat[n_out + n_h:].reshape(B, H) if lstm else None
+    return o, h, c
+
+
+def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+        dropout_p: float = 0.0, training: bool = True, lengths=None):
+    """Stacked (and bidirectional) recurrent network, PyTorch layouts.
+
+    params: per layer and direction, (w_ih, w_hh, b_ih, b_hh) in PyTorch's order
+    (layer 0 forward, layer 0 reverse, layer 1 forward, ...).  hx: h0 (L*D, B, H),
+    or (h0, c0) for an LSTM, or None for zeros.  Returns output (T, B, D*H)
+    (batch-first if asked) and h_n (L*D, B, H) (and c_n).
+    """
+    x = as_tensor(input)
+    if x.ndim != 3:
+        raise ValueError(f"rnn: input must be (T, B, F) (or (B, T, F) with batch_first), got shape {x.shape}")
+    if batch_first:
+        x = x.transpose(1, 0, 2)
+    dirs = 2 if bidirectional else 1
+    T, B = x.shape[0], x.shape[1]
+    H = as_tensor(params[0][1]).shape[1]
+    lstm = mode == "lstm"
+    if hx is None:
+        z = np.zeros((num_layers * dirs, B, H), x.dtype)
+        h0, c0 = Tensor(z), (Tensor(z.copy()) if lstm else None)
+    elif lstm:
+        h0, c0 = as_tensor(hx[0]), as_tensor(hx[1])
+    else:
+        h0, c0 = as_tensor(hx), None
+    for t, name in ((h0, "h0"), (c0, "c0")):
+        if t is not None and t.shape != (num_layers * dirs, B, H):
+            raise ValueError(f"rnn: {name} has shape {t.shape}, expected {(num_layers * dirs, B, H)}")
+    hs, cs = [], []
+    layer_in = x
+    for layer in range(num_layers):
+        outs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            w_ih, w_hh, b_ih, b_hh = params[k]
+            o, h, c = rnn_layer(mode, layer_in, h0[k], None if c0 is None else c0[k], w_ih, w_hh, b_ih, b_hh,
+                                lengths, reverse=d == 1)
+            outs.append(o)
+            hs.append(h)
+            cs.append(c)
+        layer_in = outs[0] if dirs == 1 else cat(outs, axis=2)
+        if dropout_p > 0 and training and layer < num_layers - 1:
+            layer_in = dropout(layer_in, dropout_p, True)
+    out = layer_in.transpose(1, 0, 2) if batch_first else layer_in
+    h_n = stack(hs, axis=0)
+    return (out, (h_n, stack(cs, axis=0))) if lstm else (out, h_n)
+
+
+def embedding(indices, weight, padding_idx=None) -> Tensor:
+    """weight (V, D)[indices]; the gradient is scattered (summed) back to the rows used, except padding_idx."""
+    w = as_tensor(weight)
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    kern = backend.ops(w.data)
+    y = kern.embedding_forward(w.data, idx)
+    v = w.shape[0]
+    pad = -1 if padding_idx is None else (padding_idx % v)
+    return _result(y, (w,), lambda g: (kern.embedding_backward(contiguous(g), idx, v, pad),))
+
+
+def sequence_mask(lengths, max_len: int | None = None) -> np.ndarray:
+    """(B, T) boolean: True at t < lengths[b]."""
+    ln = np.asarray(lengths)
+    t = int(ln.max()) if max_len is None else max_len
+    return np.arange(t)[None, :] < ln[:, None]
