@@ -23,6 +23,9 @@ def _cases(rng, dt):
     cgy = r(*reference.conv2d_forward(cx, cw, cb, (2, 1), (1, 0, 1, 1), (1, 2), 2).shape)
     px = r(2, 3, 7, 8)
     pidx = reference.max_pool2d_forward(px, (3, 2), (2, 2), (1, 1), (1, 1), True)[1]
+    rx, rh, rwi, rwh, rb, rlen = r(5, 3, 4), r(3, 6), r(24, 4) * 0.5, r(24, 6) * 0.5, r(24), np.array([5, 2, 4])
+    gwi, gwh, gb = r(18, 4) * 0.5, r(18, 6) * 0.5, r(18)
+    gf = reference.rnn_forward("gru", rx, rh, None, gwi, gwh, gb, gb * 0.5, rlen, False)
     return [
         ("matmul", (a3, b3)), ("matmul_backward", (g3, a3, b3)),
         ("linear_forward", (x, w, b)), ("linear_backward", (gy, x, w)),
@@ -47,6 +50,11 @@ def _cases(rng, dt):
         ("batch_norm_backward", (r(2, 3, 7, 8), px, r(3), r(3), np.abs(r(3)) + 0.5, True)),
         ("layer_norm_forward", (px, [7, 8], r(7, 8), r(7, 8), 1e-5)),
         ("layer_norm_backward", (r(2, 3, 7, 8), px, [7, 8], r(7, 8), r(6), np.abs(r(6)) + 0.5)),
+        ("rnn_forward", ("lstm", rx, rh, rh * 0.5, rwi, rwh, rb, rb * 0.5, rlen, True)),
+        ("rnn_backward", ("gru", r(5, 3, 6), r(3, 6), None, rx, rh, None, gwi, gwh, gb, gb * 0.5, gf[0], gf[3], None,
+                          gf[5], rlen, False)),
+        ("embedding_forward", (r(7, 4), np.array([[0, 6], [3, 3]]))),
+        ("embedding_backward", (r(2, 2, 4), np.array([[0, 6], [3, 3]]), 7, 3)),
         # in-place optimizer updates: the mutated arguments are compared
         ("sgd_step", (r(5, 3), r(5, 3), r(5, 3), 0.1, 0.9, 0.1, 0.01, False, False, False)),
         ("adam_step", (r(5, 3), r(5, 3), r(5, 3), np.abs(r(5, 3)), np.abs(r(5, 3)), 1e-2, 0.9, 0.999, 1e-8, 0.01,

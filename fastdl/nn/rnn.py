@@ -63,22 +63,20 @@ class RNNBase(Module):
             x = x.unsqueeze(1)
             if hx is not None:
                 hx = tuple(as_tensor(h).unsqueeze(1) for h in hx) if self.mode == "lstm" else as_tensor(hx).unsqueeze(1)
-        elif self.batch_first and not packed:
-            pass
         if x.ndim != 3:
             raise ValueError(f"{type(self).__name__}: expected input (T, B, {self.input_size}), got shape {x.shape}")
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected input_size {self.input_size}, got shape {x.shape}")
         if self.mode == "lstm" and hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError("LSTM: hx must be a tuple (h0, c0)")
-        bf = self.batch_first and not unbatched
+        bf = self.batch_first and not unbatched and not packed  # a PackedSequence holds time-major data
         out, state = F.rnn(self.mode, x, hx, self._params(), self.num_layers, self.bidirectional, bf, self.dropout,
                            self.training, lengths)
         if unbatched:
             out = out.squeeze(1)
             state = tuple(s.squeeze(1) for s in state) if self.mode == "lstm" else state.squeeze(1)
         if packed:
-            out = PackedSequence(out, np.asarray(lengths), bf)
+            out = PackedSequence(out, np.asarray(lengths), self.batch_first)
         return out, state
 
     def extra_repr(self):

@@ -1,0 +1,207 @@
+"""Recurrent layers and embeddings: native vs reference, gradcheck, PyTorch semantics, variable lengths."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastdl
+import fastdl.functional as F
+from fastdl import nn
+from helpers import check_op
+
+G = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+
+def _flat(o, h, c):
+    parts = [o.reshape(-1), h.reshape(-1)] + ([c.reshape(-1)] if c is not None else [])
+    return fastdl.cat(parts)
+
+
+@pytest.mark.parametrize("mode", sorted(G))
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, np.array([4, 1, 3])])
+def test_rnn_layer(rng, mode, reverse, lengths):
+    T, B, I, H = 4, 3, 3, 2
+    g = G[mode]
+    args = [rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((g * H, I)) * 0.7,
+            rng.standard_normal((g * H, H)) * 0.7, rng.standard_normal(g * H), rng.standard_normal(g * H)]
+    if mode == "lstm":
+        args.append(rng.standard_normal((B, H)))
+
+    def fn(x, h0, wi, wh, bi, bh, c0=None):
+        return _flat(*F.rnn_layer(mode, x, h0, c0, wi, wh, bi, bh, lengths, reverse))
+    check_op(fn, *args)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_rnn_layer_without_bias(rng, mode):
+    g = G[mode]
+    args = [rng.standard_normal((3, 2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((g * 4, 3)) * 0.5,
+            rng.standard_normal((g * 4, 4)) * 0.5]
+    c0 = rng.standard_normal((2, 4)) if mode == "lstm" else None
+    check_op(lambda x, h, wi, wh: _flat(*F.rnn_layer(mode, x, h, None if c0 is None else c0.astype(x.dtype), wi, wh)),
+             *args)
+
+
+def test_variable_lengths_are_exact(rng):
+    """A padded batch with lengths equals running each sequence alone on its own length."""
+    m = nn.LSTM(3, 5, num_layers=2, bidirectional=True)
+    lengths = np.array([6, 2, 4])
+    x = rng.standard_normal((6, 3, 3)).astype(np.float32)
+    x[:, 1][2:] = 99.0  # garbage in the padding must not matter
+    x[:, 2][4:] = -99.0
+    out, (h, c) = m(x, lengths=lengths)
+    for b, n in enumerate(lengths):
+        o1, (h1, c1) = m(x[:n, b:b + 1])
+        np.testing.assert_allclose(out.data[:n, b], o1.data[:, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out.data[n:, b], 0)
+        np.testing.assert_allclose(h.data[:, b], h1.data[:, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(c.data[:, b], c1.data[:, 0], rtol=1e-5, atol=1e-6)
+    # and the padding gets no gradient
+    xt = fastdl.tensor(x, requires_grad=True)
+    o, _ = m(xt, lengths=lengths)
+    o.sum().backward()
+    assert np.all(xt.grad.data[2:, 1] == 0) and np.all(xt.grad.data[4:, 2] == 0)
+
+
+def test_packed_sequence_api(rng):
+    seqs = [rng.standard_normal((n, 3)).astype(np.float32) for n in (5, 2, 3)]
+    padded = nn.utils.pad_sequence(seqs, batch_first=True)
+    assert padded.shape == (3, 5, 3)
+    packed = nn.utils.pack_padded_sequence(padded, [5, 2, 3], batch_first=True)
+    gru = nn.GRU(3, 4, batch_first=True)
+    out, h = gru(packed)
+    unpacked, lengths = nn.utils.pad_packed_sequence(out, batch_first=True)
+    assert unpacked.shape == (3, 5, 4) and lengths.tolist() == [5, 2, 3]
+    np.testing.assert_allclose(h.data[0, 1], unpacked.data[1, 1], rtol=1e-6)
+
+
+def test_module_names_shapes_and_cells(rng):
+    m = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    names = [n for n, _ in m.named_parameters()]
+    assert names[:4] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    assert "weight_ih_l1_reverse" in names and m.weight_ih_l1.shape == (16, 8)
+    x = fastdl.tensor(rng.standard_normal((5, 2, 3)).astype(np.float32))
+    out, (h, c) = m(x)
+    assert out.shape == (5, 2, 8) and h.shape == (4, 2, 4) and c.shape == (4, 2, 4)
+    out, h = nn.GRU(3, 4, batch_first=True)(x)  # (B=5, T=2, F=3)
+    assert out.shape == (5, 2, 4) and h.shape == (1, 5, 4)  # h_n stays (layers*dirs, B, H)
+    out, h = nn.RNN(3, 4)(x[:, 0])  # unbatched (T, F)
+    assert out.shape == (5, 4) and h.shape == (1, 4)
+    cell = nn.LSTMCell(3, 4)
+    h1, c1 = cell(x[0])
+    assert h1.shape == (2, 4)
+    assert nn.GRUCell(3, 4)(x[0], h1).shape == (2, 4) and nn.RNNCell(3, 4)(x[0, 0]).shape == (4,)
+
+
+def test_gradient_flows_to_initial_states(rng):
+    m = nn.GRU(2, 3, num_layers=2)
+    h0 = fastdl.tensor(rng.standard_normal((2, 4, 3)).astype(np.float32), requires_grad=True)
+    out, h = m(rng.standard_normal((5, 4, 2)).astype(np.float32), h0)
+    (out.sum() + h.sum()).backward()
+    assert h0.grad is not None and np.abs(h0.grad.data).sum() > 0
+
+
+def test_rnn_bad_input():
+    m = nn.LSTM(3, 4)
+    with pytest.raises(ValueError, match="input_size 3"):
+        m(np.zeros((2, 2, 5), np.float32))
+    with pytest.raises(ValueError, match="h0 has shape"):
+        m(np.zeros((2, 2, 3), np.float32), (np.zeros((1, 3, 4), np.float32), np.zeros((1, 3, 4), np.float32)))
+    with pytest.raises(TypeError, match="tuple"):
+        m(np.zeros((2, 2, 3), np.float32), np.zeros((1, 2, 4), np.float32))
+    with pytest.raises(ValueError, match="lengths"):
+        m(np.zeros((2, 2, 3), np.float32), lengths=np.array([3, 1]))
+    with pytest.raises(ValueError, match="lengths"):
+        m(np.zeros((2, 2, 3), np.float32), lengths=np.array([1, 0]))
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.RNN(3, 4, nonlinearity="sigmoid")
+
+
+# ------------------------------------------------------------------ embeddings
+def test_embedding(rng):
+    w = rng.standard_normal((7, 4))
+    idx = np.array([[0, 6, 3], [3, 3, 1]])
+    check_op(lambda w: F.embedding(idx, w), w, expected=lambda w: w[idx])
+    # padding_idx blocks its row's gradient on purpose (as PyTorch), so no numerical check there
+    check_op(lambda w: F.embedding(idx, w, padding_idx=3), w, expected=lambda w: w[idx], gradcheck=False)
+    emb = nn.Embedding(7, 4, padding_idx=3)
+    assert np.all(emb.weight.data[3] == 0)
+    emb(idx).sum().backward()
+    assert np.all(emb.weight.grad.data[3] == 0)
+    np.testing.assert_allclose(emb.weight.grad.data[0], 1)
+    with pytest.raises(IndexError, match="out of range"):
+        emb(np.array([7]))
+    with pytest.raises(TypeError, match="integers"):
+        emb(np.array([1.0]))
+
+
+# ------------------------------------------------------------------ against PyTorch
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("given_state", [False, True])
+def test_against_torch(rng, kind, layers, bidirectional, batch_first, given_state):
+    torch = pytest.importorskip("torch")
+    tm = getattr(torch.nn, kind)(4, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first)
+    om = getattr(nn, kind)(4, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first)
+    om.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    nd = layers * (2 if bidirectional else 1)
+    hx = None
+    if given_state:
+        h0 = rng.standard_normal((nd, 3 if batch_first else 6, 5)).astype(np.float32)
+        hx = (h0, h0 * 0.5) if kind == "LSTM" else h0
+    tx = torch.from_numpy(x).requires_grad_(True)
+    thx = None if hx is None else (tuple(torch.from_numpy(h).requires_grad_(True) for h in hx) if kind == "LSTM"
+                                   else torch.from_numpy(hx).requires_grad_(True))
+    ox = fastdl.tensor(x, requires_grad=True)
+    ohx = None if hx is None else (tuple(fastdl.tensor(h, requires_grad=True) for h in hx) if kind == "LSTM"
+                                   else fastdl.tensor(hx, requires_grad=True))
+    to, th = tm(tx, thx)
+    oo, oh = om(ox, ohx)
+    np.testing.assert_allclose(oo.data, to.detach().numpy(), rtol=1e-4, atol=1e-5)
+    if kind == "LSTM":
+        tl = to.sum() + (th[0] ** 2).sum() + (th[1] * 3).sum()
+        ol = oo.sum() + (oh[0] ** 2).sum() + (oh[1] * 3).sum()
+    else:
+        tl, ol = to.sum() + (th ** 2).sum(), oo.sum() + (oh ** 2).sum()
+    tl.backward()
+    ol.backward()
+    np.testing.assert_allclose(ox.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for name, p in om.named_parameters():
+        np.testing.assert_allclose(p.grad.data, dict(tm.named_parameters())[name].grad.numpy(), rtol=1e-3, atol=1e-5,
+                                   err_msg=name)
+    if given_state:
+        tg = thx[0].grad if kind == "LSTM" else thx.grad
+        og = ohx[0].grad if kind == "LSTM" else ohx.grad
+        np.testing.assert_allclose(og.data, tg.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_lengths_against_torch_packed(rng):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    tm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    om = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    om.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = rng.standard_normal((5, 3, 3)).astype(np.float32)
+    lengths = np.array([5, 2, 4])
+    tout, (th, tc) = tm(pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths), enforce_sorted=False))
+    tout, _ = pad_packed_sequence(tout, total_length=5)
+    oout, (oh, oc) = om(x, lengths=lengths)
+    np.testing.assert_allclose(oout.data, tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(oh.data, th.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(oc.data, tc.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_cells_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    for kind in ("LSTMCell", "GRUCell", "RNNCell"):
+        tc, oc = getattr(torch.nn, kind)(3, 4), getattr(nn, kind)(3, 4)
+        oc.load_state_dict({k: v.detach().numpy() for k, v in tc.state_dict().items()})
+        x = rng.standard_normal((2, 3)).astype(np.float32)
+        t_out, o_out = tc(torch.from_numpy(x)), oc(x)
+        if kind == "LSTMCell":
+            t_out, o_out = t_out[1], o_out[1]
+        np.testing.assert_allclose(o_out.data, t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
