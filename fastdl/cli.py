@@ -135,7 +135,15 @@ def cmd_demo(args) -> int:
         return 0
     try:
         t0 = time.perf_counter()
-        demos.run(args.name, quick=args.quick)
+        if args.text:
+            if args.name != "char-lm":
+                print("fastdl demo: --text applies to char-lm only", file=sys.stderr)
+                return 2
+            from .demos import char_lm
+            with open(args.text, encoding="utf-8") as fh:
+                char_lm.run(quick=args.quick, text=fh.read())
+        else:
+            demos.run(args.name, quick=args.quick)
         print(f"({time.perf_counter() - t0:.1f}s)")
     except KeyError as exc:
         print(f"fastdl demo: {exc.args[0]}", file=sys.stderr)
@@ -170,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?")
     d.add_argument("--list", action="store_true")
     d.add_argument("--quick", action="store_true", help="a shorter run")
+    d.add_argument("--text", default=None, help="char-lm: train on the words of this text file instead of names")
     d.set_defaults(fn=cmd_demo)
     i = sub.add_parser("info", help="version, BLAS, threads, CPU features, CUDA")
     i.set_defaults(fn=cmd_info)

@@ -157,3 +157,24 @@ def train_dev_test_split(*arrays, dev: float = 0.1, test: float = 0.1, seed: int
             te.append(idx[:nt]); dv.append(idx[nt:nt + nd]); tr.append(idx[nt + nd:])  # noqa: E702
         parts = tuple(gen.permutation(np.concatenate(p)) for p in (tr, dv, te))
     return tuple(tuple(a[p] for a in arrays) for p in parts)
+
+
+def batchify(tokens, batch_size: int) -> np.ndarray:
+    """A long token stream as (batch_size, L) parallel streams (the tail that does not fit is dropped)."""
+    t = np.asarray(tokens)
+    n = len(t) // batch_size
+    if n < 2:
+        raise ValueError(f"batchify: a stream of {len(t)} tokens is too short for batch_size {batch_size}")
+    return t[:n * batch_size].reshape(batch_size, n)
+
+
+def tbptt_batches(streams, seq_len: int):
+    """Consecutive windows over (B, L) streams for truncated backpropagation through time:
+    yields (x, y) of shape (B, <= seq_len) with y the next tokens; carry the hidden state from one
+    window to the next (detached with ``nn.utils.detach_state``)."""
+    s = np.asarray(streams)
+    if seq_len < 1:
+        raise ValueError(f"tbptt_batches: seq_len must be >= 1, got {seq_len}")
+    for i in range(0, s.shape[1] - 1, seq_len):
+        j = min(i + seq_len, s.shape[1] - 1)
+        yield s[:, i:j], s[:, i + 1:j + 1]

@@ -94,3 +94,18 @@ def test_edges_and_padding_demos():
 def test_cnn_zoo_demo():
     res, _ = quiet("cnn-zoo")
     assert all(r["parameters"] == r["published"] and np.isfinite(r["loss"]) for r in res.values())
+
+
+def test_rnn_shape_demos():
+    for name in ("many-to-one", "many-to-many"):
+        res, _ = quiet(name)
+        assert res["loss"][-1] < res["loss"][0] and res["accuracy"] > res["baseline"]
+    res, _ = quiet("one-to-many")
+    assert res["loss"][-1] < res["loss"][0] * 0.8
+
+
+def test_char_lm_demo():
+    res, text = quiet("char-lm")
+    assert res["loss"][-1] < res["uniform"] - 0.5  # learned something about names
+    samples = res["samples"][1.0]
+    assert len(samples) == 10 and all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in samples)

@@ -205,3 +205,36 @@ def test_cells_against_torch(rng):
         if kind == "LSTMCell":
             t_out, o_out = t_out[1], o_out[1]
         np.testing.assert_allclose(o_out.data, t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tbptt_and_charlm_sampling():
+    from fastdl import data, models, optim
+    from fastdl.nn.utils import detach_state
+    import pydoc_data.topics as topics
+    text = " ".join(list(topics.topics.values())[:20])[:6000]
+    vocab = models.CharVocab.from_texts([text])
+    stream = data.batchify(vocab.encode(text, boundaries=False), 8)
+    fastdl.manual_seed(0)
+    lm = models.CharLM(len(vocab), 16, 48)
+    opt = optim.Adam(lm.parameters(), lr=5e-3)
+    state, losses = None, []
+    windows = list(data.tbptt_batches(stream, 25))
+    assert all(x.shape == y.shape for x, y in windows)
+    np.testing.assert_array_equal(windows[0][1][:, :-1], windows[0][0][:, 1:])
+    for _ in range(2):
+        for x, y in windows:
+            opt.zero_grad()
+            logits, state = lm(x, detach_state(state))  # carry the state, cut the graph
+            loss = F.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5
+    assert state[0].requires_grad and not state[0].is_leaf  # the carried state is part of the last graph...
+    cut = detach_state(state)
+    assert cut[0].is_leaf and not cut[0].requires_grad  # ...until detached for the next window
+    np.testing.assert_array_equal(cut[1].data, state[1].data)
+    s = lm.sample(vocab, n=3, temperature=0.8, top_k=5, max_len=20)
+    assert len(s) == 3 and all(len(t) <= 20 for t in s)
+    with pytest.raises(ValueError, match="temperature"):
+        lm.sample(vocab, temperature=0)

@@ -20,6 +20,10 @@ DEMOS = {
     "batchnorm": "the same deep net with and without batch normalization",
     "edges": "a fixed vertical-edge filter on an image, as the curriculum draws it",
     "padding": "output sizes of valid, same and strided convolutions",
+    "many-to-one": "sequence classification with a GRU over variable-length digit sequences",
+    "many-to-many": "per-step tagging with an LSTM (is this digit a new running record?)",
+    "one-to-many": "generation: a start digit in the initial state, the sequence decoded step by step",
+    "char-lm": "a character-level LSTM language model of first names, sampled with temperature",
     "cnn-zoo": "LeNet-5, AlexNet, VGG-16, ResNet, GoogLeNet: parameter counts and a training step each",
 }
 

@@ -31,5 +31,7 @@ def mlp(in_features: int = 784, hidden=(256, 128), num_classes: int = 10, dropou
 from .cnn import (AlexNet, BasicBlock, Bottleneck, GoogLeNet, Inception, ResNet, VGG, alexnet,  # noqa: E402
                   googlenet, inception_module, lenet5, resnet18, resnet34, resnet50, vgg16, vgg16_bn)
 
-__all__ = ["mlp", "lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "googlenet",
+from .charlm import CharLM, CharVocab  # noqa: E402
+
+__all__ = ["mlp", "CharLM", "CharVocab", "lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "googlenet",
            "inception_module", "AlexNet", "VGG", "ResNet", "BasicBlock", "Bottleneck", "Inception", "GoogLeNet"]

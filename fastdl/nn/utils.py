@@ -93,3 +93,13 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False):
     if batch_first:
         x = x.transpose(1, 0, 2)
     return x, sequence.lengths
+
+
+def detach_state(state):
+    """Cut a recurrent state (a Tensor or a tuple of them) from the graph: truncated BPTT keeps the
+    values across batches but stops the gradient at the batch boundary."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    return state.detach()

@@ -1,0 +1,50 @@
+"""A character-level language model of first names: train, watch the loss fall, sample new names."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import datasets, optim
+from ..models import CharLM, CharVocab
+from ..nn.utils import clip_grad_norm_
+from ..rng import generator, manual_seed
+
+
+def run(quick: bool = False, out=print, seconds: float = 60.0, text=None) -> dict:
+    """Train on the shipped names list (or on ``text``'s lines) for about ``seconds``."""
+    manual_seed(0)
+    words = [w for w in (text.split() if text is not None else datasets.names()) if w]
+    vocab = CharVocab.from_texts(words)
+    model = CharLM(len(vocab), embed_dim=32, hidden_size=128)
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    budget = 4.0 if quick else seconds
+    out(f"{len(words)} names, {len(vocab) - 1} characters + a boundary token; LSTM(32 -> 128), Adam 3e-3, "
+        f"batch 64, ~{budget:.0f}s of training")
+    rng, losses, t0, epoch = generator(), [], time.perf_counter(), 0
+    while time.perf_counter() - t0 < budget:
+        order = rng.permutation(len(words))
+        total, n = 0.0, 0
+        for i in range(0, len(order), 64):
+            x, y = vocab.batch([words[j] for j in order[i:i + 64]])
+            opt.zero_grad()
+            loss = model.loss(x, y)
+            loss.backward()
+            clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            total, n = total + loss.item() * len(x), n + len(x)
+            if time.perf_counter() - t0 > budget:
+                break
+        losses.append(total / n)
+        epoch += 1
+        out(f"epoch {epoch:3d}  loss per character {losses[-1]:.4f}  ({time.perf_counter() - t0:.0f}s)")
+    uniform = float(np.log(len(vocab)))
+    out(f"loss fell from {losses[0]:.3f} to {losses[-1]:.3f} (a uniform guess scores {uniform:.3f})")
+    samples = {}
+    for temp in (0.5, 1.0):
+        samples[temp] = model.sample(vocab, n=10, temperature=temp, top_k=None if temp == 1.0 else 10)
+        out(f"samples at temperature {temp}: " + ", ".join(samples[temp]))
+    known = set(words)
+    novel = [s for s in samples[1.0] if s and s not in known]
+    out(f"{len(novel)} of 10 samples at temperature 1.0 are new names, not in the training list")
+    return {"loss": losses, "uniform": uniform, "samples": samples, "vocab": vocab, "model": model}
