@@ -4,17 +4,16 @@
 
 #include "common.h"
 #include "gemm.h"
+#include "simd.h"
 
 namespace fastdl {
 
 namespace {
 
-template <class T> inline T sigm(T v) { return T(1) / (T(1) + std::exp(-v)); }
-
 inline int64_t time_at(const RnnDims& d, int64_t s) { return d.reverse ? d.T - 1 - s : s; }
 inline bool valid(const RnnDims& d, int64_t t, int64_t b) { return !d.lengths || t < d.lengths[b]; }
 
-constexpr int64_t kGrain = 4096;  // (b, j) gate elements per thread
+constexpr int64_t kGrain = 4096;  // gate elements per thread
 
 }  // namespace
 
@@ -22,72 +21,77 @@ template <class T>
 void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* hn, T* cn, T* gates, T* cs, T* hnl) {
   const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H;
-  // 1. input path for every step at once: xw (T*B, G*H) = x w_ih^T + b_ih
-  std::vector<T> xw(d.T * B * GH), hw(B * GH);
-  linear_forward<T>(x, w_ih, b_ih, xw.data(), d.T * B, d.I, GH);
-  std::vector<T> h(h0, h0 + B * H), c;
-  if (d.mode == RnnMode::LSTM) c.assign(c0, c0 + B * H);
+  const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
+  // 1. input path for every step at once: xw (T*B, G*H) = x w_ih^T + b_ih (+ b_hh folded in, except for the
+  //    GRU, whose hidden path (with b_hh) is kept apart because r multiplies its n part)
+  std::vector<T> xw(d.T * B * GH), bias(GH, T(0)), hw(gru ? B * GH : 0);
+  for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
+  linear_forward<T>(x, w_ih, bias.data(), xw.data(), d.T * B, d.I, GH);
+  std::vector<T> h(h0, h0 + B * H), c, tc;
+  if (lstm) {
+    c.assign(c0, c0 + B * H);
+    tc.resize(B * H);
+  }
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
-    // 2. hidden path: hw (B, G*H) = h w_hh^T + b_hh
-    linear_forward<T>(h.data(), w_hh, b_hh, hw.data(), B, H, GH);
-    const T* xt = xw.data() + t * B * GH;
+    T* pre = xw.data() + t * B * GH;  // pre-activations of this step, (B, G*H)
+    // 2. hidden path, accumulated onto the input path: one GEMM per step
+    if (gru) {
+      linear_forward<T>(h.data(), w_hh, b_hh, hw.data(), B, H, GH);
+    } else {
+      gemm<T>(false, true, B, GH, H, T(1), h.data(), w_hh, T(1), pre);
+    }
     T* gt = gates + t * B * GH;
     T* ot = out + t * B * H;
-    // 3. fused gates
-    parallel_for(B * H, kGrain, [&](int64_t a, int64_t e) {
-      for (int64_t q = a; q < e; ++q) {
-        const int64_t b = q / H, j = q % H;
-        const T* xr = xt + b * GH;
-        const T* hr = hw.data() + b * GH;
-        T* gr = gt + b * GH;
-        if (!valid(d, t, b)) {  // past this sequence's end: state kept, output 0, nothing saved that matters
-          ot[b * H + j] = T(0);
-          for (int64_t k = 0; k < G; ++k) gr[k * H + j] = T(0);
-          if (d.mode == RnnMode::LSTM) cs[t * B * H + b * H + j] = c[b * H + j];
-          if (d.mode == RnnMode::GRU) hnl[t * B * H + b * H + j] = T(0);
+    // 3. fused gates, one batch row per task; activations by the dispatched SIMD kernels
+    parallel_for(B, std::max<int64_t>(1, kGrain / GH), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* o = ot + b * H;
+        T* g = gt + b * GH;
+        if (!valid(d, t, b)) {  // past this sequence's end: state kept, output 0
+          std::fill(o, o + H, T(0));
+          std::fill(g, g + GH, T(0));
+          if (lstm) std::memcpy(cs + (t * B + b) * H, c.data() + b * H, sizeof(T) * H);
+          if (gru) std::fill(hnl + (t * B + b) * H, hnl + (t * B + b + 1) * H, T(0));
           continue;
         }
-        T hv;
-        switch (d.mode) {
-          case RnnMode::LSTM: {
-            const T i = sigm(xr[j] + hr[j]), f = sigm(xr[H + j] + hr[H + j]);
-            const T g = std::tanh(xr[2 * H + j] + hr[2 * H + j]), o = sigm(xr[3 * H + j] + hr[3 * H + j]);
-            const T cv = f * c[b * H + j] + i * g;
-            gr[j] = i; gr[H + j] = f; gr[2 * H + j] = g; gr[3 * H + j] = o;
-            cs[t * B * H + b * H + j] = cv;
-            c[b * H + j] = cv;
-            hv = o * std::tanh(cv);
-            break;
+        const T* p = pre + b * GH;
+        T* hb = h.data() + b * H;
+        if (lstm) {
+          SIMD(sigmoid_f<T>)(p, g, 2 * H);                  // i, f
+          SIMD(tanh_f<T>)(p + 2 * H, g + 2 * H, H);         // g
+          SIMD(sigmoid_f<T>)(p + 3 * H, g + 3 * H, H);      // o
+          T* cb = c.data() + b * H;
+          T* tcb = tc.data() + b * H;
+          for (int64_t j = 0; j < H; ++j) cb[j] = g[H + j] * cb[j] + g[j] * g[2 * H + j];
+          std::memcpy(cs + (t * B + b) * H, cb, sizeof(T) * H);
+          SIMD(tanh_f<T>)(cb, tcb, H);
+          for (int64_t j = 0; j < H; ++j) o[j] = g[3 * H + j] * tcb[j];
+        } else if (gru) {
+          const T* hr = hw.data() + b * GH;
+          T* hl = hnl + (t * B + b) * H;
+          T* tmp = o;  // scratch: the pre-activations of r and z go through g
+          for (int64_t j = 0; j < 2 * H; ++j) g[j] = p[j] + hr[j];
+          SIMD(sigmoid_f<T>)(g, g, 2 * H);                  // r, z
+          for (int64_t j = 0; j < H; ++j) {
+            hl[j] = hr[2 * H + j];                          // W_hn h + b_hn
+            tmp[j] = p[2 * H + j] + g[j] * hl[j];
           }
-          case RnnMode::GRU: {
-            const T r = sigm(xr[j] + hr[j]), z = sigm(xr[H + j] + hr[H + j]);
-            const T hnv = hr[2 * H + j];  // W_hn h + b_hn
-            const T n = std::tanh(xr[2 * H + j] + r * hnv);
-            gr[j] = r; gr[H + j] = z; gr[2 * H + j] = n;
-            hnl[t * B * H + b * H + j] = hnv;
-            hv = (T(1) - z) * n + z * h[b * H + j];
-            break;
-          }
-          case RnnMode::Tanh:
-            hv = std::tanh(xr[j] + hr[j]);
-            gr[j] = hv;
-            break;
-          default: {
-            const T a0 = xr[j] + hr[j];
-            hv = a0 < T(0) ? T(0) : a0;
-            gr[j] = hv;
-          }
+          SIMD(tanh_f<T>)(tmp, g + 2 * H, H);               // n
+          for (int64_t j = 0; j < H; ++j) o[j] = (T(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hb[j];
+        } else if (d.mode == RnnMode::Tanh) {
+          SIMD(tanh_f<T>)(p, o, H);
+          std::memcpy(g, o, sizeof(T) * H);
+        } else {
+          SIMD(relu_f<T>)(p, o, H);
+          std::memcpy(g, o, sizeof(T) * H);
         }
-        ot[b * H + j] = hv;
+        std::memcpy(hb, o, sizeof(T) * H);  // the new state
       }
     });
-    // the new state (kept for sequences that have ended)
-    for (int64_t b = 0; b < B; ++b)
-      if (valid(d, t, b)) std::memcpy(h.data() + b * H, ot + b * H, sizeof(T) * H);
   }
   std::memcpy(hn, h.data(), sizeof(T) * B * H);
-  if (d.mode == RnnMode::LSTM) std::memcpy(cn, c.data(), sizeof(T) * B * H);
+  if (lstm) std::memcpy(cn, c.data(), sizeof(T) * B * H);
 }
 
 template <class T>
@@ -111,61 +115,75 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
         if (valid(d, t, b)) std::memcpy(h.data() + b * H, out + t * B * H + b * H, sizeof(T) * H);
     }
   }
+  std::vector<T> tcs(d.mode == RnnMode::LSTM ? B * H : 0);
   for (int64_t s = d.T - 1; s >= 0; --s) {
     const int64_t t = time_at(d, s);
     const T* gt = gates + t * B * GH;
     const T* hp = hprev.data() + t * B * H;
     T* dxt = dxw.data() + t * B * GH;
     T* dht = dhw.data() + t * B * GH;
-    parallel_for(B * H, kGrain, [&](int64_t a, int64_t e) {
-      for (int64_t q = a; q < e; ++q) {
-        const int64_t b = q / H, j = q % H;
-        if (!valid(d, t, b)) {  // identity step: gradients pass through, nothing to this step
-          dhp[q] = dh[q];
+    parallel_for(B, std::max<int64_t>(1, kGrain / GH), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* dhb = dh.data() + b * H;
+        T* dpb = dhp.data() + b * H;
+        if (!valid(d, t, b)) {  // identity step: the gradient passes through, nothing to this step
+          std::memcpy(dpb, dhb, sizeof(T) * H);
           continue;
         }
-        const T g_h = dh[q] + dout[t * B * H + q];
-        const T* gr = gt + b * GH;
+        const T* dob = dout + (t * B + b) * H;
+        for (int64_t j = 0; j < H; ++j) dhb[j] += dob[j];  // total dL/dh_t
+        const T* g = gt + b * GH;
         T* xr = dxt + b * GH;
         T* hr = dht + b * GH;
         switch (d.mode) {
           case RnnMode::LSTM: {
-            const T i = gr[j], f = gr[H + j], g = gr[2 * H + j], o = gr[3 * H + j];
-            const T cv = cs[t * B * H + q];
-            const T cprev = s == 0 ? c0[q] : cs[time_at(d, s - 1) * B * H + q];
-            const T tc = std::tanh(cv);
-            const T dcv = dc[q] + g_h * o * (T(1) - tc * tc);
-            const T di = dcv * g * i * (T(1) - i), df = dcv * cprev * f * (T(1) - f);
-            const T dg = dcv * i * (T(1) - g * g), d_o = g_h * tc * o * (T(1) - o);
-            xr[j] = hr[j] = di;
-            xr[H + j] = hr[H + j] = df;
-            xr[2 * H + j] = hr[2 * H + j] = dg;
-            xr[3 * H + j] = hr[3 * H + j] = d_o;
-            dc[q] = dcv * f;
-            dhp[q] = T(0);
+            const T* cv = cs + (t * B + b) * H;
+            const T* cprev = s == 0 ? c0 + b * H : cs + (time_at(d, s - 1) * B + b) * H;
+            T* tc = tcs.data() + b * H;
+            T* dcb = dc.data() + b * H;
+            SIMD(tanh_f<T>)(cv, tc, H);
+            for (int64_t j = 0; j < H; ++j) {
+              const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+              const T dcv = dcb[j] + dhb[j] * o * (T(1) - tc[j] * tc[j]);
+              xr[j] = dcv * gg * i * (T(1) - i);
+              xr[H + j] = dcv * cprev[j] * f * (T(1) - f);
+              xr[2 * H + j] = dcv * i * (T(1) - gg * gg);
+              xr[3 * H + j] = dhb[j] * tc[j] * o * (T(1) - o);
+              dcb[j] = dcv * f;
+              dpb[j] = T(0);
+            }
+            std::memcpy(hr, xr, sizeof(T) * GH);
             break;
           }
           case RnnMode::GRU: {
-            const T r = gr[j], z = gr[H + j], n = gr[2 * H + j], hnv = hnl[t * B * H + q];
-            const T dan = g_h * (T(1) - z) * (T(1) - n * n);
-            const T dr = dan * hnv * r * (T(1) - r), dz = g_h * (hp[q] - n) * z * (T(1) - z);
-            xr[j] = hr[j] = dr;
-            xr[H + j] = hr[H + j] = dz;
-            xr[2 * H + j] = dan;
-            hr[2 * H + j] = dan * r;
-            dhp[q] = g_h * z;
+            const T* hl = hnl + (t * B + b) * H;
+            const T* hpb = hp + b * H;
+            for (int64_t j = 0; j < H; ++j) {
+              const T r = g[j], z = g[H + j], n = g[2 * H + j];
+              const T dan = dhb[j] * (T(1) - z) * (T(1) - n * n);
+              const T dr = dan * hl[j] * r * (T(1) - r), dz = dhb[j] * (hpb[j] - n) * z * (T(1) - z);
+              xr[j] = hr[j] = dr;
+              xr[H + j] = hr[H + j] = dz;
+              xr[2 * H + j] = dan;
+              hr[2 * H + j] = dan * r;
+              dpb[j] = dhb[j] * z;
+            }
             break;
           }
           case RnnMode::Tanh: {
-            const T hv = out[t * B * H + q];
-            xr[j] = hr[j] = g_h * (T(1) - hv * hv);
-            dhp[q] = T(0);
+            const T* hv = out + (t * B + b) * H;
+            for (int64_t j = 0; j < H; ++j) {
+              xr[j] = hr[j] = dhb[j] * (T(1) - hv[j] * hv[j]);
+              dpb[j] = T(0);
+            }
             break;
           }
           default: {
-            const T hv = out[t * B * H + q];
-            xr[j] = hr[j] = hv > T(0) ? g_h : T(0);
-            dhp[q] = T(0);
+            const T* hv = out + (t * B + b) * H;
+            for (int64_t j = 0; j < H; ++j) {
+              xr[j] = hr[j] = hv[j] > T(0) ? dhb[j] : T(0);
+              dpb[j] = T(0);
+            }
           }
         }
       }

@@ -1,0 +1,176 @@
+"""Recurrent layers: LSTM and GRU forward and forward+backward at the issue's shapes, a
+bidirectional LSTM, and a char-LM training step: native vs the NumPy reference (a loop over
+time steps) vs PyTorch when installed, at 1 and 2 threads.  Validated before timing.
+
+    python bench/bench_rnn.py [--threads 1 2] [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from bench_core import timeit
+
+SHAPES = [(50, 32, 128, 256), (100, 64, 256, 512)]  # T, B, I, H
+
+
+def child(threads: int, repeat: int) -> dict:
+    import fastdl
+    from fastdl import models, nn, optim
+
+    fastdl.set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def add(name, flops, nat, ref, tch, ok):
+        if not ok():
+            raise SystemExit(f"validation failed: {name}")
+        tn = timeit(nat, repeat, min_time=0.0)
+        tr = timeit(ref, 2, min_time=0.0) if ref else None
+        tt = timeit(tch, repeat, min_time=0.0) if tch else None
+        rows.append(dict(case=name, native_ms=tn * 1e3, gflops=flops / tn / 1e9,
+                         reference_ms=None if tr is None else tr * 1e3, ref_over_native=None if tr is None else tr / tn,
+                         torch_ms=None if tt is None else tt * 1e3, torch_over_native=None if tt is None else tt / tn))
+
+    cases = [("LSTM", 4, False, SHAPES[0]), ("LSTM", 4, False, SHAPES[1]), ("GRU", 3, False, SHAPES[0]),
+             ("GRU", 3, False, SHAPES[1]), ("LSTM", 4, True, SHAPES[0])]
+    for kind, g, bi, (T, B, I, H) in cases:
+        dirs = 2 if bi else 1
+        flops_fwd = dirs * 2 * T * B * g * H * (I + H)
+        m = getattr(nn, kind)(I, H, bidirectional=bi)
+        x = rng.standard_normal((T, B, I)).astype(np.float32)
+        label = f"{'Bi' if bi else ''}{kind} T={T} B={B} I={I} H={H}"
+        tm = None
+        if torch:
+            tm = getattr(torch.nn, kind)(I, H, bidirectional=bi)
+            m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+            tx = torch.from_numpy(x)
+            txg = torch.from_numpy(x).requires_grad_(True)
+
+        def run(backend, grad):
+            def f():
+                fastdl.set_backend(backend)
+                try:
+                    xt = fastdl.tensor(x, requires_grad=grad)
+                    if grad:
+                        out, _ = m(xt)
+                        out.sum().backward()
+                    else:
+                        with fastdl.no_grad():
+                            m(xt)
+                finally:
+                    fastdl.set_backend("native")
+            return f
+
+        def ok():
+            with fastdl.no_grad():
+                a = m(x)[0].data
+                fastdl.set_backend("reference")
+                b = m(x)[0].data
+                fastdl.set_backend("native")
+            good = np.allclose(a, b, rtol=1e-4, atol=1e-5)
+            if torch:
+                good &= np.allclose(a, tm(tx)[0].detach().numpy(), rtol=1e-3, atol=1e-4)
+            return good
+
+        def t_fwd():
+            with torch.no_grad():
+                tm(tx)
+
+        def t_fb():
+            out, _ = tm(txg)
+            out.sum().backward()
+        add(label + " fwd", flops_fwd, run("native", False), run("reference", False), t_fwd if torch else None, ok)
+        add(label + " fwd+bwd", 3 * flops_fwd, run("native", True), run("reference", True), t_fb if torch else None,
+            lambda: True)
+
+    # char-LM training step on the names list (batch 64)
+    vocab = models.CharVocab.from_texts(fastdl.datasets.names())
+    names = fastdl.datasets.names()[:64]
+    xb, yb = vocab.batch(names)
+    fastdl.manual_seed(0)
+    lm = models.CharLM(len(vocab), 32, 128)
+    opt = optim.Adam(lm.parameters(), lr=3e-3)
+
+    def lm_step(backend):
+        def f():
+            fastdl.set_backend(backend)
+            try:
+                opt.zero_grad()
+                lm.loss(xb, yb).backward()
+                opt.step()
+            finally:
+                fastdl.set_backend("native")
+        return f
+    tstep = None
+    if torch:
+        class TLM(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = torch.nn.Embedding(len(vocab), 32)
+                self.rnn = torch.nn.LSTM(32, 128, batch_first=True)
+                self.head = torch.nn.Linear(128, len(vocab))
+
+            def forward(self, t):
+                return self.head(self.rnn(self.embed(t))[0])
+        tlm = TLM()
+        topt = torch.optim.Adam(tlm.parameters(), lr=3e-3)
+        txb, tyb = torch.from_numpy(xb), torch.from_numpy(yb)
+
+        def tstep():
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tlm(txb).reshape(-1, len(vocab)), tyb.reshape(-1),
+                                              ignore_index=-100).backward()
+            topt.step()
+    T = xb.shape[1]
+    add(f"char-LM train step (B=64, T={T}, LSTM 32->128)", 3 * 2 * T * 64 * 4 * 128 * (32 + 128),
+        lm_step("native"), lm_step("reference"), tstep, lambda: True)
+    return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "rnn.json"))
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child is not None:
+        print(json.dumps(child(a.child, a.repeat)))
+        return 0
+    out = []
+    for t in a.threads:
+        env = {**os.environ, "OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t)}
+        proc = subprocess.run([sys.executable, __file__, "--child", str(t), "--repeat", str(a.repeat)], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return proc.returncode
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append(res)
+        print(f"\n== threads {t} | torch {res['torch'] or 'not installed'} | float32")
+        print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'numpy ms':>9s} {'np/nat':>7s} {'torch ms':>9s} "
+              f"{'torch/nat':>9s}")
+        for r in res["rows"]:
+            ref = f"{r['reference_ms']:9.1f} {r['ref_over_native']:7.2f}"
+            tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f}" if r["torch_ms"] is not None else f"{'-':>9s} {'-':>9s}"
+            print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {ref} {tch}")
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"\nwrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
