@@ -10,7 +10,7 @@ namespace fastdl {
 namespace {
 
 constexpr int64_t kColBudget = int64_t(8) << 20;  // bytes of column buffer at most (unless one image needs more)
-constexpr int64_t kMinCols = 1024;                // GEMM width worth batching images for
+constexpr int64_t kMinCols = 4096;                // GEMM width worth batching images for
 
 // Images per chunk: enough columns to keep the GEMM efficient, within the budget.
 int64_t chunk_images(const Conv2dShape& s, int64_t rows, int64_t elem) {
@@ -53,10 +53,13 @@ void im2col(const T* x, T* col, const Conv2dShape& s, int64_t n0, int64_t nb, in
             std::memcpy(o + lo, src + lo + off, sizeof(T) * (hi - lo));
             std::fill(o + hi, o + s.OW, T(0));
           } else {
-            for (int64_t ow = 0; ow < s.OW; ++ow) {
-              const int64_t iw = ow * s.sw + off;
-              o[ow] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
-            }
+            // strided: the in-range outputs are [lo, hi); copy them without bounds checks
+            const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), s.OW);
+            const int64_t hi = std::max(lo, std::min(s.OW, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
+            std::fill(o, o + lo, T(0));
+            const T* sp = src + off;
+            for (int64_t ow = lo; ow < hi; ++ow) o[ow] = sp[ow * s.sw];
+            std::fill(o + hi, o + s.OW, T(0));
           }
         }
       }
@@ -86,10 +89,10 @@ void col2im_add(const T* col, T* gx, const Conv2dShape& s, int64_t n0, int64_t n
               const int64_t hi = std::max(lo, std::min(s.OW, s.W - off));
               for (int64_t ow = lo; ow < hi; ++ow) dst[ow + off] += src[ow];
             } else {
-              for (int64_t ow = 0; ow < s.OW; ++ow) {
-                const int64_t iw = ow * s.sw + off;
-                if (iw >= 0 && iw < s.W) dst[iw] += src[ow];
-              }
+              const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), s.OW);
+              const int64_t hi = std::max(lo, std::min(s.OW, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
+              T* dp = dst + off;
+              for (int64_t ow = lo; ow < hi; ++ow) dp[ow * s.sw] += src[ow];
             }
           }
         }

@@ -17,21 +17,27 @@ template <class T> void max_pool2d_forward(const T* x, T* y, int64_t* idx, const
       const T* xp = x + p * in;
       T* yp = y + p * out;
       int64_t* ip = idx + p * out;
-      if (simple) {  // the common 2x2/2 case: no bounds checks
+      if (simple) {  // the common 2x2/2 case: no bounds checks, selects instead of branches
         for (int64_t oh = 0; oh < s.OH; ++oh) {
           const T* r0 = xp + 2 * oh * s.W;
           const T* r1 = r0 + s.W;
+          const int64_t base = 2 * oh * s.W;
+          T* yo = yp + oh * s.OW;
+          int64_t* io = ip + oh * s.OW;
           for (int64_t ow = 0; ow < s.OW; ++ow) {
             const int64_t c = 2 * ow;
-            T m = r0[c];
-            int64_t mi = 2 * oh * s.W + c;
-            if (r0[c + 1] > m || r0[c + 1] != r0[c + 1]) { m = r0[c + 1]; mi = 2 * oh * s.W + c + 1; }
-            if (m == m) {
-              if (r1[c] > m || r1[c] != r1[c]) { m = r1[c]; mi = (2 * oh + 1) * s.W + c; }
-              if (m == m && (r1[c + 1] > m || r1[c + 1] != r1[c + 1])) { m = r1[c + 1]; mi = (2 * oh + 1) * s.W + c + 1; }
-            }
-            yp[oh * s.OW + ow] = m;
-            ip[oh * s.OW + ow] = mi;
+            const T v0 = r0[c], v1 = r0[c + 1], v2 = r1[c], v3 = r1[c + 1];
+            // first maximum wins; a NaN wins over numbers (and the first NaN over later ones)
+            T m = v0;
+            int64_t k = 0;
+            bool t = (v1 > m) | ((v1 != v1) & (m == m));
+            m = t ? v1 : m; k = t ? 1 : k;
+            t = (v2 > m) | ((v2 != v2) & (m == m));
+            m = t ? v2 : m; k = t ? 2 : k;
+            t = (v3 > m) | ((v3 != v3) & (m == m));
+            m = t ? v3 : m; k = t ? 3 : k;
+            yo[ow] = m;
+            io[ow] = base + (k >> 1) * s.W + c + (k & 1);
           }
         }
         continue;
@@ -93,9 +99,21 @@ inline Win avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool include
 
 template <class T> void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, bool include_pad) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
+  const bool simple = s.ph == 0 && s.pw == 0 && s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 &&
+                      2 * s.OH <= s.H && 2 * s.OW <= s.W;
   parallel_for(s.planes, plane_grain(in), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * in;
+      if (simple) {  // the common 2x2/2 case: every window is whole, divisor 4
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+          const T* r0 = xp + 2 * oh * s.W;
+          const T* r1 = r0 + s.W;
+          T* o = y + p * out + oh * s.OW;
+          for (int64_t ow = 0; ow < s.OW; ++ow)
+            o[ow] = (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) * T(0.25);
+        }
+        continue;
+      }
       for (int64_t oh = 0; oh < s.OH; ++oh)
         for (int64_t ow = 0; ow < s.OW; ++ow) {
           const Win w = avg_window(s, oh, ow, include_pad);

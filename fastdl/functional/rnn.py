@@ -11,9 +11,9 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, _result, as_tensor, cat, contiguous, stack
-from .basic import dropout
+from .basic import cross_entropy, dropout
 
-__all__ = ["rnn_layer", "rnn", "embedding", "sequence_mask"]
+__all__ = ["rnn_layer", "rnn", "embedding", "sequence_mask", "sequence_cross_entropy"]
 
 MODES = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 
@@ -121,3 +121,16 @@ def sequence_mask(lengths, max_len: int | None = None) -> np.ndarray:
     ln = np.asarray(lengths)
     t = int(ln.max()) if max_len is None else max_len
     return np.arange(t)[None, :] < ln[:, None]
+
+
+def sequence_cross_entropy(logits, targets, lengths=None, ignore_index: int = -100) -> Tensor:
+    """Per-token cross-entropy of (B, T, C) logits against (B, T) targets, averaged over the real
+    tokens only: positions t >= lengths[b] (and targets equal to ``ignore_index``) count for nothing."""
+    x = as_tensor(logits)
+    t = np.array(targets.data if isinstance(targets, Tensor) else targets, dtype=np.int64)
+    if x.ndim != 3 or t.shape != x.shape[:2]:
+        raise ValueError(f"sequence_cross_entropy: expected logits (B, T, C) and targets (B, T), got {x.shape} "
+                         f"and {t.shape}")
+    if lengths is not None:
+        t[~sequence_mask(lengths, t.shape[1])] = ignore_index
+    return cross_entropy(x.reshape(-1, x.shape[2]), t.reshape(-1), ignore_index=ignore_index)
