@@ -21,6 +21,15 @@ int64_t chunk_images(const Conv2dShape& s, int64_t rows, int64_t elem) {
   return std::min(b, s.N);
 }
 
+// Column and staging buffers persist per thread between calls: a fresh 8 MB buffer per call cost
+// page faults on every call (the kernel zeroing new pages showed up at ~10% of a ResNet layer).
+template <class T> T* workspace(int slot, size_t n) {
+  thread_local std::vector<T> bufs[3];
+  auto& b = bufs[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.pb == 0 && s.pr == 0;
 }
@@ -107,7 +116,8 @@ void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
   const bool pw = is_pointwise(s);
   const int64_t nb_max = pw ? 1 : chunk_images(s, rows, sizeof(T));
-  std::vector<T> col(pw ? 0 : rows * nb_max * ohw), tmp(nb_max > 1 ? Kg * nb_max * ohw : 0);
+  T* col = pw ? nullptr : workspace<T>(0, rows * nb_max * ohw);
+  T* tmp = nb_max > 1 ? workspace<T>(1, Kg * nb_max * ohw) : nullptr;
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
     for (int64_t g = 0; g < G; ++g) {
@@ -116,17 +126,17 @@ void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
       if (pw) {
         cols = x + (n0 * s.C + g * Cg) * ohw;
       } else {
-        im2col(x, col.data(), s, n0, nb, g * Cg, Cg);
-        cols = col.data();
+        im2col(x, col, s, n0, nb, g * Cg, Cg);
+        cols = col;
       }
       if (nb == 1) {  // straight into y[n0], rows of group g
         gemm<T>(false, false, Kg, ohw, rows, T(1), wg, cols, T(0), y + (n0 * s.K + g * Kg) * ohw);
       } else {        // (Kg, nb*ohw), then scattered to (nb, K, ohw)
-        gemm<T>(false, false, Kg, nb * ohw, rows, T(1), wg, cols, T(0), tmp.data());
+        gemm<T>(false, false, Kg, nb * ohw, rows, T(1), wg, cols, T(0), tmp);
         parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
           for (int64_t q = a; q < e; ++q) {
             const int64_t b = q / Kg, k = q % Kg;
-            std::memcpy(y + ((n0 + b) * s.K + g * Kg + k) * ohw, tmp.data() + k * nb * ohw + b * ohw, sizeof(T) * ohw);
+            std::memcpy(y + ((n0 + b) * s.K + g * Kg + k) * ohw, tmp + k * nb * ohw + b * ohw, sizeof(T) * ohw);
           }
         });
       }
@@ -183,7 +193,8 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
   }
   if (gx) std::fill(gx, gx + s.N * s.C * s.H * s.W, T(0));
   const int64_t nb_max = pw ? 1 : chunk_images(s, rows, sizeof(T));
-  std::vector<T> col(pw ? 0 : rows * nb_max * ohw), gyc(nb_max > 1 ? Kg * nb_max * ohw : 0);
+  T* col = pw ? nullptr : workspace<T>(0, rows * nb_max * ohw);
+  T* gyc = nb_max > 1 ? workspace<T>(2, Kg * nb_max * ohw) : nullptr;
   bool first = true;
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
@@ -197,18 +208,18 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
         parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
           for (int64_t q = a; q < e; ++q) {
             const int64_t b = q / Kg, k = q % Kg;
-            std::memcpy(gyc.data() + k * nb * ohw + b * ohw, gy + ((n0 + b) * s.K + g * Kg + k) * ohw, sizeof(T) * ohw);
+            std::memcpy(gyc + k * nb * ohw + b * ohw, gy + ((n0 + b) * s.K + g * Kg + k) * ohw, sizeof(T) * ohw);
           }
         });
-        gyg = gyc.data();
+        gyg = gyc;
       }
       if (gw) {
         const T* cols;
         if (pw) {
           cols = x + (n0 * s.C + g * Cg) * ohw;
         } else {
-          im2col(x, col.data(), s, n0, nb, g * Cg, Cg);
-          cols = col.data();
+          im2col(x, col, s, n0, nb, g * Cg, Cg);
+          cols = col;
         }
         // gw_g (Kg, rows) (+)= gy_g (Kg, nb*ohw) @ cols^T
         gemm<T>(false, true, Kg, rows, nb * ohw, T(1), gyg, cols, first ? T(0) : T(1), gw + g * Kg * rows);
@@ -217,8 +228,8 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
         if (pw) {  // gx[n0] channels of g = w_g^T @ gy_g directly
           gemm<T>(true, false, Cg, ohw, Kg, T(1), wg, gyg, T(0), gx + (n0 * s.C + g * Cg) * ohw);
         } else {
-          gemm<T>(true, false, rows, nb * ohw, Kg, T(1), wg, gyg, T(0), col.data());
-          col2im_add(col.data(), gx, s, n0, nb, g * Cg, Cg);
+          gemm<T>(true, false, rows, nb * ohw, Kg, T(1), wg, gyg, T(0), col);
+          col2im_add(col, gx, s, n0, nb, g * Cg, Cg);
         }
       }
     }
