@@ -109,3 +109,11 @@ def test_char_lm_demo():
     assert res["loss"][-1] < res["uniform"] - 0.5  # learned something about names
     samples = res["samples"][1.0]
     assert len(samples) == 10 and all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in samples)
+
+
+def test_end_to_end_demo():
+    from fastdl.demos.end_to_end import hand_features
+    res, text = quiet("end-to-end")
+    assert set(res) == {100, 1000} and "Measured" in text
+    assert all(0.5 < v["pipeline"] <= 1 and 0.5 < v["end_to_end"] <= 1 for v in res.values())
+    assert hand_features(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 196)

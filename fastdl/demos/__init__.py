@@ -17,6 +17,7 @@ DEMOS = {
     "transfer": "pretrain on digits 0-4, fine-tune on a few 5-9s, against training from scratch",
     "multitask": "several binary labels per image, some missing, one shared trunk",
     "early-stopping": "stop when the validation loss stops improving and keep the best weights",
+    "end-to-end": "a pipeline of hand-designed features against an end-to-end CNN as the data grows",
     "batchnorm": "the same deep net with and without batch normalization",
     "edges": "a fixed vertical-edge filter on an image, as the curriculum draws it",
     "padding": "output sizes of valid, same and strided convolutions",
