@@ -754,15 +754,13 @@ int64_t pool_out(int64_t L, int64_t k, int64_t s, int64_t p, int64_t d, bool cei
   return out;
 }
 
-fastdl::Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, bool ceil, const char* fn) {
-  if (x.ndim() != 3 && x.ndim() != 4)
-    value_error(std::string(fn) + ": input must be (N, C, H, W) or (C, H, W), got shape " + shape_of(x));
+// Geometry of pooling planes of H x W with the given window; checks every argument.
+fastdl::Pool2dShape pool_geometry(int64_t planes, int64_t H, int64_t W, I2 k, I2 st, I2 pad, I2 dil, bool ceil,
+                                  const char* fn) {
   fastdl::Pool2dShape s{};
-  const int64_t nd = x.ndim();
-  s.H = x.shape(nd - 2);
-  s.W = x.shape(nd - 1);
-  s.planes = x.size() / std::max<int64_t>(s.H * s.W, 1);
-  if (s.H * s.W == 0) s.planes = 0;
+  s.planes = planes;
+  s.H = H;
+  s.W = W;
   std::tie(s.kh, s.kw) = k;
   std::tie(s.sh, s.sw) = st;
   std::tie(s.ph, s.pw) = pad;
@@ -777,6 +775,13 @@ fastdl::Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, 
   s.OH = pool_out(s.H, s.kh, s.sh, s.ph, s.dh, ceil, fn);
   s.OW = pool_out(s.W, s.kw, s.sw, s.pw, s.dw, ceil, fn);
   return s;
+}
+
+fastdl::Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, bool ceil, const char* fn) {
+  if (x.ndim() != 3 && x.ndim() != 4)
+    value_error(std::string(fn) + ": input must be (N, C, H, W) or (C, H, W), got shape " + shape_of(x));
+  const int64_t H = x.shape(x.ndim() - 2), W = x.shape(x.ndim() - 1);
+  return pool_geometry(H * W ? x.size() / (H * W) : 0, H, W, k, st, pad, dil, ceil, fn);
 }
 
 std::vector<py::ssize_t> pooled_shape(const py::array& x, int64_t OH, int64_t OW) {
@@ -875,11 +880,10 @@ py::array avg_pool2d_backward(const py::object& gyo, I2 input_hw, I2 k, I2 st, I
   auto gy = to_array(gyo, fn, "gy");
   Kind kd = float_kind(gy, fn, "gy");
   if (gy.ndim() != 3 && gy.ndim() != 4) value_error("avg_pool2d_backward: gy must be 3-D or 4-D");
-  auto in_shape = shape_vec(gy);
-  in_shape[in_shape.size() - 2] = input_hw.first;
-  in_shape[in_shape.size() - 1] = input_hw.second;
-  py::array probe = py::array(gy.dtype(), in_shape, std::vector<py::ssize_t>(in_shape.size(), 0), gy.data(), gy);
-  auto s = pool_shape(probe, k, st, pad, I2{1, 1}, ceil, fn);
+  auto in_shape = pooled_shape(gy, input_hw.first, input_hw.second);
+  const int64_t OH = gy.shape(gy.ndim() - 2), OW = gy.shape(gy.ndim() - 1);
+  auto s = pool_geometry(OH * OW ? gy.size() / (OH * OW) : 0, input_hw.first, input_hw.second, k, st, pad, I2{1, 1},
+                         ceil, fn);
   if (s.OH != gy.shape(gy.ndim() - 2) || s.OW != gy.shape(gy.ndim() - 1))
     value_error("avg_pool2d_backward: gy " + shape_of(gy) + " does not match the pooled input size");
   return kd == Kind::F32 ? avgpool_bwd_t<float>(gy, s, count_include_pad, in_shape)

@@ -328,7 +328,7 @@ class Tensor:
     def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
         axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
         shape = self.shape
-        n = self.data.size // max(np.asarray(self.data.sum(axis=axis, keepdims=True)).size, 1) if self.data.size else 0
+        n = _count(shape, axis)
         out = self.data.mean(axis=axis, keepdims=keepdims)
         return _result(out, (self,), lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims) / n, shape),))
 
@@ -367,7 +367,7 @@ class Tensor:
         axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
         mu = self.mean(axis=axis, keepdims=True)
         d = self - mu
-        n = self.data.size // max(mu.data.size, 1)
+        n = _count(self.shape, axis)
         return (d * d).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
 
     def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
@@ -479,6 +479,14 @@ def _axis_arg(axis, dim):
 
 def _keep_arg(keepdims, keepdim):
     return bool(keepdim) if keepdim is not None else bool(keepdims)
+
+
+def _count(shape, axis) -> int:
+    """How many elements a reduction over ``axis`` averages."""
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
 def _keep(g, shape, axis, keepdims):
