@@ -67,8 +67,11 @@ def ops(*arrays) -> ModuleType:
 
 
 def array_namespace(x):
-    """The array module of ``x`` (NumPy on the CPU; CuPy for CUDA storage)."""
-    if isinstance(x, np.ndarray) or np.isscalar(x):
+    """The array module of ``x`` (NumPy on the CPU; CuPy for CUDA storage).
+
+    The engine takes its generic maths from here rather than from ``np`` directly, so a second
+    storage type needs its own kernel table, not a second engine."""
+    if isinstance(x, (np.ndarray, np.generic)) or np.isscalar(x):
         return np
     ns = getattr(x, "__array_namespace__", None)
     return ns() if ns is not None else np

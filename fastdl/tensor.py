@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from . import autograd, backend
+from .backend import array_namespace as _xp
 from .autograd import is_grad_enabled
 
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -159,7 +160,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be omitted only for a scalar output, got shape {self.shape}")
-            g = np.ones(self.shape, dtype=self.dtype)
+            g = _xp(self.data).ones(self.shape, dtype=self.dtype)
         else:
             g = _to_array(grad, self.dtype)
             if g.shape != self.shape:
@@ -235,8 +236,9 @@ class Tensor:
         out = a ** b
 
         def bw(g):
+            xp = _xp(a)
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * out * np.log(np.where(a > 0, a, 1)) if o.requires_grad else None
+                gb = g * out * xp.log(xp.where(a > 0, a, 1)) if o.requires_grad else None
             return g * b * a ** (b - 1), gb
         return _result(out, (self, o), bw)
 
@@ -268,26 +270,28 @@ class Tensor:
 
     # ---------------------------------------------------------------- unary maths
     def exp(self):
-        out = np.exp(self.data)
+        out = _xp(self.data).exp(self.data)
         return _result(out, (self,), lambda g: (g * out,))
 
     def log(self):
         a = self.data
-        return _result(np.log(a), (self,), lambda g: (g / a,))
+        return _result(_xp(a).log(a), (self,), lambda g: (g / a,))
 
     def sqrt(self):
-        out = np.sqrt(self.data)
+        out = _xp(self.data).sqrt(self.data)
         return _result(out, (self,), lambda g: (g / (2 * out),))
 
     def abs(self):
         a = self.data
-        return _result(np.abs(a), (self,), lambda g: (g * np.sign(a),))
+        xp = _xp(a)
+        return _result(xp.abs(a), (self,), lambda g: (g * xp.sign(a),))
 
     def clip(self, min=None, max=None):
         """Clamp to [min, max]; the gradient passes where the value was inside."""
         a = self.data
-        out = np.clip(a, min, max)
-        inside = np.ones(a.shape, bool)
+        xp = _xp(a)
+        out = xp.clip(a, min, max)
+        inside = xp.ones(a.shape, dtype=bool)
         if min is not None:
             inside &= a >= min
         if max is not None:
@@ -323,14 +327,14 @@ class Tensor:
         axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
         shape = self.shape
         out = self.data.sum(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims), shape),))
+        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(_keep(g, shape, axis, keepdims), shape),))
 
     def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
         axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
         shape = self.shape
         n = _count(shape, axis)
         out = self.data.mean(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims) / n, shape),))
+        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(_keep(g, shape, axis, keepdims) / n, shape),))
 
     def _extreme(self, fn, axis, keepdims):
         a = self.data
@@ -338,25 +342,26 @@ class Tensor:
 
         def bw(g):
             full = fn(a, axis=axis, keepdims=True)
-            hit = (a == full) | (np.isnan(a) & np.isnan(full))
+            xp = _xp(a)
+            hit = (a == full) | (xp.isnan(a) & xp.isnan(full))
             share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as amax
             return (share * _keep(g, a.shape, axis, keepdims),)
         return _result(out, (self,), bw)
 
     def max(self, axis=None, keepdims=False, dim=None, keepdim=None):
         """Maximum values (NumPy's ``max``/``amax``); the indices come from :meth:`argmax`."""
-        return self._extreme(np.max, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+        return self._extreme(_xp(self.data).max, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
 
     def min(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return self._extreme(np.min, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+        return self._extreme(_xp(self.data).min, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
 
     amax, amin = max, min
 
     def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(np.argmax(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+        return Tensor(_xp(self.data).argmax(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
 
     def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(np.argmin(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+        return Tensor(_xp(self.data).argmin(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
 
     def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
         """Variance with ``ddof`` (default 0, as NumPy); PyTorch's ``unbiased``/``correction`` also accepted."""
@@ -435,11 +440,12 @@ class Tensor:
                     for i in (idx if isinstance(idx, tuple) else (idx,)))
 
         def bw(g):
-            full = np.zeros(src_shape, dtype=dtype)
+            xp = _xp(g)
+            full = xp.zeros(src_shape, dtype=dtype)
             if basic:
                 full[idx] = g
             else:
-                np.add.at(full, idx, g)  # repeated integer indices accumulate
+                xp.add.at(full, idx, g)  # repeated integer indices accumulate
             return (full,)
         return _result(np.asarray(out), (self,), bw)
 
@@ -492,11 +498,11 @@ def _count(shape, axis) -> int:
 def _keep(g, shape, axis, keepdims):
     """Reinsert reduced axes into a gradient so that it broadcasts against ``shape``."""
     if axis is None:
-        return np.reshape(g, (1,) * len(shape))
+        return g.reshape((1,) * len(shape))
     if keepdims:
         return g
     axes = (axis,) if isinstance(axis, int) else axis
-    return np.expand_dims(g, tuple(a % len(shape) for a in axes))
+    return _xp(g).expand_dims(g, tuple(a % len(shape) for a in axes))
 
 
 def _result(data, parents, backward_fn) -> Tensor:
@@ -568,10 +574,11 @@ def cat(tensors, axis: int = 0, dim=None) -> Tensor:
     ts = [as_tensor(t) for t in tensors]
     if not ts:
         raise ValueError("cat: give at least one tensor")
-    out = np.concatenate([t.data for t in ts], axis=axis)
+    xp = _xp(ts[0].data)
+    out = xp.concatenate([t.data for t in ts], axis=axis)
     ax = axis % out.ndim
     bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
-    return _result(out, tuple(ts), lambda g: tuple(np.split(g, bounds, axis=ax)))
+    return _result(out, tuple(ts), lambda g: tuple(xp.split(g, bounds, axis=ax)))
 
 
 def stack(tensors, axis: int = 0, dim=None) -> Tensor:
