@@ -10,16 +10,10 @@ ratios come from the same run.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
-
 import numpy as np
 
-from bench_core import timeit
+import harness
+from harness import timeit
 
 CONV = [  # name, N, Cin, Cout, H, k, stride, pad
     ("LeNet conv1 64,1->6,32x32,k5", 64, 1, 6, 32, 5, 1, 0),
@@ -174,36 +168,12 @@ def show(res):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeat", type=int, default=10)
+    ap = harness.parser(__doc__, "conv", repeat=10)
     ap.add_argument("--full-reference", action="store_true",
                     help="also time the (slow) NumPy reference backward on the big conv shapes")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "conv.json"))
-    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child is not None:
-        print(json.dumps(child(a.child, a.repeat, not a.full_reference)))
-        return 0
-    print(f"fastdl conv benchmark | Python {platform.python_version()} | NumPy {np.__version__} | {os.cpu_count()} cores")
-    out = []
-    for t in a.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t)}
-        cmd = [sys.executable, __file__, "--child", str(t), "--repeat", str(a.repeat)]
-        if a.full_reference:
-            cmd.append("--full-reference")
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        show(res)
-        out.append(res)
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"\nwrote {a.json}")
-    return 0
+    args = ap.parse_args()
+    return harness.main(args, __file__, lambda a: child(a.child, a.repeat, not a.full_reference), show,
+                        "fastdl conv benchmark")
 
 
 if __name__ == "__main__":

@@ -11,27 +11,10 @@ PyTorch's get the same number of threads.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
-import time
-
 import numpy as np
 
-
-def timeit(fn, repeat: int, min_time: float = 0.2):
-    for _ in range(3):
-        fn()  # warm up
-    ts = []
-    t_end = time.perf_counter() + min_time
-    while len(ts) < repeat or time.perf_counter() < t_end and len(ts) < 20 * repeat:
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+import harness
+from harness import timeit
 
 
 def cases(rng):
@@ -182,33 +165,8 @@ def show(res: dict) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "core.json"))
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    a = p.parse_args()
-    if a.child is not None:
-        print(json.dumps(run_one(a.child, a.repeat)))
-        return 0
-    print(f"fastdl core benchmark | Python {platform.python_version()} | NumPy {np.__version__} | "
-          f"{platform.machine()} | {os.cpu_count()} cores")
-    results = []
-    for n in a.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
-        proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--repeat", str(a.repeat)],
-                              env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        show(res)
-        results.append(res)
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as fh:
-        json.dump(results, fh, indent=1)
-    print(f"\nwrote {a.json}")
-    return 0
+    args = harness.parser(__doc__, "core", repeat=30).parse_args()
+    return harness.main(args, __file__, lambda a: run_one(a.child, a.repeat), show, "fastdl core benchmark")
 
 
 if __name__ == "__main__":

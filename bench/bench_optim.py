@@ -8,15 +8,10 @@ reports median ms and effective GB/s (bytes the update must read and write).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 
-from bench_core import timeit
+import harness
+from harness import timeit
 
 
 def child(n: int, threads: int, repeat: int) -> dict:
@@ -74,40 +69,23 @@ def child(n: int, threads: int, repeat: int) -> dict:
     return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows)
 
 
+def show(res: dict) -> None:
+    n = res["rows"][0]["n"]
+    print(f"\n== {n / 1e6:.0f}M float32 parameters, threads {res['threads']}, torch {res['torch'] or 'not installed'}")
+    print(f"{'optimizer':14s} {'native ms':>10s} {'GB/s':>7s} {'numpy ms':>9s} {'np/nat':>7s} "
+          f"{'torch foreach':>14s} {'torch single':>13s} {'tfe/nat':>8s}")
+    for r in res["rows"]:
+        tf = f"{r.get('torch_foreach_ms', float('nan')):14.2f} {r.get('torch_single_ms', float('nan')):13.2f} " \
+             f"{r.get('torch_foreach_over_native', float('nan')):8.2f}"
+        print(f"{r['case']:14s} {r['native_ms']:10.2f} {r['native_GBs']:7.1f} {r['reference_ms']:9.2f} "
+              f"{r['ref_over_native']:7.2f} {tf}")
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap = harness.parser(__doc__, "optim", repeat=15)
     ap.add_argument("--n", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "optim.json"))
-    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child is not None:
-        print(json.dumps(child(a.n, a.child, a.repeat)))
-        return 0
-    out = []
-    for t in a.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t)}
-        proc = subprocess.run([sys.executable, __file__, "--child", str(t), "--n", str(a.n), "--repeat",
-                               str(a.repeat)], env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        out.append(res)
-        print(f"\n== {a.n / 1e6:.0f}M float32 parameters, threads {t}, torch {res['torch'] or 'not installed'}")
-        print(f"{'optimizer':14s} {'native ms':>10s} {'GB/s':>7s} {'numpy ms':>9s} {'np/nat':>7s} "
-              f"{'torch foreach':>14s} {'torch single':>13s} {'tfe/nat':>8s}")
-        for r in res["rows"]:
-            tf = f"{r.get('torch_foreach_ms', float('nan')):14.2f} {r.get('torch_single_ms', float('nan')):13.2f} " \
-                 f"{r.get('torch_foreach_over_native', float('nan')):8.2f}"
-            print(f"{r['case']:14s} {r['native_ms']:10.2f} {r['native_GBs']:7.1f} {r['reference_ms']:9.2f} "
-                  f"{r['ref_over_native']:7.2f} {tf}")
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"\nwrote {a.json}")
-    return 0
+    args = ap.parse_args()
+    return harness.main(args, __file__, lambda a: child(a.n, a.child, a.repeat), show, "fastdl optimizer benchmark")
 
 
 if __name__ == "__main__":

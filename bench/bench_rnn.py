@@ -6,15 +6,10 @@ time steps) vs PyTorch when installed, at 1 and 2 threads.  Validated before tim
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 
-from bench_core import timeit
+import harness
+from harness import timeit
 
 SHAPES = [(50, 32, 128, 256), (100, 64, 256, 512)]  # T, B, I, H
 
@@ -138,38 +133,20 @@ def child(threads: int, repeat: int) -> dict:
     return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows)
 
 
+def show(res: dict) -> None:
+    print(f"\n== threads {res['threads']} | torch {res['torch'] or 'not installed'} | float32")
+    print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'numpy ms':>9s} {'np/nat':>7s} {'torch ms':>9s} "
+          f"{'torch/nat':>9s}")
+    for r in res["rows"]:
+        ref = f"{r['reference_ms']:9.1f} {r['ref_over_native']:7.2f}"
+        tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f}" if r["torch_ms"] is not None else \
+            f"{'-':>9s} {'-':>9s}"
+        print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {ref} {tch}")
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "rnn.json"))
-    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child is not None:
-        print(json.dumps(child(a.child, a.repeat)))
-        return 0
-    out = []
-    for t in a.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t)}
-        proc = subprocess.run([sys.executable, __file__, "--child", str(t), "--repeat", str(a.repeat)], env=env,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        out.append(res)
-        print(f"\n== threads {t} | torch {res['torch'] or 'not installed'} | float32")
-        print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'numpy ms':>9s} {'np/nat':>7s} {'torch ms':>9s} "
-              f"{'torch/nat':>9s}")
-        for r in res["rows"]:
-            ref = f"{r['reference_ms']:9.1f} {r['ref_over_native']:7.2f}"
-            tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f}" if r["torch_ms"] is not None else f"{'-':>9s} {'-':>9s}"
-            print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {ref} {tch}")
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"\nwrote {a.json}")
-    return 0
+    args = harness.parser(__doc__, "rnn", repeat=5).parse_args()
+    return harness.main(args, __file__, lambda a: child(a.child, a.repeat), show, "fastdl recurrent benchmark")
 
 
 if __name__ == "__main__":

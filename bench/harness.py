@@ -1,0 +1,66 @@
+"""Shared benchmark machinery: timing, one child process per thread count, JSON results.
+
+Every benchmark script validates its cases, then times them with :func:`timeit` (warm-up, then
+at least ``repeat`` runs and ``min_time`` seconds, median).  :func:`main` runs the script once
+per thread count in a child process with OMP/OPENBLAS/MKL threads set, so NumPy's BLAS, ours and
+PyTorch's all get the same number, prints each child's table and writes ``results/NAME.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def timeit(fn, repeat: int, min_time: float = 0.2) -> float:
+    """Median seconds of ``fn()`` after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    ts = []
+    t_end = time.perf_counter() + min_time
+    while len(ts) < repeat or time.perf_counter() < t_end and len(ts) < 20 * repeat:
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def parser(doc: str, name: str, repeat: int) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=repeat)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", f"{name}.json"))
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(args, script: str, child, show, title: str) -> int:
+    """In a child (``--child N``): print ``child(args)`` as JSON.  Otherwise run one child per
+    thread count, show each result and save them all."""
+    if args.child is not None:
+        print(json.dumps(child(args)))
+        return 0
+    print(f"{title} | Python {platform.python_version()} | NumPy {np.__version__} | {platform.machine()} | "
+          f"{os.cpu_count()} cores")
+    results = []
+    for n in args.threads:
+        env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
+        proc = subprocess.run([sys.executable, script, *sys.argv[1:], "--child", str(n)], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return proc.returncode
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        show(res)
+        results.append(res)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump(results, fh, indent=1)
+    print(f"\nwrote {args.json}")
+    return 0
