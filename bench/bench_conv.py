@@ -29,13 +29,8 @@ def child(threads: int, repeat: int, quick_ref: bool) -> dict:
     from fastdl import _C, models, nn, optim
     from fastdl import reference as R
 
-    fastdl.set_num_threads(threads)
-    try:
-        import torch
-        import torch.nn.functional as TF
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
+    torch = harness.use_threads(threads)
+    TF = torch.nn.functional if torch else None
     rng = np.random.default_rng(0)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     rows = []

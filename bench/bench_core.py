@@ -132,13 +132,8 @@ def run_one(threads: int, repeat: int) -> dict:
     from fastdl import _C
 
     rng = np.random.default_rng(0)
-    fastdl.set_num_threads(threads)
-    try:
-        import torch
-        torch.set_num_threads(threads)
-        tv = torch.__version__
-    except ImportError:
-        tv = None
+    torch = harness.use_threads(threads)
+    tv = None if torch is None else torch.__version__
     rows = []
     for name, work, unit, nat, ref, tch, ok in cases(rng):
         if not ok():

@@ -15,10 +15,8 @@ from harness import timeit
 
 
 def child(n: int, threads: int, repeat: int) -> dict:
-    import fastdl
     from fastdl import _C, reference as R
 
-    fastdl.set_num_threads(threads)
     rng = np.random.default_rng(0)
     g = rng.standard_normal(n).astype(np.float32)
     rows = []
@@ -37,11 +35,7 @@ def child(n: int, threads: int, repeat: int) -> dict:
                     lambda p, s: R.rmsprop_step(p, g, s[1], None, None, 1e-3, 0.99, 1e-8, 0, 0, False),
                     lambda ps, fe: __import__("torch").optim.RMSprop(ps, lr=1e-3, foreach=fe)),
     }
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
+    torch = harness.use_threads(threads)
     for name, (bpe, nat, ref, tfac) in specs.items():
         fresh = lambda: (rng.standard_normal(n).astype(np.float32),  # noqa: E731
                          [np.zeros(n, np.float32), np.abs(rng.standard_normal(n)).astype(np.float32)])

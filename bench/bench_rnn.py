@@ -18,12 +18,7 @@ def child(threads: int, repeat: int) -> dict:
     import fastdl
     from fastdl import models, nn, optim
 
-    fastdl.set_num_threads(threads)
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
+    torch = harness.use_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
 

@@ -31,6 +31,18 @@ def timeit(fn, repeat: int, min_time: float = 0.2) -> float:
     return float(np.median(ts))
 
 
+def use_threads(n: int):
+    """Set fastdl's (and PyTorch's, when installed) thread count; returns the torch module or None."""
+    import fastdl
+    fastdl.set_num_threads(n)
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(n)
+    return torch
+
+
 def parser(doc: str, name: str, repeat: int) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])

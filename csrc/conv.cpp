@@ -30,6 +30,22 @@ template <class T> T* workspace(int slot, size_t n) {
   return b.data();
 }
 
+// Moves group g's channels of images [n0, n0+nb) between the NCHW tensor t (N, K, ohw) and the
+// GEMM layout (Kg, nb*ohw): to_gemm gathers t into m, otherwise m is scattered into t.
+template <class T>
+void regroup(T* t, T* m, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t g, bool to_gemm) {
+  const int64_t Kg = s.K / s.groups, ohw = s.OH * s.OW;
+  parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
+    for (int64_t q = a; q < e; ++q) {
+      const int64_t b = q / Kg, k = q % Kg;
+      T* tp = t + ((n0 + b) * s.K + g * Kg + k) * ohw;
+      T* mp = m + k * nb * ohw + b * ohw;
+      if (to_gemm) std::memcpy(mp, tp, sizeof(T) * ohw);
+      else std::memcpy(tp, mp, sizeof(T) * ohw);
+    }
+  });
+}
+
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.pb == 0 && s.pr == 0;
 }
@@ -109,6 +125,16 @@ void col2im_add(const T* col, T* gx, const Conv2dShape& s, int64_t n0, int64_t n
   });
 }
 
+// The (Cg*kh*kw, nb*ohw) columns of group g for images [n0, n0+nb): the input itself for a
+// pointwise convolution (always one image at a time), else im2col into col.
+template <class T>
+const T* group_columns(const T* x, T* col, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t g) {
+  const int64_t Cg = s.C / s.groups;
+  if (is_pointwise(s)) return x + (n0 * s.C + g * Cg) * s.OH * s.OW;
+  im2col(x, col, s, n0, nb, g * Cg, Cg);
+  return col;
+}
+
 }  // namespace
 
 template <class T>
@@ -122,23 +148,12 @@ void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
     const int64_t nb = std::min(nb_max, s.N - n0);
     for (int64_t g = 0; g < G; ++g) {
       const T* wg = w + g * Kg * rows;
-      const T* cols;
-      if (pw) {
-        cols = x + (n0 * s.C + g * Cg) * ohw;
-      } else {
-        im2col(x, col, s, n0, nb, g * Cg, Cg);
-        cols = col;
-      }
+      const T* cols = group_columns(x, col, s, n0, nb, g);
       if (nb == 1) {  // straight into y[n0], rows of group g
         gemm<T>(false, false, Kg, ohw, rows, T(1), wg, cols, T(0), y + (n0 * s.K + g * Kg) * ohw);
       } else {        // (Kg, nb*ohw), then scattered to (nb, K, ohw)
         gemm<T>(false, false, Kg, nb * ohw, rows, T(1), wg, cols, T(0), tmp);
-        parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
-          for (int64_t q = a; q < e; ++q) {
-            const int64_t b = q / Kg, k = q % Kg;
-            std::memcpy(y + ((n0 + b) * s.K + g * Kg + k) * ohw, tmp + k * nb * ohw + b * ohw, sizeof(T) * ohw);
-          }
-        });
+        regroup(y, tmp, s, n0, nb, g, false);
       }
     }
     if (bias) {
@@ -205,22 +220,11 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
       if (nb == 1) {
         gyg = gy + (n0 * s.K + g * Kg) * ohw;
       } else {
-        parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
-          for (int64_t q = a; q < e; ++q) {
-            const int64_t b = q / Kg, k = q % Kg;
-            std::memcpy(gyc + k * nb * ohw + b * ohw, gy + ((n0 + b) * s.K + g * Kg + k) * ohw, sizeof(T) * ohw);
-          }
-        });
+        regroup(const_cast<T*>(gy), gyc, s, n0, nb, g, true);  // reads gy only
         gyg = gyc;
       }
       if (gw) {
-        const T* cols;
-        if (pw) {
-          cols = x + (n0 * s.C + g * Cg) * ohw;
-        } else {
-          im2col(x, col, s, n0, nb, g * Cg, Cg);
-          cols = col;
-        }
+        const T* cols = group_columns(x, col, s, n0, nb, g);
         // gw_g (Kg, rows) (+)= gy_g (Kg, nb*ohw) @ cols^T
         gemm<T>(false, true, Kg, rows, nb * ohw, T(1), gyg, cols, first ? T(0) : T(1), gw + g * Kg * rows);
       }

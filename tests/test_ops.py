@@ -217,7 +217,6 @@ def test_dropout_statistics():
     assert abs(kept - 0.7) < 0.005  # 200k Bernoulli(0.7): sd 0.001
     np.testing.assert_allclose(y[y != 0], 1 / 0.7, rtol=1e-6)
     assert abs(y.mean() - 1.0) < 0.01  # inverted dropout keeps the mean
-    assert F.dropout(fastdl.tensor(x), 0.3, training=False).data is not None
     np.testing.assert_array_equal(F.dropout(fastdl.tensor(x), 0.3, training=False).data, x)
 
 
