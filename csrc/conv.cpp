@@ -3,135 +3,268 @@
 #include <vector>
 
 #include "common.h"
+#include "cpu.h"
 #include "gemm.h"
 
 namespace fastdl {
 
 namespace {
 
-constexpr int64_t kColBudget = int64_t(8) << 20;  // bytes of column buffer at most (unless one image needs more)
-constexpr int64_t kMinCols = 4096;                // GEMM width worth batching images for
-
-// Images per chunk: enough columns to keep the GEMM efficient, within the budget.
-int64_t chunk_images(const Conv2dShape& s, int64_t rows, int64_t elem) {
-  const int64_t ohw = s.OH * s.OW;
-  int64_t b = std::max<int64_t>(1, (kMinCols + ohw - 1) / std::max<int64_t>(ohw, 1));
-  const int64_t fit = kColBudget / std::max<int64_t>(rows * ohw * elem, 1);
-  b = std::min(b, std::max<int64_t>(fit, 1));
-  return std::min(b, s.N);
-}
-
-// Column and staging buffers persist per thread between calls: a fresh 8 MB buffer per call cost
-// page faults on every call (the kernel zeroing new pages showed up at ~10% of a ResNet layer).
-template <class T> T* workspace(int slot, size_t n) {
-  thread_local std::vector<T> bufs[3];
-  auto& b = bufs[slot];
-  if (b.size() < n) b.resize(n);
-  return b.data();
-}
-
-// Moves group g's channels of images [n0, n0+nb) between the NCHW tensor t (N, K, ohw) and the
-// GEMM layout (Kg, nb*ohw): to_gemm gathers t into m, otherwise m is scattered into t.
-template <class T>
-void regroup(T* t, T* m, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t g, bool to_gemm) {
-  const int64_t Kg = s.K / s.groups, ohw = s.OH * s.OW;
-  parallel_for(nb * Kg, 8, [&](int64_t a, int64_t e) {
-    for (int64_t q = a; q < e; ++q) {
-      const int64_t b = q / Kg, k = q % Kg;
-      T* tp = t + ((n0 + b) * s.K + g * Kg + k) * ohw;
-      T* mp = m + k * nb * ohw + b * ohw;
-      if (to_gemm) std::memcpy(mp, tp, sizeof(T) * ohw);
-      else std::memcpy(tp, mp, sizeof(T) * ohw);
-    }
-  });
-}
+// Columns of one band of output rows, in bytes at most (unless one output row needs more).  With
+// images in parallel each thread's band should sit in its core's L2 next to BLAS's packed panels;
+// one image at a time over a threaded BLAS, wider GEMMs matter more than the cache.
+constexpr int64_t kBandBytes = int64_t(1) << 20;
+constexpr int64_t kSerialBandBytes = int64_t(8) << 20;
 
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.pb == 0 && s.pr == 0;
 }
 
-// col (Cg*kh*kw, nb*OH*OW) <- images x[n0 .. n0+nb), channels [c0, c0+Cg)
-// row r = (c, i, j); column = b*OH*OW + oh*OW + ow.
+// Column and staging buffers persist per thread between calls: a fresh buffer per call cost page
+// faults on every call (the kernel zeroing new pages showed up at ~10% of a ResNet layer).
+template <class T> T* workspace(int slot, size_t n) {
+  thread_local std::vector<T> bufs[5];
+  auto& b = bufs[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+// Output rows per band: as many as keep rows x (band * width) columns within `budget` bytes.
+int64_t band_rows(const Conv2dShape& s, int64_t rows, int64_t width, int64_t budget, int64_t elem) {
+  const int64_t per_row = std::max<int64_t>(rows * width * elem, 1);
+  return std::min(s.OH, std::max<int64_t>(1, budget / per_row));
+}
+
+// Output columns [lo, hi) whose input column ow*sw + off falls inside the row (off = j*dw - pl).
+inline void valid_cols(const Conv2dShape& s, int64_t off, int64_t& lo, int64_t& hi) {
+  lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), s.OW);
+  hi = std::max(lo, std::min(s.OW, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
+}
+
+// o[0, n) = src[0, n): short rows (LeNet's are 10 wide) as an inline loop, not a library call.
+template <class T> inline void copy_row(T* o, const T* src, int64_t n) {
+  if (n >= 64) {
+    std::memcpy(o, src, sizeof(T) * n);
+    return;
+  }
+  for (int64_t k = 0; k < n; ++k) o[k] = src[k];
+}
+
+template <class T> inline void zero_row(T* o, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) o[k] = T(0);
+}
+
+// Images in parallel (each thread a contiguous block, BLAS serial inside) when there are enough of
+// them to share out evenly; otherwise one at a time, BLAS and the copies threaded within each.
+bool images_in_parallel(int64_t N, int nthr) {
+  return nthr > 1 && N >= nthr && (N % nthr == 0 || N >= 3 * nthr);
+}
+
+// f(n, tid) for every image n; tid is the thread's index (0 when serial).
+template <class F>
+void for_each_image(int64_t N, bool par, F&& f) {
+#ifdef FASTDL_HAVE_OPENMP
+  if (par) {
+    SerialBlas serial;
+#pragma omp parallel num_threads(max_threads())
+    {
+      const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t chunk = (N + nt - 1) / nt;
+      for (int64_t n = tid * chunk; n < std::min(N, (tid + 1) * chunk); ++n) f(n, tid);
+    }
+    return;
+  }
+#endif
+  (void)par;
+  for (int64_t n = 0; n < N; ++n) f(n, int64_t(0));
+}
+
+// col (Cg*kh*kw, (oh1-oh0)*OW) <- output rows [oh0, oh1) of one image; xn is the image's first
+// channel of the group.  Row r = (c, i, j); column = (oh - oh0)*OW + ow.
 template <class T>
-void im2col(const T* x, T* col, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t c0, int64_t Cg) {
-  const int64_t ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw, ld = nb * ohw;
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(ld, 1)), [&](int64_t r0, int64_t r1) {
+void im2col(const T* xn, T* col, const Conv2dShape& s, int64_t Cg, int64_t oh0, int64_t oh1) {
+  const int64_t kk = s.kh * s.kw, ld = (oh1 - oh0) * s.OW;
+  parallel_for(Cg * kk, std::max<int64_t>(1, 16384 / std::max<int64_t>(ld, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r / (s.kh * s.kw), i = (r / s.kw) % s.kh, j = r % s.kw;
-      for (int64_t b = 0; b < nb; ++b) {
-        const T* plane = x + ((n0 + b) * s.C + c0 + c) * s.H * s.W;
-        T* out = col + r * ld + b * ohw;
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          const int64_t ih = oh * s.sh - s.pt + i * s.dh;
-          T* o = out + oh * s.OW;
-          if (ih < 0 || ih >= s.H) {
-            std::fill(o, o + s.OW, T(0));
-            continue;
-          }
-          const T* src = plane + ih * s.W;
-          const int64_t off = j * s.dw - s.pl;
-          if (s.sw == 1) {
-            // contiguous: zero the left/right padding, copy the middle
-            const int64_t lo = std::min(std::max<int64_t>(0, -off), s.OW);
-            const int64_t hi = std::max(lo, std::min(s.OW, s.W - off));
-            std::fill(o, o + lo, T(0));
-            std::memcpy(o + lo, src + lo + off, sizeof(T) * (hi - lo));
-            std::fill(o + hi, o + s.OW, T(0));
-          } else {
-            // strided: the in-range outputs are [lo, hi); copy them without bounds checks
-            const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), s.OW);
-            const int64_t hi = std::max(lo, std::min(s.OW, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
-            std::fill(o, o + lo, T(0));
-            const T* sp = src + off;
-            for (int64_t ow = lo; ow < hi; ++ow) o[ow] = sp[ow * s.sw];
-            std::fill(o + hi, o + s.OW, T(0));
-          }
+      const int64_t c = r / kk, i = (r / s.kw) % s.kh, j = r % s.kw;
+      const T* plane = xn + c * s.H * s.W;
+      const int64_t off = j * s.dw - s.pl;
+      int64_t lo, hi;
+      valid_cols(s, off, lo, hi);
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        T* o = col + r * ld + (oh - oh0) * s.OW;
+        const int64_t ih = oh * s.sh - s.pt + i * s.dh;
+        if (ih < 0 || ih >= s.H) {
+          zero_row(o, s.OW);
+          continue;
         }
+        const T* src = plane + ih * s.W + off;
+        zero_row(o, lo);
+        if (s.sw == 1) copy_row(o + lo, src + lo, hi - lo);
+        else for (int64_t ow = lo; ow < hi; ++ow) o[ow] = src[ow * s.sw];
+        zero_row(o + hi, s.OW - hi);
       }
     }
   });
 }
 
-// gx[n0 .. n0+nb), channels [c0, c0+Cg) += col2im(col); one thread per channel: no races.
+// The adjoint of im2col: gxn (the image's first channel of the group) += col2im(col); a thread
+// owns whole channel planes, so there are no races.
 template <class T>
-void col2im_add(const T* col, T* gx, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t c0, int64_t Cg) {
-  const int64_t ohw = s.OH * s.OW, ld = nb * ohw, kk = s.kh * s.kw;
-  parallel_for(Cg * nb, 1, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t c = q / nb, b = q % nb;
-      T* plane = gx + ((n0 + b) * s.C + c0 + c) * s.H * s.W;
+void col2im_add(const T* col, T* gxn, const Conv2dShape& s, int64_t Cg, int64_t oh0, int64_t oh1) {
+  const int64_t kk = s.kh * s.kw, ld = (oh1 - oh0) * s.OW;
+  parallel_for(Cg, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      T* plane = gxn + c * s.H * s.W;
       for (int64_t i = 0; i < s.kh; ++i)
         for (int64_t j = 0; j < s.kw; ++j) {
-          const T* in = col + (c * kk + i * s.kw + j) * ld + b * ohw;
+          const T* in = col + (c * kk + i * s.kw + j) * ld;
           const int64_t off = j * s.dw - s.pl;
-          for (int64_t oh = 0; oh < s.OH; ++oh) {
+          int64_t lo, hi;
+          valid_cols(s, off, lo, hi);
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
             const int64_t ih = oh * s.sh - s.pt + i * s.dh;
             if (ih < 0 || ih >= s.H) continue;
-            T* dst = plane + ih * s.W;
-            const T* src = in + oh * s.OW;
-            if (s.sw == 1) {
-              const int64_t lo = std::min(std::max<int64_t>(0, -off), s.OW);
-              const int64_t hi = std::max(lo, std::min(s.OW, s.W - off));
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow + off] += src[ow];
-            } else {
-              const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), s.OW);
-              const int64_t hi = std::max(lo, std::min(s.OW, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
-              T* dp = dst + off;
-              for (int64_t ow = lo; ow < hi; ++ow) dp[ow * s.sw] += src[ow];
-            }
+            T* dst = plane + ih * s.W + off;
+            const T* src = in + (oh - oh0) * s.OW;
+            if (s.sw == 1) for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+            else for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s.sw] += src[ow];
           }
         }
     }
   });
 }
 
-// The (Cg*kh*kw, nb*ohw) columns of group g for images [n0, n0+nb): the input itself for a
-// pointwise convolution (always one image at a time), else im2col into col.
+// "Wide" columns: output row oh is computed across the whole width of the padded input, so that
+// every im2col row is ONE contiguous run of it instead of OH short copies, and col2im is one axpy
+// per row.  A stride s first splits the padded image into s_h x s_w phase planes (rows and columns
+// by remainder), in which each kernel tap again reads a contiguous run.  Each output row carries
+// Wq - OW extra columns that are computed and dropped: 4% more GEMM work for a 56x56 3x3, 40% for
+// LeNet's 10-wide rows, bought back by copies that are long rather than many.  Used when every
+// phase plane is read by some tap (a 1x1 stride-2 kernel reads a quarter of the image: not wide).
+bool is_wide(const Conv2dShape& s) { return !is_pointwise(s) && s.kh * s.kw >= s.sh * s.sw; }
+
+struct Wide {
+  int64_t Hq, Wq;    // a phase plane
+  int64_t planes;    // phase planes per channel (s_h * s_w)
+  bool direct;       // stride 1 and no padding: the input itself is the single plane
+  explicit Wide(const Conv2dShape& s)
+      : Hq((s.H + s.pt + s.pb + s.sh - 1) / s.sh), Wq((s.W + s.pl + s.pr + s.sw - 1) / s.sw), planes(s.sh * s.sw),
+        direct(s.sh == 1 && s.sw == 1 && !(s.pt || s.pl || s.pb || s.pr)) {}
+  int64_t channel() const { return planes * Hq * Wq; }
+  // where tap (i, j) of output row oh0 starts, within its channel's planes
+  int64_t tap(const Conv2dShape& s, int64_t i, int64_t j, int64_t oh0) const {
+    const int64_t a = i * s.dh, b = j * s.dw;
+    return ((a % s.sh) * s.sw + b % s.sw) * Hq * Wq + (oh0 + a / s.sh) * Wq + b / s.sw;
+  }
+  // length of the run for output rows [oh0, oh1): the last row stops at OW
+  int64_t len(const Conv2dShape& s, int64_t oh0, int64_t oh1) const { return (oh1 - oh0 - 1) * Wq + s.OW; }
+};
+
+// xq (C, planes, Hq, Wq) <- image xn (C, H, W): padded with zeros, then split into phases.
 template <class T>
-const T* group_columns(const T* x, T* col, const Conv2dShape& s, int64_t n0, int64_t nb, int64_t g) {
+void to_planes(const T* xn, T* xq, const Conv2dShape& s, const Wide& q) {
+  parallel_for(s.C * q.planes * q.Hq, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {  // r = ((c, pi), pj, a): one plane row
+      const int64_t a = r % q.Hq, pj = (r / q.Hq) % s.sw, pi = (r / (q.Hq * s.sw)) % s.sh, c = r / (q.Hq * q.planes);
+      T* o = xq + r * q.Wq;
+      const int64_t h = a * s.sh + pi - s.pt;
+      if (h < 0 || h >= s.H) {
+        zero_row(o, q.Wq);
+        continue;
+      }
+      const T* src = xn + (c * s.H + h) * s.W;
+      // columns b with 0 <= w = b*sw + pj - pl < W
+      const int64_t off = pj - s.pl;
+      const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), q.Wq);
+      const int64_t hi = std::max(lo, std::min(q.Wq, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
+      zero_row(o, lo);
+      if (s.sw == 1) copy_row(o + lo, src + lo + off, hi - lo);
+      else for (int64_t b = lo; b < hi; ++b) o[b] = src[b * s.sw + off];
+      zero_row(o + hi, q.Wq - hi);
+    }
+  });
+}
+
+// gx image (C, H, W) <- gxq (C, planes, Hq, Wq): the adjoint's gather, padding dropped.
+template <class T>
+void from_planes(const T* gxq, T* gxn, const Conv2dShape& s, const Wide& q) {
+  parallel_for(s.C * s.H, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / s.H, hp = r % s.H + s.pt;
+      const T* plane_row = gxq + c * q.channel() + (hp % s.sh) * s.sw * q.Hq * q.Wq + (hp / s.sh) * q.Wq;
+      T* o = gxn + r * s.W;
+      if (s.sw == 1) {
+        copy_row(o, plane_row + s.pl, s.W);
+        continue;
+      }
+      for (int64_t w = 0; w < s.W; ++w) {
+        const int64_t wp = w + s.pl;
+        o[w] = plane_row[(wp % s.sw) * q.Hq * q.Wq + wp / s.sw];
+      }
+    }
+  });
+}
+
+// Wide columns come in two forms.  Full: a row per (c, i, j), L long, and one GEMM.  Split (when
+// Cg*kh alone is a deep enough GEMM): a row per (c, i), L + (kw-1)*dw long, and kw GEMMs, the j-th
+// reading every row from column j*dw on, so a 3x3 kernel copies a third as much.
+bool split_wide(const Conv2dShape& s) { return s.sw == 1 && s.kw > 1 && (s.C / s.groups) * s.kh >= 64; }
+
+// Row length of split wide columns.
+int64_t split_len(const Conv2dShape& s, int64_t L) { return L + (s.kw - 1) * s.dw; }
+
+// col <- wide columns (full, or split) of the output rows from oh0 (L = q.len) out of the planes xq
+// (the group's first channel).
+template <class T>
+void im2col_wide(const T* xq, T* col, const Conv2dShape& s, const Wide& q, int64_t Cg, int64_t oh0, int64_t L,
+                 bool split) {
+  const int64_t per_c = split ? s.kh : s.kh * s.kw, len = split ? split_len(s, L) : L;
+  parallel_for(Cg * per_c, std::max<int64_t>(1, 16384 / len), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / per_c, i = split ? r % s.kh : (r / s.kw) % s.kh, j = split ? 0 : r % s.kw;
+      copy_row(col + r * len, xq + c * q.channel() + q.tap(s, i, j, oh0), len);
+    }
+  });
+}
+
+// The adjoint: gxq (planes of the group) += col2im of full wide columns; a thread owns whole channels.
+template <class T>
+void col2im_wide_add(const T* col, T* gxq, const Conv2dShape& s, const Wide& q, int64_t Cg, int64_t oh0, int64_t L) {
+  const int64_t kk = s.kh * s.kw;
+  parallel_for(Cg, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t r = c * kk; r < (c + 1) * kk; ++r) {
+        T* dst = gxq + c * q.channel() + q.tap(s, (r / s.kw) % s.kh, r % s.kw, oh0);
+        const T* src = col + r * L;
+        for (int64_t e = 0; e < L; ++e) dst[e] += src[e];
+      }
+  });
+}
+
+// w (K, Cg, kh, kw) -> (kw, K, Cg*kh): the kw left operands of split wide columns.
+template <class T>
+std::vector<T> split_weights(const T* w, const Conv2dShape& s) {
+  const int64_t Cg = s.C / s.groups, ck = Cg * s.kh;
+  std::vector<T> out(s.kw * s.K * ck);
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t q = 0; q < ck; ++q)
+      for (int64_t j = 0; j < s.kw; ++j) out[(j * s.K + k) * ck + q] = w[(k * ck + q) * s.kw + j];
+  return out;
+}
+
+// The GEMM operand (rows, band columns) of group g, output rows [oh0, oh1) of image n, and its row
+// stride: the input itself for a pointwise convolution, else im2col into col.
+template <class T>
+const T* band_columns(const T* x, T* col, const Conv2dShape& s, int64_t n, int64_t g, int64_t oh0, int64_t oh1,
+                      int64_t& ld) {
   const int64_t Cg = s.C / s.groups;
-  if (is_pointwise(s)) return x + (n0 * s.C + g * Cg) * s.OH * s.OW;
-  im2col(x, col, s, n0, nb, g * Cg, Cg);
+  if (is_pointwise(s)) {
+    ld = s.OH * s.OW;
+    return x + (n * s.C + g * Cg) * s.H * s.W + oh0 * s.OW;
+  }
+  ld = (oh1 - oh0) * s.OW;
+  im2col(x + (n * s.C + g * Cg) * s.H * s.W, col, s, Cg, oh0, oh1);
   return col;
 }
 
@@ -140,38 +273,62 @@ const T* group_columns(const T* x, T* col, const Conv2dShape& s, int64_t n0, int
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
-  const bool pw = is_pointwise(s);
-  const int64_t nb_max = pw ? 1 : chunk_images(s, rows, sizeof(T));
-  T* col = pw ? nullptr : workspace<T>(0, rows * nb_max * ohw);
-  T* tmp = nb_max > 1 ? workspace<T>(1, Kg * nb_max * ohw) : nullptr;
-  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-    const int64_t nb = std::min(nb_max, s.N - n0);
-    for (int64_t g = 0; g < G; ++g) {
-      const T* wg = w + g * Kg * rows;
-      const T* cols = group_columns(x, col, s, n0, nb, g);
-      if (nb == 1) {  // straight into y[n0], rows of group g
-        gemm<T>(false, false, Kg, ohw, rows, T(1), wg, cols, T(0), y + (n0 * s.K + g * Kg) * ohw);
-      } else {        // (Kg, nb*ohw), then scattered to (nb, K, ohw)
-        gemm<T>(false, false, Kg, nb * ohw, rows, T(1), wg, cols, T(0), tmp);
-        regroup(y, tmp, s, n0, nb, g, false);
+  const bool pw = is_pointwise(s), wide = is_wide(s), split = wide && split_wide(s);
+  const bool par = images_in_parallel(s.N, max_threads());
+  const Wide q(s);
+  const int64_t ck = Cg * s.kh, width = wide ? q.Wq : s.OW;  // GEMM columns per output row
+  const int64_t bh = pw ? s.OH : band_rows(s, rows, width, par ? kBandBytes : kSerialBandBytes, sizeof(T));
+  const int64_t col_size = split ? ck * split_len(s, bh * width) : rows * bh * width;
+  const std::vector<T> wsplit = split ? split_weights(w, s) : std::vector<T>();
+  for_each_image(s.N, par, [&](int64_t n, int64_t) {
+    const T* xn = x + n * s.C * s.H * s.W;
+    const T* xq = xn;  // wide: the image's phase planes
+    if (wide && !q.direct) {
+      T* buf = workspace<T>(2, s.C * q.channel());
+      to_planes(xn, buf, s, q);
+      xq = buf;
+    }
+    T* col = pw ? nullptr : workspace<T>(0, col_size);
+    T* out = wide ? workspace<T>(1, Kg * bh * width) : nullptr;
+    for (int64_t oh0 = 0; oh0 < s.OH; oh0 += bh) {
+      const int64_t oh1 = std::min(s.OH, oh0 + bh), nc = (oh1 - oh0) * s.OW;
+      for (int64_t g = 0; g < G; ++g) {
+        const T* wg = w + g * Kg * rows;
+        T* dst = y + (n * s.K + g * Kg) * ohw + oh0 * s.OW;  // (Kg, nc), row stride ohw
+        if (wide) {  // (Kg, L) wide outputs, then each output row's first OW values (+ bias) into y
+          const int64_t L = q.len(s, oh0, oh1);
+          im2col_wide(xq + g * Cg * q.channel(), col, s, q, Cg, oh0, L, split);
+          if (!split) gemm_ld<T>(false, false, Kg, L, rows, T(1), wg, rows, col, L, T(0), out, L);
+          for (int64_t j = 0; split && j < s.kw; ++j)
+            gemm_ld<T>(false, false, Kg, L, ck, T(1), wsplit.data() + (j * s.K + g * Kg) * ck, ck, col + j * s.dw,
+                       split_len(s, L), j ? T(1) : T(0), out, L);
+          for (int64_t k = 0; k < Kg; ++k) {
+            const T bv = bias ? bias[g * Kg + k] : T(0);
+            for (int64_t r = 0; r < oh1 - oh0; ++r) {
+              T* o = dst + k * ohw + r * s.OW;
+              const T* src = out + k * L + r * q.Wq;
+              for (int64_t q = 0; q < s.OW; ++q) o[q] = src[q] + bv;
+            }
+          }
+          continue;
+        }
+        int64_t ld;
+        const T* src = band_columns(x, col, s, n, g, oh0, oh1, ld);
+        T beta = T(0);
+        if (bias) {
+          for (int64_t k = 0; k < Kg; ++k) std::fill(dst + k * ohw, dst + k * ohw + nc, bias[g * Kg + k]);
+          beta = T(1);
+        }
+        gemm_ld<T>(false, false, Kg, nc, rows, T(1), wg, rows, src, ld, beta, dst, ohw);
       }
     }
-    if (bias) {
-      parallel_for(nb * s.K, 8, [&](int64_t a, int64_t e) {
-        for (int64_t q = a; q < e; ++q) {
-          T* o = y + (n0 * s.K + q) * ohw;
-          const T bv = bias[q % s.K];
-          for (int64_t i = 0; i < ohw; ++i) o[i] += bv;
-        }
-      });
-    }
-  }
+  });
 }
 
 template <class T>
 void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
-  const bool pw = is_pointwise(s);
+  const bool pw = is_pointwise(s), wide = is_wide(s);
   if (gb) {
     parallel_for(s.K, 1, [&](int64_t a, int64_t e) {
       for (int64_t k = a; k < e; ++k) {
@@ -190,7 +347,6 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
   // Stride 1, no dilation, one group: gx is itself a convolution of gy with the flipped, transposed
   // kernel (pad k-1-p): im2col(gy) + one well-shaped GEMM instead of a thin GEMM and a scatter (col2im).
   if (gx && !pw && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.groups == 1 && s.C >= 32 && s.pt < s.kh &&
-
       s.pb < s.kh && s.pl < s.kw && s.pr < s.kw) {
     std::vector<T> wf(s.C * s.K * s.kh * s.kw);
     for (int64_t k = 0; k < s.K; ++k)
@@ -206,38 +362,83 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
     gx = nullptr;  // done
     if (!gw) return;
   }
-  if (gx) std::fill(gx, gx + s.N * s.C * s.H * s.W, T(0));
-  const int64_t nb_max = pw ? 1 : chunk_images(s, rows, sizeof(T));
-  T* col = pw ? nullptr : workspace<T>(0, rows * nb_max * ohw);
-  T* gyc = nb_max > 1 ? workspace<T>(2, Kg * nb_max * ohw) : nullptr;
-  bool first = true;
-  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-    const int64_t nb = std::min(nb_max, s.N - n0);
-    for (int64_t g = 0; g < G; ++g) {
-      const T* wg = w + g * Kg * rows;
-      // gy of this chunk and group as (Kg, nb*ohw)
-      const T* gyg;
-      if (nb == 1) {
-        gyg = gy + (n0 * s.K + g * Kg) * ohw;
-      } else {
-        regroup(const_cast<T*>(gy), gyc, s, n0, nb, g, true);  // reads gy only
-        gyg = gyc;
-      }
+  const int nthr = max_threads();
+  const bool par = images_in_parallel(s.N, nthr);
+  const Wide q(s);
+  const int64_t chw = s.C * s.H * s.W;
+  const int64_t width = wide ? q.Wq : s.OW;  // GEMM columns per output row
+  const int64_t bh = pw ? s.OH : band_rows(s, rows, width, par ? kBandBytes : kSerialBandBytes, sizeof(T));
+  const bool split = wide && gw && split_wide(s);
+  const int64_t ck = Cg * s.kh, col_size = split ? ck * split_len(s, bh * width) : rows * bh * width;
+  // gw: each thread accumulates into its own partial (split: in split_weights' layout), summed at the end.
+  const int64_t wsz = s.K * rows;
+  std::vector<T> partial(gw ? (par ? nthr : 1) * wsz : 0, T(0));
+  for_each_image(s.N, par, [&](int64_t n, int64_t tid) {
+    T* gwt = gw ? partial.data() + tid * wsz : nullptr;
+    T* col = gw && !pw ? workspace<T>(0, col_size) : nullptr;
+    T* dcol = gx && !pw ? workspace<T>(1, rows * bh * width) : nullptr;
+    const T* xq = x + n * chw;             // wide: the image's phase planes (for gw)
+    T* gxq = gx ? gx + n * chw : nullptr;  // wide: their gradient, gathered into gx at the end
+    T* gyw = wide ? workspace<T>(3, Kg * bh * width) : nullptr;
+    if (wide && !q.direct) {
       if (gw) {
-        const T* cols = group_columns(x, col, s, n0, nb, g);
-        // gw_g (Kg, rows) (+)= gy_g (Kg, nb*ohw) @ cols^T
-        gemm<T>(false, true, Kg, rows, nb * ohw, T(1), gyg, cols, first ? T(0) : T(1), gw + g * Kg * rows);
+        T* buf = workspace<T>(2, s.C * q.channel());
+        to_planes(x + n * chw, buf, s, q);
+        xq = buf;
       }
-      if (gx) {
-        if (pw) {  // gx[n0] channels of g = w_g^T @ gy_g directly
-          gemm<T>(true, false, Cg, ohw, Kg, T(1), wg, gyg, T(0), gx + (n0 * s.C + g * Cg) * ohw);
-        } else {
-          gemm<T>(true, false, rows, nb * ohw, Kg, T(1), wg, gyg, T(0), col);
-          col2im_add(col, gx, s, n0, nb, g * Cg, Cg);
+      if (gx) gxq = workspace<T>(4, s.C * q.channel());
+    }
+    if (gx && !pw) std::fill(gxq, gxq + (wide ? s.C * q.channel() : chw), T(0));
+    for (int64_t oh0 = 0; oh0 < s.OH; oh0 += bh) {
+      const int64_t oh1 = std::min(s.OH, oh0 + bh);
+      const int64_t L = wide ? q.len(s, oh0, oh1) : (oh1 - oh0) * s.OW;
+      for (int64_t g = 0; g < G; ++g) {
+        const T* wg = w + g * Kg * rows;
+        // this band of gy as a (Kg, L) operand with row stride ldg: wide copies it with zero gaps
+        const T* gyb = gy + (n * s.K + g * Kg) * ohw + oh0 * s.OW;
+        int64_t ldg = ohw;
+        if (wide) {
+          for (int64_t k = 0; k < Kg; ++k)
+            for (int64_t r = 0; r < oh1 - oh0; ++r) {
+              T* o = gyw + k * L + r * q.Wq;
+              copy_row(o, gyb + k * ohw + r * s.OW, s.OW);
+              if (r + 1 < oh1 - oh0) zero_row(o + s.OW, q.Wq - s.OW);
+            }
+          gyb = gyw;
+          ldg = L;
+        }
+        if (gw) {  // gw_g (Kg, rows) += gy band @ columns^T
+          int64_t ld = L;
+          const T* src = col;
+          if (wide) im2col_wide(xq + g * Cg * q.channel(), col, s, q, Cg, oh0, L, split);
+          else src = band_columns(x, col, s, n, g, oh0, oh1, ld);
+          if (!split) gemm_ld<T>(false, true, Kg, rows, L, T(1), gyb, ldg, src, ld, T(1), gwt + g * Kg * rows, rows);
+          for (int64_t j = 0; split && j < s.kw; ++j)
+            gemm_ld<T>(false, true, Kg, ck, L, T(1), gyb, ldg, col + j * s.dw, split_len(s, L), T(1),
+                       gwt + (j * s.K + g * Kg) * ck, ck);
+        }
+        if (gx && pw) {  // gx band of group g = w_g^T @ gy band
+          gemm_ld<T>(true, false, Cg, L, Kg, T(1), wg, rows, gyb, ldg, T(0), gx + (n * s.C + g * Cg) * ohw + oh0 * s.OW,
+                     ohw);
+        } else if (gx) {
+          gemm_ld<T>(true, false, rows, L, Kg, T(1), wg, rows, gyb, ldg, T(0), dcol, L);
+          if (wide) col2im_wide_add(dcol, gxq + g * Cg * q.channel(), s, q, Cg, oh0, L);
+          else col2im_add(dcol, gxq + g * Cg * s.H * s.W, s, Cg, oh0, oh1);
         }
       }
     }
-    first = false;
+    if (gx && wide && !q.direct) from_planes(gxq, gx + n * chw, s, q);
+  });
+  if (gw) {
+    const int64_t parts = par ? nthr : 1;
+    parallel_for(wsz, 4096, [&](int64_t a, int64_t e) {
+      for (int64_t i = a; i < e; ++i) {  // i = (k, c*kh + ii, j); split keeps it at ((j, k), c*kh + ii)
+        const int64_t src = split ? ((i % s.kw) * s.K + i / rows) * ck + (i % rows) / s.kw : i;
+        T acc = partial[src];
+        for (int64_t t = 1; t < parts; ++t) acc += partial[t * wsz + src];
+        gw[i] = acc;
+      }
+    });
   }
 }
 

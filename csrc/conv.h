@@ -1,5 +1,6 @@
-// 2-D convolution, NCHW, by im2col + BLAS GEMM over chunks of images (the
-// column buffer stays under a fixed budget whatever the batch size).
+// 2-D convolution, NCHW, by im2col + BLAS GEMM over bands of output rows, one image at a
+// time: images run in parallel (serial BLAS in each thread) when the batch shares out evenly,
+// else one after another over a threaded BLAS.  The column buffer is bounded per thread.
 #pragma once
 #include <cstdint>
 

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <cstdlib>
+#include <mutex>
 
 #include "common.h"
 
@@ -30,6 +31,25 @@ bool has_openmp() {
 #else
   return false;
 #endif
+}
+
+namespace {
+std::mutex serial_mutex;
+int serial_depth = 0;
+int saved_blas_threads = 1;
+}  // namespace
+
+SerialBlas::SerialBlas() {
+  std::lock_guard<std::mutex> lock(serial_mutex);
+  if (serial_depth++ == 0) {
+    saved_blas_threads = scipy_openblas_get_num_threads();
+    if (saved_blas_threads != 1) scipy_openblas_set_num_threads(1);
+  }
+}
+
+SerialBlas::~SerialBlas() {
+  std::lock_guard<std::mutex> lock(serial_mutex);
+  if (--serial_depth == 0 && saved_blas_threads != 1) scipy_openblas_set_num_threads(saved_blas_threads);
 }
 
 std::string blas_config() { return scipy_openblas_get_config(); }

@@ -13,4 +13,15 @@ std::string cpu_features();   // "avx2 fma ..." as seen by the CPU at run time
 bool cpu_has_avx2_fma();
 std::string simd_isa();       // which build of the element-wise kernels runs: "avx2+fma" or "baseline"
 
+// While one is alive, BLAS runs on the calling thread only, so each thread of an OpenMP region may
+// call BLAS on its own block of work (OpenBLAS's own pool must never be entered from such a region).
+// Nested and concurrent guards are counted: the last one out restores the pool size.
+class SerialBlas {
+ public:
+  SerialBlas();
+  ~SerialBlas();
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+};
+
 }  // namespace fastdl

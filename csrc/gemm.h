@@ -6,6 +6,17 @@
 namespace fastdl {
 
 // C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, op = transpose if flag.
+// The same with leading dimensions: lda/ldb/ldc are the row strides of A, B and C as stored.
+template <class T>
+void gemm_ld(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+             const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <>
+void gemm_ld<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                    float, float*, int64_t);
+template <>
+void gemm_ld<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                     int64_t, double, double*, int64_t);
+
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           const T* B, T beta, T* C);

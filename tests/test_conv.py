@@ -23,8 +23,59 @@ CONV_CASES = [
     ((2, 3, 6, 7), (2, 4, 2), 1, "same", (1, 2), 1),  # even kernel: asymmetric same padding
     ((2, 8, 6, 6), (4, 1, 1), 1, 0, 1, 1),          # pointwise (no im2col)
     ((2, 3, 8, 8), (5, 3, 3), 2, "valid", 1, 1),
-    ((33, 2, 4, 4), (3, 2, 2), 1, 0, 1, 1),         # several images per GEMM chunk
+    ((33, 2, 4, 4), (3, 2, 2), 1, 0, 1, 1),         # many images: shared out over threads
+    ((3, 2, 9, 8), (3, 3, 3), 2, 1, 1, 1),          # stride 2: phase planes; 3 images on 2 threads
+    ((2, 22, 5, 6), (3, 3, 2), 1, (1, 0), 1, 1),    # C*kh >= 64: split wide columns, kernel-flip input grad
+    ((2, 2, 7, 7), (2, 1, 1), 2, 0, 1, 1),          # strided 1x1 (plain im2col)
 ]
+
+
+# Kernel paths the small cases above cannot reach (many images in parallel, split columns for deep
+# Cg*kh, strides 2 and 3 over phase planes, bands of output rows): native against the reference.
+PATH_CASES = [
+    # N, C, K, H, W, kh, kw, stride, padding (t, l, b, r), dilation, groups
+    (4, 64, 8, 12, 11, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    (5, 64, 6, 9, 9, 3, 2, (1, 1), (0, 1, 2, 0), (2, 1), 2),
+    (4, 24, 4, 13, 10, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+    (3, 6, 6, 17, 16, 5, 3, (3, 2), (2, 0, 1, 1), (1, 2), 3),
+    (2, 32, 8, 70, 70, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # several bands per image
+    (6, 5, 7, 9, 11, 2, 4, (2, 3), (0, 0, 0, 0), (1, 1), 1),
+]
+
+
+@pytest.mark.parametrize("case", PATH_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_kernel_paths(rng, case, dtype):
+    from fastdl import _C
+    from fastdl import reference as R
+    n, c, k, h, w_, kh, kw, stride, pad, dil, g = case
+    x, w, b = r(rng, n, c, h, w_).astype(dtype), r(rng, k, c // g, kh, kw).astype(dtype), r(rng, k).astype(dtype)
+    args = (stride, pad, dil, g)
+    y = _C.conv2d_forward(x, w, b, *args)
+    gy = r(rng, *y.shape).astype(dtype)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    got = (y,) + tuple(_C.conv2d_backward(gy, x, w, *args))
+    want = (R.conv2d_forward(x, w, b, *args),) + tuple(R.conv2d_backward(gy, x, w, *args))
+    for name, u, v in zip(("y", "gx", "gw", "gb"), got, want):
+        np.testing.assert_allclose(u, v, rtol=tol, atol=tol * np.abs(v).max(), err_msg=name)
+
+
+def test_conv2d_same_result_on_one_and_two_threads(rng):
+    """Images in parallel (serial BLAS per thread) and one image at a time agree."""
+    from fastdl import _C
+    x, w, b = r(rng, 4, 16, 10, 10), r(rng, 8, 16, 3, 3), r(rng, 8)
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    gy = r(rng, 4, 8, 10, 10)
+    before = fastdl.get_num_threads()
+    out = []
+    try:
+        for t in (1, 2):
+            fastdl.set_num_threads(t)
+            out.append((_C.conv2d_forward(x, w, b, *args),) + tuple(_C.conv2d_backward(gy, x, w, *args)))
+    finally:
+        fastdl.set_num_threads(before)
+    for u, v in zip(*out):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV_CASES)
