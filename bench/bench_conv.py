@@ -4,7 +4,8 @@ NumPy reference (vs PyTorch when installed), at 1 and 2 threads.
 Shapes (N, Cin->Cout, HxW, kernel, stride, pad) are those of the issue: LeNet conv1/conv2,
 a VGG 3x3, a ResNet strided 3x3 and a 1x1.  Every case is validated (native against the
 reference) before it is timed; medians, GFLOP/s (GB/s for pooling and batch norm) and
-ratios come from the same run.
+ratios come from the same run, with fastdl and PyTorch timed in alternating blocks
+(harness.timeit_pair) so that both see the same load on a shared machine.
 
     python bench/bench_conv.py [--threads 1 2] [--repeat 10]
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import harness
-from harness import timeit
+from harness import timeit, timeit_pair
 
 CONV = [  # name, N, Cin, Cout, H, k, stride, pad
     ("LeNet conv1 64,1->6,32x32,k5", 64, 1, 6, 32, 5, 1, 0),
@@ -38,9 +39,8 @@ def child(threads: int, repeat: int, quick_ref: bool) -> dict:
     def add(name, unit, work, nat, ref, tch, ok, ref_repeat=2):
         if not ok():
             raise SystemExit(f"validation failed: {name}")
-        tn = timeit(nat, repeat)
+        tn, tt = timeit_pair(nat, tch, repeat) if tch is not None else (timeit(nat, repeat), None)
         tr = timeit(ref, ref_repeat, min_time=0.0) if ref is not None else None
-        tt = timeit(tch, repeat) if tch is not None else None
         rows.append(dict(case=name, unit=unit, native_ms=tn * 1e3, rate=work / tn / 1e9,
                          reference_ms=None if tr is None else tr * 1e3, ref_over_native=None if tr is None else tr / tn,
                          torch_ms=None if tt is None else tt * 1e3, torch_over_native=None if tt is None else tt / tn))

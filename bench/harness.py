@@ -1,7 +1,8 @@
 """Shared benchmark machinery: timing, one child process per thread count, JSON results.
 
 Every benchmark script validates its cases, then times them with :func:`timeit` (warm-up, then
-at least ``repeat`` runs and ``min_time`` seconds, median).  :func:`main` runs the script once
+at least ``repeat`` runs and ``min_time`` seconds, median), or, to compare with PyTorch,
+:func:`timeit_pair` (the two alternate in blocks, so both see the same machine load).  :func:`main` runs the script once
 per thread count in a child process with OMP/OPENBLAS/MKL threads set, so NumPy's BLAS, ours and
 PyTorch's all get the same number, prints each child's table and writes ``results/NAME.json``.
 """
@@ -29,6 +30,23 @@ def timeit(fn, repeat: int, min_time: float = 0.2) -> float:
         fn()
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
+
+
+def timeit_pair(fa, fb, repeat: int, block: int = 3) -> tuple[float, float]:
+    """Median seconds of ``fa()`` and of ``fb()``, timed in alternating blocks of ``block`` calls.
+
+    On a shared machine the load drifts over seconds; alternating keeps both sides under the same
+    conditions, while blocks (not strict A/B pairs) keep one library's idle threads from spinning
+    into the other's first call.  Each block starts with an untimed warm-up call."""
+    ta, tb = [], []
+    for _ in range(max(2, -(-repeat // block))):
+        for fn, ts in ((fa, ta), (fb, tb)):
+            fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+    return float(np.median(ta)), float(np.median(tb))
 
 
 def use_threads(n: int):

@@ -161,27 +161,59 @@ struct Wide {
   int64_t len(const Conv2dShape& s, int64_t oh0, int64_t oh1) const { return (oh1 - oh0 - 1) * Wq + s.OW; }
 };
 
-// xq (C, planes, Hq, Wq) <- image xn (C, H, W): padded with zeros, then split into phases.
+// Phase rows o[0..SW) of one input row: o[p][b] = src[b*SW + p - pl] where that lies in [0, W),
+// else 0.  The interior runs as a loop over b with SW a constant, which the compiler vectorises
+// (for a stride of 2: one deinterleave of even and odd columns); only the edges are checked.
+template <int SW, class T>
+void split_row(const T* src, T* const* o, int64_t W, int64_t pl, int64_t Wq) {
+  const int64_t b0 = std::min(Wq, (pl + SW - 1) / SW);                        // first b with b*SW - pl >= 0
+  const int64_t b1 = std::max(b0, std::min(Wq, (W + pl - (SW - 1)) / SW));   // b*SW + SW-1 - pl < W below b1
+  auto edge = [&](int64_t b) {
+    for (int p = 0; p < SW; ++p) {
+      const int64_t w = b * SW + p - pl;
+      o[p][b] = w >= 0 && w < W ? src[w] : T(0);
+    }
+  };
+  for (int64_t b = 0; b < b0; ++b) edge(b);
+  const T* s0 = src - pl;
+  for (int64_t b = b0; b < b1; ++b)
+    for (int p = 0; p < SW; ++p) o[p][b] = s0[b * SW + p];
+  for (int64_t b = b1; b < Wq; ++b) edge(b);
+}
+
+// xq (C, planes, Hq, Wq) <- image xn (C, H, W): padded with zeros, then split into phases.  Each
+// input row is read once and dealt out to its s_w phase rows.
 template <class T>
 void to_planes(const T* xn, T* xq, const Conv2dShape& s, const Wide& q) {
-  parallel_for(s.C * q.planes * q.Hq, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {  // r = ((c, pi), pj, a): one plane row
-      const int64_t a = r % q.Hq, pj = (r / q.Hq) % s.sw, pi = (r / (q.Hq * s.sw)) % s.sh, c = r / (q.Hq * q.planes);
-      T* o = xq + r * q.Wq;
+  const int64_t plane = q.Hq * q.Wq;
+  parallel_for(s.C * s.sh * q.Hq, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {  // r = (c, a, pi): padded row a*sh + pi of channel c
+      const int64_t pi = r % s.sh, a = (r / s.sh) % q.Hq, c = r / (s.sh * q.Hq);
+      auto row = [&](int64_t pj) { return xq + c * q.channel() + (pi * s.sw + pj) * plane + a * q.Wq; };
       const int64_t h = a * s.sh + pi - s.pt;
       if (h < 0 || h >= s.H) {
-        zero_row(o, q.Wq);
+        for (int64_t pj = 0; pj < s.sw; ++pj) zero_row(row(pj), q.Wq);
         continue;
       }
       const T* src = xn + (c * s.H + h) * s.W;
-      // columns b with 0 <= w = b*sw + pj - pl < W
-      const int64_t off = pj - s.pl;
-      const int64_t lo = std::min(off < 0 ? (-off + s.sw - 1) / s.sw : int64_t(0), q.Wq);
-      const int64_t hi = std::max(lo, std::min(q.Wq, s.W - off > 0 ? (s.W - off + s.sw - 1) / s.sw : int64_t(0)));
-      zero_row(o, lo);
-      if (s.sw == 1) copy_row(o + lo, src + lo + off, hi - lo);
-      else for (int64_t b = lo; b < hi; ++b) o[b] = src[b * s.sw + off];
-      zero_row(o + hi, q.Wq - hi);
+      if (s.sw == 1) {
+        T* o = row(0);
+        const int64_t lo = std::min(s.pl, q.Wq), hi = std::min(q.Wq, s.pl + s.W);
+        zero_row(o, lo);
+        copy_row(o + lo, src, hi - lo);
+        zero_row(o + hi, q.Wq - hi);
+      } else if (s.sw == 2) {
+        T* o[2] = {row(0), row(1)};
+        split_row<2>(src, o, s.W, s.pl, q.Wq);
+      } else {
+        for (int64_t pj = 0; pj < s.sw; ++pj) {
+          T* o = row(pj);
+          for (int64_t b = 0; b < q.Wq; ++b) {
+            const int64_t w = b * s.sw + pj - s.pl;
+            o[b] = w >= 0 && w < s.W ? src[w] : T(0);
+          }
+        }
+      }
     }
   });
 }
@@ -196,6 +228,21 @@ void from_planes(const T* gxq, T* gxn, const Conv2dShape& s, const Wide& q) {
       T* o = gxn + r * s.W;
       if (s.sw == 1) {
         copy_row(o, plane_row + s.pl, s.W);
+        continue;
+      }
+      if (s.sw == 2) {  // the inverse of split_row<2>: interleave two phase rows, edges checked
+        const T* p0 = plane_row;
+        const T* p1 = plane_row + q.Hq * q.Wq;
+        const int64_t b0 = std::min(q.Wq, (s.pl + 1) / 2), b1 = std::max(b0, std::min(q.Wq, (s.W + s.pl - 1) / 2));
+        T* d = o - s.pl;
+        for (int64_t b = b0; b < b1; ++b) {
+          d[2 * b] = p0[b];
+          d[2 * b + 1] = p1[b];
+        }
+        for (int64_t w = 0; w < s.W; ++w) {  // the columns the loop above did not cover
+          const int64_t wp = w + s.pl;
+          if (wp / 2 < b0 || wp / 2 >= b1) o[w] = (wp % 2 ? p1 : p0)[wp / 2];
+        }
         continue;
       }
       for (int64_t w = 0; w < s.W; ++w) {
