@@ -15,6 +15,7 @@ namespace {
 // one image at a time over a threaded BLAS, wider GEMMs matter more than the cache.
 constexpr int64_t kBandBytes = int64_t(1) << 20;
 constexpr int64_t kSerialBandBytes = int64_t(8) << 20;
+constexpr int64_t kMinCols = 1024;  // GEMM width below which small images are batched into one GEMM
 
 bool is_pointwise(const Conv2dShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.pb == 0 && s.pr == 0;
@@ -262,15 +263,16 @@ bool split_wide(const Conv2dShape& s) { return s.sw == 1 && s.kw > 1 && (s.C / s
 int64_t split_len(const Conv2dShape& s, int64_t L) { return L + (s.kw - 1) * s.dw; }
 
 // col <- wide columns (full, or split) of the output rows from oh0 (L = q.len) out of the planes xq
-// (the group's first channel).
+// (the group's first channel); col's rows are ld apart (default: packed).
 template <class T>
 void im2col_wide(const T* xq, T* col, const Conv2dShape& s, const Wide& q, int64_t Cg, int64_t oh0, int64_t L,
-                 bool split) {
+                 bool split, int64_t ld = 0) {
   const int64_t per_c = split ? s.kh : s.kh * s.kw, len = split ? split_len(s, L) : L;
+  if (ld == 0) ld = len;  // row stride of col: larger when several images sit side by side
   parallel_for(Cg * per_c, std::max<int64_t>(1, 16384 / len), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t c = r / per_c, i = split ? r % s.kh : (r / s.kw) % s.kh, j = split ? 0 : r % s.kw;
-      copy_row(col + r * len, xq + c * q.channel() + q.tap(s, i, j, oh0), len);
+      copy_row(col + r * ld, xq + c * q.channel() + q.tap(s, i, j, oh0), len);
     }
   });
 }
@@ -321,46 +323,61 @@ template <class T>
 void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
   const bool pw = is_pointwise(s), wide = is_wide(s), split = wide && split_wide(s);
-  const bool par = images_in_parallel(s.N, max_threads());
+  const int nthr = max_threads();
   const Wide q(s);
   const int64_t ck = Cg * s.kh, width = wide ? q.Wq : s.OW;  // GEMM columns per output row
-  const int64_t bh = pw ? s.OH : band_rows(s, rows, width, par ? kBandBytes : kSerialBandBytes, sizeof(T));
-  const int64_t col_size = split ? ck * split_len(s, bh * width) : rows * bh * width;
+  const int64_t budget = images_in_parallel(s.N, nthr) ? kBandBytes : kSerialBandBytes;
+  const int64_t bh = pw ? s.OH : band_rows(s, rows, width, budget, sizeof(T));
+  // Small images (LeNet's are 10x10) are too narrow a GEMM alone: `per` of them share one, their
+  // wide columns side by side, as long as every thread still gets a block of its own.
+  const int64_t L_img = wide ? q.len(s, 0, s.OH) : 0;
+  int64_t per = 1;
+  if (wide && !split && bh == s.OH && L_img < kMinCols) {
+    per = std::min(kMinCols / L_img, std::max<int64_t>(1, budget / (rows * L_img * int64_t(sizeof(T)))));
+    per = std::max<int64_t>(1, std::min(per, s.N / std::max(nthr, 1)));
+  }
+  const int64_t blocks = (s.N + per - 1) / per;
+  const bool par = images_in_parallel(blocks, nthr);
+  const int64_t col_size = split ? ck * split_len(s, bh * width) : rows * std::max(bh * width, per * L_img);
   const std::vector<T> wsplit = split ? split_weights(w, s) : std::vector<T>();
-  for_each_image(s.N, par, [&](int64_t n, int64_t) {
-    const T* xn = x + n * s.C * s.H * s.W;
-    const T* xq = xn;  // wide: the image's phase planes
+  for_each_image(blocks, par, [&](int64_t blk, int64_t) {
+    const int64_t n0 = blk * per, nb = std::min(per, s.N - n0);
+    T* col = pw ? nullptr : workspace<T>(0, col_size);
+    T* out = wide ? workspace<T>(1, Kg * std::max(bh * width, nb * L_img)) : nullptr;
+    const T* xq = x + n0 * s.C * s.H * s.W;  // wide: the block's phase planes, image after image
     if (wide && !q.direct) {
-      T* buf = workspace<T>(2, s.C * q.channel());
-      to_planes(xn, buf, s, q);
+      T* buf = workspace<T>(2, nb * s.C * q.channel());
+      for (int64_t b = 0; b < nb; ++b) to_planes(x + (n0 + b) * s.C * s.H * s.W, buf + b * s.C * q.channel(), s, q);
       xq = buf;
     }
-    T* col = pw ? nullptr : workspace<T>(0, col_size);
-    T* out = wide ? workspace<T>(1, Kg * bh * width) : nullptr;
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += bh) {
       const int64_t oh1 = std::min(s.OH, oh0 + bh), nc = (oh1 - oh0) * s.OW;
       for (int64_t g = 0; g < G; ++g) {
         const T* wg = w + g * Kg * rows;
-        T* dst = y + (n * s.K + g * Kg) * ohw + oh0 * s.OW;  // (Kg, nc), row stride ohw
-        if (wide) {  // (Kg, L) wide outputs, then each output row's first OW values (+ bias) into y
-          const int64_t L = q.len(s, oh0, oh1);
-          im2col_wide(xq + g * Cg * q.channel(), col, s, q, Cg, oh0, L, split);
-          if (!split) gemm_ld<T>(false, false, Kg, L, rows, T(1), wg, rows, col, L, T(0), out, L);
+        if (wide) {  // (Kg, nb*L) wide outputs, then each output row's first OW values (+ bias) into y
+          const int64_t L = q.len(s, oh0, oh1), ld = nb * L;
+          for (int64_t b = 0; b < nb; ++b)
+            im2col_wide(xq + (b * s.C + g * Cg) * q.channel(), col + b * L, s, q, Cg, oh0, L, split, nb > 1 ? ld : 0);
+          if (!split) gemm_ld<T>(false, false, Kg, ld, rows, T(1), wg, rows, col, ld, T(0), out, ld);
           for (int64_t j = 0; split && j < s.kw; ++j)
             gemm_ld<T>(false, false, Kg, L, ck, T(1), wsplit.data() + (j * s.K + g * Kg) * ck, ck, col + j * s.dw,
                        split_len(s, L), j ? T(1) : T(0), out, L);
-          for (int64_t k = 0; k < Kg; ++k) {
-            const T bv = bias ? bias[g * Kg + k] : T(0);
-            for (int64_t r = 0; r < oh1 - oh0; ++r) {
-              T* o = dst + k * ohw + r * s.OW;
-              const T* src = out + k * L + r * q.Wq;
-              for (int64_t q = 0; q < s.OW; ++q) o[q] = src[q] + bv;
+          for (int64_t b = 0; b < nb; ++b) {
+            T* dst = y + ((n0 + b) * s.K + g * Kg) * ohw + oh0 * s.OW;
+            for (int64_t k = 0; k < Kg; ++k) {
+              const T bv = bias ? bias[g * Kg + k] : T(0);
+              for (int64_t r = 0; r < oh1 - oh0; ++r) {
+                T* o = dst + k * ohw + r * s.OW;
+                const T* src = out + k * ld + b * L + r * q.Wq;
+                for (int64_t e = 0; e < s.OW; ++e) o[e] = src[e] + bv;
+              }
             }
           }
           continue;
         }
+        T* dst = y + (n0 * s.K + g * Kg) * ohw + oh0 * s.OW;  // (Kg, nc), row stride ohw (here nb == 1)
         int64_t ld;
-        const T* src = band_columns(x, col, s, n, g, oh0, oh1, ld);
+        const T* src = band_columns(x, col, s, n0, g, oh0, oh1, ld);
         T beta = T(0);
         if (bias) {
           for (int64_t k = 0; k < Kg; ++k) std::fill(dst + k * ohw, dst + k * ohw + nc, bias[g * Kg + k]);
