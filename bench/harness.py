@@ -38,8 +38,12 @@ def timeit_pair(fa, fb, repeat: int, block: int = 3) -> tuple[float, float]:
     On a shared machine the load drifts over seconds; alternating keeps both sides under the same
     conditions, while blocks (not strict A/B pairs) keep one library's idle threads from spinning
     into the other's first call.  Each block starts with an untimed warm-up call."""
+    t0 = time.perf_counter()
+    fa()
+    fb()
+    block = max(block, int(0.03 / max(time.perf_counter() - t0, 1e-6)))  # blocks of >= ~30 ms: short ops get many calls
     ta, tb = [], []
-    for _ in range(max(2, -(-repeat // block))):
+    for _ in range(max(4, -(-repeat // block))):
         for fn, ts in ((fa, ta), (fb, tb)):
             fn()
             for _ in range(block):
