@@ -2,9 +2,10 @@
 
 Every benchmark script validates its cases, then times them with :func:`timeit` (warm-up, then
 at least ``repeat`` runs and ``min_time`` seconds, median), or, to compare with PyTorch,
-:func:`timeit_pair` (the two alternate in blocks, so both see the same machine load).  :func:`main` runs the script once
-per thread count in a child process with OMP/OPENBLAS/MKL threads set, so NumPy's BLAS, ours and
-PyTorch's all get the same number, prints each child's table and writes ``results/NAME.json``.
+:func:`timeit_pair` (the two alternate in blocks, so both see the same machine load).
+:func:`main` runs the script once per thread count in a child process with OMP/OPENBLAS/MKL
+threads set, so NumPy's BLAS, ours and PyTorch's all get the same number, prints each child's
+table and writes ``results/NAME.json``.
 """
 from __future__ import annotations
 

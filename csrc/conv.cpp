@@ -61,7 +61,7 @@ bool images_in_parallel(int64_t N, int nthr) {
   return nthr > 1 && N >= nthr && (N % nthr == 0 || N >= 3 * nthr);
 }
 
-// f(n, tid) for every image n; tid is the thread's index (0 when serial).
+// f(i, tid) for i in [0, N), an image or a block of images; tid is the thread's index (0 when serial).
 template <class F>
 void for_each_image(int64_t N, bool par, F&& f) {
 #ifdef FASTDL_HAVE_OPENMP
@@ -162,13 +162,21 @@ struct Wide {
   int64_t len(const Conv2dShape& s, int64_t oh0, int64_t oh1) const { return (oh1 - oh0 - 1) * Wq + s.OW; }
 };
 
-// Phase rows o[0..SW) of one input row: o[p][b] = src[b*SW + p - pl] where that lies in [0, W),
-// else 0.  The interior runs as a loop over b with SW a constant, which the compiler vectorises
-// (for a stride of 2: one deinterleave of even and odd columns); only the edges are checked.
+// Output columns b in [b0, b1) of a phase split whose every phase reads inside the row:
+// 0 <= b*SW + p - pl < W for all p < SW.  The rest are edges, checked one by one.
+template <int SW>
+void interior(int64_t W, int64_t pl, int64_t Wq, int64_t& b0, int64_t& b1) {
+  b0 = std::min(Wq, (pl + SW - 1) / SW);
+  b1 = std::max(b0, std::min(Wq, (W + pl) / SW));
+}
+
+// One padded input row dealt out to its SW phase rows: o[p][b] = src[b*SW + p - pl] where that
+// lies in [0, W), else 0.  With SW a constant the interior loop vectorises (for a stride of 2:
+// one deinterleave of even and odd columns).
 template <int SW, class T>
 void split_row(const T* src, T* const* o, int64_t W, int64_t pl, int64_t Wq) {
-  const int64_t b0 = std::min(Wq, (pl + SW - 1) / SW);                        // first b with b*SW - pl >= 0
-  const int64_t b1 = std::max(b0, std::min(Wq, (W + pl - (SW - 1)) / SW));   // b*SW + SW-1 - pl < W below b1
+  int64_t b0, b1;
+  interior<SW>(W, pl, Wq, b0, b1);
   auto edge = [&](int64_t b) {
     for (int p = 0; p < SW; ++p) {
       const int64_t w = b * SW + p - pl;
@@ -176,10 +184,22 @@ void split_row(const T* src, T* const* o, int64_t W, int64_t pl, int64_t Wq) {
     }
   };
   for (int64_t b = 0; b < b0; ++b) edge(b);
-  const T* s0 = src - pl;
   for (int64_t b = b0; b < b1; ++b)
-    for (int p = 0; p < SW; ++p) o[p][b] = s0[b * SW + p];
+    for (int p = 0; p < SW; ++p) o[p][b] = src[b * SW + p - pl];
   for (int64_t b = b1; b < Wq; ++b) edge(b);
+}
+
+// Its inverse for the gradient: o[w] = ph[(w+pl) % SW][(w+pl) / SW] for w in [0, W).
+template <int SW, class T>
+void merge_row(const T* const* ph, T* o, int64_t W, int64_t pl, int64_t Wq) {
+  int64_t b0, b1;
+  interior<SW>(W, pl, Wq, b0, b1);
+  for (int64_t b = b0; b < b1; ++b)
+    for (int p = 0; p < SW; ++p) o[b * SW + p - pl] = ph[p][b];
+  for (int64_t w = 0; w < W; ++w) {  // the edges
+    const int64_t wp = w + pl;
+    if (wp / SW < b0 || wp / SW >= b1) o[w] = ph[wp % SW][wp / SW];
+  }
 }
 
 // xq (C, planes, Hq, Wq) <- image xn (C, H, W): padded with zeros, then split into phases.  Each
@@ -188,33 +208,24 @@ template <class T>
 void to_planes(const T* xn, T* xq, const Conv2dShape& s, const Wide& q) {
   const int64_t plane = q.Hq * q.Wq;
   parallel_for(s.C * s.sh * q.Hq, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<T*> o(s.sw);
     for (int64_t r = r0; r < r1; ++r) {  // r = (c, a, pi): padded row a*sh + pi of channel c
       const int64_t pi = r % s.sh, a = (r / s.sh) % q.Hq, c = r / (s.sh * q.Hq);
-      auto row = [&](int64_t pj) { return xq + c * q.channel() + (pi * s.sw + pj) * plane + a * q.Wq; };
+      for (int64_t pj = 0; pj < s.sw; ++pj) o[pj] = xq + c * q.channel() + (pi * s.sw + pj) * plane + a * q.Wq;
       const int64_t h = a * s.sh + pi - s.pt;
       if (h < 0 || h >= s.H) {
-        for (int64_t pj = 0; pj < s.sw; ++pj) zero_row(row(pj), q.Wq);
+        for (T* row : o) zero_row(row, q.Wq);
         continue;
       }
       const T* src = xn + (c * s.H + h) * s.W;
-      if (s.sw == 1) {
-        T* o = row(0);
-        const int64_t lo = std::min(s.pl, q.Wq), hi = std::min(q.Wq, s.pl + s.W);
-        zero_row(o, lo);
-        copy_row(o + lo, src, hi - lo);
-        zero_row(o + hi, q.Wq - hi);
-      } else if (s.sw == 2) {
-        T* o[2] = {row(0), row(1)};
-        split_row<2>(src, o, s.W, s.pl, q.Wq);
-      } else {
-        for (int64_t pj = 0; pj < s.sw; ++pj) {
-          T* o = row(pj);
-          for (int64_t b = 0; b < q.Wq; ++b) {
+      if (s.sw == 1) split_row<1>(src, o.data(), s.W, s.pl, q.Wq);
+      else if (s.sw == 2) split_row<2>(src, o.data(), s.W, s.pl, q.Wq);
+      else
+        for (int64_t b = 0; b < q.Wq; ++b)
+          for (int64_t pj = 0; pj < s.sw; ++pj) {
             const int64_t w = b * s.sw + pj - s.pl;
-            o[b] = w >= 0 && w < s.W ? src[w] : T(0);
+            o[pj][b] = w >= 0 && w < s.W ? src[w] : T(0);
           }
-        }
-      }
     }
   });
 }
@@ -222,34 +233,18 @@ void to_planes(const T* xn, T* xq, const Conv2dShape& s, const Wide& q) {
 // gx image (C, H, W) <- gxq (C, planes, Hq, Wq): the adjoint's gather, padding dropped.
 template <class T>
 void from_planes(const T* gxq, T* gxn, const Conv2dShape& s, const Wide& q) {
+  const int64_t plane = q.Hq * q.Wq;
   parallel_for(s.C * s.H, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<const T*> ph(s.sw);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t c = r / s.H, hp = r % s.H + s.pt;
-      const T* plane_row = gxq + c * q.channel() + (hp % s.sh) * s.sw * q.Hq * q.Wq + (hp / s.sh) * q.Wq;
+      for (int64_t pj = 0; pj < s.sw; ++pj)
+        ph[pj] = gxq + c * q.channel() + ((hp % s.sh) * s.sw + pj) * plane + (hp / s.sh) * q.Wq;
       T* o = gxn + r * s.W;
-      if (s.sw == 1) {
-        copy_row(o, plane_row + s.pl, s.W);
-        continue;
-      }
-      if (s.sw == 2) {  // the inverse of split_row<2>: interleave two phase rows, edges checked
-        const T* p0 = plane_row;
-        const T* p1 = plane_row + q.Hq * q.Wq;
-        const int64_t b0 = std::min(q.Wq, (s.pl + 1) / 2), b1 = std::max(b0, std::min(q.Wq, (s.W + s.pl - 1) / 2));
-        T* d = o - s.pl;
-        for (int64_t b = b0; b < b1; ++b) {
-          d[2 * b] = p0[b];
-          d[2 * b + 1] = p1[b];
-        }
-        for (int64_t w = 0; w < s.W; ++w) {  // the columns the loop above did not cover
-          const int64_t wp = w + s.pl;
-          if (wp / 2 < b0 || wp / 2 >= b1) o[w] = (wp % 2 ? p1 : p0)[wp / 2];
-        }
-        continue;
-      }
-      for (int64_t w = 0; w < s.W; ++w) {
-        const int64_t wp = w + s.pl;
-        o[w] = plane_row[(wp % s.sw) * q.Hq * q.Wq + wp / s.sw];
-      }
+      if (s.sw == 1) merge_row<1>(ph.data(), o, s.W, s.pl, q.Wq);
+      else if (s.sw == 2) merge_row<2>(ph.data(), o, s.W, s.pl, q.Wq);
+      else
+        for (int64_t w = 0; w < s.W; ++w) o[w] = ph[(w + s.pl) % s.sw][(w + s.pl) / s.sw];
     }
   });
 }
