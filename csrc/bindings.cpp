@@ -5,12 +5,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "attention.h"
 #include "conv.h"
+#include "conv_direct.h"
 #include "norm.h"
 #include "pool.h"
 #include "rnn.h"
@@ -1365,6 +1367,15 @@ PYBIND11_MODULE(_C, m) {
   m.def("blas_corename", &fastdl::blas_corename);
   m.def("cpu_features", &fastdl::cpu_features);
   m.def("simd_isa", &fastdl::simd_isa);
+  m.def(
+      "conv_direct_width",
+      [](std::optional<int> cap) {
+        if (cap) fastdl::set_conv_direct_width(*cap);
+        return fastdl::conv_direct_width();
+      },
+      py::arg("cap") = py::none(),
+      "Vector width (floats) of the direct float32 convolution in use: 16 (AVX-512), 8 (AVX2) or 0 (im2col + "
+      "GEMM only).  cap (tests, benchmarks): 0, 8 or 16 caps it, -1 restores the CPU's widest.");
 
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
   m.def("matmul_backward", &matmul_backward, py::arg("gy"), py::arg("a"), py::arg("b"), py::arg("need_a") = true,

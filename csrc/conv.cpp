@@ -1,12 +1,54 @@
 #include "conv.h"
 
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
+#include "conv_direct.h"
 #include "cpu.h"
 #include "gemm.h"
 
 namespace fastdl {
+
+namespace {
+int cpu_direct_width() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  __builtin_cpu_init();
+  if (cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f")) return 16;
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (cpu_has_avx2_fma()) return 8;
+#endif
+#endif
+  return 0;
+}
+int direct_width_cap = -1;  // set_conv_direct_width: -1 the CPU's
+}  // namespace
+
+int conv_direct_width() {
+  static const int cpu = cpu_direct_width();
+  return direct_width_cap < 0 ? cpu : std::min(cpu, direct_width_cap);
+}
+
+void set_conv_direct_width(int w) {
+  if (w != -1 && w != 0 && w != 8 && w != 16) throw std::invalid_argument("conv direct width must be -1, 0, 8 or 16");
+  direct_width_cap = w;
+}
+
+void direct_conv(int width, const DirectConvArgs& a) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  if (width == 16) return avx512::direct_conv(a);
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (width == 8) return avx2::direct_conv(a);
+#endif
+  (void)width;
+  (void)a;
+  throw std::logic_error("direct_conv: no build for this vector width");
+}
 
 namespace {
 
@@ -312,10 +354,64 @@ const T* band_columns(const T* x, T* col, const Conv2dShape& s, int64_t n, int64
   return col;
 }
 
+// float32 forward without columns (conv_direct.h) when the output channels of each group fill
+// whole vectors of the CPU's widest build; false: not taken, use the GEMM path.
+bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, const Conv2dShape& s) {
+  const int width = conv_direct_width();
+  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW;
+  if (width == 0 || Kg % width != 0 || is_pointwise(s)) return false;
+  const Wide q(s);
+  const int kv = Kg % (2 * width) == 0 ? 2 : 1;
+  // one vector of channels and a dense kernel row of 3 or 5: the kernel-row form (r = (c, i))
+  const int m = kv == 1 && s.sw == 1 && s.dw == 1 && (s.kw == 3 || s.kw == 5) ? int(s.kw) : 0;
+  const int64_t kb = int64_t(kv) * width, per_r = m ? s.kw : 1, R = Cg * s.kh * (m ? 1 : s.kw);
+  std::vector<int64_t> toff(R);
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t c = r / (R / Cg), t = r % (R / Cg), i = m ? t : t / s.kw, j = m ? 0 : t % s.kw;
+    toff[r] = c * q.channel() + q.tap(s, i, j, 0);
+  }
+  // weights (K, Cg, kh, kw) -> per group (Kg / kb, R, per_r, kb)
+  std::vector<float> wp(s.K * R * per_r);
+  const int64_t rows = Cg * s.kh * s.kw;
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t e = 0; e < rows; ++e) {  // e = (c, i, j) = r * per_r + (m ? j : 0)
+      const int64_t g = k / Kg, kk = k % Kg, r = e / per_r, jj = e % per_r;
+      wp[g * Kg * rows + (((kk / kb) * R + r) * per_r + jj) * kb + kk % kb] = w[k * rows + e];
+    }
+  const int nthr = max_threads();
+  const bool par = images_in_parallel(s.N, nthr);
+  for_each_image(s.N, par, [&](int64_t n, int64_t) {
+    const float* xq = x + n * s.C * s.H * s.W;
+    if (!q.direct) {
+      float* buf = workspace<float>(2, s.C * q.channel());
+      to_planes(xq, buf, s, q);
+      xq = buf;
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      DirectConvArgs a{xq + g * Cg * q.channel(), q.Wq, toff.data(), R, wp.data() + g * Kg * rows,
+                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m};
+      if (par) {
+        direct_conv(width, a);
+        continue;
+      }
+      parallel_for(s.OH, 1, [&](int64_t r0, int64_t r1) {  // one image: its rows over the threads
+        DirectConvArgs b = a;
+        b.oh0 = r0;
+        b.oh1 = r1;
+        direct_conv(width, b);
+      });
+    }
+  });
+  return true;
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv2d_direct(x, w, bias, y, s)) return;
+  }
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
   const bool pw = is_pointwise(s), wide = is_wide(s), split = wide && split_wide(s);
   const int nthr = max_threads();

@@ -1,6 +1,8 @@
 // 2-D convolution, NCHW, by im2col + BLAS GEMM over bands of output rows, one image at a
 // time: images run in parallel (serial BLAS in each thread) when the batch shares out evenly,
 // else one after another over a threaded BLAS.  The column buffer is bounded per thread.
+// float32 forwards whose output channels per group fill whole SIMD vectors skip the columns:
+// conv_direct.h computes them in registers, reading the input (or its padded phase planes) in place.
 #pragma once
 #include <cstdint>
 

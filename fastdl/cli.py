@@ -112,6 +112,9 @@ def info_lines() -> list:
         f" (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cores: {os.cpu_count()})",
         f"CPU features seen: {c.cpu_features() or 'none detected'}; element-wise kernels run the "
         f"{c.simd_isa()} build (chosen at run time)",
+        "float32 convolution: " + {16: "direct AVX-512 kernels", 8: "direct AVX2 kernels"}.get(
+            c.conv_direct_width(), "im2col + BLAS only") + " where the output channels fill whole vectors,"
+        " im2col + BLAS elsewhere",
         f"CUDA: {'built' if c.cuda_built else 'not built'}",
     ]
     return lines

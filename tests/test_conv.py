@@ -60,6 +60,42 @@ def test_conv2d_kernel_paths(rng, case, dtype):
         np.testing.assert_allclose(u, v, rtol=tol, atol=tol * np.abs(v).max(), err_msg=name)
 
 
+# The direct float32 kernels (vectorised over output channels; AVX-512 and AVX2 builds) against the
+# reference, under every build this CPU can run and with them off (0: im2col + GEMM).
+DIRECT_CASES = [
+    # N, C, K, H, W, kh, kw, stride, padding (t, l, b, r), dilation, groups, bias
+    (3, 6, 16, 14, 14, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),   # LeNet conv2: kernel-row form, 2 rows a tile
+    (2, 5, 16, 11, 40, 3, 3, (2, 1), (1, 1, 1, 1), (1, 1), 1, False),  # kernel-row form, stride along the height
+    (2, 4, 32, 9, 37, 3, 3, (2, 2), (1, 0, 1, 1), (1, 1), 1, True),    # two vectors a tile, stride 2, odd width
+    (1, 3, 48, 8, 9, 3, 2, (1, 3), (0, 1, 1, 0), (2, 1), 1, True),     # one image: rows over the threads
+    (2, 8, 32, 7, 7, 5, 4, (1, 1), (2, 1, 2, 2), (1, 2), 2, True),     # groups, dilation, short rows
+    (2, 40, 16, 6, 6, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),    # C >= 32: input grad by the flipped kernel
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_conv2d_direct_builds(rng, case):
+    from fastdl import _C
+    from fastdl import reference as R
+    n, c, k, h, w_, kh, kw, stride, pad, dil, g, has_bias = case
+    x, w = r(rng, n, c, h, w_).astype(np.float32), r(rng, k, c // g, kh, kw).astype(np.float32)
+    b = r(rng, k).astype(np.float32) if has_bias else None
+    args = (stride, pad, dil, g)
+    want_y = R.conv2d_forward(x, w, b, *args)
+    gy = r(rng, *want_y.shape).astype(np.float32)
+    want_gx = R.conv2d_backward(gy, x, w, *args)[0]
+    widths = [cap for cap in (16, 8) if _C.conv_direct_width(cap) == cap] + [0]
+    try:
+        for cap in widths:
+            assert _C.conv_direct_width(cap) == cap
+            y = _C.conv2d_forward(x, w, b, *args)
+            gx = _C.conv2d_backward(gy, x, w, *args)[0]
+            np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4 * np.abs(want_y).max(), err_msg=f"y, width {cap}")
+            np.testing.assert_allclose(gx, want_gx, rtol=1e-4, atol=1e-4 * np.abs(want_gx).max(), err_msg=f"gx, {cap}")
+    finally:
+        _C.conv_direct_width(-1)
+
+
 def test_conv2d_same_result_on_one_and_two_threads(rng):
     """Images in parallel (serial BLAS per thread) and one image at a time agree."""
     from fastdl import _C

@@ -1,0 +1,49 @@
+// Direct float32 convolution vectorised over output channels (conv_direct_kernels.inc), one build
+// per instruction set, chosen at run time.  conv.cpp calls it when the output channels of a group
+// fill whole vectors; the GEMM path (im2col + BLAS) covers everything else and float64.
+#pragma once
+#include <cstdint>
+
+namespace fastdl {
+
+// One image (and group): y (Kg, OH*OW, channel stride ohw) for output rows [oh0, oh1), read from xq
+// (the input, or its padded phase planes) at xq + toff[r] + oh*wq + ow for r = (c, i, j) < R.
+// wp holds the weights packed as (Kg / KB, R, KB) with KB = kv * width; bias is null or Kg long.
+// With m > 0 (kernel width m, stride and dilation 1 along the width, kv 1) r = (c, i) instead,
+// toff[r] points at tap (i, 0), and wp is (Kg / KB, R, m, KB).
+struct DirectConvArgs {
+  const float* xq;
+  int64_t wq;
+  const int64_t* toff;
+  int64_t R;
+  const float* wp;
+  const float* bias;
+  float* y;
+  int64_t Kg, OW, ohw, oh0, oh1;
+  int kv;  // vectors of output channels per tile: 1 or 2
+  int m;   // 0, or 3 or 5: the kernel-row form
+};
+
+#define FASTDL_DIRECT_DECLARE void direct_conv(const DirectConvArgs&);
+#ifdef FASTDL_HAVE_AVX512_BUILD
+namespace avx512 {
+constexpr int kWidth = 16;
+FASTDL_DIRECT_DECLARE
+}
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+namespace avx2 {
+constexpr int kWidth = 8;
+FASTDL_DIRECT_DECLARE
+}
+#endif
+#undef FASTDL_DIRECT_DECLARE
+
+// Vector width (floats) of the build the CPU runs: 16 (AVX-512), 8 (AVX2+FMA) or 0 (none).
+// set_conv_direct_width(w) caps it for tests (0 turns the direct path off; -1 restores the CPU's).
+int conv_direct_width();
+void set_conv_direct_width(int w);
+// Picks the build for width w (16 or 8).
+void direct_conv(int width, const DirectConvArgs& a);
+
+}  // namespace fastdl
