@@ -260,8 +260,11 @@ void to_planes(const T* xn, T* xq, const Conv2dShape& s, const Wide& q) {
         continue;
       }
       const T* src = xn + (c * s.H + h) * s.W;
-      if (s.sw == 1) split_row<1>(src, o.data(), s.W, s.pl, q.Wq);
-      else if (s.sw == 2) split_row<2>(src, o.data(), s.W, s.pl, q.Wq);
+      if (s.sw == 1) {  // a padded copy of the row
+        zero_row(o[0], s.pl);
+        std::memcpy(o[0] + s.pl, src, sizeof(T) * s.W);
+        zero_row(o[0] + s.pl + s.W, q.Wq - s.pl - s.W);
+      } else if (s.sw == 2) split_row<2>(src, o.data(), s.W, s.pl, q.Wq);
       else
         for (int64_t b = 0; b < q.Wq; ++b)
           for (int64_t pj = 0; pj < s.sw; ++pj) {
@@ -360,15 +363,22 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
   const int width = conv_direct_width();
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW;
   if (width == 0 || Kg % width != 0 || is_pointwise(s)) return false;
-  const Wide q(s);
+  // The kernels broadcast single input values, so a column stride of 1 or 2 is read in place
+  // (from the image, or a zero-padded copy: the geometry of stride 1); larger strides read the
+  // padded phase planes, where every stride is 1.
+  const int sw = s.sw <= 2 ? int(s.sw) : 1;
+  Conv2dShape t = s;
+  if (s.sw <= 2) t.sh = t.sw = 1;
+  const Wide q(t);
+  const int64_t wq = (s.sw <= 2 ? s.sh : 1) * q.Wq;  // from one output row to the next
   const int kv = Kg % (2 * width) == 0 ? 2 : 1;
   // one vector of channels and a dense kernel row of 3 or 5: the kernel-row form (r = (c, i))
   const int m = kv == 1 && s.sw == 1 && s.dw == 1 && (s.kw == 3 || s.kw == 5) ? int(s.kw) : 0;
   const int64_t kb = int64_t(kv) * width, per_r = m ? s.kw : 1, R = Cg * s.kh * (m ? 1 : s.kw);
   std::vector<int64_t> toff(R);
   for (int64_t r = 0; r < R; ++r) {
-    const int64_t c = r / (R / Cg), t = r % (R / Cg), i = m ? t : t / s.kw, j = m ? 0 : t % s.kw;
-    toff[r] = c * q.channel() + q.tap(s, i, j, 0);
+    const int64_t c = r / (R / Cg), u = r % (R / Cg), i = m ? u : u / s.kw, j = m ? 0 : u % s.kw;
+    toff[r] = c * q.channel() + q.tap(t, i, j, 0);
   }
   // weights (K, Cg, kh, kw) -> per group (Kg / kb, R, per_r, kb)
   std::vector<float> wp(s.K * R * per_r);
@@ -384,12 +394,12 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
     const float* xq = x + n * s.C * s.H * s.W;
     if (!q.direct) {
       float* buf = workspace<float>(2, s.C * q.channel());
-      to_planes(xq, buf, s, q);
+      to_planes(xq, buf, t, q);
       xq = buf;
     }
     for (int64_t g = 0; g < G; ++g) {
-      DirectConvArgs a{xq + g * Cg * q.channel(), q.Wq, toff.data(), R, wp.data() + g * Kg * rows,
-                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m};
+      DirectConvArgs a{xq + g * Cg * q.channel(), wq, toff.data(), R, wp.data() + g * Kg * rows,
+                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m, sw};
       if (par) {
         direct_conv(width, a);
         continue;

@@ -7,9 +7,10 @@
 namespace fastdl {
 
 // One image (and group): y (Kg, OH*OW, channel stride ohw) for output rows [oh0, oh1), read from xq
-// (the input, or its padded phase planes) at xq + toff[r] + oh*wq + ow for r = (c, i, j) < R.
+// (the input, a padded copy, or its phase planes) at xq + toff[r] + oh*wq + ow*sw for
+// r = (c, i, j) < R.
 // wp holds the weights packed as (Kg / KB, R, KB) with KB = kv * width; bias is null or Kg long.
-// With m > 0 (kernel width m, stride and dilation 1 along the width, kv 1) r = (c, i) instead,
+// With m > 0 (kernel width m, sw 1 and dilation 1 along the width, kv 1) r = (c, i) instead,
 // toff[r] points at tap (i, 0), and wp is (Kg / KB, R, m, KB).
 struct DirectConvArgs {
   const float* xq;
@@ -22,6 +23,7 @@ struct DirectConvArgs {
   int64_t Kg, OW, ohw, oh0, oh1;
   int kv;  // vectors of output channels per tile: 1 or 2
   int m;   // 0, or 3 or 5: the kernel-row form
+  int sw;  // input columns per output column: 1 or 2 (2: the per-tap form only)
 };
 
 #define FASTDL_DIRECT_DECLARE void direct_conv(const DirectConvArgs&);
