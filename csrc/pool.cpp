@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include "common.h"
+#include "simd.h"
 
 namespace fastdl {
 
@@ -17,29 +18,10 @@ template <class T> void max_pool2d_forward(const T* x, T* y, int64_t* idx, const
       const T* xp = x + p * in;
       T* yp = y + p * out;
       int64_t* ip = idx + p * out;
-      if (simple) {  // the common 2x2/2 case: no bounds checks, selects instead of branches
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          const T* r0 = xp + 2 * oh * s.W;
-          const T* r1 = r0 + s.W;
-          const int64_t base = 2 * oh * s.W;
-          T* yo = yp + oh * s.OW;
-          int64_t* io = ip + oh * s.OW;
-          for (int64_t ow = 0; ow < s.OW; ++ow) {
-            const int64_t c = 2 * ow;
-            const T v0 = r0[c], v1 = r0[c + 1], v2 = r1[c], v3 = r1[c + 1];
-            // first maximum wins; a NaN wins over numbers (and the first NaN over later ones)
-            T m = v0;
-            int64_t k = 0;
-            bool t = (v1 > m) | ((v1 != v1) & (m == m));
-            m = t ? v1 : m; k = t ? 1 : k;
-            t = (v2 > m) | ((v2 != v2) & (m == m));
-            m = t ? v2 : m; k = t ? 2 : k;
-            t = (v3 > m) | ((v3 != v3) & (m == m));
-            m = t ? v3 : m; k = t ? 3 : k;
-            yo[ow] = m;
-            io[ow] = base + (k >> 1) * s.W + c + (k & 1);
-          }
-        }
+      if (simple) {  // the common 2x2/2 case: no bounds checks, vectorised where the CPU can
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+          SIMD(maxpool2x2_row<T>)(xp + 2 * oh * s.W, xp + (2 * oh + 1) * s.W, yp + oh * s.OW, ip + oh * s.OW, s.OW,
+                                  2 * oh * s.W, s.W);
         continue;
       }
       for (int64_t oh = 0; oh < s.OH; ++oh)
@@ -105,13 +87,8 @@ template <class T> void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& 
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * in;
       if (simple) {  // the common 2x2/2 case: every window is whole, divisor 4
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          const T* r0 = xp + 2 * oh * s.W;
-          const T* r1 = r0 + s.W;
-          T* o = y + p * out + oh * s.OW;
-          for (int64_t ow = 0; ow < s.OW; ++ow)
-            o[ow] = (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) * T(0.25);
-        }
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+          SIMD(avgpool2x2_row<T>)(xp + 2 * oh * s.W, xp + (2 * oh + 1) * s.W, y + p * out + oh * s.OW, s.OW);
         continue;
       }
       for (int64_t oh = 0; oh < s.OH; ++oh)

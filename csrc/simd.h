@@ -27,7 +27,9 @@ namespace fastdl {
   template <class T> void bce_b(const T*, const T*, const T*, T*, int64_t);                             \
   template <class T> void sgd_range(T*, const T*, T*, int64_t, T, T, T, T, bool, bool, bool);            \
   template <class T> void adam_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool, bool, T, T); \
-  template <class T> void rmsprop_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool);
+  template <class T> void rmsprop_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool);            \
+  template <class T> void maxpool2x2_row(const T*, const T*, T*, int64_t*, int64_t, int64_t, int64_t);          \
+  template <class T> void avgpool2x2_row(const T*, const T*, T*, int64_t);
 
 namespace base {
 FASTDL_SIMD_DECLARE

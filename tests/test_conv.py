@@ -207,6 +207,23 @@ def test_max_pool_nan_and_gradient_routing():
     np.testing.assert_array_equal(t2.grad.data[0, 0], [[0, 1, 1, 0], [0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_rows_ties_and_nans(rng, dtype):
+    """The vectorised 2x2/2 rows (8 outputs at a time, then a tail) pick the same value and index
+    as the reference: first maximum on ties, the first NaN over numbers."""
+    from fastdl import _C
+    from fastdl import reference as R
+    x = rng.integers(0, 3, (2, 3, 6, 37)).astype(dtype)  # small integers: many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[0, 0, :2, :16] = np.nan  # windows of NaNs only
+    x[0, 1, :, :] = -np.inf
+    args = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    y, idx = _C.max_pool2d_forward(x, *args)
+    ry, ridx = R.max_pool2d_forward(x, *args)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+
+
 def test_pool_bad_arguments():
     x = fastdl.tensor(np.zeros((1, 1, 4, 4), np.float32))
     with pytest.raises(ValueError, match="half"):
