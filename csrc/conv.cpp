@@ -50,6 +50,33 @@ void direct_conv(int width, const DirectConvArgs& a) {
   throw std::logic_error("direct_conv: no build for this vector width");
 }
 
+void direct_gw(int width, const DirectGwArgs& a) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  if (width == 16) return avx512::direct_gw(a);
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (width == 8) return avx2::direct_gw(a);
+#endif
+  (void)width;
+  (void)a;
+  throw std::logic_error("direct_gw: no build for this vector width");
+}
+
+void direct_to_pixels(int width, const float* gy, int64_t Kg, int64_t ohw, float* gyT) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  if (width == 16) return avx512::to_pixels(gy, Kg, ohw, gyT);
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (width == 8) return avx2::to_pixels(gy, Kg, ohw, gyT);
+#endif
+  (void)width;
+  (void)gy;
+  (void)Kg;
+  (void)ohw;
+  (void)gyT;
+  throw std::logic_error("direct_to_pixels: no build for this vector width");
+}
+
 namespace {
 
 // Columns of one band of output rows, in bytes at most (unless one output row needs more).  With
@@ -357,29 +384,59 @@ const T* band_columns(const T* x, T* col, const Conv2dShape& s, int64_t n, int64
   return col;
 }
 
-// float32 forward without columns (conv_direct.h) when the output channels of each group fill
-// whole vectors of the CPU's widest build; false: not taken, use the GEMM path.
-bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, const Conv2dShape& s) {
+// Where the direct kernels (conv_direct.h) read the input.  They broadcast single values, so a
+// column stride of 1 or 2 is read in place, from the image or a zero-padded copy (the geometry of
+// stride 1); larger strides read the padded phase planes, where every stride is 1.
+struct DirectGeom {
+  Conv2dShape t;  // the shape the copy is made for
+  Wide q;
+  int sw;         // input columns per output column in what is read
+  int64_t wq;     // from one output row to the next in it
+  explicit DirectGeom(const Conv2dShape& s)
+      : t(flat(s)), q(t), sw(s.sw <= 2 ? int(s.sw) : 1), wq((s.sw <= 2 ? s.sh : 1) * q.Wq) {}
+  static Conv2dShape flat(Conv2dShape s) {
+    if (s.sw <= 2) s.sh = s.sw = 1;
+    return s;
+  }
+  // offsets of r = (c, i, j) (rows: r = (c, i), tap (i, 0)) from the group's first channel
+  std::vector<int64_t> offsets(const Conv2dShape& s, bool rows) const {
+    const int64_t per_c = rows ? s.kh : s.kh * s.kw;
+    std::vector<int64_t> off((s.C / s.groups) * per_c);
+    for (size_t r = 0; r < off.size(); ++r) {
+      const int64_t c = r / per_c, u = r % per_c;
+      off[r] = c * q.channel() + (rows ? q.tap(t, u, 0, 0) : q.tap(t, u / s.kw, u % s.kw, 0));
+    }
+    return off;
+  }
+  // image n as read: the input itself, or its copy in this thread's workspace
+  const float* image(const float* x, int64_t n, const Conv2dShape& s) const {
+    const float* xn = x + n * s.C * s.H * s.W;
+    if (q.direct) return xn;
+    float* buf = workspace<float>(2, s.C * q.channel());
+    to_planes(xn, buf, t, q);
+    return buf;
+  }
+};
+
+// The direct kernels run when the output channels of each group fill whole vectors of the CPU's
+// widest build (0: they do not).
+int direct_width_for(const Conv2dShape& s) {
   const int width = conv_direct_width();
+  return width && (s.K / s.groups) % width == 0 && !is_pointwise(s) ? width : 0;
+}
+
+// float32 forward without columns; false: not taken, use the GEMM path.
+bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, const Conv2dShape& s) {
+  const int width = direct_width_for(s);
+  if (!width) return false;
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW;
-  if (width == 0 || Kg % width != 0 || is_pointwise(s)) return false;
-  // The kernels broadcast single input values, so a column stride of 1 or 2 is read in place
-  // (from the image, or a zero-padded copy: the geometry of stride 1); larger strides read the
-  // padded phase planes, where every stride is 1.
-  const int sw = s.sw <= 2 ? int(s.sw) : 1;
-  Conv2dShape t = s;
-  if (s.sw <= 2) t.sh = t.sw = 1;
-  const Wide q(t);
-  const int64_t wq = (s.sw <= 2 ? s.sh : 1) * q.Wq;  // from one output row to the next
+  const DirectGeom d(s);
+  const Wide& q = d.q;
   const int kv = Kg % (2 * width) == 0 ? 2 : 1;
   // one vector of channels and a dense kernel row of 3 or 5: the kernel-row form (r = (c, i))
   const int m = kv == 1 && s.sw == 1 && s.dw == 1 && (s.kw == 3 || s.kw == 5) ? int(s.kw) : 0;
   const int64_t kb = int64_t(kv) * width, per_r = m ? s.kw : 1, R = Cg * s.kh * (m ? 1 : s.kw);
-  std::vector<int64_t> toff(R);
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t c = r / (R / Cg), u = r % (R / Cg), i = m ? u : u / s.kw, j = m ? 0 : u % s.kw;
-    toff[r] = c * q.channel() + q.tap(t, i, j, 0);
-  }
+  const std::vector<int64_t> toff = d.offsets(s, m != 0);
   // weights (K, Cg, kh, kw) -> per group (Kg / kb, R, per_r, kb)
   std::vector<float> wp(s.K * R * per_r);
   const int64_t rows = Cg * s.kh * s.kw;
@@ -391,15 +448,10 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
   const int nthr = max_threads();
   const bool par = images_in_parallel(s.N, nthr);
   for_each_image(s.N, par, [&](int64_t n, int64_t) {
-    const float* xq = x + n * s.C * s.H * s.W;
-    if (!q.direct) {
-      float* buf = workspace<float>(2, s.C * q.channel());
-      to_planes(xq, buf, t, q);
-      xq = buf;
-    }
+    const float* xq = d.image(x, n, s);
     for (int64_t g = 0; g < G; ++g) {
-      DirectConvArgs a{xq + g * Cg * q.channel(), wq, toff.data(), R, wp.data() + g * Kg * rows,
-                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m, sw};
+      DirectConvArgs a{xq + g * Cg * q.channel(), d.wq, toff.data(), R, wp.data() + g * Kg * rows,
+                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m, d.sw};
       if (par) {
         direct_conv(width, a);
         continue;
@@ -411,6 +463,49 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
         direct_conv(width, b);
       });
     }
+  });
+  return true;
+}
+
+// float32 weight gradient without columns, for the shapes conv2d_direct takes; false: not taken.
+bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dShape& s) {
+  const int width = direct_width_for(s);
+  if (!width) return false;
+  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, R = Cg * s.kh * s.kw;
+  const DirectGeom d(s);
+  const int kv = Kg % (2 * width) == 0 ? 2 : 1;
+  const std::vector<int64_t> toff = d.offsets(s, false);
+  const int nthr = max_threads();
+  const bool par = images_in_parallel(s.N, nthr);
+  const int64_t parts = par ? nthr : 1, wsz = G * R * Kg;
+  std::vector<float> partial(parts * wsz, 0.0f);  // per thread: (G, R, Kg)
+  for_each_image(s.N, par, [&](int64_t n, int64_t tid) {
+    const float* xq = d.image(x, n, s);
+    float* gyT = workspace<float>(3, ohw * Kg);
+    for (int64_t g = 0; g < G; ++g) {
+      direct_to_pixels(width, gy + (n * s.K + g * Kg) * ohw, Kg, ohw, gyT);
+      DirectGwArgs a{xq + g * Cg * d.q.channel(), d.wq, d.sw, toff.data(), 0, R, gyT,
+                     partial.data() + tid * wsz + g * R * Kg, Kg, s.OH, s.OW, kv};
+      if (par) {
+        direct_gw(width, a);
+        continue;
+      }
+      parallel_for(R, 16, [&](int64_t r0, int64_t r1) {  // one image: its taps over the threads
+        DirectGwArgs b = a;
+        b.r0 = r0;
+        b.r1 = r1;
+        direct_gw(width, b);
+      });
+    }
+  });
+  parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {  // gw (K, R) <- the sum of the parts, (G, R, Kg) each
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t at = (k / Kg) * R * Kg + r * Kg + k % Kg;
+        float acc = partial[at];
+        for (int64_t t = 1; t < parts; ++t) acc += partial[t * wsz + at];
+        gw[k * R + r] = acc;
+      }
   });
   return true;
 }
@@ -507,6 +602,9 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
         gb[k] = T(acc);
       }
     });
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (gw && conv2d_direct_gw(gy, x, gw, s)) gw = nullptr;  // done
   }
   if (!gx && !gw) return;
   // Stride 1, no dilation, one group: gx is itself a convolution of gy with the flipped, transposed

@@ -26,7 +26,24 @@ struct DirectConvArgs {
   int sw;  // input columns per output column: 1 or 2 (2: the per-tap form only)
 };
 
-#define FASTDL_DIRECT_DECLARE void direct_conv(const DirectConvArgs&);
+// The weight gradient of one image (and group), taps [r0, r1) of the per-tap form:
+// gw (R, Kg) += sum over pixels of gyT (OH*OW, Kg) times the input values direct_conv reads.
+struct DirectGwArgs {
+  const float* xq;
+  int64_t wq;
+  int sw;
+  const int64_t* toff;
+  int64_t r0, r1;
+  const float* gyT;
+  float* gw;
+  int64_t Kg, OH, OW;
+  int kv;
+};
+
+#define FASTDL_DIRECT_DECLARE                                                         \
+  void direct_conv(const DirectConvArgs&);                                            \
+  void direct_gw(const DirectGwArgs&);                                                \
+  void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
 constexpr int kWidth = 16;
@@ -45,7 +62,10 @@ FASTDL_DIRECT_DECLARE
 // set_conv_direct_width(w) caps it for tests (0 turns the direct path off; -1 restores the CPU's).
 int conv_direct_width();
 void set_conv_direct_width(int w);
-// Picks the build for width w (16 or 8).
+// Pick the build for width w (16 or 8).
 void direct_conv(int width, const DirectConvArgs& a);
+void direct_gw(int width, const DirectGwArgs& a);
+// gyT (ohw, Kg) <- gy (Kg, ohw), Kg a multiple of the width
+void direct_to_pixels(int width, const float* gy, int64_t Kg, int64_t ohw, float* gyT);
 
 }  // namespace fastdl

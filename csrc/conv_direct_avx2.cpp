@@ -20,6 +20,7 @@ struct V {
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static void store_n(float* p, reg v, int k) {
     if (k == 8) return _mm256_storeu_ps(p, v);
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -48,5 +49,7 @@ struct V {
 #include "conv_direct_kernels.inc"
 }  // namespace
 void direct_conv(const DirectConvArgs& a) { run(a); }
+void direct_gw(const DirectGwArgs& a) { gw_run(a); }
+void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
 }  // namespace avx2
 }  // namespace fastdl

@@ -20,6 +20,7 @@ struct V {
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static void store_n(float* p, reg v, int k) { _mm512_mask_storeu_ps(p, __mmask16((1u << k) - 1), v); }
   // r[i][j] <-> r[j][i]: pairs of rows interleaved, then pairs of pairs, then 128-bit lanes twice
   static void transpose(reg* r) {
@@ -49,5 +50,7 @@ struct V {
 #include "conv_direct_kernels.inc"
 }  // namespace
 void direct_conv(const DirectConvArgs& a) { run(a); }
+void direct_gw(const DirectGwArgs& a) { gw_run(a); }
+void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
 }  // namespace avx512
 }  // namespace fastdl

@@ -60,7 +60,8 @@ def test_conv2d_kernel_paths(rng, case, dtype):
         np.testing.assert_allclose(u, v, rtol=tol, atol=tol * np.abs(v).max(), err_msg=name)
 
 
-# The direct float32 kernels (vectorised over output channels; AVX-512 and AVX2 builds) against the
+# The direct float32 kernels (vectorised over output channels; AVX-512 and AVX2 builds; forward,
+# weight gradient, and the input gradient when it is the flipped kernel's forward) against the
 # reference, under every build this CPU can run and with them off (0: im2col + GEMM).
 DIRECT_CASES = [
     # N, C, K, H, W, kh, kw, stride, padding (t, l, b, r), dilation, groups, bias
@@ -83,15 +84,14 @@ def test_conv2d_direct_builds(rng, case):
     args = (stride, pad, dil, g)
     want_y = R.conv2d_forward(x, w, b, *args)
     gy = r(rng, *want_y.shape).astype(np.float32)
-    want_gx = R.conv2d_backward(gy, x, w, *args)[0]
+    want = (want_y,) + tuple(R.conv2d_backward(gy, x, w, *args)[:2])
     widths = [cap for cap in (16, 8) if _C.conv_direct_width(cap) == cap] + [0]
     try:
         for cap in widths:
             assert _C.conv_direct_width(cap) == cap
-            y = _C.conv2d_forward(x, w, b, *args)
-            gx = _C.conv2d_backward(gy, x, w, *args)[0]
-            np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4 * np.abs(want_y).max(), err_msg=f"y, width {cap}")
-            np.testing.assert_allclose(gx, want_gx, rtol=1e-4, atol=1e-4 * np.abs(want_gx).max(), err_msg=f"gx, {cap}")
+            got = (_C.conv2d_forward(x, w, b, *args),) + tuple(_C.conv2d_backward(gy, x, w, *args)[:2])
+            for name, u, v in zip(("y", "gx", "gw"), got, want):
+                np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4 * np.abs(v).max(), err_msg=f"{name}, width {cap}")
     finally:
         _C.conv_direct_width(-1)
 
