@@ -120,15 +120,7 @@ def child(threads: int, repeat: int, quick_ref: bool) -> dict:
         fastdl.manual_seed(0)
         m = models.lenet5(10)
         opt = optim.Adam(m.parameters(), lr=1e-3)
-        lf, xt = nn.CrossEntropyLoss(), fastdl.tensor(xl)
-
-        def step():
-            fastdl.set_backend(backend)
-            opt.zero_grad()
-            lf(m(xt), yl).backward()
-            opt.step()
-            fastdl.set_backend("native")
-        return step
+        return harness.train_step(backend, m, opt, nn.CrossEntropyLoss(), fastdl.tensor(xl), yl)
     tstep = None
     if torch:
         tm = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 5), torch.nn.Tanh(), torch.nn.AvgPool2d(2),

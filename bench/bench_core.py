@@ -99,16 +99,7 @@ def cases(rng):
         fastdl.manual_seed(0)
         m = models.mlp(784, (256, 128), 10, dropout=0.2)
         opt = optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-        lf = nn.CrossEntropyLoss()
-        xt = fastdl.tensor(xb)
-
-        def step():
-            fastdl.set_backend(backend)
-            opt.zero_grad()
-            lf(m(xt), yb).backward()
-            opt.step()
-            fastdl.set_backend("native")
-        return step
+        return harness.train_step(backend, m, opt, nn.CrossEntropyLoss(), fastdl.tensor(xb), yb)
     tstep = None
     if torch:
         tm = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Dropout(0.2),

@@ -54,6 +54,20 @@ def timeit_pair(fa, fb, repeat: int, block: int = 3) -> tuple[float, float]:
     return float(np.median(ta)), float(np.median(tb))
 
 
+def train_step(backend: str, model, opt, loss_fn, x, y):
+    """A function running one fastdl training step (forward, loss, backward, optimizer) on the
+    given backend ("native" or "reference"), leaving the native backend selected."""
+    import fastdl
+
+    def step():
+        fastdl.set_backend(backend)
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+        fastdl.set_backend("native")
+    return step
+
+
 def use_threads(n: int):
     """Set fastdl's (and PyTorch's, when installed) thread count; returns the torch module or None."""
     import fastdl

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -38,43 +39,16 @@ void set_conv_direct_width(int w) {
   direct_width_cap = w;
 }
 
-void direct_conv(int width, const DirectConvArgs& a) {
+const DirectKernels& direct_kernels(int width) {
 #ifdef FASTDL_HAVE_AVX512_BUILD
-  if (width == 16) return avx512::direct_conv(a);
+  static const DirectKernels k16{avx512::direct_conv, avx512::direct_gw, avx512::to_pixels};
+  if (width == 16) return k16;
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD
-  if (width == 8) return avx2::direct_conv(a);
+  static const DirectKernels k8{avx2::direct_conv, avx2::direct_gw, avx2::to_pixels};
+  if (width == 8) return k8;
 #endif
-  (void)width;
-  (void)a;
-  throw std::logic_error("direct_conv: no build for this vector width");
-}
-
-void direct_gw(int width, const DirectGwArgs& a) {
-#ifdef FASTDL_HAVE_AVX512_BUILD
-  if (width == 16) return avx512::direct_gw(a);
-#endif
-#ifdef FASTDL_HAVE_AVX2_BUILD
-  if (width == 8) return avx2::direct_gw(a);
-#endif
-  (void)width;
-  (void)a;
-  throw std::logic_error("direct_gw: no build for this vector width");
-}
-
-void direct_to_pixels(int width, const float* gy, int64_t Kg, int64_t ohw, float* gyT) {
-#ifdef FASTDL_HAVE_AVX512_BUILD
-  if (width == 16) return avx512::to_pixels(gy, Kg, ohw, gyT);
-#endif
-#ifdef FASTDL_HAVE_AVX2_BUILD
-  if (width == 8) return avx2::to_pixels(gy, Kg, ohw, gyT);
-#endif
-  (void)width;
-  (void)gy;
-  (void)Kg;
-  (void)ohw;
-  (void)gyT;
-  throw std::logic_error("direct_to_pixels: no build for this vector width");
+  throw std::logic_error("conv direct kernels: no build for vector width " + std::to_string(width));
 }
 
 namespace {
@@ -429,6 +403,7 @@ int direct_width_for(const Conv2dShape& s) {
 bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, const Conv2dShape& s) {
   const int width = direct_width_for(s);
   if (!width) return false;
+  const DirectKernels& kern = direct_kernels(width);
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW;
   const DirectGeom d(s);
   const Wide& q = d.q;
@@ -453,14 +428,14 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
       DirectConvArgs a{xq + g * Cg * q.channel(), d.wq, toff.data(), R, wp.data() + g * Kg * rows,
                        bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m, d.sw};
       if (par) {
-        direct_conv(width, a);
+        kern.conv(a);
         continue;
       }
       parallel_for(s.OH, 1, [&](int64_t r0, int64_t r1) {  // one image: its rows over the threads
         DirectConvArgs b = a;
         b.oh0 = r0;
         b.oh1 = r1;
-        direct_conv(width, b);
+        kern.conv(b);
       });
     }
   });
@@ -471,6 +446,7 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
 bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dShape& s) {
   const int width = direct_width_for(s);
   if (!width) return false;
+  const DirectKernels& kern = direct_kernels(width);
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, R = Cg * s.kh * s.kw;
   const DirectGeom d(s);
   const int kv = Kg % (2 * width) == 0 ? 2 : 1;
@@ -483,18 +459,18 @@ bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dSh
     const float* xq = d.image(x, n, s);
     float* gyT = workspace<float>(3, ohw * Kg);
     for (int64_t g = 0; g < G; ++g) {
-      direct_to_pixels(width, gy + (n * s.K + g * Kg) * ohw, Kg, ohw, gyT);
+      kern.to_pixels(gy + (n * s.K + g * Kg) * ohw, Kg, ohw, gyT);
       DirectGwArgs a{xq + g * Cg * d.q.channel(), d.wq, d.sw, toff.data(), 0, R, gyT,
                      partial.data() + tid * wsz + g * R * Kg, Kg, s.OH, s.OW, kv};
       if (par) {
-        direct_gw(width, a);
+        kern.gw(a);
         continue;
       }
       parallel_for(R, 16, [&](int64_t r0, int64_t r1) {  // one image: its taps over the threads
         DirectGwArgs b = a;
         b.r0 = r0;
         b.r1 = r1;
-        direct_gw(width, b);
+        kern.gw(b);
       });
     }
   });

@@ -46,13 +46,11 @@ struct DirectGwArgs {
   void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
-constexpr int kWidth = 16;
 FASTDL_DIRECT_DECLARE
 }
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD
 namespace avx2 {
-constexpr int kWidth = 8;
 FASTDL_DIRECT_DECLARE
 }
 #endif
@@ -62,10 +60,13 @@ FASTDL_DIRECT_DECLARE
 // set_conv_direct_width(w) caps it for tests (0 turns the direct path off; -1 restores the CPU's).
 int conv_direct_width();
 void set_conv_direct_width(int w);
-// Pick the build for width w (16 or 8).
-void direct_conv(int width, const DirectConvArgs& a);
-void direct_gw(int width, const DirectGwArgs& a);
-// gyT (ohw, Kg) <- gy (Kg, ohw), Kg a multiple of the width
-void direct_to_pixels(int width, const float* gy, int64_t Kg, int64_t ohw, float* gyT);
+// One build's kernels; to_pixels: gyT (ohw, Kg) <- gy (Kg, ohw), Kg a multiple of the width.
+struct DirectKernels {
+  void (*conv)(const DirectConvArgs&);
+  void (*gw)(const DirectGwArgs&);
+  void (*to_pixels)(const float* gy, int64_t Kg, int64_t ohw, float* gyT);
+};
+// The build for width 16 (AVX-512) or 8 (AVX2); throws for a width not built.
+const DirectKernels& direct_kernels(int width);
 
 }  // namespace fastdl
