@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import harness
-from harness import timeit
+from harness import timeit, timeit_pair
 
 
 def cases(rng):
@@ -129,8 +129,8 @@ def run_one(threads: int, repeat: int) -> dict:
     for name, work, unit, nat, ref, tch, ok in cases(rng):
         if not ok():
             raise SystemExit(f"validation failed: {name}")
-        tn, tr = timeit(nat, repeat), timeit(ref, repeat)
-        tt = timeit(tch, repeat) if tch else None
+        tn, tt = timeit_pair(nat, tch, repeat) if tch else (timeit(nat, repeat), None)
+        tr = timeit(ref, repeat)
         rows.append(dict(case=name, unit=unit, native_ms=tn * 1e3, reference_ms=tr * 1e3,
                          torch_ms=None if tt is None else tt * 1e3, native_rate=work / tn / 1e9,
                          ref_over_native=tr / tn, torch_over_native=None if tt is None else tt / tn))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import harness
-from harness import timeit
+from harness import timeit, timeit_pair
 
 SHAPES = [(50, 32, 128, 256), (100, 64, 256, 512)]  # T, B, I, H
 
@@ -25,9 +25,8 @@ def child(threads: int, repeat: int) -> dict:
     def add(name, flops, nat, ref, tch, ok):
         if not ok():
             raise SystemExit(f"validation failed: {name}")
-        tn = timeit(nat, repeat, min_time=0.0)
+        tn, tt = timeit_pair(nat, tch, repeat) if tch else (timeit(nat, repeat, min_time=0.0), None)
         tr = timeit(ref, 2, min_time=0.0) if ref else None
-        tt = timeit(tch, repeat, min_time=0.0) if tch else None
         rows.append(dict(case=name, native_ms=tn * 1e3, gflops=flops / tn / 1e9,
                          reference_ms=None if tr is None else tr * 1e3, ref_over_native=None if tr is None else tr / tn,
                          torch_ms=None if tt is None else tt * 1e3, torch_over_native=None if tt is None else tt / tn))
