@@ -1,6 +1,7 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -426,7 +427,8 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
     const float* xq = d.image(x, n, s);
     for (int64_t g = 0; g < G; ++g) {
       DirectConvArgs a{xq + g * Cg * q.channel(), d.wq, toff.data(), R, wp.data() + g * Kg * rows,
-                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, 0, s.OH, kv, m, d.sw};
+                       bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, s.OW, 1, 0, s.OH,
+                       kv, m, d.sw};
       if (par) {
         kern.conv(a);
         continue;
@@ -481,6 +483,124 @@ bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dSh
         float acc = partial[at];
         for (int64_t t = 1; t < parts; ++t) acc += partial[t * wsz + at];
         gw[k * R + r] = acc;
+      }
+  });
+  return true;
+}
+
+// One axis of a phase of a strided convolution's input gradient: the input positions
+// h = s*a + rho - p (p the padding) for a in [lo, lo + count), read by the taps i with
+// i*d = rho (mod s) at output position a - u_i.  In flipped order the taps step u by du, so the
+// phase is a stride-1 correlation of the output gradient with dilation du, padded by pad_lo (and
+// pad_hi to reach count outputs).
+struct PhaseAxis {
+  std::vector<int64_t> taps;  // i, flipped: the tap the correlation's t-th weight is
+  int64_t du = 1, lo = 0, count = 0, pad_lo = 0, pad_hi = 0;
+  PhaseAxis(int64_t n, int64_t p, int64_t s, int64_t k, int64_t d, int64_t out, int64_t rho) {
+    for (int64_t i = k - 1; i >= 0; --i)
+      if ((i * d) % s == rho) taps.push_back(i);
+    const int64_t g = std::gcd(d, s);
+    du = d / g;
+    auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+    lo = -floor_div(rho - p, s);                // ceil((p - rho) / s): the first a with h >= 0
+    count = floor_div(n - 1 + p - rho, s) - lo + 1;
+    if (taps.empty() || count <= 0) return;
+    const int64_t T = int64_t(taps.size()), u_max = (taps.front() * d - rho) / s;  // taps[0]: the largest i
+    pad_lo = u_max - lo;
+    pad_hi = count - out - pad_lo + (T - 1) * du;
+  }
+  bool reads() const { return !taps.empty() && count > 0; }
+  bool fits() const { return pad_lo >= 0 && pad_hi >= 0; }
+};
+
+// float32 input gradient of a strided convolution, phase by phase: the phase (rho_h, rho_w) of gx
+// (rows h with (h + pt) % sh == rho_h, columns likewise) is a stride-1 correlation of gy with the
+// taps that reach it, flipped (PhaseAxis), which the direct kernels compute and store straight into
+// its rows and columns of gx.  Per image, one zero-padded copy of gy serves every phase, and gx
+// stays in cache while its phases fill it.  Versus columns + GEMM + col2im: the same multiply-adds,
+// without the scatter-add of every column.  false: not taken.
+bool conv2d_direct_gx(const float* gy, const float* w, float* gx, const Conv2dShape& s) {
+  const int width = conv_direct_width();
+  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
+  if ((s.sh == 1 && s.sw == 1) || !width || Cg % width != 0) return false;
+  std::vector<PhaseAxis> ph, pw;
+  for (int64_t r = 0; r < s.sh; ++r) ph.emplace_back(s.H, s.pt, s.sh, s.kh, s.dh, s.OH, r);
+  for (int64_t r = 0; r < s.sw; ++r) pw.emplace_back(s.W, s.pl, s.sw, s.kw, s.dw, s.OW, r);
+  // Not taken when some phase is read by no tap (a kernel narrower than its stride, 1x1 stride 2:
+  // the columns of the GEMM path then hold just the pixels read) or would need gy cropped.
+  Conv2dShape t{s.N, s.K, s.OH, s.OW, s.C, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, G, 0, 0};  // gy, padded for all phases
+  for (const PhaseAxis& a : ph)
+    for (const PhaseAxis& b : pw) {
+      if (a.count <= 0 || b.count <= 0) continue;
+      if (!a.reads() || !b.reads() || !a.fits() || !b.fits()) return false;
+      t.pt = std::max(t.pt, a.pad_lo), t.pb = std::max(t.pb, a.pad_hi);
+      t.pl = std::max(t.pl, b.pad_lo), t.pr = std::max(t.pr, b.pad_hi);
+    }
+  const DirectKernels& kern = direct_kernels(width);
+  const Wide q(t);
+  const int kv = Cg % (2 * width) == 0 ? 2 : 1;
+  const int64_t kb = int64_t(kv) * width, hw = s.H * s.W;
+  struct Phase {
+    int64_t R, OH, OW, at, out;  // reduction steps, output size, first read in the copy, first pixel in gx
+    int64_t per_group;           // packed weights per group
+    int m;
+    std::vector<float> wp;       // (G, Cg / kb, R, per_r, kb)
+    std::vector<int64_t> toff;
+  };
+  std::vector<Phase> phases;
+  for (size_t rh = 0; rh < ph.size(); ++rh)
+    for (size_t rw = 0; rw < pw.size(); ++rw) {
+      const PhaseAxis &a = ph[rh], &b = pw[rw];
+      if (!a.reads() || !b.reads()) continue;
+      const int64_t Th = int64_t(a.taps.size()), Tw = int64_t(b.taps.size());
+      Phase f;
+      f.m = kv == 1 && b.du == 1 && (Tw == 3 || Tw == 5) ? int(Tw) : 0;
+      const int64_t per_r = f.m ? Tw : 1, taps = Kg * Th * Tw;
+      f.R = taps / per_r;
+      f.OH = a.count;
+      f.OW = b.count;
+      f.at = (t.pt - a.pad_lo) * q.Wq + (t.pl - b.pad_lo);
+      f.out = (s.sh * a.lo + int64_t(rh) - s.pt) * s.W + s.sw * b.lo + int64_t(rw) - s.pl;
+      f.per_group = Cg * taps;
+      f.wp.resize(G * f.per_group);  // w (K, Cg, kh, kw): the phase's taps, flipped, over (k, th, tw)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t e = 0; e < taps; ++e) {  // e = (kk, th, tw) = r * per_r + jj
+          const int64_t g = c / Cg, cc = c % Cg, kk = e / (Th * Tw), th = e / Tw % Th, tw = e % Tw;
+          f.wp[g * Cg * taps + (((cc / kb) * f.R + e / per_r) * per_r + e % per_r) * kb + cc % kb] =
+              w[(((g * Kg + kk) * Cg + cc) * s.kh + a.taps[th]) * s.kw + b.taps[tw]];
+        }
+      for (int64_t r = 0; r < f.R; ++r) {  // r = (kk, th, tw), or (kk, th) in the kernel-row form
+        const int64_t e = r * per_r, kk = e / (Th * Tw), th = e / Tw % Th, tw = e % Tw;
+        f.toff.push_back(kk * q.channel() + th * a.du * q.Wq + tw * b.du);
+      }
+      phases.push_back(std::move(f));
+    }
+  const int nthr = max_threads();
+  const bool par = images_in_parallel(s.N, nthr);
+  for_each_image(s.N, par, [&](int64_t n, int64_t) {
+    const float* gyn = gy + n * s.K * s.OH * s.OW;
+    const float* src = gyn;
+    if (!q.direct) {
+      float* buf = workspace<float>(2, s.K * q.channel());
+      to_planes(gyn, buf, t, q);
+      src = buf;
+    }
+    for (int64_t g = 0; g < G; ++g)
+      for (const Phase& f : phases) {
+        // phase pixel (a, b) of channel c: gx row s.sh * a, column s.sw * b from the phase's first pixel
+        DirectConvArgs a{src + g * Kg * q.channel() + f.at, q.Wq, f.toff.data(), f.R, f.wp.data() + g * f.per_group,
+                         nullptr, gx + (n * s.C + g * Cg) * hw + f.out, Cg, f.OW, hw, s.sh * s.W, s.sw, 0, f.OH, kv,
+                         f.m, 1};
+        if (par) {
+          kern.conv(a);
+          continue;
+        }
+        parallel_for(f.OH, 1, [&](int64_t r0, int64_t r1) {  // one image: its rows over the threads
+          DirectConvArgs b = a;
+          b.oh0 = r0;
+          b.oh1 = r1;
+          kern.conv(b);
+        });
       }
   });
   return true;
@@ -581,6 +701,9 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
   }
   if constexpr (std::is_same_v<T, float>) {
     if (gw && conv2d_direct_gw(gy, x, gw, s)) gw = nullptr;  // done
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (gx && conv2d_direct_gx(gy, w, gx, s)) gx = nullptr;  // done
   }
   if (!gx && !gw) return;
   // Stride 1, no dilation, one group: gx is itself a convolution of gy with the flipped, transposed

@@ -6,7 +6,8 @@
 
 namespace fastdl {
 
-// One image (and group): y (Kg, OH*OW, channel stride ohw) for output rows [oh0, oh1), read from xq
+// One image (and group): y (Kg, OH, OW) for output rows [oh0, oh1), pixel (oh, ow) of channel k at
+// y[k * ldc + oh * ldr + ow * step] (a dense output: ldc = OH*OW, ldr = OW, step = 1), read from xq
 // (the input, a padded copy, or its phase planes) at xq + toff[r] + oh*wq + ow*sw for
 // r = (c, i, j) < R.
 // wp holds the weights packed as (Kg / KB, R, KB) with KB = kv * width; bias is null or Kg long.
@@ -20,7 +21,7 @@ struct DirectConvArgs {
   const float* wp;
   const float* bias;
   float* y;
-  int64_t Kg, OW, ohw, oh0, oh1;
+  int64_t Kg, OW, ldc, ldr, step, oh0, oh1;
   int kv;  // vectors of output channels per tile: 1 or 2
   int m;   // 0, or 3 or 5: the kernel-row form
   int sw;  // input columns per output column: 1 or 2 (2: the per-tap form only)

@@ -27,6 +27,11 @@ struct V {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(k), lanes), v);
   }
+  static void store_step2(float* p, reg v, int k) {  // p[2 * i] = v[i] for i < k
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < k; ++i) p[2 * i] = t[i];
+  }
   // r[i][j] <-> r[j][i]: pairs of rows interleaved, then pairs of pairs, then the 128-bit halves
   static void transpose(reg* r) {
     reg t[8];

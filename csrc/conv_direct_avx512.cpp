@@ -29,6 +29,14 @@ struct V {
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static void store_n(float* p, reg v, int k) { _mm512_mask_storeu_ps(p, __mmask16((1u << k) - 1), v); }
+  // p[2 * i] = v[i] for i < k, the odd places untouched: each half spread to the even lanes
+  static void store_step2(float* p, reg v, int k) {
+    const int lo = std::min(k, 8), hi = k - lo;
+    _mm512_mask_storeu_ps(p, __mmask16(((1u << (2 * lo)) - 1) & 0x5555u), _mm512_maskz_expand_ps(0x5555, v));
+    if (hi > 0)
+      _mm512_mask_storeu_ps(p + 16, __mmask16(((1u << (2 * hi)) - 1) & 0x5555u),
+                            _mm512_maskz_expand_ps(0x5555, _mm512_shuffle_f32x4(v, v, 0xEE)));
+  }
   // r[i][j] <-> r[j][i]: pairs of rows interleaved, then pairs of pairs, then 128-bit lanes twice
   static void transpose(reg* r) {
     reg t[16];
