@@ -59,6 +59,7 @@ namespace {
 // one image at a time over a threaded BLAS, wider GEMMs matter more than the cache.
 constexpr int64_t kBandBytes = int64_t(1) << 20;
 constexpr int64_t kSerialBandBytes = int64_t(8) << 20;
+constexpr int64_t kSerialWork = 1 << 16;  // element-wise work a thread does alone rather than share out
 constexpr int64_t kMinCols = 1024;  // GEMM width below which small images are batched into one GEMM
 
 bool is_pointwise(const Conv2dShape& s) {
@@ -476,7 +477,9 @@ bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dSh
       });
     }
   });
-  parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {  // gw (K, R) <- the sum of the parts, (G, R, Kg) each
+  // gw (K, R) <- the sum of the parts, (G, R, Kg) each; a small sum stays on this thread (waking the
+  // others for it costs more than it does)
+  parallel_for(s.K, std::max<int64_t>(1, kSerialWork / (R * parts)), [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t r = 0; r < R; ++r) {
         const int64_t at = (k / Kg) * R * Kg + r * Kg + k % Kg;
@@ -686,7 +689,7 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, ohw = s.OH * s.OW, rows = Cg * s.kh * s.kw;
   const bool pw = is_pointwise(s), wide = is_wide(s);
   if (gb) {
-    parallel_for(s.K, 1, [&](int64_t a, int64_t e) {
+    parallel_for(s.K, std::max<int64_t>(1, kSerialWork / (s.N * ohw)), [&](int64_t a, int64_t e) {
       for (int64_t k = a; k < e; ++k) {
         double acc = 0;
         for (int64_t n = 0; n < s.N; ++n) {
