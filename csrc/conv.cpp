@@ -11,6 +11,7 @@
 #include "conv_direct.h"
 #include "cpu.h"
 #include "gemm.h"
+#include "simd.h"
 
 namespace fastdl {
 
@@ -692,12 +693,7 @@ void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, c
     parallel_for(s.K, std::max<int64_t>(1, kSerialWork / (s.N * ohw)), [&](int64_t a, int64_t e) {
       for (int64_t k = a; k < e; ++k) {
         double acc = 0;
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* p = gy + (n * s.K + k) * ohw;
-          T part = 0;
-          for (int64_t i = 0; i < ohw; ++i) part += p[i];
-          acc += part;
-        }
+        for (int64_t n = 0; n < s.N; ++n) acc += SIMD(sum_d<T>)(gy + (n * s.K + k) * ohw, ohw);
         gb[k] = T(acc);
       }
     });

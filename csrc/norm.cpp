@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common.h"
+#include "simd.h"
 
 namespace fastdl {
 
@@ -18,19 +19,10 @@ void batch_norm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T
     for (int64_t c = c0; c < c1; ++c) {
       // two passes in double: mean, then the centred sum of squares (no cancellation)
       double s = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const T* p = x + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) s += p[i];
-      }
+      for (int64_t n = 0; n < N; ++n) s += SIMD(sum_d<T>)(x + (n * C + c) * S, S);
       const double mu = M ? s / M : 0.0;
       double ss = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const T* p = x + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) {
-          const double d = p[i] - mu;
-          ss += d * d;
-        }
-      }
+      for (int64_t n = 0; n < N; ++n) ss += SIMD(sq_dev_d<T>)(x + (n * C + c) * S, S, mu);
       const double var = M ? ss / M : 0.0;
       const double r = 1.0 / std::sqrt(var + eps);
       mean[c] = T(mu);
@@ -75,14 +67,8 @@ void batch_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
     for (int64_t c = c0; c < c1; ++c) {
       const double mu = mean[c], r = rstd[c];
       double sg = 0, sgx = 0;  // sum(gy), sum(gy * xhat)
-      for (int64_t n = 0; n < N; ++n) {
-        const T* g = gy + (n * C + c) * S;
-        const T* p = x + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) {
-          sg += g[i];
-          sgx += g[i] * ((p[i] - mu) * r);
-        }
-      }
+      for (int64_t n = 0; n < N; ++n)
+        SIMD(sum_g_gxhat_d<T>)(gy + (n * C + c) * S, x + (n * C + c) * S, S, mu, r, &sg, &sgx);
       if (ggamma) ggamma[c] = T(sgx);
       if (gbeta) gbeta[c] = T(sg);
       if (!gx) continue;
@@ -115,11 +101,8 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean
   parallel_for(M, chan_grain(D), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       const T* p = x + m * D;
-      double s = 0;
-      for (int64_t i = 0; i < D; ++i) s += p[i];
-      const double mu = D ? s / D : 0.0;
-      double ss = 0;
-      for (int64_t i = 0; i < D; ++i) ss += (p[i] - mu) * (p[i] - mu);
+      const double mu = D ? SIMD(sum_d<T>)(p, D) / D : 0.0;
+      const double ss = SIMD(sq_dev_d<T>)(p, D, mu);
       const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
       mean[m] = T(mu);
       rstd[m] = T(r);
@@ -143,11 +126,7 @@ void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
         const T* p = x + m * D;
         const T mu = mean[m], r = rstd[m];
         double a = 0, b = 0;  // mean(gy*gamma), mean(gy*gamma*xhat)
-        for (int64_t i = 0; i < D; ++i) {
-          const double gg = gamma ? double(g[i]) * gamma[i] : double(g[i]);
-          a += gg;
-          b += gg * ((p[i] - mu) * r);
-        }
+        SIMD(sum_gg_ggxhat_d<T>)(g, gamma, p, D, mu, r, &a, &b);
         const T ma = T(a / D), mb = T(b / D);
         T* o = gx + m * D;
         for (int64_t i = 0; i < D; ++i) {

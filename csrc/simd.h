@@ -29,7 +29,11 @@ namespace fastdl {
   template <class T> void adam_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool, bool, T, T); \
   template <class T> void rmsprop_range(T*, const T*, T*, T*, T*, int64_t, T, T, T, T, T, T, bool);            \
   template <class T> void maxpool2x2_row(const T*, const T*, T*, int64_t*, int64_t, int64_t, int64_t);          \
-  template <class T> void avgpool2x2_row(const T*, const T*, T*, int64_t);
+  template <class T> void avgpool2x2_row(const T*, const T*, T*, int64_t);                                     \
+  template <class T> double sum_d(const T*, int64_t);                                                         \
+  template <class T> double sq_dev_d(const T*, int64_t, double);                                              \
+  template <class T> void sum_g_gxhat_d(const T*, const T*, int64_t, double, double, double*, double*);        \
+  template <class T> void sum_gg_ggxhat_d(const T*, const T*, const T*, int64_t, T, T, double*, double*);
 
 namespace base {
 FASTDL_SIMD_DECLARE
