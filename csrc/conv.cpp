@@ -60,7 +60,7 @@ namespace {
 // one image at a time over a threaded BLAS, wider GEMMs matter more than the cache.
 constexpr int64_t kBandBytes = int64_t(1) << 20;
 constexpr int64_t kSerialBandBytes = int64_t(8) << 20;
-constexpr int64_t kSerialWork = 1 << 16;  // element-wise work a thread does alone rather than share out
+constexpr int64_t kSerialWork = 1 << 17;  // element-wise work a thread does alone rather than share out
 constexpr int64_t kMinCols = 1024;  // GEMM width below which small images are batched into one GEMM
 
 bool is_pointwise(const Conv2dShape& s) {
