@@ -60,7 +60,9 @@ namespace {
 // one image at a time over a threaded BLAS, wider GEMMs matter more than the cache.
 constexpr int64_t kBandBytes = int64_t(1) << 20;
 constexpr int64_t kSerialBandBytes = int64_t(8) << 20;
-constexpr int64_t kSerialWork = 1 << 17;  // element-wise work a thread does alone rather than share out
+// Element-wise work too small to share out: tens of microseconds, where waking a sleeping worker and
+// joining it costs about 12 us (libgomp, OMP_WAIT_POLICY=PASSIVE, measured here).
+constexpr int64_t kSerialWork = 1 << 16;
 constexpr int64_t kMinCols = 1024;  // GEMM width below which small images are batched into one GEMM
 
 bool is_pointwise(const Conv2dShape& s) {
@@ -478,8 +480,7 @@ bool conv2d_direct_gw(const float* gy, const float* x, float* gw, const Conv2dSh
       });
     }
   });
-  // gw (K, R) <- the sum of the parts, (G, R, Kg) each; a small sum stays on this thread (waking the
-  // others for it costs more than it does)
+  // gw (K, R) <- the sum of the parts, (G, R, Kg) each; a small sum stays on this thread
   parallel_for(s.K, std::max<int64_t>(1, kSerialWork / (R * parts)), [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t r = 0; r < R; ++r) {
