@@ -71,7 +71,7 @@ DIRECT_CASES = [
     (1, 3, 48, 8, 9, 3, 2, (1, 3), (0, 1, 1, 0), (2, 1), 1, True),     # one image: rows over the threads
     (2, 8, 32, 7, 7, 5, 4, (1, 1), (2, 1, 2, 2), (1, 2), 2, True),     # groups, dilation, short rows
     (2, 40, 16, 6, 6, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),    # C >= 32: input grad by the flipped kernel
-    # strided, C a multiple of the vector: the input gradient phase by phase (stride-1 correlations)
+    # strided, C a multiple of 16: with AVX-512 the input gradient phase by phase (stride-1 correlations)
     (2, 16, 32, 13, 12, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, True),  # ResNet-like, odd height
     (2, 32, 16, 11, 14, 5, 5, (2, 3), (2, 1, 2, 2), (1, 1), 2, False), # groups, unequal strides
     (1, 16, 16, 9, 15, 3, 5, (1, 2), (1, 2, 1, 2), (1, 1), 1, True),   # a phase in the kernel-row form, one image
