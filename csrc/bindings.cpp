@@ -892,15 +892,18 @@ py::array avg_pool2d_backward(const py::object& gyo, I2 input_hw, I2 k, I2 st, I
                          : avgpool_bwd_t<double>(gy, s, count_include_pad, in_shape);
 }
 
+// The adaptive pool in either direction: `out` (out_h, out_w per plane) <- kernel(`in`); the kernel
+// takes the input size (H, W) and the pooled size (OH, OW) whichever way it runs.
 template <class T>
-py::array adaptive_fwd_t(const py::array& x0, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
-  auto x = carr<T>::ensure(x0);
-  py::array y = empty<T>(pooled_shape(x0, OH, OW));
+py::array adaptive_t(void (*kernel)(const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t), const py::array& in0,
+                     int64_t out_h, int64_t out_w, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  auto in = carr<T>::ensure(in0);
+  py::array out = empty<T>(pooled_shape(in0, out_h, out_w));
   {
     py::gil_scoped_release nogil;
-    fastdl::adaptive_avg_pool2d_forward<T>(cptr<T>(x), ptr<T>(y), planes, H, W, OH, OW);
+    kernel(cptr<T>(in), ptr<T>(out), planes, H, W, OH, OW);
   }
-  return y;
+  return out;
 }
 
 py::array adaptive_avg_pool2d_forward(const py::object& xo, I2 out) {
@@ -912,19 +915,10 @@ py::array adaptive_avg_pool2d_forward(const py::object& xo, I2 out) {
   if (out.first < 1 || out.second < 1) value_error("adaptive_avg_pool2d_forward: output_size must be >= 1");
   if (H < 1 || W < 1) value_error("adaptive_avg_pool2d_forward: input has an empty spatial size");
   const int64_t planes = x.size() / (H * W);
-  return kd == Kind::F32 ? adaptive_fwd_t<float>(x, planes, H, W, out.first, out.second)
-                         : adaptive_fwd_t<double>(x, planes, H, W, out.first, out.second);
-}
-
-template <class T>
-py::array adaptive_bwd_t(const py::array& gy0, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
-  auto gy = carr<T>::ensure(gy0);
-  py::array gx = empty<T>(pooled_shape(gy0, H, W));
-  {
-    py::gil_scoped_release nogil;
-    fastdl::adaptive_avg_pool2d_backward<T>(cptr<T>(gy), ptr<T>(gx), planes, H, W, OH, OW);
-  }
-  return gx;
+  const int64_t OH = out.first, OW = out.second;
+  return kd == Kind::F32
+             ? adaptive_t<float>(fastdl::adaptive_avg_pool2d_forward<float>, x, OH, OW, planes, H, W, OH, OW)
+             : adaptive_t<double>(fastdl::adaptive_avg_pool2d_forward<double>, x, OH, OW, planes, H, W, OH, OW);
 }
 
 py::array adaptive_avg_pool2d_backward(const py::object& gyo, I2 input_hw) {
@@ -935,8 +929,10 @@ py::array adaptive_avg_pool2d_backward(const py::object& gyo, I2 input_hw) {
   const int64_t OH = gy.shape(gy.ndim() - 2), OW = gy.shape(gy.ndim() - 1);
   if (input_hw.first < 1 || input_hw.second < 1) value_error("adaptive_avg_pool2d_backward: input size must be >= 1");
   const int64_t planes = OH * OW ? gy.size() / (OH * OW) : 0;
-  return kd == Kind::F32 ? adaptive_bwd_t<float>(gy, planes, input_hw.first, input_hw.second, OH, OW)
-                         : adaptive_bwd_t<double>(gy, planes, input_hw.first, input_hw.second, OH, OW);
+  const int64_t H = input_hw.first, W = input_hw.second;
+  return kd == Kind::F32
+             ? adaptive_t<float>(fastdl::adaptive_avg_pool2d_backward<float>, gy, H, W, planes, H, W, OH, OW)
+             : adaptive_t<double>(fastdl::adaptive_avg_pool2d_backward<double>, gy, H, W, planes, H, W, OH, OW);
 }
 
 // ---------------------------------------------------------------- normalization

@@ -404,6 +404,31 @@ int direct_width_for(const Conv2dShape& s) {
   return width && (s.K / s.groups) % width == 0 && !is_pointwise(s) ? width : 0;
 }
 
+// One image (and group) on the direct kernels: on this thread when images run in parallel, else its
+// output rows shared out over the threads.
+void direct_image(const DirectKernels& kern, const DirectConvArgs& a, bool par) {
+  if (par) return kern.conv(a);
+  parallel_for(a.oh1 - a.oh0, 1, [&](int64_t r0, int64_t r1) {
+    DirectConvArgs b = a;
+    b.oh0 = a.oh0 + r0;
+    b.oh1 = a.oh0 + r1;
+    kern.conv(b);
+  });
+}
+
+// Weights for the direct kernels, per group (Kg / kb, R, per_r, kb): wp[g][k / kb][e / per_r][e % per_r][k % kb]
+// = src(g, k, e) for the group's output channels k < Kg and its taps e < taps (e = r * per_r + j).
+template <class F>
+std::vector<float> pack_direct(int64_t G, int64_t Kg, int64_t taps, int64_t per_r, int64_t kb, F&& src) {
+  const int64_t R = taps / per_r;
+  std::vector<float> wp(G * Kg * taps);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t e = 0; e < taps; ++e)
+        wp[g * Kg * taps + (((k / kb) * R + e / per_r) * per_r + e % per_r) * kb + k % kb] = src(g, k, e);
+  return wp;
+}
+
 // float32 forward without columns; false: not taken, use the GEMM path.
 bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, const Conv2dShape& s) {
   const int width = direct_width_for(s);
@@ -417,14 +442,9 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
   const int m = kv == 1 && s.sw == 1 && s.dw == 1 && (s.kw == 3 || s.kw == 5) ? int(s.kw) : 0;
   const int64_t kb = int64_t(kv) * width, per_r = m ? s.kw : 1, R = Cg * s.kh * (m ? 1 : s.kw);
   const std::vector<int64_t> toff = d.offsets(s, m != 0);
-  // weights (K, Cg, kh, kw) -> per group (Kg / kb, R, per_r, kb)
-  std::vector<float> wp(s.K * R * per_r);
-  const int64_t rows = Cg * s.kh * s.kw;
-  for (int64_t k = 0; k < s.K; ++k)
-    for (int64_t e = 0; e < rows; ++e) {  // e = (c, i, j) = r * per_r + (m ? j : 0)
-      const int64_t g = k / Kg, kk = k % Kg, r = e / per_r, jj = e % per_r;
-      wp[g * Kg * rows + (((kk / kb) * R + r) * per_r + jj) * kb + kk % kb] = w[k * rows + e];
-    }
+  const int64_t rows = Cg * s.kh * s.kw;  // taps e = (c, i, j) of w (K, Cg, kh, kw)
+  const std::vector<float> wp =
+      pack_direct(G, Kg, rows, per_r, kb, [&](int64_t g, int64_t k, int64_t e) { return w[(g * Kg + k) * rows + e]; });
   const int nthr = max_threads();
   const bool par = images_in_parallel(s.N, nthr);
   for_each_image(s.N, par, [&](int64_t n, int64_t) {
@@ -433,16 +453,7 @@ bool conv2d_direct(const float* x, const float* w, const float* bias, float* y, 
       DirectConvArgs a{xq + g * Cg * q.channel(), d.wq, toff.data(), R, wp.data() + g * Kg * rows,
                        bias ? bias + g * Kg : nullptr, y + (n * s.K + g * Kg) * ohw, Kg, s.OW, ohw, s.OW, 1, 0, s.OH,
                        kv, m, d.sw};
-      if (par) {
-        kern.conv(a);
-        continue;
-      }
-      parallel_for(s.OH, 1, [&](int64_t r0, int64_t r1) {  // one image: its rows over the threads
-        DirectConvArgs b = a;
-        b.oh0 = r0;
-        b.oh1 = r1;
-        kern.conv(b);
-      });
+      direct_image(kern, a, par);
     }
   });
   return true;
@@ -569,14 +580,11 @@ bool conv2d_direct_gx(const float* gy, const float* w, float* gx, const Conv2dSh
       f.OW = b.count;
       f.at = (t.pt - a.pad_lo) * q.Wq + (t.pl - b.pad_lo);
       f.out = (s.sh * a.lo + int64_t(rh) - s.pt) * s.W + s.sw * b.lo + int64_t(rw) - s.pl;
-      f.per_group = Cg * taps;
-      f.wp.resize(G * f.per_group);  // w (K, Cg, kh, kw): the phase's taps, flipped, over (k, th, tw)
-      for (int64_t c = 0; c < s.C; ++c)
-        for (int64_t e = 0; e < taps; ++e) {  // e = (kk, th, tw) = r * per_r + jj
-          const int64_t g = c / Cg, cc = c % Cg, kk = e / (Th * Tw), th = e / Tw % Th, tw = e % Tw;
-          f.wp[g * Cg * taps + (((cc / kb) * f.R + e / per_r) * per_r + e % per_r) * kb + cc % kb] =
-              w[(((g * Kg + kk) * Cg + cc) * s.kh + a.taps[th]) * s.kw + b.taps[tw]];
-        }
+      f.per_group = Cg * taps;  // the phase's output channels are x's: taps (kk, th, tw) of w, flipped
+      f.wp = pack_direct(G, Cg, taps, per_r, kb, [&](int64_t g, int64_t cc, int64_t e) {
+        const int64_t kk = e / (Th * Tw), th = e / Tw % Th, tw = e % Tw;
+        return w[(((g * Kg + kk) * Cg + cc) * s.kh + a.taps[th]) * s.kw + b.taps[tw]];
+      });
       for (int64_t r = 0; r < f.R; ++r) {  // r = (kk, th, tw), or (kk, th) in the kernel-row form
         const int64_t e = r * per_r, kk = e / (Th * Tw), th = e / Tw % Th, tw = e % Tw;
         f.toff.push_back(kk * q.channel() + th * a.du * q.Wq + tw * b.du);
@@ -599,16 +607,7 @@ bool conv2d_direct_gx(const float* gy, const float* w, float* gx, const Conv2dSh
         DirectConvArgs a{src + g * Kg * q.channel() + f.at, q.Wq, f.toff.data(), f.R, f.wp.data() + g * f.per_group,
                          nullptr, gx + (n * s.C + g * Cg) * hw + f.out, Cg, f.OW, hw, s.sh * s.W, s.sw, 0, f.OH, kv,
                          f.m, 1};
-        if (par) {
-          kern.conv(a);
-          continue;
-        }
-        parallel_for(f.OH, 1, [&](int64_t r0, int64_t r1) {  // one image: its rows over the threads
-          DirectConvArgs b = a;
-          b.oh0 = r0;
-          b.oh1 = r1;
-          kern.conv(b);
-        });
+        direct_image(kern, a, par);
       }
   });
   return true;
