@@ -130,8 +130,10 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
           std::memcpy(dpb, dhb, sizeof(T) * H);
           continue;
         }
-        const T* dob = dout + (t * B + b) * H;
-        for (int64_t j = 0; j < H; ++j) dhb[j] += dob[j];  // total dL/dh_t
+        if (dout) {  // total dL/dh_t (no dout: the outputs were not used)
+          const T* dob = dout + (t * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) dhb[j] += dob[j];
+        }
         const T* g = gt + b * GH;
         T* xr = dxt + b * GH;
         T* hr = dht + b * GH;

@@ -1,17 +1,22 @@
-"""The autograd engine: grad mode, graph traversal, gradient accumulation.
+"""The autograd engine: grad mode, graph nodes, traversal and gradient accumulation.
 
-A Tensor produced by a differentiable op keeps its ``_parents`` and a
-``_backward`` closure mapping the output gradient to one gradient per parent.
-:func:`backward` walks the graph in reverse topological order (sorted
-iteratively, so a 10,000-op chain is fine) and sums each gradient back to
-its parent's shape: broadcasting is undone here, once, not in every op.
+An op that builds graph records one :class:`Node`: the input tensors, a backward function, and how
+many outputs it made.  Each output tensor points at its node and its position there (``_node``,
+``_index``), so an op with several outputs (a recurrent layer's ``(out, h_n, c_n)``, attention's
+``(output, weights)``) is one node, not a packed tensor sliced apart.  A single-output node's
+backward takes the output gradient; a multi-output node's takes one gradient per output, ``None``
+for an output that nothing downstream used, so no zero arrays are made for it.  Either returns one
+gradient (or ``None``) per input.
+
+:func:`backward` walks the nodes in reverse topological order (sorted iteratively, so a
+10,000-op chain is fine), sums each input gradient back to the input's shape (broadcasting is
+undone here, once, not in every op) and hands back the gradients of the leaves and of the
+retained intermediates.  The engine never constructs tensors: the Tensor stores what it returns.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
-
-import numpy as np
 
 _state = threading.local()
 
@@ -45,6 +50,20 @@ def enable_grad():
         set_grad_enabled(prev)
 
 
+class Node:
+    """One recorded op: ``inputs`` (tensors), ``backward`` and the number of outputs ``n_out``.
+
+    ``retained`` lists ``(index, tensor)`` for outputs whose gradient is kept (``retain_grad``)."""
+
+    __slots__ = ("inputs", "backward", "n_out", "retained")
+
+    def __init__(self, inputs: tuple, backward, n_out: int = 1):
+        self.inputs = inputs
+        self.backward = backward
+        self.n_out = n_out
+        self.retained = None
+
+
 def unbroadcast(g, shape):
     """Sum ``g`` over the axes that broadcasting added or stretched to reach ``shape``."""
     if g.shape == tuple(shape):
@@ -58,8 +77,8 @@ def unbroadcast(g, shape):
     return g.reshape(shape)
 
 
-def topo_order(root):
-    """Nodes that need a gradient, each before the nodes it was computed from."""
+def topo_order(root: Node) -> list:
+    """The nodes ``root`` depends on through inputs that require grad, each before its inputs' nodes."""
     order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -70,36 +89,45 @@ def topo_order(root):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for p in node._parents:
-            if p.requires_grad and id(p) not in seen:
-                stack.append((p, False))
+        for p in node.inputs:
+            n = p._node
+            if n is not None and p.requires_grad and id(n) not in seen:
+                stack.append((n, False))
     order.reverse()
     return order
 
 
-def backward(root, grad) -> None:
-    """Accumulate d(root)/d(leaf) * grad into ``leaf.grad`` for every leaf that requires grad."""
-    from .tensor import Tensor  # same layer: the engine fills Tensor.grad
+def backward(root, grad) -> list:
+    """d(root)/d(t) * grad for every leaf ``t`` that requires grad and every retained intermediate.
 
-    grads = {id(root): grad}
+    Returns ``[(tensor, gradient array)]``; the caller accumulates them into ``.grad``."""
+    if root._node is None:
+        return [(root, grad)]
+    out, leaves = [], {}
+    first = [None] * root._node.n_out
+    first[root._index] = grad
+    pending = {id(root._node): first}
     with no_grad():
-        for node in topo_order(root):
-            g = grads.pop(id(node), None)
-            if g is None:
+        for node in topo_order(root._node):
+            gs = pending.pop(id(node), None)
+            if gs is None:
                 continue
-            if node._backward is None:  # a leaf
-                if node.grad is None:
-                    node.grad = Tensor(np.array(g, dtype=node.dtype, copy=True))
-                else:
-                    node.grad.data = node.grad.data + g
-                continue
-            if node._retain:
-                node.grad = Tensor(np.array(g, dtype=node.dtype, copy=True))
-            for p, gp in zip(node._parents, node._backward(g)):
+            if node.retained:
+                out.extend((t, gs[i]) for i, t in node.retained if gs[i] is not None)
+            for p, gp in zip(node.inputs, node.backward(gs if node.n_out > 1 else gs[0])):
                 if gp is None or not p.requires_grad:
                     continue
                 gp = unbroadcast(gp, p.data.shape)
                 if gp.dtype != p.data.dtype:
                     gp = gp.astype(p.data.dtype)
-                prev = grads.get(id(p))
-                grads[id(p)] = gp if prev is None else prev + gp
+                if p._node is None:
+                    prev = leaves.get(id(p))
+                    leaves[id(p)] = (p, gp if prev is None else prev[1] + gp)
+                    continue
+                slots = pending.get(id(p._node))
+                if slots is None:
+                    slots = pending[id(p._node)] = [None] * p._node.n_out
+                prev = slots[p._index]
+                slots[p._index] = gp if prev is None else prev + gp
+    out.extend(leaves.values())
+    return out

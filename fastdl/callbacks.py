@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from .checkpoint import save_checkpoint
 
 class Callback:
     """Hooks called by ``fit``; set ``trainer.stop_training = True`` to stop after this epoch."""
@@ -104,7 +105,6 @@ class ModelCheckpoint(Callback):
                 return
             self._m.best = v
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        from .train import save_checkpoint
         save_checkpoint(path, trainer, epoch)
         self.saved.append(path)
 

@@ -54,6 +54,17 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self._gen = np.random.default_rng(seed) if seed is not None else None
 
+    def state_dict(self) -> dict:
+        """The shuffling state (the own generator's, when ``seed`` was given): restoring it with
+        :meth:`load_state_dict` replays the same epochs' orders."""
+        return {"rng": self._gen.bit_generator.state if self._gen is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or "rng" not in state:
+            raise ValueError("DataLoader.load_state_dict: state must be a dict from DataLoader.state_dict()")
+        if state["rng"] is not None and self._gen is not None:
+            self._gen.bit_generator.state = state["rng"]
+
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

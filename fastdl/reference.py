@@ -750,7 +750,7 @@ def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias
     for k in range(t_len - 1, -1, -1):
         t = order[k]
         live = (t < ln)[:, None]
-        gh = dh + np.asarray(dout)[t]
+        gh = dh if dout is None else dh + np.asarray(dout)[t]
         gr = gates[t]
         if mode == "lstm":
             i, f, gg, o = gr[:, :h], gr[:, h:2 * h], gr[:, 2 * h:3 * h], gr[:, 3 * h:]

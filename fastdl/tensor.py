@@ -53,7 +53,7 @@ def _to_array(data, dtype=None):
 class Tensor:
     """An n-dimensional array that records the ops applied to it for autograd."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_parents", "_backward", "_retain", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_index", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -62,9 +62,8 @@ class Tensor:
             raise TypeError(f"tensor: only floating-point tensors can require grad, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
-        self._parents: tuple = ()
-        self._backward = None
-        self._retain = False
+        self._node = None  # the autograd.Node that made this tensor (None for a leaf)
+        self._index = 0  # which of that node's outputs this is
 
     # ---------------------------------------------------------------- basics
     @property
@@ -89,7 +88,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._backward is None
+        return self._node is None
 
     def numel(self) -> int:
         return self.data.size
@@ -151,7 +150,21 @@ class Tensor:
         return self
 
     def retain_grad(self) -> None:
-        self._retain = True
+        """Keep this intermediate's gradient in ``.grad`` after backward (a leaf keeps it anyway)."""
+        node = self._node
+        if node is None:
+            return
+        if node.retained is None:
+            node.retained = []
+        if all(t is not self for _, t in node.retained):
+            node.retained.append((self._index, self))
+
+    def _accumulate_grad(self, g) -> None:
+        """Add ``g`` (an array of this tensor's shape) into ``.grad``: the engine's results land here."""
+        if self.grad is None:
+            self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True))
+        else:
+            self.grad.data = self.grad.data + g
 
     def backward(self, grad=None) -> None:
         """Accumulate gradients of this tensor into the ``.grad`` of every leaf that requires grad."""
@@ -165,7 +178,8 @@ class Tensor:
             g = _to_array(grad, self.dtype)
             if g.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {g.shape} but the tensor has shape {self.shape}")
-        autograd.backward(self, g)
+        for t, gt in autograd.backward(self, g):
+            t._accumulate_grad(gt)
 
     # ---------------------------------------------------------------- dtype / device
     def astype(self, dtype) -> "Tensor":
@@ -506,19 +520,34 @@ def _keep(g, shape, axis, keepdims):
 
 
 def _result(data, parents, backward_fn) -> Tensor:
-    """A new tensor; it joins the graph when grad mode is on and a parent needs grad."""
+    """A new tensor; it joins the graph when grad mode is on and a parent needs grad.
+
+    ``backward_fn(g)`` returns one gradient (or None) per parent."""
+    out = _wrap(data)
+    if is_grad_enabled() and any(p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._node = autograd.Node(parents, backward_fn)
+    return out
+
+
+def _results(datas, parents, backward_fn) -> tuple:
+    """Several tensors made by one op (one graph node).  ``backward_fn(grads)`` gets one gradient per
+    output, None for each output that nothing used, and returns one gradient (or None) per parent."""
+    outs = tuple(_wrap(d) for d in datas)
+    if is_grad_enabled() and any(p.requires_grad for p in parents):
+        node = autograd.Node(parents, backward_fn, len(outs))
+        for i, o in enumerate(outs):
+            o.requires_grad, o._node, o._index = True, node, i
+    return outs
+
+
+def _wrap(data) -> Tensor:
     out = Tensor.__new__(Tensor)
     out.data = contiguous(data)
     out.grad = None
-    out._retain = False
-    if is_grad_enabled() and any(p.requires_grad for p in parents):
-        out.requires_grad = True
-        out._parents = parents
-        out._backward = backward_fn
-    else:
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
+    out.requires_grad = False
+    out._node = None
+    out._index = 0
     return out
 
 

@@ -7,11 +7,10 @@ import time
 
 import numpy as np
 
-from . import rng
 from .autograd import no_grad
 from .callbacks import (Callback, CSVLogger, EarlyStopping, JSONLogger, LRSchedulerCallback,  # noqa: F401
                         ModelCheckpoint)
-from .serialization import load, save
+from .checkpoint import resume, save_checkpoint
 from .tensor import Tensor, as_tensor
 
 
@@ -93,40 +92,6 @@ class Trainer:
         self.epoch = 0
 
 
-def save_checkpoint(path, trainer: Trainer, epoch: int) -> None:
-    """Everything needed to continue training exactly: weights, optimizer and scheduler state,
-    the finished epoch, the RNG states (library and loader) and the history so far."""
-    loader_gen = getattr(trainer.train_loader, "_gen", None)
-    save({
-        "kind": "fastdl-training-state",
-        "epoch": int(epoch),
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "rng": rng.get_state(),
-        "loader_rng": loader_gen.bit_generator.state if loader_gen is not None else None,
-        "history": {"epoch": list(trainer.history.epoch), "metrics": trainer.history.history},
-    }, path)
-
-
-def _resume(trainer: Trainer, path) -> int:
-    ck = load(path)
-    if not isinstance(ck, dict) or ck.get("kind") != "fastdl-training-state":
-        raise ValueError(f"fit: {path} is not a training checkpoint written by ModelCheckpoint/save_checkpoint")
-    trainer.model.load_state_dict(ck["model"])
-    trainer.optimizer.load_state_dict(ck["optimizer"])
-    if trainer.scheduler is not None and ck["scheduler"] is not None:
-        trainer.scheduler.load_state_dict(ck["scheduler"])
-    rng.set_state(ck["rng"])
-    loader_gen = getattr(trainer.train_loader, "_gen", None)
-    if loader_gen is not None and ck["loader_rng"] is not None:
-        loader_gen.bit_generator.state = ck["loader_rng"]
-    for e in ck["history"]["epoch"]:
-        trainer.history.epoch.append(e)
-    trainer.history.history = {k: list(v) for k, v in ck["history"]["metrics"].items()}
-    return int(ck["epoch"]) + 1
-
-
 def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 1, callbacks=(),
         progress=None, verbose: bool = False, metrics=("accuracy",), log=print, scheduler=None,
         resume_from=None) -> History:
@@ -147,7 +112,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
     callbacks = list(callbacks)
     if scheduler is not None:
         callbacks.insert(0, LRSchedulerCallback(scheduler))
-    start = _resume(trainer, resume_from) if resume_from is not None else 0
+    start = resume(trainer, resume_from) if resume_from is not None else 0
     for cb in callbacks:
         cb.on_train_begin(trainer)
     for epoch in range(start, epochs):

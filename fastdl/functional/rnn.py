@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, _result, as_tensor, cat, contiguous, stack
+from ..tensor import Tensor, _result, _results, as_tensor, cat, contiguous, stack
 from .basic import cross_entropy, dropout
 
 __all__ = ["rnn_layer", "rnn", "embedding", "sequence_mask", "sequence_cross_entropy"]
@@ -34,27 +34,21 @@ def rnn_layer(mode: str, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=No
     raw = lambda t: None if t is None else t.data  # noqa: E731
     out, hn, cn, gates, cells, hnl = kern.rnn_forward(mode, x.data, h0.data, raw(c0), w_ih.data, w_hh.data,
                                                       raw(b_ih), raw(b_hh), ln, bool(reverse))
-    T, B, H = out.shape
     lstm = mode == "lstm"
     parents = [x, h0, w_ih, w_hh] + ([c0] if lstm else []) + ([b_ih, b_hh] if b_ih is not None else [])
-    n_out, n_h = out.size, hn.size
-    packed = np.concatenate([out.ravel(), hn.ravel()] + ([cn.ravel()] if lstm else []))
 
-    def bw(g):
-        dout = contiguous(g[:n_out].reshape(T, B, H))
-        dhn = contiguous(g[n_out:n_out + n_h].reshape(B, H))
-        dcn = contiguous(g[n_out + n_h:].reshape(B, H)) if lstm else None
+    def bw(grads):
+        dout, dhn = (None if g is None else contiguous(g) for g in grads[:2])
+        dcn = contiguous(grads[2]) if lstm and grads[2] is not None else None
         need_w = w_ih.requires_grad or w_hh.requires_grad or (b_ih is not None and b_ih.requires_grad)
         dx, dh0, dc0, dwi, dwh, dbi, dbh = kern.rnn_backward(
             mode, dout, dhn, dcn, x.data, h0.data, raw(c0), w_ih.data, w_hh.data, raw(b_ih), raw(b_hh), out, gates,
             cells, hnl, ln, bool(reverse), x.requires_grad, h0.requires_grad or (lstm and c0.requires_grad), need_w)
-        grads = [dx, dh0, dwi, dwh] + ([dc0] if lstm else []) + ([dbi, dbh] if b_ih is not None else [])
-        return tuple(grads)
-    flat = _result(packed, tuple(parents), bw)
-    o = flat[:n_out].reshape(T, B, H)
-    h = flat[n_out:n_out + n_h].reshape(B, H)
-    c = flat[n_out + n_h:].reshape(B, H) if lstm else None
-    return o, h, c
+        return tuple([dx, dh0, dwi, dwh] + ([dc0] if lstm else []) + ([dbi, dbh] if b_ih is not None else []))
+    if lstm:
+        return _results((out, hn, cn), tuple(parents), bw)
+    o, h = _results((out, hn), tuple(parents), bw)
+    return o, h, None
 
 
 def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
