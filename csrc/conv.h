@@ -26,4 +26,13 @@ void conv2d_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
 template <class T>
 void conv2d_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const Conv2dShape& s);
 
+// The same two as plain loops (conv_naive.cpp): any shape, slow; the fallback set_conv_naive(true)
+// selects for every call (tests), and the version a new device port starts from.
+template <class T>
+void conv2d_forward_naive(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
+template <class T>
+void conv2d_backward_naive(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const Conv2dShape& s);
+bool conv_naive();
+void set_conv_naive(bool on);
+
 }  // namespace fastdl

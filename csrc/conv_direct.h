@@ -2,6 +2,7 @@
 // per instruction set, chosen at run time.  conv.cpp calls it when the output channels of a group
 // fill whole vectors; the GEMM path (im2col + BLAS) covers everything else and float64.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace fastdl {
@@ -56,6 +57,11 @@ FASTDL_DIRECT_DECLARE
 }
 #endif
 #undef FASTDL_DIRECT_DECLARE
+
+// This thread's scratch of at least n floats for the kernels' partial sums (kept between calls).
+// Defined in a file built for the baseline ISA: the per-ISA objects instantiate no std containers,
+// whose out-of-line code the linker could otherwise take from an AVX-512 object for every caller.
+float* direct_scratch(size_t n);
 
 // Vector width (floats) of the build the CPU runs: 16 (AVX-512), 8 (AVX2+FMA) or 0 (none).
 // set_conv_direct_width(w) caps it for tests (0 turns the direct path off; -1 restores the CPU's).

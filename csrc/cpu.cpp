@@ -1,5 +1,7 @@
 #include "cpu.h"
 
+#include <algorithm>
+
 #include <cblas.h>
 
 #include <cstdlib>
@@ -55,17 +57,28 @@ SerialBlas::~SerialBlas() {
 std::string blas_config() { return scipy_openblas_get_config(); }
 std::string blas_corename() { return scipy_openblas_get_corename(); }
 
-bool cpu_has_avx2_fma() {
-  // FASTDL_SIMD=baseline forces the portable kernels (for testing them on AVX2 machines)
-  const char* force = std::getenv("FASTDL_SIMD");
-  if (force && std::string(force) == "baseline") return false;
+int simd_level() {
+  // FASTDL_SIMD caps the instruction sets used (tests run every build on one machine):
+  // "baseline" the portable kernels only, "avx2" no AVX-512; unset or anything else: the CPU's best.
+  static const int level = [] {
+    int cap = 2;
+    if (const char* force = std::getenv("FASTDL_SIMD")) {
+      const std::string f(force);
+      if (f == "baseline") cap = 0;
+      if (f == "avx2") cap = 1;
+    }
+    int cpu = 0;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      cpu = __builtin_cpu_supports("avx512f") ? 2 : 1;
 #endif
+    return std::min(cap, cpu);
+  }();
+  return level;
 }
+
+bool cpu_has_avx2_fma() { return simd_level() >= 1; }
 
 std::string simd_isa() {
 #ifdef FASTDL_HAVE_AVX2_BUILD

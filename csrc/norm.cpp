@@ -42,10 +42,12 @@ void batch_norm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* gamma, const T* beta, const T* run_mean, const T* run_var, T* y,
-                             int64_t N, int64_t C, int64_t S, double eps) {
+                             T* mean, T* rstd, int64_t N, int64_t C, int64_t S, double eps) {
   std::vector<T> a(C), b(C);
   for (int64_t c = 0; c < C; ++c) {
     const double r = 1.0 / std::sqrt(double(run_var[c]) + eps), g = gamma ? double(gamma[c]) : 1.0;
+    mean[c] = run_mean[c];
+    rstd[c] = T(r);
     a[c] = T(r * g);
     b[c] = T((beta ? double(beta[c]) : 0.0) - double(run_mean[c]) * r * g);
   }
@@ -158,8 +160,8 @@ void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
 #define FASTDL_INSTANTIATE(T)                                                                                  \
   template void batch_norm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t, \
                                             int64_t, double, double);                                          \
-  template void batch_norm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, int64_t,       \
-                                           int64_t, int64_t, double);                                          \
+  template void batch_norm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,        \
+                                           int64_t, int64_t, int64_t, double);                                 \
   template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,   \
                                        int64_t, int64_t, bool);                                                \
   template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, double);     \

@@ -11,10 +11,11 @@ namespace fastdl {
 template <class T>
 void batch_norm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, T* run_mean,
                               T* run_var, int64_t N, int64_t C, int64_t S, double momentum, double eps);
-// Evaluation: y = (x - rm) / sqrt(rv + eps) * gamma + beta (gamma/beta may be null: 1, 0)
+// Evaluation: y = (x - rm) / sqrt(rv + eps) * gamma + beta (gamma/beta may be null: 1, 0); saves the
+// statistics used, mean = rm and rstd = 1 / sqrt(rv + eps) (C), for the backward
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* gamma, const T* beta, const T* run_mean, const T* run_var, T* y,
-                             int64_t N, int64_t C, int64_t S, double eps);
+                             T* mean, T* rstd, int64_t N, int64_t C, int64_t S, double eps);
 // gy -> gx, ggamma, gbeta (each may be null).  train: batch statistics (mean, rstd saved);
 // eval: the statistics are constants, gx = gy * gamma * rstd.
 template <class T>

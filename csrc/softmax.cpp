@@ -1,4 +1,4 @@
-#include "attention.h"
+#include "softmax.h"
 
 #include <vector>
 

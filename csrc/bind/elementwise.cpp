@@ -1,0 +1,89 @@
+// Activations (relu, tanh, sigmoid) and dropout.
+#include "../elementwise.h"
+#include "checks.h"
+
+namespace fastdl::bind {
+namespace {
+
+// y = k(x), element by element; k is called with typed pointers (a generic lambda over the kernel)
+template <class K>
+py::array unary(const py::object& xo, const char* fn, K k) {
+  auto x0 = to_array(xo, fn, "x");
+  return by_dtype(x0, fn, "x", [&](auto t) {
+    using T = typename decltype(t)::type;
+    auto x = carr<T>::ensure(x0);
+    py::array y = empty<T>(shape_vec(x0));
+    {
+      py::gil_scoped_release nogil;
+      k(x.data(), ptr<T>(y), x.size());
+    }
+    return y;
+  });
+}
+
+// gx = k(gy, y): the backward of an activation from its output
+template <class K>
+py::array binary(const py::object& gyo, const py::object& yo, const char* fn, K k) {
+  auto gy0 = to_array(gyo, fn, "gy"), y0 = to_array(yo, fn, "y");
+  return by_dtype(y0, fn, "y", [&](auto t) {
+    using T = typename decltype(t)::type;
+    same_dtype(y0, "y", gy0, "gy", fn);
+    same_shape(y0, "y", gy0, "gy", fn);
+    auto gy = carr<T>::ensure(gy0), y = carr<T>::ensure(y0);
+    py::array gx = empty<T>(shape_vec(y0));
+    {
+      py::gil_scoped_release nogil;
+      k(gy.data(), y.data(), ptr<T>(gx), y.size());
+    }
+    return gx;
+  });
+}
+
+py::array dropout_mask(const std::vector<py::ssize_t>& shape, double p, uint64_t seed) {
+  if (!(p >= 0.0 && p <= 1.0)) value_error("dropout_mask: p must be in [0, 1], got " + std::to_string(p));
+  for (auto s : shape)
+    if (s < 0) value_error("dropout_mask: shape has a negative size");
+  py::array m = py::array_t<uint8_t>(shape);
+  {
+    py::gil_scoped_release nogil;
+    fastdl::dropout_mask(ptr<uint8_t>(m), m.size(), p, seed);
+  }
+  return m;
+}
+
+py::array dropout_apply(const py::object& xo, const py::object& mo, double scale) {
+  const char* fn = "dropout_apply";
+  auto x0 = to_array(xo, fn, "x");
+  return by_dtype(x0, fn, "x", [&](auto t) {
+    using T = typename decltype(t)::type;
+    auto m = mask_array(mo, x0, fn);
+    auto x = carr<T>::ensure(x0);
+    py::array y = empty<T>(shape_vec(x0));
+    {
+      py::gil_scoped_release nogil;
+      fastdl::dropout_apply<T>(x.data(), m.data(), T(scale), ptr<T>(y), x.size());
+    }
+    return y;
+  });
+}
+
+}  // namespace
+
+void bind_elementwise(py::module_& m) {
+#define FASTDL_ACTIVATION(NAME)                                                                        \
+  m.def(#NAME "_forward", [](const py::object& x) {                                                    \
+    return unary(x, #NAME "_forward", [](const auto* a, auto* b, int64_t n) { NAME##_forward(a, b, n); }); \
+  }, py::arg("x"));                                                                                    \
+  m.def(#NAME "_backward", [](const py::object& gy, const py::object& y) {                             \
+    return binary(gy, y, #NAME "_backward",                                                            \
+                  [](const auto* a, const auto* b, auto* c, int64_t n) { NAME##_backward(a, b, c, n); }); \
+  }, py::arg("gy"), py::arg("y"));
+  FASTDL_ACTIVATION(relu)
+  FASTDL_ACTIVATION(tanh)
+  FASTDL_ACTIVATION(sigmoid)
+#undef FASTDL_ACTIVATION
+  m.def("dropout_mask", &dropout_mask, py::arg("shape"), py::arg("p"), py::arg("seed"));
+  m.def("dropout_apply", &dropout_apply, py::arg("x"), py::arg("mask"), py::arg("scale"));
+}
+
+}  // namespace fastdl::bind

@@ -1,0 +1,85 @@
+// Fused optimizer updates, in place on the parameter and its state.
+#include "../optim.h"
+#include "checks.h"
+
+namespace fastdl::bind {
+namespace {
+
+// The gradient, converted if need be, with as many elements as the parameter.
+template <class T>
+carr<T> grad_of(const py::object& g0, int64_t n, const char* fn) {
+  auto g = carr<T>::ensure(to_array(g0, fn, "grad"));
+  if (g.size() != n)
+    value_error(std::string(fn) + ": grad has " + std::to_string(g.size()) + " elements, the parameter has " +
+                std::to_string(n));
+  return g;
+}
+
+void sgd_step(const py::object& po, const py::object& g0, const py::object& buf0, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step) {
+  const char* fn = "sgd_step";
+  py::array p0 = to_array(po, fn, "param");
+  by_dtype(p0, fn, "param", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t n = p0.size();
+    T* p = inplace<T>(po, fn, "param", n);
+    auto g = grad_of<T>(g0, n, fn);
+    T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+    py::gil_scoped_release nogil;
+    fastdl::sgd_step<T>(p, g.data(), buf, n, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step);
+  });
+}
+
+void adam_step(const py::object& po, const py::object& g0, const py::object& m0, const py::object& v0,
+               const py::object& vmax0, double lr, double beta1, double beta2, double eps, double weight_decay,
+               bool decoupled, bool maximize, int64_t step) {
+  const char* fn = "adam_step";
+  py::array p0 = to_array(po, fn, "param");
+  if (step < 1) value_error("adam_step: step must be >= 1, got " + std::to_string(step));
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) value_error("adam_step: betas must be in [0, 1)");
+  by_dtype(p0, fn, "param", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t n = p0.size();
+    T* p = inplace<T>(po, fn, "param", n);
+    auto g = grad_of<T>(g0, n, fn);
+    T* m = inplace<T>(m0, fn, "exp_avg", n);
+    T* v = inplace<T>(v0, fn, "exp_avg_sq", n);
+    T* vmax = inplace<T>(vmax0, fn, "max_exp_avg_sq", n, true);
+    py::gil_scoped_release nogil;
+    fastdl::adam_step<T>(p, g.data(), m, v, vmax, n, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step);
+  });
+}
+
+void rmsprop_step(const py::object& po, const py::object& g0, const py::object& sq0, const py::object& ga0,
+                  const py::object& buf0, double lr, double alpha, double eps, double weight_decay, double momentum,
+                  bool maximize) {
+  const char* fn = "rmsprop_step";
+  py::array p0 = to_array(po, fn, "param");
+  by_dtype(p0, fn, "param", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t n = p0.size();
+    T* p = inplace<T>(po, fn, "param", n);
+    auto g = grad_of<T>(g0, n, fn);
+    T* sq = inplace<T>(sq0, fn, "square_avg", n);
+    T* ga = inplace<T>(ga0, fn, "grad_avg", n, true);
+    T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+    py::gil_scoped_release nogil;
+    fastdl::rmsprop_step<T>(p, g.data(), sq, ga, buf, n, lr, alpha, eps, weight_decay, momentum, maximize);
+  });
+}
+
+}  // namespace
+
+void bind_optim(py::module_& m) {
+  m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
+        py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
+        py::arg("first_step"));
+  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+        py::arg("max_exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("decoupled"), py::arg("maximize"), py::arg("step"));
+  m.def("rmsprop_step", &rmsprop_step, py::arg("param"), py::arg("grad"), py::arg("square_avg"), py::arg("grad_avg"),
+        py::arg("momentum_buffer"), py::arg("lr"), py::arg("alpha"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("momentum"), py::arg("maximize"));
+}
+
+}  // namespace fastdl::bind

@@ -1,0 +1,161 @@
+// One recurrent layer in one direction over a whole sequence (rnn_tanh, rnn_relu, gru, lstm), and BPTT.
+#include "../rnn.h"
+#include "checks.h"
+
+namespace fastdl::bind {
+namespace {
+
+RnnMode rnn_mode(const std::string& m, const char* fn) {
+  if (m == "rnn_tanh") return RnnMode::Tanh;
+  if (m == "rnn_relu") return RnnMode::Relu;
+  if (m == "gru") return RnnMode::GRU;
+  if (m == "lstm") return RnnMode::LSTM;
+  value_error(std::string(fn) + ": mode must be 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got '" + m + "'");
+}
+
+// The layer's sizes from its arguments, every shape and dtype checked; lengths kept alive here.
+struct RnnArgs {
+  RnnDims d;
+  carr<int64_t> lengths;
+};
+
+RnnArgs rnn_check(const std::string& mode, const py::array& x, const py::array& h0, const py::object& c0,
+                  const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                  const py::object& lengths, bool reverse, const char* fn) {
+  RnnArgs a{};
+  a.d.mode = rnn_mode(mode, fn);
+  a.d.reverse = reverse;
+  const int64_t G = rnn_gates(a.d.mode);
+  want_ndim(x, "input", fn, 3, 3);
+  a.d.T = x.shape(0); a.d.B = x.shape(1); a.d.I = x.shape(2);
+  want_ndim(w_hh, "weight_hh", fn, 2, 2);
+  a.d.H = w_hh.shape(1);
+  const int64_t H = a.d.H, B = a.d.B;
+  auto need = [&](const py::array& v, std::vector<py::ssize_t> shp, const char* name) {
+    want_shape(v, shp, name, fn);
+    same_dtype(x, "input", v, name, fn);
+  };
+  need(w_hh, {G * H, H}, "weight_hh");
+  need(w_ih, {G * H, a.d.I}, "weight_ih");
+  need(h0, {B, H}, "hx");
+  if (a.d.mode == RnnMode::LSTM) {
+    if (c0.is_none()) type_error(std::string(fn) + ": an LSTM needs the initial cell state cx");
+    need(to_array(c0, fn, "cx"), {B, H}, "cx");
+  }
+  if (b_ih.is_none() != b_hh.is_none())
+    value_error(std::string(fn) + ": give both bias_ih and bias_hh, or neither");
+  if (!b_ih.is_none()) need(to_array(b_ih, fn, "bias_ih"), {G * H}, "bias_ih");
+  if (!b_hh.is_none()) need(to_array(b_hh, fn, "bias_hh"), {G * H}, "bias_hh");
+  a.d.lengths = nullptr;
+  if (!lengths.is_none()) {
+    a.lengths = int_array(lengths, fn, "lengths");
+    want_shape(a.lengths, {B}, "lengths", fn);
+    for (int64_t b = 0; b < B; ++b)
+      if (a.lengths.data()[b] < 1 || a.lengths.data()[b] > a.d.T)
+        value_error(std::string(fn) + ": lengths[" + std::to_string(b) + "] = " + std::to_string(a.lengths.data()[b]) +
+                    " is not in [1, " + std::to_string(a.d.T) + "]");
+    a.d.lengths = a.lengths.data();
+  }
+  return a;
+}
+
+// An optional argument converted to carr<T> after its shape was checked; null data for None.
+template <class T> const T* opt(const py::object& o, carr<T>& keep) {
+  if (o.is_none()) return nullptr;
+  keep = carr<T>::ensure(o);
+  return keep.data();
+}
+
+py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::object& h0o, const py::object& c0o,
+                      const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
+                      const py::object& lengths, bool reverse) {
+  const char* fn = "rnn_forward";
+  auto x0 = to_array(xo, fn, "input"), h00 = to_array(h0o, fn, "hx"), wi0 = to_array(wio, fn, "weight_ih"),
+       wh0 = to_array(who, fn, "weight_hh");
+  return by_dtype(x0, fn, "input", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const RnnArgs a = rnn_check(mode, x0, h00, c0o, wi0, wh0, bio, bho, lengths, reverse, fn);
+    const RnnDims& d = a.d;
+    const int64_t G = rnn_gates(d.mode);
+    const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
+    auto x = carr<T>::ensure(x0), h0 = carr<T>::ensure(h00), wi = carr<T>::ensure(wi0), wh = carr<T>::ensure(wh0);
+    carr<T> c0k, bik, bhk;
+    const T* c0 = lstm ? opt<T>(c0o, c0k) : nullptr;
+    const T* bi = opt<T>(bio, bik);
+    const T* bh = opt<T>(bho, bhk);
+    py::array out = empty<T>({d.T, d.B, d.H}), hn = empty<T>({d.B, d.H}), gates = empty<T>({d.T, d.B, G * d.H});
+    Out<T> cn(lstm, {d.B, d.H}), cells(lstm, {d.T, d.B, d.H}), hnl(gru, {d.T, d.B, d.H});
+    {
+      py::gil_scoped_release nogil;
+      fastdl::rnn_forward<T>(d, x.data(), h0.data(), c0, wi.data(), wh.data(), bi, bh, ptr<T>(out), ptr<T>(hn), cn.p(),
+                             ptr<T>(gates), cells.p(), hnl.p());
+    }
+    return py::make_tuple(out, hn, cn.obj(), gates, cells.obj(), hnl.obj());
+  });
+}
+
+py::tuple rnn_backward(const std::string& mode, const py::object& douto, const py::object& dhno,
+                       const py::object& dcno, const py::object& xo, const py::object& h0o, const py::object& c0o,
+                       const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
+                       const py::object& outo, const py::object& go, const py::object& cso, const py::object& hnlo,
+                       const py::object& lengths, bool reverse, bool need_input, bool need_hidden,
+                       bool need_weights) {
+  const char* fn = "rnn_backward";
+  auto x0 = to_array(xo, fn, "input"), h00 = to_array(h0o, fn, "hx"), wi0 = to_array(wio, fn, "weight_ih"),
+       wh0 = to_array(who, fn, "weight_hh"), out0 = to_array(outo, fn, "output"), g0 = to_array(go, fn, "gates");
+  return by_dtype(x0, fn, "input", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const RnnArgs a = rnn_check(mode, x0, h00, c0o, wi0, wh0, bio, bho, lengths, reverse, fn);
+    const RnnDims& d = a.d;
+    const int64_t G = rnn_gates(d.mode);
+    const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
+    // saved arrays and the output gradients (None: that output was not used), shapes checked
+    auto saved = [&](const py::object& o, const char* name, std::vector<py::ssize_t> shp, bool optional,
+                     carr<T>& keep) -> const T* {
+      if (o.is_none()) {
+        if (optional) return nullptr;
+        type_error(std::string(fn) + ": " + name + " must be an array, got None");
+      }
+      py::array v = to_array(o, fn, name);
+      same_dtype(x0, "input", v, name, fn);
+      want_shape(v, shp, name, fn);
+      keep = carr<T>::ensure(v);
+      return keep.data();
+    };
+    carr<T> doutk, dhnk, dcnk, outk, gk, csk, hnlk, c0k;
+    const T* dout = saved(douto, "dout", {d.T, d.B, d.H}, true, doutk);
+    const T* dhn = saved(dhno, "dhn", {d.B, d.H}, true, dhnk);
+    const T* dcn = lstm ? saved(dcno, "dcn", {d.B, d.H}, true, dcnk) : nullptr;
+    const T* out = saved(out0, "output", {d.T, d.B, d.H}, false, outk);
+    const T* gates = saved(g0, "gates", {d.T, d.B, G * d.H}, false, gk);
+    const T* cells = lstm ? saved(cso, "cells", {d.T, d.B, d.H}, false, csk) : nullptr;
+    const T* hnl = gru ? saved(hnlo, "hn_linear", {d.T, d.B, d.H}, false, hnlk) : nullptr;
+    const T* c0 = lstm ? opt<T>(c0o, c0k) : nullptr;
+    auto x = carr<T>::ensure(x0), h0 = carr<T>::ensure(h00), wi = carr<T>::ensure(wi0), wh = carr<T>::ensure(wh0);
+    const bool has_bias = !bio.is_none();
+    Out<T> dx(need_input, {d.T, d.B, d.I}), dh0(need_hidden, {d.B, d.H}), dc0(need_hidden && lstm, {d.B, d.H}),
+        dwi(need_weights, {G * d.H, d.I}), dwh(need_weights, {G * d.H, d.H}), dbi(need_weights && has_bias, {G * d.H}),
+        dbh(need_weights && has_bias, {G * d.H});
+    {
+      py::gil_scoped_release nogil;
+      fastdl::rnn_backward<T>(d, dout, dhn, dcn, x.data(), h0.data(), c0, wi.data(), wh.data(), out, gates, cells, hnl,
+                              dx.p(), dh0.p(), dc0.p(), dwi.p(), dwh.p(), dbi.p(), dbh.p());
+    }
+    return py::make_tuple(dx.obj(), dh0.obj(), dc0.obj(), dwi.obj(), dwh.obj(), dbi.obj(), dbh.obj());
+  });
+}
+
+}  // namespace
+
+void bind_rnn(py::module_& m) {
+  m.def("rnn_forward", &rnn_forward, py::arg("mode"), py::arg("input"), py::arg("hx"), py::arg("cx"),
+        py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("lengths"),
+        py::arg("reverse"));
+  m.def("rnn_backward", &rnn_backward, py::arg("mode"), py::arg("dout"), py::arg("dhn"), py::arg("dcn"),
+        py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
+        py::arg("bias_hh"), py::arg("output"), py::arg("gates"), py::arg("cells"), py::arg("hn_linear"),
+        py::arg("lengths"), py::arg("reverse"), py::arg("need_input") = true, py::arg("need_hidden") = true,
+        py::arg("need_weights") = true);
+}
+
+}  // namespace fastdl::bind
