@@ -15,9 +15,10 @@ from .backend import get_backend, get_num_threads, set_backend, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .serialization import load, save
-from .tensor import Tensor, as_tensor, cat, matmul, stack, tensor
+from .tensor import Tensor, as_tensor, matmul, tensor
 
 from . import functional, init, nn, optim, data, datasets, train, models  # noqa: E402  (after the core)
+from .functional import cat, stack  # noqa: E402
 from .optim.ema import ewa  # noqa: E402
 
 float32, float64, int64 = "float32", "float64", "int64"

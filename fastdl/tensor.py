@@ -16,19 +16,7 @@ import numpy as np
 from . import autograd, backend
 from .backend import array_namespace as _xp
 from .autograd import is_grad_enabled
-
-_FLOATS = (np.float16, np.float32, np.float64)
-
-
-def contiguous(a) -> np.ndarray:
-    """``a`` as a C-contiguous ndarray, copying only when needed (0-d stays 0-d)."""
-    a = np.asarray(a)
-    return a if a.flags.c_contiguous else np.array(a, order="C")
-
-
-def _is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f"
-
+from .shapes import axis_arg, reduced_count, is_float, keep_dims, keep_arg, contiguous
 
 def _to_array(data, dtype=None):
     if isinstance(data, Tensor):
@@ -58,7 +46,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _to_array(data, dtype)
-        if requires_grad and not _is_float(self.data.dtype):
+        if requires_grad and not is_float(self.data.dtype):
             raise TypeError(f"tensor: only floating-point tensors can require grad, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
@@ -144,7 +132,7 @@ class Tensor:
         self.grad = None
 
     def requires_grad_(self, mode: bool = True) -> "Tensor":
-        if mode and not _is_float(self.dtype):
+        if mode and not is_float(self.dtype):
             raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got {self.dtype}")
         self.requires_grad = bool(mode)
         return self
@@ -187,7 +175,7 @@ class Tensor:
         if dtype == self.dtype:
             return self
         src = self.dtype
-        if _is_float(dtype) and _is_float(src):
+        if is_float(dtype) and is_float(src):
             return _result(self.data.astype(dtype), (self,), lambda g: (g.astype(src),))
         return Tensor(self.data.astype(dtype))
 
@@ -327,28 +315,28 @@ class Tensor:
         return _result(y, (self,), lambda g: (backend.ops(g).sigmoid_backward(_c(g), y),))
 
     def softmax(self, axis=-1, dim=None):
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         y = backend.ops(self.data).softmax_forward(self.data, axis)
         return _result(y, (self,), lambda g: (backend.ops(g).softmax_backward(_c(g), y, axis),))
 
     def log_softmax(self, axis=-1, dim=None):
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         y = backend.ops(self.data).log_softmax_forward(self.data, axis)
         return _result(y, (self,), lambda g: (backend.ops(g).log_softmax_backward(_c(g), y, axis),))
 
     # ---------------------------------------------------------------- reductions
     def sum(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
         shape = self.shape
         out = self.data.sum(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(_keep(g, shape, axis, keepdims), shape),))
+        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims), shape),))
 
     def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
         shape = self.shape
-        n = _count(shape, axis)
+        n = reduced_count(shape, axis)
         out = self.data.mean(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(_keep(g, shape, axis, keepdims) / n, shape),))
+        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims) / n, shape),))
 
     def _extreme(self, fn, axis, keepdims):
         a = self.data
@@ -359,23 +347,23 @@ class Tensor:
             xp = _xp(a)
             hit = (a == full) | (xp.isnan(a) & xp.isnan(full))
             share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as amax
-            return (share * _keep(g, a.shape, axis, keepdims),)
+            return (share * keep_dims(g, a.shape, axis, keepdims),)
         return _result(out, (self,), bw)
 
     def max(self, axis=None, keepdims=False, dim=None, keepdim=None):
         """Maximum values (NumPy's ``max``/``amax``); the indices come from :meth:`argmax`."""
-        return self._extreme(_xp(self.data).max, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+        return self._extreme(_xp(self.data).max, axis_arg(axis, dim), keep_arg(keepdims, keepdim))
 
     def min(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return self._extreme(_xp(self.data).min, _axis_arg(axis, dim), _keep_arg(keepdims, keepdim))
+        return self._extreme(_xp(self.data).min, axis_arg(axis, dim), keep_arg(keepdims, keepdim))
 
     amax, amin = max, min
 
     def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(_xp(self.data).argmax(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+        return Tensor(_xp(self.data).argmax(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdims, keepdim)))
 
     def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(_xp(self.data).argmin(self.data, axis=_axis_arg(axis, dim), keepdims=_keep_arg(keepdims, keepdim)))
+        return Tensor(_xp(self.data).argmin(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdims, keepdim)))
 
     def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
         """Variance with ``ddof`` (default 0, as NumPy); PyTorch's ``unbiased``/``correction`` also accepted."""
@@ -383,10 +371,10 @@ class Tensor:
             ddof = correction
         elif unbiased is not None:
             ddof = 1 if unbiased else 0
-        axis, keepdims = _axis_arg(axis, dim), _keep_arg(keepdims, keepdim)
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
         mu = self.mean(axis=axis, keepdims=True)
         d = self - mu
-        n = _count(self.shape, axis)
+        n = reduced_count(self.shape, axis)
         return (d * d).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
 
     def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
@@ -433,7 +421,7 @@ class Tensor:
         return self.transpose()
 
     def squeeze(self, axis=None, dim=None):
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         if axis is not None and self.shape[axis] != 1:
             return self
         return self.reshape(np.squeeze(self.data, axis=axis).shape)
@@ -476,10 +464,10 @@ def _other(o, like: Tensor) -> Tensor:
     """Wrap the other operand; Python and NumPy scalars take ``like``'s float dtype."""
     if isinstance(o, Tensor):
         return o
-    if isinstance(o, (numbers.Number, np.generic)) and not isinstance(o, (bool, np.bool_)) and _is_float(like.dtype):
+    if isinstance(o, (numbers.Number, np.generic)) and not isinstance(o, (bool, np.bool_)) and is_float(like.dtype):
         return Tensor(np.asarray(o, dtype=like.dtype))
     arr = np.asarray(o)
-    if arr.dtype == np.float64 and _is_float(like.dtype) and not isinstance(o, np.ndarray):
+    if arr.dtype == np.float64 and is_float(like.dtype) and not isinstance(o, np.ndarray):
         arr = arr.astype(like.dtype)
     return Tensor(arr)
 
@@ -490,33 +478,6 @@ def _index(idx):
     if isinstance(idx, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
     return idx
-
-
-def _axis_arg(axis, dim):
-    a = dim if dim is not None else axis
-    return tuple(a) if isinstance(a, list) else a
-
-
-def _keep_arg(keepdims, keepdim):
-    return bool(keepdim) if keepdim is not None else bool(keepdims)
-
-
-def _count(shape, axis) -> int:
-    """How many elements a reduction over ``axis`` averages."""
-    if axis is None:
-        return int(np.prod(shape, dtype=np.int64))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
-
-
-def _keep(g, shape, axis, keepdims):
-    """Reinsert reduced axes into a gradient so that it broadcasts against ``shape``."""
-    if axis is None:
-        return g.reshape((1,) * len(shape))
-    if keepdims:
-        return g
-    axes = (axis,) if isinstance(axis, int) else axis
-    return _xp(g).expand_dims(g, tuple(a % len(shape) for a in axes))
 
 
 def _result(data, parents, backward_fn) -> Tensor:
@@ -595,26 +556,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
                                       a.requires_grad, b.requires_grad)
         return back(ga, A, a), back(gb, B, b)
     return _result(y.reshape(out_shape), (a, b), bw)
-
-
-def cat(tensors, axis: int = 0, dim=None) -> Tensor:
-    """Concatenate along ``axis`` (``dim`` accepted); the gradient is split back to each input."""
-    axis = axis if dim is None else dim
-    ts = [as_tensor(t) for t in tensors]
-    if not ts:
-        raise ValueError("cat: give at least one tensor")
-    xp = _xp(ts[0].data)
-    out = xp.concatenate([t.data for t in ts], axis=axis)
-    ax = axis % out.ndim
-    bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
-    return _result(out, tuple(ts), lambda g: tuple(xp.split(g, bounds, axis=ax)))
-
-
-def stack(tensors, axis: int = 0, dim=None) -> Tensor:
-    """Stack along a new ``axis``."""
-    axis = axis if dim is None else dim
-    ts = [as_tensor(t) for t in tensors]
-    return cat([t.unsqueeze(axis) for t in ts], axis=axis)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:

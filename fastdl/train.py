@@ -1,7 +1,6 @@
 """Training loops: ``fit`` with callbacks and a progress bar, ``evaluate``, ``accuracy``."""
 from __future__ import annotations
 
-import math
 import sys
 import time
 

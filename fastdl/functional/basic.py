@@ -11,7 +11,7 @@ from .. import backend, rng
 from ..tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
 
 __all__ = [
-    "linear", "matmul", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "dropout",
+    "linear", "matmul", "cat", "stack", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "dropout",
     "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot",
 ]
 
@@ -197,3 +197,23 @@ def one_hot(target, num_classes: int = -1) -> Tensor:
     t = np.asarray(target.data if isinstance(target, Tensor) else target).astype(np.int64)
     n = int(t.max()) + 1 if num_classes < 0 else num_classes
     return Tensor(np.eye(n, dtype=np.int64)[t])
+
+
+def cat(tensors, axis: int = 0, dim=None) -> Tensor:
+    """Concatenate along ``axis`` (``dim`` accepted); the gradient is split back to each input."""
+    axis = axis if dim is None else dim
+    ts = [as_tensor(t) for t in tensors]
+    if not ts:
+        raise ValueError("cat: give at least one tensor")
+    xp = backend.array_namespace(ts[0].data)
+    out = xp.concatenate([t.data for t in ts], axis=axis)
+    ax = axis % out.ndim
+    bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
+    return _result(out, tuple(ts), lambda g: tuple(xp.split(g, bounds, axis=ax)))
+
+
+def stack(tensors, axis: int = 0, dim=None) -> Tensor:
+    """Stack along a new ``axis``."""
+    axis = axis if dim is None else dim
+    ts = [as_tensor(t) for t in tensors]
+    return cat([t.unsqueeze(axis) for t in ts], axis=axis)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, _result, _results, as_tensor, cat, contiguous, stack
-from .basic import cross_entropy, dropout
+from ..tensor import Tensor, _result, _results, as_tensor, contiguous
+from .basic import cat, cross_entropy, dropout, stack
 
 __all__ = ["rnn_layer", "rnn", "embedding", "sequence_mask", "sequence_cross_entropy"]
 
@@ -66,7 +66,7 @@ def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool =
     if batch_first:
         x = x.transpose(1, 0, 2)
     dirs = 2 if bidirectional else 1
-    T, B = x.shape[0], x.shape[1]
+    B = x.shape[1]
     H = as_tensor(params[0][1]).shape[1]
     lstm = mode == "lstm"
     if hx is None:

@@ -11,7 +11,7 @@ shrunk, so every model trains here.
 from __future__ import annotations
 
 from .. import nn
-from ..tensor import cat
+from ..functional import cat
 
 
 # ------------------------------------------------------------------ LeNet-5

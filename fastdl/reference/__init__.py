@@ -1,0 +1,83 @@
+"""NumPy reference of every native kernel: the readable maths, and the oracle.
+
+One module per kernel family, mirroring ``csrc/`` file for file (gemm, elementwise, softmax,
+loss, conv, pool, norm, embedding, rnn, optim).  Each function has the name, signature, result
+and argument checks of its twin in the native module ``fastdl._C``, so
+``fastdl.set_backend("reference")`` can swap one for the other.  Shapes are in the docstrings;
+nothing here is tuned for speed.
+"""
+from __future__ import annotations
+
+from .conv import conv2d_backward, conv2d_forward
+from .elementwise import (dropout_apply, dropout_mask, relu_backward, relu_forward, sigmoid_backward,
+                          sigmoid_forward, tanh_backward, tanh_forward)
+from .embedding import embedding_backward, embedding_forward
+from .gemm import linear_backward, linear_forward, matmul, matmul_backward
+from .loss import (bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
+                   cross_entropy_forward, mse_backward, mse_forward)
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
+from .optim import adam_step, rmsprop_step, sgd_step
+from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
+                   avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
+from .rnn import rnn_backward, rnn_forward
+from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
+
+OPS = (
+    "matmul", "matmul_backward", "linear_forward", "linear_backward",
+    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
+    "sigmoid_forward", "sigmoid_backward", "dropout_mask", "dropout_apply",
+    "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+    "cross_entropy_forward", "cross_entropy_backward",
+    "bce_with_logits_forward", "bce_with_logits_backward", "mse_forward", "mse_backward",
+    "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+    "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
+    "rnn_forward", "rnn_backward", "embedding_forward", "embedding_backward",
+    "sgd_step", "adam_step", "rmsprop_step",
+)
+"""The kernel table every backend provides."""
+
+__all__ = [
+    "OPS",
+    "adam_step",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "bce_with_logits_backward",
+    "bce_with_logits_forward",
+    "conv2d_backward",
+    "conv2d_forward",
+    "cross_entropy_backward",
+    "cross_entropy_forward",
+    "dropout_apply",
+    "dropout_mask",
+    "embedding_backward",
+    "embedding_forward",
+    "layer_norm_backward",
+    "layer_norm_forward",
+    "linear_backward",
+    "linear_forward",
+    "log_softmax_backward",
+    "log_softmax_forward",
+    "matmul",
+    "matmul_backward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "mse_backward",
+    "mse_forward",
+    "relu_backward",
+    "relu_forward",
+    "rmsprop_step",
+    "rnn_backward",
+    "rnn_forward",
+    "sgd_step",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softmax_backward",
+    "softmax_forward",
+    "tanh_backward",
+    "tanh_forward",
+]

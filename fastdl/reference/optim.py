@@ -1,0 +1,105 @@
+"""Fused optimizer updates, in place: SGD, Adam/AdamW, RMSprop (PyTorch's rules)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import _array, _float, _inplace
+
+
+def _param(param, fn):
+    """The parameter: a writeable C-contiguous float NumPy array, updated in place."""
+    if isinstance(param, np.ndarray):
+        _float(param, fn, "param")
+    return _inplace(param, param, fn, "param")
+
+
+def _grad(grad, p, fn):
+    """The gradient as p's dtype, with as many elements as the parameter."""
+    g = _array(grad, fn, "grad")
+    if g.size != p.size:
+        raise ValueError(f"{fn}: grad has {g.size} elements, the parameter has {p.size}")
+    return g.astype(p.dtype, copy=False).reshape(p.shape)
+
+
+def _lerp(a, b, w):
+    """torch.lerp with a scalar weight."""
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
+
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
+    """PyTorch's SGD, in place: g += wd p; buf = g (first step) or momentum buf + (1 - dampening) g;
+    g = g + momentum buf (Nesterov) or buf; p -= lr g."""
+    fn = "sgd_step"
+    p = _param(param, fn)
+    buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
+    t = p.dtype.type
+    g = _grad(grad, p, fn)
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + t(weight_decay) * p
+    if buf is not None:
+        buf[...] = g if first_step else t(momentum) * buf + t(1 - dampening) * g
+        g = g + t(momentum) * buf if nesterov else buf
+    p -= t(lr) * g
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
+              maximize, step):
+    """PyTorch's Adam (AdamW when ``decoupled``), in place; ``step`` counts from 1.
+
+    m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) (amsgrad);
+    p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    """
+    fn = "adam_step"
+    p = _param(param, fn)
+    if step < 1:
+        raise ValueError(f"adam_step: step must be >= 1, got {step}")
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError("adam_step: betas must be in [0, 1)")
+    m = _inplace(exp_avg, p, fn, "exp_avg")
+    v = _inplace(exp_avg_sq, p, fn, "exp_avg_sq")
+    vmax = _inplace(max_exp_avg_sq, p, fn, "max_exp_avg_sq", optional=True)
+    t = p.dtype.type
+    g = _grad(grad, p, fn)
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled:
+            p *= t(1 - lr * weight_decay)
+        else:
+            g = g + t(weight_decay) * p
+    m[...] = _lerp(m, g, t(1 - beta1))
+    v[...] = v * t(beta2) + t(1 - beta2) * g * g
+    vv = v
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        vv = vmax
+    step_size = t(lr / (1 - beta1 ** step))
+    denom = np.sqrt(vv) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
+    p += -step_size * (m / denom)
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay, momentum, maximize):
+    """PyTorch's RMSprop, in place: s = alpha s + (1 - alpha) g^2; (centered) ga = lerp(ga, g, 1 - alpha),
+    avg = sqrt(s - ga^2) + eps; buf = momentum buf + g / avg, p -= lr buf (or p -= lr g / avg)."""
+    fn = "rmsprop_step"
+    p = _param(param, fn)
+    sq = _inplace(square_avg, p, fn, "square_avg")
+    ga = _inplace(grad_avg, p, fn, "grad_avg", optional=True)
+    buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
+    t = p.dtype.type
+    g = _grad(grad, p, fn)
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + t(weight_decay) * p
+    sq[...] = sq * t(alpha) + t(1 - alpha) * g * g
+    if ga is not None:
+        ga[...] = _lerp(ga, g, t(1 - alpha))
+        avg = np.sqrt(sq - ga * ga)
+    else:
+        avg = np.sqrt(sq)
+    avg = avg + t(eps)
+    if buf is not None:
+        buf[...] = buf * t(momentum) + g / avg
+        p += -t(lr) * buf
+    else:
+        p += -t(lr) * (g / avg)
