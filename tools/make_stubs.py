@@ -60,7 +60,10 @@ def main() -> int:
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fastdl", "_C.pyi")
     text = stub_text(_C)
     if "--check" in sys.argv:
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+        old = ""
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                old = f.read()
         if shape(old) != shape(text):
             print(f"{path} is out of date: run python tools/make_stubs.py")
             return 1
