@@ -5,6 +5,7 @@
 #include "conv_common.h"
 
 namespace fastdl::conv_detail {
+namespace {
 
 // col (Cg*kh*kw, (oh1-oh0)*OW) <- output rows [oh0, oh1) of one image; xn is the image's first
 // channel of the group.  Row r = (c, i, j); column = (oh - oh0)*OW + ow.
@@ -241,4 +242,5 @@ const T* band_columns(const T* x, T* col, const Conv2dShape& s, int64_t n, int64
   return col;
 }
 
+}  // namespace
 }  // namespace fastdl::conv_detail

@@ -5,53 +5,15 @@
 #include <cblas.h>
 
 #include <cstdlib>
-#include <mutex>
 
 #include "common.h"
 
 namespace fastdl {
 
-void set_num_threads(int n) {
-  if (n < 1) n = 1;
-#ifdef FASTDL_HAVE_OPENMP
-  omp_set_num_threads(n);
-#endif
-  scipy_openblas_set_num_threads(n);
-}
-
-int get_num_threads() {
-#ifdef FASTDL_HAVE_OPENMP
-  return omp_get_max_threads();
-#else
-  return scipy_openblas_get_num_threads();
-#endif
-}
-
-bool has_openmp() {
-#ifdef FASTDL_HAVE_OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
-
-namespace {
-std::mutex serial_mutex;
-int serial_depth = 0;
-int saved_blas_threads = 1;
-}  // namespace
-
-SerialBlas::SerialBlas() {
-  std::lock_guard<std::mutex> lock(serial_mutex);
-  if (serial_depth++ == 0) {
-    saved_blas_threads = scipy_openblas_get_num_threads();
-    if (saved_blas_threads != 1) scipy_openblas_set_num_threads(1);
-  }
-}
-
-SerialBlas::~SerialBlas() {
-  std::lock_guard<std::mutex> lock(serial_mutex);
-  if (--serial_depth == 0 && saved_blas_threads != 1) scipy_openblas_set_num_threads(saved_blas_threads);
+void blas_single_threaded() {
+  // BLAS always runs on the thread that calls it: the pool (threads.h) is the only one, and gemm.cpp
+  // splits large products over it.  OpenBLAS then never starts its own busy-waiting threads.
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
 }
 
 std::string blas_config() { return scipy_openblas_get_config(); }

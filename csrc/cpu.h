@@ -1,12 +1,11 @@
-// Process-wide settings: thread pools (OpenMP + OpenBLAS) and build facts.
+// Process-wide facts and settings: the BLAS and the CPU (the thread pool is in threads.h).
 #pragma once
 #include <string>
 
 namespace fastdl {
 
-void set_num_threads(int n);  // OpenMP and BLAS pools together
-int get_num_threads();
-bool has_openmp();
+// Makes BLAS run on the calling thread only (once, when the module loads).
+void blas_single_threaded();
 std::string blas_config();    // e.g. "OpenBLAS 0.3.27 DYNAMIC_ARCH ... Haswell"
 std::string blas_corename();
 std::string cpu_features();   // "avx2 fma ..." as seen by the CPU at run time
@@ -14,16 +13,5 @@ std::string cpu_features();   // "avx2 fma ..." as seen by the CPU at run time
 int simd_level();
 bool cpu_has_avx2_fma();      // simd_level() >= 1
 std::string simd_isa();       // which build of the element-wise kernels runs: "avx2+fma" or "baseline"
-
-// While one is alive, BLAS runs on the calling thread only, so each thread of an OpenMP region may
-// call BLAS on its own block of work (OpenBLAS's own pool must never be entered from such a region).
-// Nested and concurrent guards are counted: the last one out restores the pool size.
-class SerialBlas {
- public:
-  SerialBlas();
-  ~SerialBlas();
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-};
 
 }  // namespace fastdl

@@ -8,30 +8,70 @@ namespace fastdl {
 
 static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 
-template <>
-void gemm_ld<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+// One BLAS call on the calling thread (BLAS is single-threaded: cpu.cpp).
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
+                    (blasint)ldb, beta, C, (blasint)ldc);
+}
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
+                    (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+// Products of fewer multiply-adds stay on one thread: waking the pool costs microseconds.
+constexpr int64_t kSplitMacs = int64_t(1) << 20;
+
+template <class T>
+void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // BLAS leaves C untouched when K == 0 only if beta == 1
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
     return;
   }
-  scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
-                    (blasint)ldb, beta, C, (blasint)ldc);
+  const int64_t nt = max_threads();
+  if (nt <= 1 || M * N * K < kSplitMacs) {
+    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // blocks of C's rows or of its columns, whole 16s, one per thread, each a plain BLAS call.  Every
+  // thread packs all of the operand that is not split and its share of the other: splitting the
+  // longer side of C packs the least (K * min(M, N) + K * max(M, N) / nt per thread)
+  const bool rows = M >= N;
+  const int64_t L = rows ? M : N, parts = std::min<int64_t>(nt, (L + 15) / 16);
+  const int64_t step = ((L + parts - 1) / parts + 15) / 16 * 16;
+  parallel_parts(parts, [&](int64_t p, int64_t) {
+    const int64_t b = p * step, e = std::min(L, b + step);
+    if (b >= e) return;
+    if (rows)
+      blas(ta, tb, e - b, N, K, alpha, ta ? A + b : A + b * lda, lda, B, ldb, beta, C + b * ldc, ldc);
+    else
+      blas(ta, tb, M, e - b, K, alpha, A, lda, tb ? B + b * ldb : B + b, ldb, beta, C + b, ldc);
+  });
+}
+
+// Batch items per thread below which a batched product stays on one thread.
+int64_t batch_grain(int64_t M, int64_t N, int64_t K) {
+  return std::max<int64_t>(1, kSplitMacs / std::max<int64_t>(1, M * N * K));
+}
+
+}  // namespace
+
+template <>
+void gemm_ld<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_split<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm_ld<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                      int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
-    return;
-  }
-  scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
-                    (blasint)ldb, beta, C, (blasint)ldc);
+  gemm_split<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
@@ -54,9 +94,12 @@ void matmul_forward(const T* a, const T* b, T* y, int64_t batch, int64_t M, int6
     gemm<T>(false, false, batch * M, N, K, T(1), a, b, T(0), y);
     return;
   }
-  // serial loop: BLAS threads each product (BLAS inside an OpenMP region is slow)
-  for (int64_t i = 0; i < batch; ++i)
-    gemm<T>(false, false, M, N, K, T(1), a + i * a_stride, b + i * b_stride, T(0), y + i * M * N);
+  // one product per batch item, the items shared out over the pool (each product then runs on its
+  // thread; a single item is split by gemm itself)
+  parallel_for(batch, batch_grain(M, N, K), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      gemm<T>(false, false, M, N, K, T(1), a + i * a_stride, b + i * b_stride, T(0), y + i * M * N);
+  });
 }
 
 template <class T>
@@ -69,8 +112,10 @@ void matmul_backward(const T* gy, const T* a, const T* b, T* ga, T* gb, int64_t 
     } else if (b_stride == 0) {  // (batch*M, N) @ b^T
       gemm<T>(false, true, batch * M, K, N, T(1), gy, b, T(0), ga);
     } else {
-      for (int64_t i = 0; i < batch; ++i)
-        gemm<T>(false, true, M, K, N, T(1), gy + i * M * N, b + i * b_stride, T(0), ga + i * M * K);
+      parallel_for(batch, batch_grain(M, N, K), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+          gemm<T>(false, true, M, K, N, T(1), gy + i * M * N, b + i * b_stride, T(0), ga + i * M * K);
+      });
     }
   }
   if (gb) {
@@ -80,8 +125,10 @@ void matmul_backward(const T* gy, const T* a, const T* b, T* ga, T* gb, int64_t 
       for (int64_t i = 0; i < batch; ++i)
         gemm<T>(true, false, K, N, M, T(1), a, gy + i * M * N, i ? T(1) : T(0), gb);
     } else {
-      for (int64_t i = 0; i < batch; ++i)
-        gemm<T>(true, false, K, N, M, T(1), a + i * a_stride, gy + i * M * N, T(0), gb + i * K * N);
+      parallel_for(batch, batch_grain(M, N, K), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+          gemm<T>(true, false, K, N, M, T(1), a + i * a_stride, gy + i * M * N, T(0), gb + i * K * N);
+      });
     }
   }
 }

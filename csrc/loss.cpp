@@ -75,14 +75,22 @@ void bce_with_logits_backward(const T* gloss, const T* x, const T* t, const uint
 }
 
 template <class T> double mse_forward(const T* p, const T* t, int64_t n) {
+  // one partial sum per chunk, added in chunk order: the same result whichever thread ran a chunk
+  constexpr int64_t kChunks = 16;
+  double part[kChunks] = {};
+  const int64_t chunk = (n + kChunks - 1) / kChunks;
+  parallel_for(kChunks, n > 4 * kGrain ? 1 : kChunks, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double s = 0;
+      for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {
+        const double d = double(p[i]) - double(t[i]);
+        s += d * d;
+      }
+      part[c] = s;
+    }
+  });
   double s = 0;
-#ifdef FASTDL_HAVE_OPENMP
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 4 * kGrain && max_threads() > 1)
-#endif
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = double(p[i]) - double(t[i]);
-    s += d * d;
-  }
+  for (double v : part) s += v;
   return s;
 }
 

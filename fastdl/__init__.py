@@ -1,4 +1,4 @@
-"""fastdl: deep learning with native C++/OpenMP kernels under a PyTorch-shaped API.
+"""fastdl: deep learning with native C++ kernels on one thread pool under a PyTorch-shaped API.
 
 >>> import fastdl
 >>> x = fastdl.tensor([[1.0, 2.0]], requires_grad=True)

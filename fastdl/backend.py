@@ -1,7 +1,7 @@
 """Kernel tables, one per backend, and the one place where a backend is chosen.
 
 Every backend exposes the same functions (the names in ``reference.OPS``):
-``"native"`` is the C++/OpenMP extension ``fastdl._C``, ``"reference"`` the
+``"native"`` is the C++ extension ``fastdl._C``, ``"reference"`` the
 NumPy twin in :mod:`fastdl.reference`.  The table used for a call is picked
 from the inputs' device by :func:`ops`; on the CPU it is the active backend,
 set by :func:`set_backend` or the ``FASTDL_BACKEND`` environment variable.
@@ -14,11 +14,6 @@ from types import ModuleType
 import numpy as np
 
 from . import reference
-
-# OpenMP workers that spin after a parallel region steal the cores OpenBLAS's
-# own threads need for the next GEMM: a small MLP step took 16 ms instead of
-# 1.8 ms on 2 cores.  Sleeping workers avoid that; a user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # the extension links the OpenBLAS of scipy-openblas32: load it first
     import scipy_openblas32  # noqa: F401
@@ -78,7 +73,8 @@ def array_namespace(x):
 
 
 def set_num_threads(n: int) -> None:
-    """Set the OpenMP and BLAS thread pools of the native kernels together."""
+    """Threads of the native kernels' one pool (BLAS runs single-threaded inside it).  Default: the
+    physical cores, or ``OMP_NUM_THREADS`` when set."""
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")

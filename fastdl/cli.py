@@ -108,7 +108,7 @@ def info_lines() -> list:
         f"native extension: {c.__file__}",
         f"active backend: {backend.get_backend()}",
         f"BLAS: {c.blas_config()} (kernel: {c.blas_corename()})",
-        f"OpenMP: {'yes' if c.has_openmp() else 'no (single-threaded kernels)'}; threads: {c.get_num_threads()}"
+        f"threads: {c.get_num_threads()} (one pool; BLAS single-threaded inside it)"
         f" (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cores: {os.cpu_count()})",
         f"CPU features seen: {c.cpu_features() or 'none detected'}; element-wise kernels run the "
         f"{c.simd_isa()} build (chosen at run time)",

@@ -1,6 +1,7 @@
 // fastdl._C: assembles the families' bindings (csrc/bind/<family>.cpp) and the build's info functions.
 // Function names and signatures equal those of fastdl/reference/.
 #include "../cpu.h"
+#include "../threads.h"
 #include "checks.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -9,13 +10,13 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "fastdl native kernels (C++/OpenMP, BLAS)";
   m.attr("__version__") = FASTDL_VERSION;
   m.attr("cuda_built") = false;
+  fastdl::blas_single_threaded();
 
   m.def("set_num_threads", [](int n) {
     if (n < 1) value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
     fastdl::set_num_threads(n);
   }, py::arg("n"));
-  m.def("get_num_threads", &fastdl::get_num_threads);
-  m.def("has_openmp", &fastdl::has_openmp);
+  m.def("get_num_threads", &fastdl::num_threads);
   m.def("blas_config", &fastdl::blas_config);
   m.def("blas_corename", &fastdl::blas_corename);
   m.def("cpu_features", &fastdl::cpu_features);
