@@ -32,10 +32,15 @@ namespace {
 thread_local bool tl_in_part = false;
 
 // How long an idle thread keeps looking for work before it sleeps: spinning, then yielding the core
-// to any other runnable thread.  Measured (bench/bench_contention.py): longer spins bought nothing
-// alone and cost up to ~1.3x with two processes on two cores.
-constexpr auto kSpin = std::chrono::microseconds(20);
-constexpr auto kYield = std::chrono::microseconds(100);
+// to any other runnable thread.  Measured with bench/bench_contention.py (LeNet-5 step / LSTM
+// forward, ms, alone -> two processes at once on 2 cores):
+//   sleep at once        6.96 / 29.9 -> 7.00 / 24.6     (the LSTM's many short regions pay wake-ups)
+//   20 us + 100 us       6.47 / 18.8 -> 7.92 / 26.0
+//   100 us + 500 us      5.56 / 19.5 -> 7.50 / 24.9     (chosen)
+//   200 us + 1 ms        5.46 / 15.9 -> 8.14 / 26.1
+//   2 ms + 5 ms          5.65 / 17.5 -> 15.4 / 40.6     (spinners steal the other process's core)
+constexpr auto kSpin = std::chrono::microseconds(100);
+constexpr auto kYield = std::chrono::microseconds(500);
 
 // Waits until ready() holds: spin, then yield, then sleep on cv (woken by whoever makes it hold,
 // under m).  `sleepers` counts the threads asleep on cv, so the waker knows whether to notify.
