@@ -7,6 +7,7 @@
 
 #include "conv_columns.h"
 #include "conv_direct.h"
+#include "gemm_packed.h"
 #include "cpu.h"
 
 namespace fastdl {
@@ -34,6 +35,18 @@ int conv_direct_width() {
 void set_conv_direct_width(int w) {
   if (w != -1 && w != 0 && w != 8 && w != 16) throw std::invalid_argument("conv direct width must be -1, 0, 8 or 16");
   direct_width_cap = w;
+}
+
+const PackedKernels& packed_kernels(int width) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  static const PackedKernels k16{avx512::packed_tile, avx512::packed_rows};
+  if (width == 16) return k16;
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  static const PackedKernels k8{avx2::packed_tile, avx2::packed_rows};
+  if (width == 8) return k8;
+#endif
+  throw std::logic_error("packed kernels: no build for vector width " + std::to_string(width));
 }
 
 const DirectKernels& direct_kernels(int width) {

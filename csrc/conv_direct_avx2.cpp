@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "conv_direct.h"
+#include "gemm_packed.h"
 
 namespace fastdl {
 namespace avx2 {
@@ -51,9 +52,14 @@ struct V {
   }
 };
 #include "conv_direct_kernels.inc"
+#include "gemm_packed_kernels.inc"
 }  // namespace
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
+void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int mr, int nv) {
+  packed_tile_run(A, lda, Bp, K, C, ldc, mr, nv);
+}
+int packed_rows(int nv) { return packed_rows_of(nv); }
 }  // namespace avx2
 }  // namespace fastdl

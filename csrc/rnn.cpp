@@ -1,9 +1,12 @@
 #include "rnn.h"
 
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
+#include "conv_direct.h"
 #include "gemm.h"
+#include "gemm_packed.h"
 #include "simd.h"
 
 namespace fastdl {
@@ -17,6 +20,126 @@ constexpr int64_t kGrain = 4096;  // gate elements per thread
 
 }  // namespace
 
+// The packed float32 forward (see rnn.h).  W_hh is packed per block of U hidden units (U = the SIMD
+// width): the block's panel holds, for every k, the U weights of each gate in turn, so one tile of
+// the product gives rows' complete pre-activations (i, f, g, o) for those units.  A step is one
+// parallel region over unit blocks; each block runs its tiles of rows, then their gates, and writes
+// the new state into the other of two h buffers, which the next step reads.
+bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, const float* c0, const float* w_hh,
+                        const float* b_hh, float* out, float* hn, float* cn, float* gates, float* cs, float* hnl) {
+  const int U = conv_direct_width();
+  if (!U || d.H % U) return false;
+  const PackedKernels& kern = packed_kernels(U);
+  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, GU = G * U, blocks = H / U;
+  const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
+  const int MR = kern.rows(int(G));
+  std::vector<float> wp(GH * H);
+  parallel_for(blocks, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u)
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t t = 0; t < U; ++t) {
+          const float* row = w_hh + (g * H + u * U + t) * H;
+          float* dst = wp.data() + u * H * GU + g * U + t;
+          for (int64_t k = 0; k < H; ++k) dst[k * GU] = row[k];
+        }
+  });
+  std::vector<float> hbuf(2 * B * H), c;
+  std::memcpy(hbuf.data(), h0, sizeof(float) * B * H);
+  if (lstm) c.assign(c0, c0 + B * H);
+  const int64_t parts = std::min<int64_t>(max_threads(), blocks);
+  for (int64_t s = 0; s < d.T; ++s) {
+    const int64_t t = time_at(d, s);
+    const float* hp = hbuf.data() + (s & 1) * B * H;
+    float* hq = hbuf.data() + ((s + 1) & 1) * B * H;
+    const float* pre = xw + t * B * GH;
+    parallel_parts(parts, [&](int64_t part, int64_t np) {
+      // one tile at a time: th (MR, G*U) the hidden path from the packed product, then act
+      // (G, MR, U) the activated gates, gate-major so that each activation is one call per tile
+      float th[8 * 4 * 16], act[4 * 8 * 16], tmp[8 * 16];
+      const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
+      for (int64_t u = ub; u < ue; ++u) {
+        const int64_t j0 = u * U;
+        for (int64_t r0 = 0; r0 < B; r0 += MR) {
+          const int mr = int(std::min<int64_t>(MR, B - r0));
+          const int64_t RU = mr * U;
+          for (int r = 0; r < mr; ++r)
+            for (int64_t g = 0; g < G; ++g)
+              for (int64_t k = 0; k < U; ++k) th[r * GU + g * U + k] = gru && b_hh ? b_hh[g * H + j0 + k] : 0.0f;
+          kern.tile(hp + r0 * H, H, wp.data() + u * H * GU, H, th, GU, mr, int(G));
+          // pre-activations: input path (xw, gate g of row b at pre[b * GH + g * H + j0]) + hidden path
+          // (GRU: only r and z here; n takes r times its hidden part)
+          const int64_t summed = gru ? 2 : G;
+          for (int64_t g = 0; g < summed; ++g)
+            for (int r = 0; r < mr; ++r) {
+              const float* xp = pre + (r0 + r) * GH + g * H + j0;
+              const float* hh = th + r * GU + g * U;
+              float* a = act + g * RU + r * U;
+              for (int64_t k = 0; k < U; ++k) a[k] = xp[k] + hh[k];
+            }
+          float* ga = act;  // gate g of row r at act[g * RU + r * U]
+          if (lstm) {
+            SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);                  // i, f
+            SIMD(tanh_f<float>)(ga + 2 * RU, ga + 2 * RU, RU);      // g
+            SIMD(sigmoid_f<float>)(ga + 3 * RU, ga + 3 * RU, RU);  // o
+            for (int r = 0; r < mr; ++r) {
+              const int64_t b = r0 + r;
+              if (!valid(d, t, b)) continue;
+              float* cb = c.data() + b * H + j0;
+              const float *i = ga + r * U, *f = ga + RU + r * U, *gg = ga + 2 * RU + r * U;
+              for (int64_t k = 0; k < U; ++k) cb[k] = f[k] * cb[k] + i[k] * gg[k];
+              std::memcpy(tmp + r * U, cb, sizeof(float) * U);
+            }
+            SIMD(tanh_f<float>)(tmp, tmp, RU);
+            for (int64_t q = 0; q < RU; ++q) tmp[q] *= ga[3 * RU + q];  // h = o tanh(c)
+          } else if (gru) {
+            SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
+            for (int r = 0; r < mr; ++r) {
+              const float* xp = pre + (r0 + r) * GH + 2 * H + j0;
+              const float *hn_ = th + r * GU + 2 * U, *rr = ga + r * U;
+              for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = xp[k] + rr[k] * hn_[k];
+            }
+            SIMD(tanh_f<float>)(tmp, ga + 2 * RU, RU);  // n
+            for (int r = 0; r < mr; ++r) {
+              const float *z = ga + RU + r * U, *n = ga + 2 * RU + r * U, *hprev = hp + (r0 + r) * H + j0;
+              for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = (1.0f - z[k]) * n[k] + z[k] * hprev[k];
+            }
+          } else {
+            if (d.mode == RnnMode::Tanh)
+              SIMD(tanh_f<float>)(ga, ga, RU);
+            else
+              SIMD(relu_f<float>)(ga, ga, RU);
+            std::memcpy(tmp, ga, sizeof(float) * RU);
+          }
+          // the rows' new state, outputs and what backward needs; a finished sequence keeps its state
+          for (int r = 0; r < mr; ++r) {
+            const int64_t b = r0 + r, row = (t * B + b) * H + j0;
+            float* hb = hq + b * H + j0;
+            if (!valid(d, t, b)) {
+              std::fill_n(out + row, U, 0.0f);
+              std::memcpy(hb, hp + b * H + j0, sizeof(float) * U);
+              if (gates)
+                for (int64_t g = 0; g < G; ++g) std::fill_n(gates + (t * B + b) * GH + g * H + j0, U, 0.0f);
+              if (cs) std::memcpy(cs + row, c.data() + b * H + j0, sizeof(float) * U);
+              if (hnl) std::fill_n(hnl + row, U, 0.0f);
+              continue;
+            }
+            std::memcpy(out + row, tmp + r * U, sizeof(float) * U);
+            std::memcpy(hb, tmp + r * U, sizeof(float) * U);
+            if (gates)
+              for (int64_t g = 0; g < G; ++g)
+                std::memcpy(gates + (t * B + b) * GH + g * H + j0, ga + g * RU + r * U, sizeof(float) * U);
+            if (cs) std::memcpy(cs + row, c.data() + b * H + j0, sizeof(float) * U);
+            if (hnl) std::memcpy(hnl + row, th + r * GU + 2 * U, sizeof(float) * U);
+          }
+        }
+      }
+    });
+  }
+  std::memcpy(hn, hbuf.data() + (d.T & 1) * B * H, sizeof(float) * B * H);
+  if (lstm) std::memcpy(cn, c.data(), sizeof(float) * B * H);
+  return true;
+}
+
 template <class T>
 void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* hn, T* cn, T* gates, T* cs, T* hnl) {
@@ -27,6 +150,11 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   std::vector<T> xw(d.T * B * GH), bias(GH, T(0)), hw(gru ? B * GH : 0);
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
   linear_forward<T>(x, w_ih, bias.data(), xw.data(), d.T * B, d.I, GH);
+  if constexpr (std::is_same_v<T, float>) {
+    if (rnn_forward_packed(d, xw.data(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl)) return;
+  }
+  // without saved gates (inference) the activations go through one step's scratch instead
+  std::vector<T> scratch(gates ? 0 : B * GH);
   std::vector<T> h(h0, h0 + B * H), c, tc;
   if (lstm) {
     c.assign(c0, c0 + B * H);
@@ -41,7 +169,7 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
     } else {
       gemm<T>(false, true, B, GH, H, T(1), h.data(), w_hh, T(1), pre);
     }
-    T* gt = gates + t * B * GH;
+    T* gt = gates ? gates + t * B * GH : scratch.data();
     T* ot = out + t * B * H;
     // 3. fused gates, one batch row per task; activations by the dispatched SIMD kernels
     parallel_for(B, std::max<int64_t>(1, kGrain / GH), [&](int64_t b0, int64_t b1) {
@@ -51,8 +179,8 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
         if (!valid(d, t, b)) {  // past this sequence's end: state kept, output 0
           std::fill(o, o + H, T(0));
           std::fill(g, g + GH, T(0));
-          if (lstm) std::memcpy(cs + (t * B + b) * H, c.data() + b * H, sizeof(T) * H);
-          if (gru) std::fill(hnl + (t * B + b) * H, hnl + (t * B + b + 1) * H, T(0));
+          if (cs) std::memcpy(cs + (t * B + b) * H, c.data() + b * H, sizeof(T) * H);
+          if (hnl) std::fill(hnl + (t * B + b) * H, hnl + (t * B + b + 1) * H, T(0));
           continue;
         }
         const T* p = pre + b * GH;
@@ -64,18 +192,18 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
           T* cb = c.data() + b * H;
           T* tcb = tc.data() + b * H;
           for (int64_t j = 0; j < H; ++j) cb[j] = g[H + j] * cb[j] + g[j] * g[2 * H + j];
-          std::memcpy(cs + (t * B + b) * H, cb, sizeof(T) * H);
+          if (cs) std::memcpy(cs + (t * B + b) * H, cb, sizeof(T) * H);
           SIMD(tanh_f<T>)(cb, tcb, H);
           for (int64_t j = 0; j < H; ++j) o[j] = g[3 * H + j] * tcb[j];
         } else if (gru) {
           const T* hr = hw.data() + b * GH;
-          T* hl = hnl + (t * B + b) * H;
+          T* hl = hnl ? hnl + (t * B + b) * H : nullptr;
           T* tmp = o;  // scratch: the pre-activations of r and z go through g
           for (int64_t j = 0; j < 2 * H; ++j) g[j] = p[j] + hr[j];
           SIMD(sigmoid_f<T>)(g, g, 2 * H);                  // r, z
           for (int64_t j = 0; j < H; ++j) {
-            hl[j] = hr[2 * H + j];                          // W_hn h + b_hn
-            tmp[j] = p[2 * H + j] + g[j] * hl[j];
+            if (hl) hl[j] = hr[2 * H + j];                  // W_hn h + b_hn, saved for backward
+            tmp[j] = p[2 * H + j] + g[j] * hr[2 * H + j];
           }
           SIMD(tanh_f<T>)(tmp, g + 2 * H, H);               // n
           for (int64_t j = 0; j < H; ++j) o[j] = (T(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hb[j];

@@ -19,9 +19,11 @@ struct RnnDims {
   const int64_t* lengths;  // (B) or null: steps t >= lengths[b] keep b's state and output 0
 };
 
-// -> out (T, B, H), hn (B, H), cn (B, H, LSTM only); saved for backward:
-// gates (T, B, G*H) activated gates (LSTM i f g o, GRU r z n), cs (T, B, H) LSTM cells,
-// hnl (T, B, H) GRU's W_hn h + b_hn.
+// -> out (T, B, H), hn (B, H), cn (B, H, LSTM only); saved for backward, each null when not wanted
+// (inference): gates (T, B, G*H) activated gates (LSTM i f g o, GRU r z n), cs (T, B, H) LSTM cells,
+// hnl (T, B, H) GRU's W_hn h + b_hn.  float32 with H a multiple of the SIMD width runs every step as
+// one pass over blocks of hidden units: the recurrent product on W_hh packed once per call
+// (gemm_packed.h), then that block's gates, with no GEMM library call and one barrier per step.
 template <class T>
 void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* hn, T* cn, T* gates, T* cs, T* hnl);

@@ -279,3 +279,53 @@ def test_sequence_cross_entropy(rng):
     x = fastdl.tensor(logits, requires_grad=True)
     F.sequence_cross_entropy(x, targets, lengths).backward()
     assert np.all(x.grad.data[1, 2:] == 0) and np.any(x.grad.data[1, :2] != 0)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33)])
+def test_packed_forward(rng, mode, H, B):
+    """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
+    units, one region per step): against the reference, with lengths, both directions, with and without
+    the saved arrays, under every build this CPU has."""
+    from fastdl import _C
+    from fastdl import reference as R
+    G = {"lstm": 4, "gru": 3}.get(mode, 1)
+    T, I = 6, 5
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    x, h0, c0 = f(T, B, I), f(B, H), f(B, H)
+    wi, wh, bi, bh = f(G * H, I), f(G * H, H), f(G * H), f(G * H)
+    lengths = rng.integers(1, T + 1, B)
+    c0 = c0 if mode == "lstm" else None
+    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
+    try:
+        for w in widths:
+            _C.conv_direct_width(w)
+            for reverse in (False, True):
+                for ln in (None, lengths):
+                    want = R.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                    got = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                    for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
+                        if v is None:
+                            assert g is None, name
+                        else:
+                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                                   err_msg=f"{name}, width {w}")
+                    lean = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse, False)
+                    assert lean[3] is None and lean[4] is None and lean[5] is None
+                    for g, v in zip(lean[:3], got[:3]):
+                        if v is not None:
+                            np.testing.assert_array_equal(g, v)
+    finally:
+        _C.conv_direct_width(-1)
+
+
+def test_inference_keeps_nothing_for_backward(rng):
+    """Under no_grad the layer asks the kernel for no saved arrays; the result is the same."""
+    m = nn.LSTM(5, 32)
+    x = fastdl.tensor(rng.standard_normal((4, 3, 5)).astype(np.float32))
+    out, (h, c) = m(x)
+    with fastdl.no_grad():
+        out2, (h2, c2) = m(x)
+    assert not out2.requires_grad
+    np.testing.assert_allclose(out2.data, out.data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(c2.data, c.data, rtol=1e-6, atol=1e-7)

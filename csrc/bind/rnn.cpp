@@ -68,7 +68,7 @@ template <class T> const T* opt(const py::object& o, carr<T>& keep) {
 
 py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::object& h0o, const py::object& c0o,
                       const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
-                      const py::object& lengths, bool reverse) {
+                      const py::object& lengths, bool reverse, bool save) {
   const char* fn = "rnn_forward";
   auto x0 = to_array(xo, fn, "input"), h00 = to_array(h0o, fn, "hx"), wi0 = to_array(wio, fn, "weight_ih"),
        wh0 = to_array(who, fn, "weight_hh");
@@ -83,14 +83,15 @@ py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::o
     const T* c0 = lstm ? opt<T>(c0o, c0k) : nullptr;
     const T* bi = opt<T>(bio, bik);
     const T* bh = opt<T>(bho, bhk);
-    py::array out = empty<T>({d.T, d.B, d.H}), hn = empty<T>({d.B, d.H}), gates = empty<T>({d.T, d.B, G * d.H});
-    Out<T> cn(lstm, {d.B, d.H}), cells(lstm, {d.T, d.B, d.H}), hnl(gru, {d.T, d.B, d.H});
+    py::array out = empty<T>({d.T, d.B, d.H}), hn = empty<T>({d.B, d.H});
+    Out<T> cn(lstm, {d.B, d.H}), gates(save, {d.T, d.B, G * d.H}), cells(lstm && save, {d.T, d.B, d.H}),
+        hnl(gru && save, {d.T, d.B, d.H});
     {
       py::gil_scoped_release nogil;
       fastdl::rnn_forward<T>(d, x.data(), h0.data(), c0, wi.data(), wh.data(), bi, bh, ptr<T>(out), ptr<T>(hn), cn.p(),
-                             ptr<T>(gates), cells.p(), hnl.p());
+                             gates.p(), cells.p(), hnl.p());
     }
-    return py::make_tuple(out, hn, cn.obj(), gates, cells.obj(), hnl.obj());
+    return py::make_tuple(out, hn, cn.obj(), gates.obj(), cells.obj(), hnl.obj());
   });
 }
 
@@ -150,7 +151,7 @@ py::tuple rnn_backward(const std::string& mode, const py::object& douto, const p
 void bind_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward, py::arg("mode"), py::arg("input"), py::arg("hx"), py::arg("cx"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("lengths"),
-        py::arg("reverse"));
+        py::arg("reverse"), py::arg("save") = true);
   m.def("rnn_backward", &rnn_backward, py::arg("mode"), py::arg("dout"), py::arg("dhn"), py::arg("dcn"),
         py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("output"), py::arg("gates"), py::arg("cells"), py::arg("hn_linear"),

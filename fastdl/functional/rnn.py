@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..autograd import is_grad_enabled
 from ..tensor import Tensor, _result, _results, as_tensor, contiguous
 from .basic import cat, cross_entropy, dropout, stack
 
@@ -32,10 +33,11 @@ def rnn_layer(mode: str, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=No
     ln = None if lengths is None else np.ascontiguousarray(np.asarray(lengths, dtype=np.int64))
     kern = backend.ops(x.data)
     raw = lambda t: None if t is None else t.data  # noqa: E731
-    out, hn, cn, gates, cells, hnl = kern.rnn_forward(mode, x.data, h0.data, raw(c0), w_ih.data, w_hh.data,
-                                                      raw(b_ih), raw(b_hh), ln, bool(reverse))
     lstm = mode == "lstm"
     parents = [x, h0, w_ih, w_hh] + ([c0] if lstm else []) + ([b_ih, b_hh] if b_ih is not None else [])
+    save = is_grad_enabled() and any(p.requires_grad for p in parents)  # else nothing is kept for backward
+    out, hn, cn, gates, cells, hnl = kern.rnn_forward(mode, x.data, h0.data, raw(c0), w_ih.data, w_hh.data,
+                                                      raw(b_ih), raw(b_hh), ln, bool(reverse), save)
 
     def bw(grads):
         dout, dhn = (None if g is None else contiguous(g) for g in grads[:2])

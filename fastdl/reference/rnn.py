@@ -51,7 +51,7 @@ def _rnn_check(mode, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths, fn):
     return x, t, b, h, g
 
 
-def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse):
+def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, save=True):
     """One recurrent layer over the whole sequence (T, B, I), as PyTorch's RNN/GRU/LSTM:
 
     rnn:  h = tanh|relu(W_ih x + b_ih + W_hh h + b_hh)
@@ -99,6 +99,8 @@ def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, len
             gates[t] = np.where(live, h_new, 0)  # for the simple RNN the "gate" is the new state itself
         out[t] = np.where(live, h_new, 0)
         hcur = np.where(live, h_new, hcur)
+    if not save:  # inference: nothing kept for backward
+        gates = cells = hnl = None
     return out, hcur.astype(dt), None if ccur is None else ccur.astype(dt), gates, cells, hnl
 
 
