@@ -1,5 +1,6 @@
 #include "rnn.h"
 
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -47,30 +48,38 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
   std::memcpy(hbuf.data(), h0, sizeof(float) * B * H);
   if (lstm) c.assign(c0, c0 + B * H);
   const int64_t parts = std::min<int64_t>(max_threads(), blocks);
+  const int64_t KC = std::max<int64_t>(16, (int64_t(32) << 10) / (GU * int64_t(sizeof(float))));
+  std::vector<float> hidden(parts * B * GU), acts(parts * B * GU), temps(parts * B * U);
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
     const float* hp = hbuf.data() + (s & 1) * B * H;
     float* hq = hbuf.data() + ((s + 1) & 1) * B * H;
     const float* pre = xw + t * B * GH;
     parallel_parts(parts, [&](int64_t part, int64_t np) {
-      // one tile at a time: th (MR, G*U) the hidden path from the packed product, then act
-      // (G, MR, U) the activated gates, gate-major so that each activation is one call per tile
-      float th[8 * 4 * 16], act[4 * 8 * 16], tmp[8 * 16];
+      // per block of units: all rows' hidden path (B, G*U) from the packed product, the panel taken
+      // in chunks of KC rows that stay in L1 while every row tile uses them; then act (G, B, U), the
+      // activated gates, gate-major so that each activation is one call per block
+      float* hall = hidden.data() + part * B * GU;
+      float* act = acts.data() + part * B * GU;  // (G, B, U)
+      float* tmp = temps.data() + part * B * U;  // (B, U)
       const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
       for (int64_t u = ub; u < ue; ++u) {
         const int64_t j0 = u * U;
-        for (int64_t r0 = 0; r0 < B; r0 += MR) {
-          const int mr = int(std::min<int64_t>(MR, B - r0));
-          const int64_t RU = mr * U;
-          for (int r = 0; r < mr; ++r)
-            for (int64_t g = 0; g < G; ++g)
-              for (int64_t k = 0; k < U; ++k) th[r * GU + g * U + k] = gru && b_hh ? b_hh[g * H + j0 + k] : 0.0f;
-          kern.tile(hp + r0 * H, H, wp.data() + u * H * GU, H, th, GU, mr, int(G));
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t g = 0; g < G; ++g)
+            for (int64_t k = 0; k < U; ++k) hall[r * GU + g * U + k] = gru && b_hh ? b_hh[g * H + j0 + k] : 0.0f;
+        for (int64_t k0 = 0; k0 < H; k0 += KC)
+          for (int64_t r0 = 0; r0 < B; r0 += MR)
+            kern.tile(hp + r0 * H + k0, H, wp.data() + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * GU, GU,
+                      int(std::min<int64_t>(MR, B - r0)), int(G));
+        {  // the block's gates for every row at once: a few long activation calls per block
+          const int64_t r0 = 0, mr = B, RU = B * U;
+          const float* th = hall;
           // pre-activations: input path (xw, gate g of row b at pre[b * GH + g * H + j0]) + hidden path
           // (GRU: only r and z here; n takes r times its hidden part)
           const int64_t summed = gru ? 2 : G;
           for (int64_t g = 0; g < summed; ++g)
-            for (int r = 0; r < mr; ++r) {
+            for (int64_t r = 0; r < mr; ++r) {
               const float* xp = pre + (r0 + r) * GH + g * H + j0;
               const float* hh = th + r * GU + g * U;
               float* a = act + g * RU + r * U;
@@ -81,7 +90,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
             SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);                  // i, f
             SIMD(tanh_f<float>)(ga + 2 * RU, ga + 2 * RU, RU);      // g
             SIMD(sigmoid_f<float>)(ga + 3 * RU, ga + 3 * RU, RU);  // o
-            for (int r = 0; r < mr; ++r) {
+            for (int64_t r = 0; r < mr; ++r) {
               const int64_t b = r0 + r;
               if (!valid(d, t, b)) continue;
               float* cb = c.data() + b * H + j0;
@@ -93,13 +102,13 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
             for (int64_t q = 0; q < RU; ++q) tmp[q] *= ga[3 * RU + q];  // h = o tanh(c)
           } else if (gru) {
             SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
-            for (int r = 0; r < mr; ++r) {
+            for (int64_t r = 0; r < mr; ++r) {
               const float* xp = pre + (r0 + r) * GH + 2 * H + j0;
               const float *hn_ = th + r * GU + 2 * U, *rr = ga + r * U;
               for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = xp[k] + rr[k] * hn_[k];
             }
             SIMD(tanh_f<float>)(tmp, ga + 2 * RU, RU);  // n
-            for (int r = 0; r < mr; ++r) {
+            for (int64_t r = 0; r < mr; ++r) {
               const float *z = ga + RU + r * U, *n = ga + 2 * RU + r * U, *hprev = hp + (r0 + r) * H + j0;
               for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = (1.0f - z[k]) * n[k] + z[k] * hprev[k];
             }
@@ -111,7 +120,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
             std::memcpy(tmp, ga, sizeof(float) * RU);
           }
           // the rows' new state, outputs and what backward needs; a finished sequence keeps its state
-          for (int r = 0; r < mr; ++r) {
+          for (int64_t r = 0; r < mr; ++r) {
             const int64_t b = r0 + r, row = (t * B + b) * H + j0;
             float* hb = hq + b * H + j0;
             if (!valid(d, t, b)) {
@@ -147,11 +156,12 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
   // 1. input path for every step at once: xw (T*B, G*H) = x w_ih^T + b_ih (+ b_hh folded in, except for the
   //    GRU, whose hidden path (with b_hh) is kept apart because r multiplies its n part)
-  std::vector<T> xw(d.T * B * GH), bias(GH, T(0)), hw(gru ? B * GH : 0);
+  std::unique_ptr<T[]> xw(new T[d.T * B * GH]);  // every element written by the GEMM: not zeroed first
+  std::vector<T> bias(GH, T(0)), hw(gru ? B * GH : 0);
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
-  linear_forward<T>(x, w_ih, bias.data(), xw.data(), d.T * B, d.I, GH);
+  linear_forward<T>(x, w_ih, bias.data(), xw.get(), d.T * B, d.I, GH);
   if constexpr (std::is_same_v<T, float>) {
-    if (rnn_forward_packed(d, xw.data(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl)) return;
+    if (rnn_forward_packed(d, xw.get(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl)) return;
   }
   // without saved gates (inference) the activations go through one step's scratch instead
   std::vector<T> scratch(gates ? 0 : B * GH);
@@ -162,7 +172,7 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   }
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
-    T* pre = xw.data() + t * B * GH;  // pre-activations of this step, (B, G*H)
+    T* pre = xw.get() + t * B * GH;  // pre-activations of this step, (B, G*H)
     // 2. hidden path, accumulated onto the input path: one GEMM per step
     if (gru) {
       linear_forward<T>(h.data(), w_hh, b_hh, hw.data(), B, H, GH);
@@ -244,16 +254,37 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     }
   }
   std::vector<T> tcs(d.mode == RnnMode::LSTM ? B * H : 0);
-  for (int64_t s = d.T - 1; s >= 0; --s) {
-    const int64_t t = time_at(d, s);
-    const T* gt = gates + t * B * GH;
-    const T* hp = hprev.data() + t * B * H;
-    T* dxt = dxw.data() + t * B * GH;
-    T* dht = dhw.data() + t * B * GH;
-    parallel_for(B, std::max<int64_t>(1, kGrain / GH), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        T* dhb = dh.data() + b * H;
-        T* dpb = dhp.data() + b * H;
+  // W_hh's columns in blocks of U hidden units, each (G*H, U) contiguous, for the packed product
+  // dh_{t-1} (rows, H) = dhw_t (rows, G*H) @ W_hh (float32 with H a multiple of the SIMD width)
+  int U = 0;
+  const PackedKernels* pk = nullptr;
+  std::vector<T> wcols;
+  if constexpr (std::is_same_v<T, float>) {
+    U = conv_direct_width();
+    if (U && H % U == 0) {
+      pk = &packed_kernels(U);
+      wcols.resize(GH * H);
+      for (int64_t u = 0; u < H / U; ++u)
+        for (int64_t k = 0; k < GH; ++k)
+          std::memcpy(wcols.data() + (u * GH + k) * U, w_hh + k * H + u * U, sizeof(T) * U);
+    }
+  }
+  // Rows of the batch never meet in BPTT: each part takes a block of rows through every step, with
+  // no barrier between steps (W_hh is only read).
+  const int64_t parts = std::min<int64_t>(max_threads(), std::max<int64_t>(1, B * GH * H / (int64_t(1) << 16)));
+  parallel_parts(std::min(parts, B), [&](int64_t part, int64_t np) {
+    const int64_t rb = part * B / np, re = (part + 1) * B / np;
+    T* cur = dh.data();   // dL/dh_t of this part's rows (full-size buffers, rows rb..re used)
+    T* prev = dhp.data();  // dL/dh_{t-1}, being built
+    for (int64_t s = d.T - 1; s >= 0; --s) {
+      const int64_t t = time_at(d, s);
+      const T* gt = gates + t * B * GH;
+      const T* hp = hprev.data() + t * B * H;
+      T* dxt = dxw.data() + t * B * GH;
+      T* dht = dhw.data() + t * B * GH;
+      for (int64_t b = rb; b < re; ++b) {
+        T* dhb = cur + b * H;
+        T* dpb = prev + b * H;
         if (!valid(d, t, b)) {  // identity step: the gradient passes through, nothing to this step
           std::memcpy(dpb, dhb, sizeof(T) * H);
           continue;
@@ -316,12 +347,24 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
             }
           }
         }
+            }
+      // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
+      if (pk) {
+        const int MR = pk->rows(1);
+        const int64_t KC = (int64_t(32) << 10) / (U * int64_t(sizeof(float)));  // panel rows kept in L1
+        for (int64_t u = 0; u < H / U; ++u)
+          for (int64_t k0 = 0; k0 < GH; k0 += KC)
+            for (int64_t r0 = rb; r0 < re; r0 += MR)
+              pk->tile(reinterpret_cast<const float*>(dht) + r0 * GH + k0, GH,
+                       reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * U, std::min(KC, GH - k0),
+                       reinterpret_cast<float*>(prev) + r0 * H + u * U, H, int(std::min<int64_t>(MR, re - r0)), 1);
+      } else if (re > rb) {
+        gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
       }
-    });
-    // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
-    gemm<T>(false, false, B, H, GH, T(1), dht, w_hh, T(1), dhp.data());
-    std::swap(dh, dhp);
-  }
+      std::swap(cur, prev);
+    }
+    if (cur != dh.data()) std::memcpy(dh.data() + rb * H, cur + rb * H, sizeof(T) * (re - rb) * H);
+  });
   if (dh0) std::memcpy(dh0, dh.data(), sizeof(T) * B * H);
   if (dc0 && d.mode == RnnMode::LSTM) std::memcpy(dc0, dc.data(), sizeof(T) * B * H);
   // weight gradients for all steps at once

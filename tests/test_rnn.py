@@ -285,8 +285,9 @@ def test_sequence_cross_entropy(rng):
 @pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33)])
 def test_packed_forward(rng, mode, H, B):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
-    units, one region per step): against the reference, with lengths, both directions, with and without
-    the saved arrays, under every build this CPU has."""
+    units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
+    the reference, with lengths, both directions, with and without the saved arrays, under every build
+    this CPU has."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)
@@ -310,6 +311,17 @@ def test_packed_forward(rng, mode, H, B):
                         else:
                             np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
                                                    err_msg=f"{name}, width {w}")
+                    dout, dhn = f(T, B, H), f(B, H)
+                    dcn = f(B, H) if mode == "lstm" else None
+                    bw = (mode, dout, dhn, dcn, x, h0, c0, wi, wh, bi, bh, want[0], want[3], want[4], want[5], ln,
+                          reverse)
+                    for name, g, v in zip(("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"),
+                                          _C.rnn_backward(*bw), R.rnn_backward(*bw)):
+                        if v is None:
+                            assert g is None, name
+                        else:
+                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                                       err_msg=f"{name}, width {w}")
                     lean = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse, False)
                     assert lean[3] is None and lean[4] is None and lean[5] is None
                     for g, v in zip(lean[:3], got[:3]):
