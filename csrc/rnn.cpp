@@ -26,35 +26,47 @@ constexpr int64_t kGrain = 4096;  // gate elements per thread
 // the product gives rows' complete pre-activations (i, f, g, o) for those units.  A step is one
 // parallel region over unit blocks; each block runs its tiles of rows, then their gates, and writes
 // the new state into the other of two h buffers, which the next step reads.
-bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, const float* c0, const float* w_hh,
-                        const float* b_hh, float* out, float* hn, float* cn, float* gates, float* cs, float* hnl) {
+bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, const float* bias, const float* xw,
+                        const float* h0, const float* c0, const float* w_hh, const float* b_hh, float* out, float* hn,
+                        float* cn, float* gates, float* cs, float* hnl) {
   const int U = conv_direct_width();
   if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, GU = G * U, blocks = H / U;
+  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, I = d.I, GU = G * U, blocks = H / U;
   const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
+  const bool fused = xw == nullptr;  // the input path too, step by step, from W_ih packed the same way
   const int MR = kern.rows(int(G));
-  std::vector<float> wp(GH * H);
-  parallel_for(blocks, 1, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u)
-      for (int64_t g = 0; g < G; ++g)
-        for (int64_t t = 0; t < U; ++t) {
-          const float* row = w_hh + (g * H + u * U + t) * H;
-          float* dst = wp.data() + u * H * GU + g * U + t;
-          for (int64_t k = 0; k < H; ++k) dst[k * GU] = row[k];
-        }
-  });
-  std::vector<float> hbuf(2 * B * H), c;
+  const int64_t ntile = (B + MR - 1) / MR;  // tiles of rows, as even as they come (B / ntile <= MR)
+  // w (G*H, K) -> per block of units u: (K, G*U), gate after gate for each k
+  auto pack = [&](const float* w, int64_t K) {
+    std::vector<float> wp(GH * K);
+    parallel_for(blocks, 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u)
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t t = 0; t < U; ++t) {
+            const float* row = w + (g * H + u * U + t) * K;
+            float* dst = wp.data() + u * K * GU + g * U + t;
+            for (int64_t k = 0; k < K; ++k) dst[k * GU] = row[k];
+          }
+    });
+    return wp;
+  };
+  const std::vector<float> wp = pack(w_hh, H), wpi = fused ? pack(w_ih, I) : std::vector<float>();
+  std::vector<float> hbuf(2 * B * H), c;  // c blocked: (blocks, B, U), each block's cells contiguous
   std::memcpy(hbuf.data(), h0, sizeof(float) * B * H);
-  if (lstm) c.assign(c0, c0 + B * H);
+  if (lstm) {
+    c.resize(B * H);
+    for (int64_t u = 0; u < blocks; ++u)
+      for (int64_t b = 0; b < B; ++b) std::memcpy(c.data() + (u * B + b) * U, c0 + b * H + u * U, sizeof(float) * U);
+  }
   const int64_t parts = std::min<int64_t>(max_threads(), blocks);
   const int64_t KC = std::max<int64_t>(16, (int64_t(32) << 10) / (GU * int64_t(sizeof(float))));
-  std::vector<float> hidden(parts * B * GU), acts(parts * B * GU), temps(parts * B * U);
+  std::vector<float> hidden(parts * B * GU), acts(parts * B * GU), temps(2 * parts * B * U);
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
     const float* hp = hbuf.data() + (s & 1) * B * H;
     float* hq = hbuf.data() + ((s + 1) & 1) * B * H;
-    const float* pre = xw + t * B * GH;
+    const float* pre = fused ? nullptr : xw + t * B * GH;
     parallel_parts(parts, [&](int64_t part, int64_t np) {
       // per block of units: all rows' hidden path (B, G*U) from the packed product, the panel taken
       // in chunks of KC rows that stay in L1 while every row tile uses them; then act (G, B, U), the
@@ -65,13 +77,24 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
       const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
       for (int64_t u = ub; u < ue; ++u) {
         const int64_t j0 = u * U;
+        // the tile starts from the bias: both (fused input path) or b_hh (the GRU's hidden path)
+        const float* b0 = fused ? bias : gru ? b_hh : nullptr;
         for (int64_t r = 0; r < B; ++r)
           for (int64_t g = 0; g < G; ++g)
-            for (int64_t k = 0; k < U; ++k) hall[r * GU + g * U + k] = gru && b_hh ? b_hh[g * H + j0 + k] : 0.0f;
+            for (int64_t k = 0; k < U; ++k) hall[r * GU + g * U + k] = b0 ? b0[g * H + j0 + k] : 0.0f;
+        if (fused)
+          for (int64_t k0 = 0; k0 < I; k0 += KC)
+            for (int64_t i = 0; i < ntile; ++i) {
+              const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
+              kern.tile(x + t * B * I + r0 * I + k0, I, wpi.data() + (u * I + k0) * GU, std::min(KC, I - k0),
+                        hall + r0 * GU, GU, int(r1 - r0), int(G));
+            }
         for (int64_t k0 = 0; k0 < H; k0 += KC)
-          for (int64_t r0 = 0; r0 < B; r0 += MR)
+          for (int64_t i = 0; i < ntile; ++i) {
+            const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
             kern.tile(hp + r0 * H + k0, H, wp.data() + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * GU, GU,
-                      int(std::min<int64_t>(MR, B - r0)), int(G));
+                      int(r1 - r0), int(G));
+          }
         {  // the block's gates for every row at once: a few long activation calls per block
           const int64_t r0 = 0, mr = B, RU = B * U;
           const float* th = hall;
@@ -80,26 +103,24 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
           const int64_t summed = gru ? 2 : G;
           for (int64_t g = 0; g < summed; ++g)
             for (int64_t r = 0; r < mr; ++r) {
-              const float* xp = pre + (r0 + r) * GH + g * H + j0;
               const float* hh = th + r * GU + g * U;
               float* a = act + g * RU + r * U;
+              if (fused) {  // the tile holds the whole pre-activation already
+                std::memcpy(a, hh, sizeof(float) * U);
+                continue;
+              }
+              const float* xp = pre + (r0 + r) * GH + g * H + j0;
               for (int64_t k = 0; k < U; ++k) a[k] = xp[k] + hh[k];
             }
           float* ga = act;  // gate g of row r at act[g * RU + r * U]
-          if (lstm) {
-            SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);                  // i, f
-            SIMD(tanh_f<float>)(ga + 2 * RU, ga + 2 * RU, RU);      // g
-            SIMD(sigmoid_f<float>)(ga + 3 * RU, ga + 3 * RU, RU);  // o
-            for (int64_t r = 0; r < mr; ++r) {
-              const int64_t b = r0 + r;
-              if (!valid(d, t, b)) continue;
-              float* cb = c.data() + b * H + j0;
-              const float *i = ga + r * U, *f = ga + RU + r * U, *gg = ga + 2 * RU + r * U;
-              for (int64_t k = 0; k < U; ++k) cb[k] = f[k] * cb[k] + i[k] * gg[k];
-              std::memcpy(tmp + r * U, cb, sizeof(float) * U);
-            }
-            SIMD(tanh_f<float>)(tmp, tmp, RU);
-            for (int64_t q = 0; q < RU; ++q) tmp[q] *= ga[3 * RU + q];  // h = o tanh(c)
+          if (lstm) {  // the block's cells, (B, U) contiguous, and h into tmp, by one fused call
+            float* cblock = c.data() + u * B * U;
+            float* keep = temps.data() + (np + part) * B * U;
+            if (d.lengths) std::memcpy(keep, cblock, sizeof(float) * RU);
+            SIMD(lstm_cell<float>)(ga, cblock, tmp, RU);
+            if (d.lengths)  // a finished sequence keeps its cell
+              for (int64_t b = 0; b < B; ++b)
+                if (!valid(d, t, b)) std::memcpy(cblock + b * U, keep + b * U, sizeof(float) * U);
           } else if (gru) {
             SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
             for (int64_t r = 0; r < mr; ++r) {
@@ -128,7 +149,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
               std::memcpy(hb, hp + b * H + j0, sizeof(float) * U);
               if (gates)
                 for (int64_t g = 0; g < G; ++g) std::fill_n(gates + (t * B + b) * GH + g * H + j0, U, 0.0f);
-              if (cs) std::memcpy(cs + row, c.data() + b * H + j0, sizeof(float) * U);
+              if (cs) std::memcpy(cs + row, c.data() + (u * B + b) * U, sizeof(float) * U);
               if (hnl) std::fill_n(hnl + row, U, 0.0f);
               continue;
             }
@@ -137,7 +158,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
             if (gates)
               for (int64_t g = 0; g < G; ++g)
                 std::memcpy(gates + (t * B + b) * GH + g * H + j0, ga + g * RU + r * U, sizeof(float) * U);
-            if (cs) std::memcpy(cs + row, c.data() + b * H + j0, sizeof(float) * U);
+            if (cs) std::memcpy(cs + row, c.data() + (u * B + b) * U, sizeof(float) * U);
             if (hnl) std::memcpy(hnl + row, th + r * GU + 2 * U, sizeof(float) * U);
           }
         }
@@ -145,7 +166,9 @@ bool rnn_forward_packed(const RnnDims& d, const float* xw, const float* h0, cons
     });
   }
   std::memcpy(hn, hbuf.data() + (d.T & 1) * B * H, sizeof(float) * B * H);
-  if (lstm) std::memcpy(cn, c.data(), sizeof(float) * B * H);
+  if (lstm)
+    for (int64_t u = 0; u < blocks; ++u)
+      for (int64_t b = 0; b < B; ++b) std::memcpy(cn + b * H + u * U, c.data() + (u * B + b) * U, sizeof(float) * U);
   return true;
 }
 
@@ -156,12 +179,17 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
   // 1. input path for every step at once: xw (T*B, G*H) = x w_ih^T + b_ih (+ b_hh folded in, except for the
   //    GRU, whose hidden path (with b_hh) is kept apart because r multiplies its n part)
-  std::unique_ptr<T[]> xw(new T[d.T * B * GH]);  // every element written by the GEMM: not zeroed first
   std::vector<T> bias(GH, T(0)), hw(gru ? B * GH : 0);
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
+  if constexpr (std::is_same_v<T, float>) {  // the packed path takes the input path step by step too
+    if (!gru && rnn_forward_packed(d, x, w_ih, bias.data(), nullptr, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
+      return;
+  }
+  std::unique_ptr<T[]> xw(new T[d.T * B * GH]);  // every element written by the GEMM: not zeroed first
   linear_forward<T>(x, w_ih, bias.data(), xw.get(), d.T * B, d.I, GH);
   if constexpr (std::is_same_v<T, float>) {
-    if (rnn_forward_packed(d, xw.get(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl)) return;
+    if (gru && rnn_forward_packed(d, x, w_ih, bias.data(), xw.get(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
+      return;
   }
   // without saved gates (inference) the activations go through one step's scratch instead
   std::vector<T> scratch(gates ? 0 : B * GH);
@@ -354,10 +382,12 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
         const int64_t KC = (int64_t(32) << 10) / (U * int64_t(sizeof(float)));  // panel rows kept in L1
         for (int64_t u = 0; u < H / U; ++u)
           for (int64_t k0 = 0; k0 < GH; k0 += KC)
-            for (int64_t r0 = rb; r0 < re; r0 += MR)
+            for (int64_t i = 0, n = (re - rb + MR - 1) / MR; i < n; ++i) {
+              const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
               pk->tile(reinterpret_cast<const float*>(dht) + r0 * GH + k0, GH,
                        reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * U, std::min(KC, GH - k0),
-                       reinterpret_cast<float*>(prev) + r0 * H + u * U, H, int(std::min<int64_t>(MR, re - r0)), 1);
+                       reinterpret_cast<float*>(prev) + r0 * H + u * U, H, int(r1 - r0), 1);
+            }
       } else if (re > rb) {
         gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
       }

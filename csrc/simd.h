@@ -16,6 +16,7 @@ namespace fastdl {
   template <class T> void tanh_b(const T*, const T*, T*, int64_t);                                      \
   template <class T> void sigmoid_f(const T*, T*, int64_t);                                             \
   template <class T> void sigmoid_b(const T*, const T*, T*, int64_t);                                   \
+  template <class T> void lstm_cell(T*, T*, T*, int64_t);                                                \
   template <class T> void dropout_a(const T*, const uint8_t*, T, T*, int64_t);                          \
   template <class T> void softmax_row(const T*, T*, int64_t, bool);                                     \
   template <class T> void softmax_row_backward(const T*, const T*, T*, int64_t, bool);                  \
