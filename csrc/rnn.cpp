@@ -19,6 +19,18 @@ inline bool valid(const RnnDims& d, int64_t t, int64_t b) { return !d.lengths ||
 
 constexpr int64_t kGrain = 4096;  // gate elements per thread
 
+// This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
+// per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
+template <class T> T* keep(int slot, size_t n) {
+  thread_local std::vector<T> bufs[3];
+  if (bufs[slot].size() < n) {
+    bufs[slot].clear();
+    bufs[slot].shrink_to_fit();
+    bufs[slot].resize(n);
+  }
+  return bufs[slot].data();
+}
+
 }  // namespace
 
 // The packed float32 forward (see rnn.h).  W_hh is packed per block of U hidden units (U = the SIMD
@@ -185,10 +197,10 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
     if (!gru && rnn_forward_packed(d, x, w_ih, bias.data(), nullptr, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
       return;
   }
-  std::unique_ptr<T[]> xw(new T[d.T * B * GH]);  // every element written by the GEMM: not zeroed first
-  linear_forward<T>(x, w_ih, bias.data(), xw.get(), d.T * B, d.I, GH);
+  T* const xw = keep<T>(2, d.T * B * GH);
+  linear_forward<T>(x, w_ih, bias.data(), xw, d.T * B, d.I, GH);
   if constexpr (std::is_same_v<T, float>) {
-    if (gru && rnn_forward_packed(d, x, w_ih, bias.data(), xw.get(), h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
+    if (gru && rnn_forward_packed(d, x, w_ih, bias.data(), xw, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
       return;
   }
   // without saved gates (inference) the activations go through one step's scratch instead
@@ -200,7 +212,7 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   }
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
-    T* pre = xw.get() + t * B * GH;  // pre-activations of this step, (B, G*H)
+    T* pre = xw + t * B * GH;  // pre-activations of this step, (B, G*H)
     // 2. hidden path, accumulated onto the input path: one GEMM per step
     if (gru) {
       linear_forward<T>(h.data(), w_hh, b_hh, hw.data(), B, H, GH);
@@ -266,7 +278,12 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
                   T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
   const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H;
   // per-step pre-activation gradients of the input path (dxw) and of the hidden path (dhw)
-  std::vector<T> dxw(d.T * B * GH, T(0)), dhw(d.T * B * GH, T(0)), hprev(d.T * B * H);
+  // (the same array for all but the GRU, whose n gate differs between the two paths); every row of
+  // every step is written below, so neither is zeroed first
+  const bool gru = d.mode == RnnMode::GRU;
+  T* const dxw = keep<T>(0, d.T * B * GH);
+  T* const dhw = gru ? keep<T>(1, d.T * B * GH) : dxw;
+  std::vector<T> hprev(d.T * B * H);
   std::vector<T> dh(dhn ? std::vector<T>(dhn, dhn + B * H) : std::vector<T>(B * H, T(0)));
   std::vector<T> dc;
   if (d.mode == RnnMode::LSTM) dc = dcn ? std::vector<T>(dcn, dcn + B * H) : std::vector<T>(B * H, T(0));
@@ -282,19 +299,23 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     }
   }
   std::vector<T> tcs(d.mode == RnnMode::LSTM ? B * H : 0);
-  // W_hh's columns in blocks of U hidden units, each (G*H, U) contiguous, for the packed product
-  // dh_{t-1} (rows, H) = dhw_t (rows, G*H) @ W_hh (float32 with H a multiple of the SIMD width)
-  int U = 0;
+  // W_hh's columns in panels of PW = NV vectors, each (G*H, PW) contiguous, for the packed product
+  // dh_{t-1} (rows, H) = dhw_t (rows, G*H) @ W_hh (float32 with H a multiple of the SIMD width; four
+  // vectors a panel when H allows, so that a tile does four FMAs per broadcast)
+  int64_t PW = 0;
+  int NV = 1;
   const PackedKernels* pk = nullptr;
   std::vector<T> wcols;
   if constexpr (std::is_same_v<T, float>) {
-    U = conv_direct_width();
+    const int U = conv_direct_width();
     if (U && H % U == 0) {
       pk = &packed_kernels(U);
+      NV = H % (4 * U) == 0 ? 4 : 1;
+      PW = NV * U;
       wcols.resize(GH * H);
-      for (int64_t u = 0; u < H / U; ++u)
+      for (int64_t u = 0; u < H / PW; ++u)
         for (int64_t k = 0; k < GH; ++k)
-          std::memcpy(wcols.data() + (u * GH + k) * U, w_hh + k * H + u * U, sizeof(T) * U);
+          std::memcpy(wcols.data() + (u * GH + k) * PW, w_hh + k * H + u * PW, sizeof(T) * PW);
     }
   }
   // Rows of the batch never meet in BPTT: each part takes a block of rows through every step, with
@@ -308,13 +329,15 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
       const int64_t t = time_at(d, s);
       const T* gt = gates + t * B * GH;
       const T* hp = hprev.data() + t * B * H;
-      T* dxt = dxw.data() + t * B * GH;
-      T* dht = dhw.data() + t * B * GH;
+      T* dxt = dxw + t * B * GH;
+      T* dht = dhw + t * B * GH;
       for (int64_t b = rb; b < re; ++b) {
         T* dhb = cur + b * H;
         T* dpb = prev + b * H;
         if (!valid(d, t, b)) {  // identity step: the gradient passes through, nothing to this step
           std::memcpy(dpb, dhb, sizeof(T) * H);
+          std::fill_n(dxt + b * GH, GH, T(0));
+          if (gru) std::fill_n(dht + b * GH, GH, T(0));
           continue;
         }
         if (dout) {  // total dL/dh_t (no dout: the outputs were not used)
@@ -341,7 +364,6 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
               dcb[j] = dcv * f;
               dpb[j] = T(0);
             }
-            std::memcpy(hr, xr, sizeof(T) * GH);
             break;
           }
           case RnnMode::GRU: {
@@ -362,7 +384,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
           case RnnMode::Tanh: {
             const T* hv = out + (t * B + b) * H;
             for (int64_t j = 0; j < H; ++j) {
-              xr[j] = hr[j] = dhb[j] * (T(1) - hv[j] * hv[j]);
+              xr[j] = dhb[j] * (T(1) - hv[j] * hv[j]);
               dpb[j] = T(0);
             }
             break;
@@ -370,7 +392,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
           default: {
             const T* hv = out + (t * B + b) * H;
             for (int64_t j = 0; j < H; ++j) {
-              xr[j] = hr[j] = hv[j] > T(0) ? dhb[j] : T(0);
+              xr[j] = hv[j] > T(0) ? dhb[j] : T(0);
               dpb[j] = T(0);
             }
           }
@@ -378,15 +400,15 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
             }
       // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
       if (pk) {
-        const int MR = pk->rows(1);
-        const int64_t KC = (int64_t(32) << 10) / (U * int64_t(sizeof(float)));  // panel rows kept in L1
-        for (int64_t u = 0; u < H / U; ++u)
+        const int MR = pk->rows(NV);
+        const int64_t KC = (int64_t(32) << 10) / (PW * int64_t(sizeof(float)));  // panel rows kept in L1
+        for (int64_t u = 0; u < H / PW; ++u)
           for (int64_t k0 = 0; k0 < GH; k0 += KC)
             for (int64_t i = 0, n = (re - rb + MR - 1) / MR; i < n; ++i) {
               const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
               pk->tile(reinterpret_cast<const float*>(dht) + r0 * GH + k0, GH,
-                       reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * U, std::min(KC, GH - k0),
-                       reinterpret_cast<float*>(prev) + r0 * H + u * U, H, int(r1 - r0), 1);
+                       reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
+                       reinterpret_cast<float*>(prev) + r0 * H + u * PW, H, int(r1 - r0), NV);
             }
       } else if (re > rb) {
         gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
@@ -398,12 +420,12 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   if (dh0) std::memcpy(dh0, dh.data(), sizeof(T) * B * H);
   if (dc0 && d.mode == RnnMode::LSTM) std::memcpy(dc0, dc.data(), sizeof(T) * B * H);
   // weight gradients for all steps at once
-  linear_backward<T>(dxw.data(), x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
-  if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw.data(), hprev.data(), T(0), dw_hh);
+  linear_backward<T>(dxw, x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
+  if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw, hprev.data(), T(0), dw_hh);
   if (db_hh) {
     for (int64_t k = 0; k < GH; ++k) db_hh[k] = T(0);
     for (int64_t r = 0; r < d.T * B; ++r) {
-      const T* row = dhw.data() + r * GH;
+      const T* row = dhw + r * GH;
       for (int64_t k = 0; k < GH; ++k) db_hh[k] += row[k];
     }
   }

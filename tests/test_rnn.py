@@ -282,7 +282,7 @@ def test_sequence_cross_entropy(rng):
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
-@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33)])
+@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33), (64, 9)])
 def test_packed_forward(rng, mode, H, B):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
