@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -97,6 +98,11 @@ class Pool {
     work();
     // every part is claimed; wait for the ones still running elsewhere
     wait_for([&] { return done_.load() == nparts; }, m_, done_cv_, done_sleepers_);
+    if (error_) {  // a part threw (an allocation failed): the caller gets the first exception
+      std::exception_ptr e = nullptr;
+      std::swap(e, error_);
+      std::rethrow_exception(e);
+    }
   }
 
  private:
@@ -120,7 +126,12 @@ class Pool {
       const uint64_t part = v & kMask, n = (v >> 20) & kMask;
       if (part >= n) break;
       if (!job_.compare_exchange_weak(v, v + 1)) continue;
-      (*fn_)(int64_t(part), int64_t(n));
+      try {
+        (*fn_)(int64_t(part), int64_t(n));
+      } catch (...) {  // kept for the caller; the part counts as done so that nobody waits forever
+        std::lock_guard<std::mutex> lk(m_);
+        if (!error_) error_ = std::current_exception();
+      }
       if (done_.fetch_add(1) + 1 == int64_t(n)) wake(m_, done_cv_, done_sleepers_);
       v = job_.load();
     }
@@ -164,6 +175,7 @@ class Pool {
   std::atomic<bool> quit_{false};
   const PartFn* fn_ = nullptr;
   std::atomic<int64_t> done_{0};
+  std::exception_ptr error_ = nullptr;  // the first exception a part threw (under m_)
 };
 
 // Physical cores this process may run on: distinct (package, core) pairs of its allowed CPUs.
