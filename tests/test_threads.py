@@ -4,7 +4,6 @@ beside PyTorch in its own process, and in a child forked after the pool ran."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 
@@ -100,7 +99,7 @@ print(repr((losses[0], losses[-1])))
 """
 
 
-def test_two_interpreters_train_at_once():
+def test_two_interpreters_train_at_once(tmp_path):
     """Two processes (one with PyTorch imported first, when it is installed) train the same small model
     at the same time on 2 threads each; both finish, with the same losses as each other."""
     try:
@@ -108,13 +107,21 @@ def test_two_interpreters_train_at_once():
         first = "torch"
     except ImportError:
         first = "plain"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # run from an empty folder: the fastdl they import is the installed one, not a source tree's
     procs = [subprocess.Popen([sys.executable, "-c", TRAIN, kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for kind in (first, "plain")]
+                              text=True, cwd=tmp_path) for kind in (first, "plain")]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=600) + (p.returncode,))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     results = []
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err
+    for out, err, rc in outs:
+        assert rc == 0, err
         results.append(eval(out.strip().splitlines()[-1]))
     (a0, a1), (b0, b1) = results
     assert a1 < 0.5 * a0, results  # it learned
