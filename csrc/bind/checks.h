@@ -47,6 +47,21 @@ inline py::array to_array(const py::handle& obj, const char* fn, const char* nam
   type_error(std::string(fn) + ": " + name + " must be an array");
 }
 
+// The argument converted (once) to a C-contiguous array of T, or TypeError naming it when NumPy
+// cannot convert it (strings, objects).  Arguments whose dtype was already checked to be T's can use
+// carr<T>::ensure directly.
+template <class T>
+carr<T> to_carr(const py::handle& obj, const char* fn, const char* name) {
+  py::array a = to_array(obj, fn, name);
+  auto c = carr<T>::ensure(a);
+  if (!c) {
+    PyErr_Clear();
+    type_error(std::string(fn) + ": " + name + " must be convertible to " + py::str(py::dtype::of<T>()).cast<std::string>() +
+               ", got dtype " + dtype_of(a));
+  }
+  return c;
+}
+
 template <class T> struct Tag { using type = T; };
 
 // f(Tag<float>{}) or f(Tag<double>{}) by the dtype of `a` (the argument `name` of `fn`); any other

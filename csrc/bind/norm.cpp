@@ -20,7 +20,7 @@ NCS bn_dims(const py::array& x, const char* fn) {
 template <class T>
 const T* opt_vec(const py::object& o, carr<T>& keep, int64_t C, const char* fn, const char* name) {
   if (o.is_none()) return nullptr;
-  keep = carr<T>::ensure(to_array(o, fn, name));
+  keep = to_carr<T>(o, fn, name);
   want_shape(keep, {C}, name, fn);
   return keep.data();
 }
@@ -102,7 +102,7 @@ std::pair<int64_t, int64_t> ln_dims(const py::array& x, const std::vector<int64_
 template <class T>
 const T* opt_row(const py::object& o, carr<T>& keep, int64_t D, const char* fn, const char* name) {
   if (o.is_none()) return nullptr;
-  keep = carr<T>::ensure(to_array(o, fn, name));
+  keep = to_carr<T>(o, fn, name);
   if (keep.size() != D) value_error(std::string(fn) + ": " + name + " must have normalized_shape, got " + shape_of(keep));
   return keep.data();
 }
@@ -139,7 +139,8 @@ py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const
     same_dtype(x0, "input", gy0, "gy", fn);
     same_shape(x0, "input", gy0, "gy", fn);
     const auto [M, D] = ln_dims(x0, nshape, fn);
-    auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0), mean = carr<T>::ensure(m0), rstd = carr<T>::ensure(r0);
+    auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0), mean = to_carr<T>(m0, fn, "mean"),
+         rstd = to_carr<T>(r0, fn, "rstd");
     if (mean.size() != M || rstd.size() != M)
       value_error(std::string(fn) + ": mean and rstd must have one entry per row (" + std::to_string(M) + ")");
     carr<T> gk;

@@ -8,7 +8,7 @@ namespace {
 // The gradient, converted if need be, with as many elements as the parameter.
 template <class T>
 carr<T> grad_of(const py::object& g0, int64_t n, const char* fn) {
-  auto g = carr<T>::ensure(to_array(g0, fn, "grad"));
+  auto g = to_carr<T>(g0, fn, "grad");
   if (g.size() != n)
     value_error(std::string(fn) + ": grad has " + std::to_string(g.size()) + " elements, the parameter has " +
                 std::to_string(n));

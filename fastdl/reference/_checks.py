@@ -86,3 +86,11 @@ def _mask(mask, x, fn):
         raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
     _same_shape(x, "x", m, "mask", fn)
     return m.astype(bool)
+
+
+def _convertible(a, dtype, fn, name):
+    """``a`` as ``dtype``; TypeError naming the argument when it holds no numbers (strings, objects)."""
+    a = _array(a, fn, name)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: {name} must be convertible to {np.dtype(dtype)}, got dtype {a.dtype}")
+    return a.astype(dtype, copy=False)

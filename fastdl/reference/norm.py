@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _inplace, _same_dtype, _same_shape, _want_shape
+from ._checks import _array, _convertible, _float, _inplace, _same_dtype, _same_shape, _want_shape
 
 
 def _bn_dims(x, fn):
@@ -15,7 +15,7 @@ def _chan(v, x, fn, name):
     """An optional per-channel vector (C,) of x's channels."""
     if v is None:
         return None
-    v = np.asarray(v)
+    v = _convertible(v, x.dtype, fn, name)
     _want_shape(v, x.shape[1:2], name, fn)
     return v
 

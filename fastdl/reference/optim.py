@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _inplace
+from ._checks import _convertible, _float, _inplace
 
 
 def _param(param, fn):
@@ -15,10 +15,10 @@ def _param(param, fn):
 
 def _grad(grad, p, fn):
     """The gradient as p's dtype, with as many elements as the parameter."""
-    g = _array(grad, fn, "grad")
+    g = _convertible(grad, p.dtype, fn, "grad")
     if g.size != p.size:
         raise ValueError(f"{fn}: grad has {g.size} elements, the parameter has {p.size}")
-    return g.astype(p.dtype, copy=False).reshape(p.shape)
+    return g.reshape(p.shape)
 
 
 def _lerp(a, b, w):
