@@ -1,6 +1,8 @@
 """Recurrent layers: LSTM and GRU forward and forward+backward at the issue's shapes, a
 bidirectional LSTM, and a char-LM training step: native vs the NumPy reference (a loop over
-time steps) vs PyTorch when installed, at 1 and 2 threads.  Validated before timing.
+time steps) vs PyTorch when installed, at 1 and 2 threads, fastdl and PyTorch alternating in one
+process.  Validated before timing.  Rates are also given as a share of the machine's FMA peak
+(``_C.fma_peak_gflops``: independent FMA chains on one core with the widest SIMD build, times threads).
 
     python bench/bench_rnn.py [--threads 1 2] [--repeat 5]
 """
@@ -124,18 +126,27 @@ def child(threads: int, repeat: int) -> dict:
     T = xb.shape[1]
     add(f"char-LM train step (B=64, T={T}, LSTM 32->128)", 3 * 2 * T * 64 * 4 * 128 * (32 + 128),
         lm_step("native"), lm_step("reference"), tstep, lambda: True)
-    return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows)
+    # the machine's FMA peak on this many cores (independent FMA chains on one core, times threads),
+    # for the rates as a share of it
+    peak = threads * max(fastdl._C.fma_peak_gflops() for _ in range(3))
+    for r in rows:
+        r["peak_share"] = r["gflops"] / peak if peak else None
+        if r["torch_ms"] is not None:
+            r["torch_peak_share"] = r["gflops"] / r["torch_over_native"] / peak if peak else None
+    return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows, peak_gflops=peak)
 
 
 def show(res: dict) -> None:
-    print(f"\n== threads {res['threads']} | torch {res['torch'] or 'not installed'} | float32")
-    print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'numpy ms':>9s} {'np/nat':>7s} {'torch ms':>9s} "
-          f"{'torch/nat':>9s}")
+    print(f"\n== threads {res['threads']} | torch {res['torch'] or 'not installed'} | float32 | FMA peak "
+          f"{res['peak_gflops']:.0f} GFLOP/s on {res['threads']} core(s)")
+    print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'numpy ms':>9s} {'np/nat':>7s} "
+          f"{'torch ms':>9s} {'torch/nat':>9s} {'torch %peak':>11s}")
     for r in res["rows"]:
         ref = f"{r['reference_ms']:9.1f} {r['ref_over_native']:7.2f}"
-        tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f}" if r["torch_ms"] is not None else \
-            f"{'-':>9s} {'-':>9s}"
-        print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {ref} {tch}")
+        tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f} {100 * r['torch_peak_share']:10.0f}%" \
+            if r["torch_ms"] is not None else f"{'-':>9s} {'-':>9s} {'-':>11s}"
+        share = f"{100 * r['peak_share']:5.0f}%" if r["peak_share"] is not None else f"{'-':>6s}"
+        print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {share} {ref} {tch}")
 
 
 def main() -> int:

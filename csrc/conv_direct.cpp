@@ -49,6 +49,19 @@ const PackedKernels& packed_kernels(int width) {
   throw std::logic_error("packed kernels: no build for vector width " + std::to_string(width));
 }
 
+double fma_peak_flops(int64_t iters) {
+  const int w = conv_direct_width();
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  if (w == 16) return avx512::fma_peak(iters);
+#endif
+#ifdef FASTDL_HAVE_AVX2_BUILD
+  if (w == 8) return avx2::fma_peak(iters);
+#endif
+  (void)w;
+  (void)iters;
+  return 0.0;
+}
+
 const DirectKernels& direct_kernels(int width) {
 #ifdef FASTDL_HAVE_AVX512_BUILD
   static const DirectKernels k16{avx512::direct_conv, avx512::direct_gw, avx512::to_pixels};

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "conv_direct.h"
@@ -71,5 +72,6 @@ void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float*
   packed_tile_run(A, lda, Bp, K, C, ldc, mr, nv);
 }
 int packed_rows(int nv) { return packed_rows_of(nv); }
+double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 }  // namespace avx512
 }  // namespace fastdl

@@ -17,7 +17,8 @@ struct PackedKernels {
 #define FASTDL_PACKED_DECLARE                                                                              \
   void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int mr, \
                    int nv);                                                                                \
-  int packed_rows(int nv);
+  int packed_rows(int nv);                                                                                 \
+  double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
 FASTDL_PACKED_DECLARE
@@ -32,5 +33,7 @@ FASTDL_PACKED_DECLARE
 
 // The build for width 16 or 8 (conv_direct_width() says which the CPU runs); throws for another.
 const PackedKernels& packed_kernels(int width);
+// FLOP/s of independent FMA chains on one core with the widest build the CPU runs (0 without one).
+double fma_peak_flops(int64_t iters);
 
 }  // namespace fastdl

@@ -56,6 +56,9 @@ def embedding_backward(gy: object, indices: object, num_embeddings: typing.Suppo
 
 def embedding_forward(weight: object, indices: object) -> numpy.ndarray: ...
 
+def fma_peak_gflops(iters: typing.SupportsInt | typing.SupportsIndex = 20000000) -> float:
+    """GFLOP/s of independent FMA chains on the calling core with the widest SIMD build the CPU runs (0 without one): the peak the benchmarks report their rates against."""
+
 def get_num_threads() -> int: ...
 
 def layer_norm_backward(gy: object, input: object, normalized_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], weight: object, mean: object, rstd: object, need_input: bool = True, need_weight: bool = True, need_bias: bool = True) -> tuple: ...

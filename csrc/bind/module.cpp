@@ -1,6 +1,7 @@
 // fastdl._C: assembles the families' bindings (csrc/bind/<family>.cpp) and the build's info functions.
 // Function names and signatures equal those of fastdl/reference/.
 #include "../cpu.h"
+#include "../gemm_packed.h"
 #include "../threads.h"
 #include "checks.h"
 
@@ -21,6 +22,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("blas_corename", &fastdl::blas_corename);
   m.def("cpu_features", &fastdl::cpu_features);
   m.def("simd_isa", &fastdl::simd_isa);
+  m.def(
+      "fma_peak_gflops",
+      [](int64_t iters) {
+        if (iters < 1) value_error("fma_peak_gflops: iters must be >= 1, got " + std::to_string(iters));
+        py::gil_scoped_release nogil;
+        return fastdl::fma_peak_flops(iters) / 1e9;
+      },
+      py::arg("iters") = 20'000'000,
+      "GFLOP/s of independent FMA chains on the calling core with the widest SIMD build the CPU runs (0 "
+      "without one): the peak the benchmarks report their rates against.");
 
   bind_gemm(m);
   bind_elementwise(m);
