@@ -170,7 +170,7 @@ def _run(objective, configs, n_jobs, executor):
     if n_jobs == 1:
         return [objective(c) for c in configs]
     import multiprocessing as mp
-    # spawn, not fork: a forked child of a process whose OpenMP/BLAS pools have run can deadlock
+    # spawn, not fork: a forked child inherits locks (NumPy's BLAS pool, user threads) in any state
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as ex:
         return list(ex.map(objective, configs))
 

@@ -8,7 +8,7 @@
 PYBIND11_MODULE(_C, m) {
   namespace py = pybind11;
   using namespace fastdl::bind;
-  m.doc() = "fastdl native kernels (C++/OpenMP, BLAS)";
+  m.doc() = "fastdl native kernels (C++ on one thread pool, BLAS)";
   m.attr("__version__") = FASTDL_VERSION;
   m.attr("cuda_built") = false;
   fastdl::blas_single_threaded();
