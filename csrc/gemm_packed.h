@@ -8,15 +8,17 @@
 namespace fastdl {
 
 // C (mr, nv * width) += A (mr, K; rows lda apart) @ Bp (K, nv * width), Bp packed row after row;
-// C's rows are ldc apart.  mr <= rows(nv), nv in {1, 3, 4}.
+// C's rows are ldc apart and the width-long vectors of a row ldv apart (width: packed; larger: e.g.
+// one gate of every row after another).  mr <= rows(nv), nv in {1, 3, 4}.
 struct PackedKernels {
-  void (*tile)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int mr, int nv);
+  void (*tile)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
+               int nv);
   int (*rows)(int nv);  // the most rows one tile takes for nv vectors per row
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
-  void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int mr, \
-                   int nv);                                                                                \
+  void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,         \
+                   int64_t ldv, int mr, int nv);                                                           \
   int packed_rows(int nv);                                                                                 \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD

@@ -44,7 +44,8 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
   const int U = conv_direct_width();
   if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, I = d.I, GU = G * U, blocks = H / U;
+  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, I = d.I, GU = G * U, blocks = H / U,
+                BU = B * U;
   const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
   const bool fused = xw == nullptr;  // the input path too, step by step, from W_ih packed the same way
   const int MR = kern.rows(int(G));
@@ -83,7 +84,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
       // per block of units: all rows' hidden path (B, G*U) from the packed product, the panel taken
       // in chunks of KC rows that stay in L1 while every row tile uses them; then act (G, B, U), the
       // activated gates, gate-major so that each activation is one call per block
-      float* hall = hidden.data() + part * B * GU;
+      float* hall = hidden.data() + part * B * GU;  // (G, B, U): gate after gate, every row of the block
       float* act = acts.data() + part * B * GU;  // (G, B, U)
       float* tmp = temps.data() + part * B * U;  // (B, U)
       const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
@@ -93,18 +94,18 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
         const float* b0 = fused ? bias : gru ? b_hh : nullptr;
         for (int64_t r = 0; r < B; ++r)
           for (int64_t g = 0; g < G; ++g)
-            for (int64_t k = 0; k < U; ++k) hall[r * GU + g * U + k] = b0 ? b0[g * H + j0 + k] : 0.0f;
+            for (int64_t k = 0; k < U; ++k) hall[g * BU + r * U + k] = b0 ? b0[g * H + j0 + k] : 0.0f;
         if (fused)
           for (int64_t k0 = 0; k0 < I; k0 += KC)
             for (int64_t i = 0; i < ntile; ++i) {
               const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
               kern.tile(x + t * B * I + r0 * I + k0, I, wpi.data() + (u * I + k0) * GU, std::min(KC, I - k0),
-                        hall + r0 * GU, GU, int(r1 - r0), int(G));
+                        hall + r0 * U, U, BU, int(r1 - r0), int(G));
             }
         for (int64_t k0 = 0; k0 < H; k0 += KC)
           for (int64_t i = 0; i < ntile; ++i) {
             const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
-            kern.tile(hp + r0 * H + k0, H, wp.data() + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * GU, GU,
+            kern.tile(hp + r0 * H + k0, H, wp.data() + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * U, U, BU,
                       int(r1 - r0), int(G));
           }
         {  // the block's gates for every row at once: a few long activation calls per block
@@ -112,19 +113,16 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
           const float* th = hall;
           // pre-activations: input path (xw, gate g of row b at pre[b * GH + g * H + j0]) + hidden path
           // (GRU: only r and z here; n takes r times its hidden part)
-          const int64_t summed = gru ? 2 : G;
+          // (the fused path's tile holds the whole pre-activation already: it is activated in place)
+          float* ga = fused ? hall : act;  // gate g of row r at ga[g * RU + r * U]
+          const int64_t summed = fused ? 0 : gru ? 2 : G;
           for (int64_t g = 0; g < summed; ++g)
             for (int64_t r = 0; r < mr; ++r) {
-              const float* hh = th + r * GU + g * U;
-              float* a = act + g * RU + r * U;
-              if (fused) {  // the tile holds the whole pre-activation already
-                std::memcpy(a, hh, sizeof(float) * U);
-                continue;
-              }
+              const float* hh = th + g * RU + r * U;
               const float* xp = pre + (r0 + r) * GH + g * H + j0;
+              float* a = act + g * RU + r * U;
               for (int64_t k = 0; k < U; ++k) a[k] = xp[k] + hh[k];
             }
-          float* ga = act;  // gate g of row r at act[g * RU + r * U]
           if (lstm) {  // the block's cells, (B, U) contiguous, and h into tmp, by one fused call
             float* cblock = c.data() + u * B * U;
             float* keep = temps.data() + (np + part) * B * U;
@@ -137,7 +135,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
             SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
             for (int64_t r = 0; r < mr; ++r) {
               const float* xp = pre + (r0 + r) * GH + 2 * H + j0;
-              const float *hn_ = th + r * GU + 2 * U, *rr = ga + r * U;
+              const float *hn_ = th + 2 * RU + r * U, *rr = ga + r * U;
               for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = xp[k] + rr[k] * hn_[k];
             }
             SIMD(tanh_f<float>)(tmp, ga + 2 * RU, RU);  // n
@@ -171,7 +169,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
               for (int64_t g = 0; g < G; ++g)
                 std::memcpy(gates + (t * B + b) * GH + g * H + j0, ga + g * RU + r * U, sizeof(float) * U);
             if (cs) std::memcpy(cs + row, c.data() + (u * B + b) * U, sizeof(float) * U);
-            if (hnl) std::memcpy(hnl + row, th + r * GU + 2 * U, sizeof(float) * U);
+            if (hnl) std::memcpy(hnl + row, th + 2 * RU + r * U, sizeof(float) * U);
           }
         }
       }
@@ -408,7 +406,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
               const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
               pk->tile(reinterpret_cast<const float*>(dht) + r0 * GH + k0, GH,
                        reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
-                       reinterpret_cast<float*>(prev) + r0 * H + u * PW, H, int(r1 - r0), NV);
+                       reinterpret_cast<float*>(prev) + r0 * H + u * PW, H, PW / NV, int(r1 - r0), NV);
             }
       } else if (re > rb) {
         gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
