@@ -111,14 +111,20 @@ py::array bce_with_logits_backward(const py::object& go, const py::object& xo, c
   });
 }
 
+// input and target of one dtype and shape, as C-contiguous arrays of T
+template <class T>
+std::pair<carr<T>, carr<T>> mse_args(const py::array& p0, const py::array& t0, const char* fn) {
+  same_dtype(p0, "input", t0, "target", fn);
+  same_shape(p0, "input", t0, "target", fn);
+  return {carr<T>::ensure(p0), carr<T>::ensure(t0)};
+}
+
 double mse_forward(const py::object& po, const py::object& to) {
   const char* fn = "mse_forward";
   auto p0 = to_array(po, fn, "input"), t0 = to_array(to, fn, "target");
   return by_dtype(p0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    same_dtype(p0, "input", t0, "target", fn);
-    same_shape(p0, "input", t0, "target", fn);
-    auto p = carr<T>::ensure(p0), t = carr<T>::ensure(t0);
+    auto [p, t] = mse_args<T>(p0, t0, fn);
     py::gil_scoped_release nogil;
     return fastdl::mse_forward<T>(p.data(), t.data(), p.size());
   });
@@ -129,9 +135,7 @@ py::array mse_backward(double scale, const py::object& po, const py::object& to)
   auto p0 = to_array(po, fn, "input"), t0 = to_array(to, fn, "target");
   return by_dtype(p0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    same_dtype(p0, "input", t0, "target", fn);
-    same_shape(p0, "input", t0, "target", fn);
-    auto p = carr<T>::ensure(p0), t = carr<T>::ensure(t0);
+    auto [p, t] = mse_args<T>(p0, t0, fn);
     py::array g = empty<T>(shape_vec(p0));
     {
       py::gil_scoped_release nogil;

@@ -13,12 +13,13 @@ def _param(param, fn):
     return _inplace(param, param, fn, "param")
 
 
-def _grad(grad, p, fn):
-    """The gradient as p's dtype, with as many elements as the parameter."""
+def _grad(grad, p, fn, maximize):
+    """The gradient as p's dtype, with as many elements as the parameter; negated to maximize."""
     g = _convertible(grad, p.dtype, fn, "grad")
     if g.size != p.size:
         raise ValueError(f"{fn}: grad has {g.size} elements, the parameter has {p.size}")
-    return g.reshape(p.shape)
+    g = g.reshape(p.shape)
+    return -g if maximize else g
 
 
 def _lerp(a, b, w):
@@ -33,8 +34,7 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     p = _param(param, fn)
     buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
     t = p.dtype.type
-    g = _grad(grad, p, fn)
-    g = -g if maximize else g
+    g = _grad(grad, p, fn, maximize)
     if weight_decay != 0:
         g = g + t(weight_decay) * p
     if buf is not None:
@@ -60,8 +60,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2
     v = _inplace(exp_avg_sq, p, fn, "exp_avg_sq")
     vmax = _inplace(max_exp_avg_sq, p, fn, "max_exp_avg_sq", optional=True)
     t = p.dtype.type
-    g = _grad(grad, p, fn)
-    g = -g if maximize else g
+    g = _grad(grad, p, fn, maximize)
     if weight_decay != 0:
         if decoupled:
             p *= t(1 - lr * weight_decay)
@@ -87,8 +86,7 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
     ga = _inplace(grad_avg, p, fn, "grad_avg", optional=True)
     buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
     t = p.dtype.type
-    g = _grad(grad, p, fn)
-    g = -g if maximize else g
+    g = _grad(grad, p, fn, maximize)
     if weight_decay != 0:
         g = g + t(weight_decay) * p
     sq[...] = sq * t(alpha) + t(1 - alpha) * g * g
