@@ -33,4 +33,14 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
   });
 }
 
+// The counter-based uniform draw behind every dropout mask: the top 53 bits of
+// splitmix64(seed + (i + 1) * golden) / 2^53, the same for any thread count and in the NumPy twin.
+inline double counter_uniform(uint64_t seed, int64_t i) {
+  uint64_t z = seed + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
 }  // namespace fastdl

@@ -7,12 +7,6 @@ namespace fastdl {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;  // elements per thread below which one thread runs
-
-inline uint64_t splitmix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 }  // namespace
 
 #define FASTDL_UNARY(NAME, FN)                                                          \
@@ -33,14 +27,8 @@ FASTDL_BINARY(sigmoid_backward, sigmoid_b)
 #undef FASTDL_BINARY
 
 void dropout_mask(uint8_t* mask, int64_t n, double p, uint64_t seed) {
-  // u = top 53 bits of splitmix64(seed + (i + 1) * golden) / 2^53
-  const uint64_t golden = 0x9e3779b97f4a7c15ULL;
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const uint64_t h = splitmix64(seed + (uint64_t)(i + 1) * golden);
-      const double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
-      mask[i] = u >= p;
-    }
+    for (int64_t i = b; i < e; ++i) mask[i] = counter_uniform(seed, i) >= p;
   });
 }
 

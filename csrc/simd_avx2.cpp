@@ -7,5 +7,6 @@
 namespace fastdl {
 namespace avx2 {
 #include "simd_kernels.inc"
+#include "attention_kernels.inc"
 }  // namespace avx2
 }  // namespace fastdl

@@ -4,5 +4,6 @@
 namespace fastdl {
 namespace base {
 #include "simd_kernels.inc"
+#include "attention_kernels.inc"
 }  // namespace base
 }  // namespace fastdl

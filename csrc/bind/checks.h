@@ -175,5 +175,6 @@ void bind_pool(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_embedding(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_attention(py::module_& m);
 
 }  // namespace fastdl::bind

@@ -42,5 +42,6 @@ PYBIND11_MODULE(_C, m) {
   bind_norm(m);
   bind_embedding(m);
   bind_rnn(m);
+  bind_attention(m);
   bind_optim(m);
 }

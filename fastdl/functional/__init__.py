@@ -1,6 +1,8 @@
 """Differentiable ops on the backend's kernel table, with PyTorch's signatures (one file per family)."""
 from __future__ import annotations
 
+from .attention import *  # noqa: F401,F403
+from .attention import __all__ as _attention
 from .basic import *  # noqa: F401,F403
 from .basic import __all__ as _basic
 from .conv import *  # noqa: F401,F403
@@ -10,4 +12,4 @@ from .norm import __all__ as _norm
 from .rnn import *  # noqa: F401,F403
 from .rnn import __all__ as _rnn
 
-__all__ = _basic + _conv + _norm + _rnn
+__all__ = _basic + _conv + _norm + _rnn + _attention

@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import utils
 from .layers import (BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, LogSoftmax,
                      MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
+from .attention import AdditiveAttention, MultiheadAttention
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -14,4 +15,5 @@ __all__ = [
     "Softmax", "LogSoftmax", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
     "BCEWithLogitsLoss", "utils", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "Embedding",
+    "MultiheadAttention", "AdditiveAttention",
 ]

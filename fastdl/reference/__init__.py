@@ -1,13 +1,15 @@
 """NumPy reference of every native kernel: the readable maths, and the oracle.
 
 One module per kernel family, mirroring ``csrc/`` file for file (gemm, elementwise, softmax,
-loss, conv, pool, norm, embedding, rnn, optim).  Each function has the name, signature, result
+loss, conv, pool, norm, embedding, rnn, optim, attention).  Each function has the name, signature, result
 and argument checks of its twin in the native module ``fastdl._C``, so
 ``fastdl.set_backend("reference")`` can swap one for the other.  Shapes are in the docstrings;
 nothing here is tuned for speed.
 """
 from __future__ import annotations
 
+from .attention import (additive_attention_backward, additive_attention_forward, attention_backward,
+                        attention_forward, masked_softmax_backward, masked_softmax_forward)
 from .conv import conv2d_backward, conv2d_forward
 from .elementwise import (dropout_apply, dropout_mask, relu_backward, relu_forward, sigmoid_backward,
                           sigmoid_forward, tanh_backward, tanh_forward)
@@ -34,6 +36,8 @@ OPS = (
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
     "rnn_forward", "rnn_backward", "embedding_forward", "embedding_backward",
     "sgd_step", "adam_step", "rmsprop_step",
+    "attention_forward", "attention_backward", "masked_softmax_forward", "masked_softmax_backward",
+    "additive_attention_forward", "additive_attention_backward",
 )
 """The kernel table every backend provides."""
 
@@ -41,6 +45,10 @@ __all__ = [
     "OPS",
     "adam_step",
     "adaptive_avg_pool2d_backward",
+    "additive_attention_backward",
+    "additive_attention_forward",
+    "attention_backward",
+    "attention_forward",
     "adaptive_avg_pool2d_forward",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
@@ -62,6 +70,8 @@ __all__ = [
     "linear_forward",
     "log_softmax_backward",
     "log_softmax_forward",
+    "masked_softmax_backward",
+    "masked_softmax_forward",
     "matmul",
     "matmul_backward",
     "max_pool2d_backward",
