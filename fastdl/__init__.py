@@ -17,7 +17,7 @@ from .rng import manual_seed
 from .serialization import load, save
 from .tensor import Tensor, as_tensor, matmul, tensor
 
-from . import functional, init, nn, optim, data, datasets, train, models  # noqa: E402  (after the core)
+from . import functional, init, nn, optim, data, datasets, text, train, models  # noqa: E402  (after the core)
 from .functional import cat, stack  # noqa: E402
 from .optim.ema import ewa  # noqa: E402
 

@@ -14,7 +14,7 @@ LAYERS = [
     (1, ["fastdl.backend"]),
     (2, ["fastdl.shapes", "fastdl.autograd", "fastdl.tensor", "fastdl.gradcheck", "fastdl.serialization"]),
     (3, ["fastdl.functional"]),
-    (4, ["fastdl.nn", "fastdl.init", "fastdl.optim", "fastdl.data"]),
+    (4, ["fastdl.nn", "fastdl.init", "fastdl.optim", "fastdl.data", "fastdl.text"]),
     (5, ["fastdl.checkpoint", "fastdl.callbacks", "fastdl.train"]),
     (6, ["fastdl.models", "fastdl.tune", "fastdl.selftest"]),
     (7, ["fastdl.demos"]),
