@@ -138,7 +138,13 @@ def cmd_demo(args) -> int:
         return 0
     try:
         t0 = time.perf_counter()
-        if args.text:
+        name = demos.ALIASES.get(args.name, args.name)
+        if args.date and name != "date-translation":
+            print("fastdl demo: --date applies to date-translation (nmt) only", file=sys.stderr)
+            return 2
+        if args.date:
+            demos.run(name, quick=args.quick, dates=args.date)
+        elif args.text:
             if args.name != "char-lm":
                 print("fastdl demo: --text applies to char-lm only", file=sys.stderr)
                 return 2
@@ -182,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--list", action="store_true")
     d.add_argument("--quick", action="store_true", help="a shorter run")
     d.add_argument("--text", default=None, help="char-lm: train on the words of this text file instead of names")
+    d.add_argument("--date", action="append", default=[],
+                   help="date-translation: a date of your own to translate (repeat for more)")
     d.set_defaults(fn=cmd_demo)
     i = sub.add_parser("info", help="version, BLAS, threads, CPU features, CUDA")
     i.set_defaults(fn=cmd_info)

@@ -117,3 +117,48 @@ def test_end_to_end_demo():
     assert set(res) == {100, 1000} and "Measured" in text
     assert all(0.5 < v["pipeline"] <= 1 and 0.5 < v["end_to_end"] <= 1 for v in res.values())
     assert hand_features(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 196)
+
+
+def test_date_translation_demo(tmp_path):
+    """Four short epochs already translate most held-out dates; the full run (README) reaches the
+    issue's >= 95%.  Beam search is checked not to lose to greedy decoding by more than one date."""
+    lines = []
+    res = demos.run("nmt", quick=True, out=lines.append, heatmap=str(tmp_path / "att.png"),
+                    dates=["3rd of march 2001"])
+    greedy, beam5 = res["results"]["greedy"], res["results"]["beam5"]
+    assert greedy[0] >= 0.8 and beam5[0] >= greedy[0] - 0.005
+    assert 0.9 < greedy[1] <= 1.0  # character BLEU
+    assert [h["loss"] for h in res["history"]] == sorted(h["loss"] for h in res["history"])[::-1]
+    tr = res["translator"]
+    assert tr.translate("saturday april 28 1990") == "1990-04-28"
+    assert any("'3rd of march 2001'" in line for line in lines)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert res["heatmap"] is None
+    else:
+        assert (tmp_path / "att.png").stat().st_size > 1000
+
+
+def test_demo_cli_date_flag():
+    out = run_cli("demo", "char-lm", "--date", "1.1.2000")
+    assert out.returncode == 2 and "--date applies to date-translation" in out.stderr
+
+
+def test_date_pairs():
+    from fastdl import datasets
+    from fastdl.datasets.dates import FORMATS, human_date
+    pairs = datasets.date_pairs(500, seed=3)
+    assert pairs == datasets.date_pairs(500, seed=3) and pairs != datasets.date_pairs(500, seed=4)
+    import datetime
+    for h, iso in pairs:
+        d = datetime.date.fromisoformat(iso)
+        assert 1950 <= d.year <= 2049 and h == h.lower()
+    d = datetime.date(1990, 4, 28)
+    assert human_date(d, "weekday month d yyyy") == "saturday april 28 1990"
+    assert human_date(datetime.date(2019, 11, 10), "dd.mm.yy") == "10.11.19"
+    assert human_date(datetime.date(1986, 5, 30), "m/d/yy") == "5/30/86"
+    assert human_date(datetime.date(2001, 3, 3), "dth of month yyyy") == "3rd of march 2001"
+    assert len(FORMATS) >= 12
+    with pytest.raises(ValueError, match="unknown format"):
+        datasets.date_pairs(3, formats=["nope"])

@@ -69,3 +69,30 @@ def test_full_size_forward_224():
     m = models.resnet18(7)
     m.eval()
     assert m(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 7)
+
+
+def test_seq2seq_padding_beam_and_greedy():
+    import fastdl
+    from fastdl.models import Seq2Seq
+    fastdl.manual_seed(0)
+    m = Seq2Seq(12, 9, embed_dim=8, enc_hidden=6, dec_hidden=10, attn_dim=5, pad_id=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(1, 12, 5), rng.integers(1, 12, 3)
+    src = np.zeros((2, 5), np.int64)
+    src[0], src[1, :3] = a, b
+    tin, tout = rng.integers(1, 9, (2, 4)), rng.integers(1, 9, (2, 4))
+    both = m(src, [5, 3], tin).numpy()
+    alone = m(b[None], [3], tin[1:]).numpy()
+    np.testing.assert_allclose(both[1], alone[0], atol=1e-12)  # padding changes nothing
+    loss = m.loss(src, [5, 3], tin, tout)
+    loss.backward()
+    assert all(p.grad is not None for n, p in m.named_parameters() if not n.startswith("src_embed"))
+    toks, w = m.greedy(src, [5, 3], bos=1, eos=2, max_len=6)
+    assert toks.shape == (2, 6) and w.shape == (2, 6, 5)
+    np.testing.assert_allclose(w.sum(-1), 1.0)
+    assert np.all(w[1, :, 3:] == 0)  # no attention on padding
+    (best, _), = m.beam(b, bos=1, eos=2, beam_width=1, max_len=6)
+    g = list(toks[1])
+    assert best == (g[:g.index(2)] if 2 in g else g)  # width 1 is greedy
+    with pytest.raises(ValueError, match="lengths must be in"):
+        m(src, [6, 3], tin)

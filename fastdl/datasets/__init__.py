@@ -6,6 +6,8 @@
   MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges (CC BY-SA 3.0).
 - ``names()``: about 5,100 unique first names (lowercase) from the 1990 US
   Census lists (public domain), as packaged by the ``names`` project.
+- ``date_pairs(n, seed)``: generated pairs of human-readable and ISO dates
+  (``fastdl.datasets.dates``), for the date-translation exercise.
 """
 from __future__ import annotations
 
@@ -28,3 +30,9 @@ def mnist_5k():
 def names() -> list:
     """The list of first names (lowercase a-z), sorted."""
     return _path("names.txt").read_text(encoding="ascii").split()
+
+
+def date_pairs(n: int, seed: int = 0, formats=None) -> list:
+    """``n`` pairs ``(human-readable date, ISO date)``, seeded (see :mod:`fastdl.datasets.dates`)."""
+    from .dates import date_pairs as make
+    return make(n, seed=seed, formats=formats)

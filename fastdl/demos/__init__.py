@@ -25,8 +25,12 @@ DEMOS = {
     "many-to-many": "per-step tagging with an LSTM (is this digit a new running record?)",
     "one-to-many": "generation: a start digit in the initial state, the sequence decoded step by step",
     "char-lm": "a character-level LSTM language model of first names, sampled with temperature",
+    "date-translation": "attention seq2seq from human-readable dates to ISO: greedy vs beam, BLEU, a heat map",
     "cnn-zoo": "LeNet-5, AlexNet, VGG-16, ResNet, GoogLeNet: parameter counts and a training step each",
 }
+
+
+ALIASES = {"nmt": "date-translation"}
 
 
 def names() -> list:
@@ -41,7 +45,8 @@ def _available(name: str) -> bool:
     return importlib.util.find_spec(_module_name(name)) is not None
 
 
-def run(name: str, quick: bool = False, out=print) -> dict:
+def run(name: str, quick: bool = False, out=print, **kw) -> dict:
+    name = ALIASES.get(name, name)
     if name not in DEMOS or not _available(name):
         raise KeyError(f"unknown demo {name!r}; available: {', '.join(names())}")
-    return importlib.import_module(_module_name(name)).run(quick=quick, out=out)
+    return importlib.import_module(_module_name(name)).run(quick=quick, out=out, **kw)

@@ -57,3 +57,28 @@ def save_plot(curves: dict, title: str, ylabel: str, path: str, out=print, logy=
     fig.savefig(path, dpi=100)
     plt.close(fig)
     out(f"saved {path}")
+
+
+def save_heatmap(weights, rows: list, cols: list, title: str, path: str, out=print) -> bool:
+    """Save a (rows, cols) matrix of attention weights as a PNG when matplotlib is installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        out(f"(install matplotlib, e.g. pip install 'fastdl[plot]', to also get {path})")
+        return False
+    w = np.asarray(weights)
+    fig, ax = plt.subplots(figsize=(max(4, 0.32 * len(cols) + 1.5), max(3, 0.32 * len(rows) + 1.2)))
+    im = ax.imshow(w, cmap="viridis", aspect="auto", vmin=0.0, vmax=max(float(w.max()), 1e-9))
+    ax.set_xticks(range(len(cols)), [repr(c)[1:-1] for c in cols])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    out(f"saved {path}")
+    return True

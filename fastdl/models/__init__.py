@@ -32,6 +32,7 @@ from .cnn import (AlexNet, BasicBlock, Bottleneck, GoogLeNet, Inception, ResNet,
                   googlenet, inception_module, lenet5, resnet18, resnet34, resnet50, vgg16, vgg16_bn)
 
 from .charlm import CharLM, CharVocab  # noqa: E402
+from .seq2seq import Seq2Seq  # noqa: E402
 
-__all__ = ["mlp", "CharLM", "CharVocab", "lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "googlenet",
+__all__ = ["mlp", "CharLM", "CharVocab", "Seq2Seq", "lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "googlenet",
            "inception_module", "AlexNet", "VGG", "ResNet", "BasicBlock", "Bottleneck", "Inception", "GoogLeNet"]
