@@ -5,9 +5,12 @@
 // products are single-threaded BLAS calls inside the pool's parts.
 #include "attention.h"
 
+#include <type_traits>
+
 #include <vector>
 
 #include "common.h"
+#include "attention_packed.h"
 #include "gemm.h"
 #include "simd.h"
 
@@ -19,26 +22,6 @@ constexpr int64_t kWholeRow = 1024;  // up to this many keys a row's scores are 
 constexpr int64_t kBK = 512;         // keys per block beyond that
 
 int64_t key_block(int64_t S) { return S <= kWholeRow ? std::max<int64_t>(S, 1) : kBK; }
-
-template <class T> const T* mask_row(const AttnMask<T>& m, int64_t b, int64_t i, int64_t S) {
-  if (!m.data) return nullptr;
-  const int64_t mb = (b / m.div) % m.mb;
-  return m.data + (mb * m.ml + (m.ml == 1 ? 0 : i)) * S;
-}
-
-// Keys a query row may see in the block starting at j0 of nk keys.
-inline int64_t valid_keys(bool causal, int64_t row, int64_t j0, int64_t nk) {
-  if (!causal) return nk;
-  return std::max<int64_t>(0, std::min<int64_t>(nk, row + 1 - j0));
-}
-
-// Inverted dropout of one row of probabilities p[0, nk) (query row `row` of batch b, keys from j0).
-template <class T>
-void drop_row(T* p, int64_t nk, int64_t b, int64_t row, int64_t j0, int64_t L, int64_t S, double pdrop, uint64_t seed) {
-  const T keep = T(1.0 / (1.0 - pdrop));
-  const int64_t base = (b * L + row) * S + j0;
-  for (int64_t c = 0; c < nk; ++c) p[c] = counter_uniform(seed, base + c) >= pdrop ? p[c] * keep : T(0);
-}
 
 // s (nq, nk) = scale q k^T for a block (E = 0: all zeros).
 template <class T>
@@ -52,8 +35,22 @@ void scores(const T* q, const T* k, T* s, int64_t nq, int64_t nk, int64_t E, T s
 }  // namespace
 
 template <class T>
+void attn_drop_row(T* p, int64_t nk, int64_t b, int64_t row, int64_t j0, int64_t L, int64_t S, double pdrop,
+                   uint64_t seed) {
+  const T keep = T(1.0 / (1.0 - pdrop));
+  const int64_t base = (b * L + row) * S + j0;
+  for (int64_t c = 0; c < nk; ++c) p[c] = counter_uniform(seed, base + c) >= pdrop ? p[c] * keep : T(0);
+}
+template void attn_drop_row<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, double, uint64_t);
+template void attn_drop_row<double>(double*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, double, uint64_t);
+
+template <class T>
 void attention_forward(const T* q, const T* k, const T* v, AttnMask<T> mask, T* out, T* lse, int64_t B, int64_t L,
                        int64_t S, int64_t E, int64_t Ev, bool causal, T scale, double dropout_p, uint64_t seed) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (attention_packed_available())
+      return attention_forward_packed(q, k, v, mask, out, lse, B, L, S, E, Ev, causal, scale, dropout_p, seed);
+  }
   const int64_t nqb = (L + kBQ - 1) / kBQ, BK = key_block(S);
   const T ninf = -std::numeric_limits<T>::infinity();
   parallel_for(B * nqb, 1, [&](int64_t t0, int64_t t1) {
@@ -71,10 +68,10 @@ void attention_forward(const T* q, const T* k, const T* v, AttnMask<T> mask, T* 
         scores<T>(Q, k + (b * S + j0) * E, sb.data(), nq, nk, E, scale);
         for (int64_t r = 0; r < nq; ++r) {
           T* s = sb.data() + r * nk;
-          const T* mr = mask_row(mask, b, i0 + r, S);
-          const T alpha = SIMD(attn_online_row<T>)(s, nk, valid_keys(causal, i0 + r, j0, nk), mr ? mr + j0 : nullptr,
+          const T* mr = attn_mask_row(mask, b, i0 + r, S);
+          const T alpha = SIMD(attn_online_row<T>)(s, nk, attn_valid_keys(causal, i0 + r, j0, nk), mr ? mr + j0 : nullptr,
                                                    &m[r], &l[r]);
-          if (dropout_p > 0) drop_row(s, nk, b, i0 + r, j0, L, S, dropout_p, seed);
+          if (dropout_p > 0) attn_drop_row(s, nk, b, i0 + r, j0, L, S, dropout_p, seed);
           if (alpha != T(1)) {
             T* o = O + r * Ev;
             for (int64_t c = 0; c < Ev; ++c) o[c] *= alpha;
@@ -101,6 +98,11 @@ template <class T>
 void attention_backward(const T* gout, const T* q, const T* k, const T* v, const T* out, const T* lse,
                         AttnMask<T> mask, T* gq, T* gk, T* gv, int64_t B, int64_t L, int64_t S, int64_t E,
                         int64_t Ev, bool causal, T scale, double dropout_p, uint64_t seed) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (attention_packed_available())
+      return attention_backward_packed(gout, q, k, v, out, lse, mask, gq, gk, gv, B, L, S, E, Ev, causal, scale,
+                                       dropout_p, seed);
+  }
   const int64_t BK = key_block(S);
   // One batch (head) per task: its dK and dV blocks and its dQ rows are written by this task alone.
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
@@ -124,17 +126,17 @@ void attention_backward(const T* gout, const T* q, const T* k, const T* v, const
           const int64_t nk = causal ? std::min(nkb, i0 + nq - j0) : nkb;  // causally visible keys of the block
           scores<T>(Qb + i0 * E, Kb + j0 * E, sb.data(), nq, nk, E, scale);
           for (int64_t r = 0; r < nq; ++r) {
-            const T* mr = mask_row(mask, b, i0 + r, S);
-            SIMD(attn_prob_row<T>)(sb.data() + r * nk, nk, valid_keys(causal, i0 + r, j0, nk), mr ? mr + j0 : nullptr,
+            const T* mr = attn_mask_row(mask, b, i0 + r, S);
+            SIMD(attn_prob_row<T>)(sb.data() + r * nk, nk, attn_valid_keys(causal, i0 + r, j0, nk), mr ? mr + j0 : nullptr,
                                    lse[b * L + i0 + r]);
           }
           if (Ev > 0) gemm_ld<T>(false, true, nq, nk, Ev, T(1), Gb + i0 * Ev, Ev, Vb + j0 * Ev, Ev, T(0), dp.data(), nk);
           else std::fill(dp.begin(), dp.begin() + nq * nk, T(0));
           for (int64_t r = 0; r < nq; ++r) {
             T *p = sb.data() + r * nk, *d = dp.data() + r * nk;
-            if (dropout_p > 0) drop_row(d, nk, b, i0 + r, j0, L, S, dropout_p, seed);
+            if (dropout_p > 0) attn_drop_row(d, nk, b, i0 + r, j0, L, S, dropout_p, seed);
             SIMD(attn_ds_row<T>)(p, d, nk, D[i0 + r], scale);
-            if (dropout_p > 0) drop_row(p, nk, b, i0 + r, j0, L, S, dropout_p, seed);
+            if (dropout_p > 0) attn_drop_row(p, nk, b, i0 + r, j0, L, S, dropout_p, seed);
           }
           if (Ev > 0)
             gemm_ld<T>(true, false, nk, Ev, nq, T(1), sb.data(), nk, Gb + i0 * Ev, Ev, T(1), gV + j0 * Ev, Ev);

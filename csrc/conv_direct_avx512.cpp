@@ -70,7 +70,11 @@ void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
 void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
                  int nv) {
-  packed_tile_run(A, lda, Bp, K, C, ldc, ldv, mr, nv);
+  packed_tile_run<true>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
+}
+void packed_tile_set(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
+                     int mr, int nv) {
+  packed_tile_run<false>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
 }
 int packed_rows(int nv) { return packed_rows_of(nv); }
 double fma_peak(int64_t iters) { return fma_peak_run(iters); }

@@ -14,12 +14,17 @@ struct PackedKernels {
   void (*tile)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
                int nv);
   int (*rows)(int nv);  // the most rows one tile takes for nv vectors per row
+  // the same with C = A @ Bp (C not read)
+  void (*tile_set)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
+                   int mr, int nv);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
   void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,         \
                    int64_t ldv, int mr, int nv);                                                           \
   int packed_rows(int nv);                                                                                 \
+  void packed_tile_set(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,     \
+                       int64_t ldv, int mr, int nv);                                                       \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {

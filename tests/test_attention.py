@@ -46,7 +46,7 @@ def test_kernels_match_reference(rng, dt, causal, mask_kind, p):
     _kernel_pair(rng, dt, 4, 70, 90, 16, 12, causal, mask_kind, p)
 
 
-@pytest.mark.parametrize("shape", [(2, 130, 1500, 8, 5), (1, 3, 2100, 4, 4), (1, 0, 3, 2, 2), (2, 3, 0, 2, 2),
+@pytest.mark.parametrize("shape", [(2, 130, 1500, 8, 5), (1, 3, 2100, 4, 4), (2, 70, 130, 64, 64), (3, 50, 60, 24, 48), (1, 0, 3, 2, 2), (2, 3, 0, 2, 2),
                                    (2, 3, 4, 0, 3), (2, 3, 4, 3, 0)])
 def test_kernels_long_rows_and_empty_sizes(rng, shape):
     """More keys than one block (the online softmax across blocks), and zero-sized dimensions."""
@@ -265,3 +265,30 @@ def test_additive_attention_layer(rng):
 def test_bad_input_names_the_argument(call, err, msg):
     with pytest.raises(err, match=msg):
         call()
+
+
+def test_nan_in_gives_nan_out(rng):
+    """A NaN key poisons exactly the rows that see it, on both backends, causal or not."""
+    q, k = rng.standard_normal((2, 70, 16)).astype(np.float32), rng.standard_normal((2, 90, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 90, 8)).astype(np.float32)
+    k[0, 5, 3] = np.nan
+    for causal in (False, True):
+        a, la = _C.attention_forward(q, k, v, None, 1, causal, None, 0.0, 0)
+        b, lb = R.attention_forward(q, k, v, None, 1, causal, None, 0.0, 0)
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.isnan(la), np.isnan(lb))
+        assert np.isnan(a[0, 5:]).all() and not np.isnan(a[1]).any()
+        assert np.isnan(a[0, :5]).any() != causal  # causally, rows before key 5 never see it
+
+
+@pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24)])
+def test_every_packed_width_matches_the_reference(rng, shape):
+    """The packed tile path at each vector width this CPU runs (16: AVX-512, 8: AVX2), and the BLAS
+    path (width 0), against the reference: masks, causal, dropout, few and many heads."""
+    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
+    try:
+        for w in widths:
+            _C.conv_direct_width(w)
+            for causal, mask_kind, p in ((False, None, 0.0), (True, "keys", 0.2), (False, "full", 0.0)):
+                _kernel_pair(rng, np.float32, *shape, causal, mask_kind, p)
+    finally:
+        _C.conv_direct_width(-1)

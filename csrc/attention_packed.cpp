@@ -1,0 +1,288 @@
+// Packed float32 attention (attention_packed.h).  Panels of PW = NV * width columns: 64 with
+// AVX-512 (four vectors a row of a tile), 24 with AVX2 (three).  Per head:
+//   Kt  (E, S) in key panels      scores  S_ij  = (scale Q_i) @ Kt_j
+//   Vr  (S, Ev) in column panels  output  O_i  += P_ij @ Vr_j
+// and in the backward also Vt (Ev, S), Kr (S, E), Qr (L, E), dOr (L, Ev) for
+//   dP = dO_i @ Vt_j,  dV_j += P^T dO_i,  dQ_i += dS K_j,  dK_j += dS^T Q_i.
+// Accumulators are padded to whole panels and copied out at the end.
+#include "attention_packed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+#include <vector>
+
+#include "common.h"
+#include "conv_direct.h"
+#include "gemm_packed.h"
+#include "simd.h"
+
+namespace fastdl {
+
+namespace {
+constexpr int64_t kBQ = 64;           // query rows per block
+constexpr int64_t kWholeRow = 1024;  // up to this many keys one block holds a whole row
+constexpr int64_t kBKMax = 512;      // keys per block beyond that (rounded down to whole panels)
+
+// The tile kernel for the CPU's width, and the attention rows (the AVX2 build where the CPU has it;
+// an AVX-512 build of the rows measured no faster).
+struct Tile {
+  const PackedKernels* pk;
+  int nv, mr;
+  int64_t w, pw;
+  float (*online_row)(float*, int64_t, int64_t, const float*, float*, float*);
+  void (*prob_row)(float*, int64_t, int64_t, const float*, float);
+  void (*ds_row)(const float*, float*, int64_t, float, float);
+};
+
+Tile tile_of(int width) {
+  Tile t;
+  t.pk = &packed_kernels(width);
+  t.online_row = SIMD(attn_online_row<float>);
+  t.prob_row = SIMD(attn_prob_row<float>);
+  t.ds_row = SIMD(attn_ds_row<float>);
+  t.nv = width == 16 ? 4 : 3;
+  t.mr = t.pk->rows(t.nv);
+  t.w = width;
+  t.pw = t.nv * width;
+  return t;
+}
+
+// Buffers on 64-byte boundaries: with rows whole panels long, every vector load of a panel or an
+// accumulator is aligned (a split load costs two).
+template <class T> struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U> Aligned64(const Aligned64<U>&) {}  // NOLINT(google-explicit-constructor)
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const Aligned64&) const { return true; }
+  bool operator!=(const Aligned64&) const { return false; }
+};
+using fvec = std::vector<float, Aligned64<float>>;
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// out (cols, rows; rows ldo apart) = a (rows, cols; lda)^T, in 16 x 16 tiles: each written row of
+// 16 is one cache line, and the 16 rows read stay in L1 (a plain column-by-column transpose cost as
+// much as the products).
+void transpose(const float* a, int64_t rows, int64_t cols, int64_t lda, float* out, int64_t ldo) {
+  constexpr int64_t kT = 16;
+  for (int64_t i0 = 0; i0 < rows; i0 += kT) {
+    const int64_t ni = std::min(kT, rows - i0);
+    for (int64_t j0 = 0; j0 < cols; j0 += kT) {
+      const int64_t nj = std::min(kT, cols - j0);
+      for (int64_t j = j0; j < j0 + nj; ++j) {
+        float* o = out + j * ldo + i0;
+        const float* src = a + i0 * lda + j;
+        for (int64_t i = 0; i < ni; ++i) o[i] = src[i * lda];
+      }
+    }
+  }
+}
+
+// dst[p][c][r'] = src[(p*PW + r') * ld + c]: the rows of src (R, C) as column panels of the
+// transpose (C, R), zero-padded to whole panels.
+void pack_t(const float* src, int64_t R, int64_t C, int64_t ld, int64_t PW, float* dst) {
+  for (int64_t p = 0; p < R; p += PW) {
+    float* d = dst + p * C;
+    const int64_t n = std::min(PW, R - p);
+    transpose(src + p * ld, n, C, ld, d, PW);
+    if (n < PW)
+      for (int64_t c = 0; c < C; ++c) std::fill(d + c * PW + n, d + (c + 1) * PW, 0.0f);
+  }
+}
+
+// src (R, C) as column panels dst[p][r][c'] = src[r * ld + p*PW + c'], zero-padded; returns dst, or
+// src itself when it already has that layout (one panel exactly as wide as its rows).
+const float* pack_r(const float* src, int64_t R, int64_t C, int64_t ld, int64_t PW, float* dst) {
+  if (C == PW && ld == PW) return src;
+  for (int64_t p = 0; p < C; p += PW) {
+    float* d = dst + p * R;
+    const int64_t n = std::min(PW, C - p);
+    for (int64_t r = 0; r < R; ++r) {
+      std::copy(src + r * ld + p, src + r * ld + p + n, d + r * PW);
+      std::fill(d + r * PW + n, d + (r + 1) * PW, 0.0f);
+    }
+  }
+  return dst;
+}
+
+// C (m, ncols) += A (m, K; lda) @ panels (or = without `accumulate`), where `panels` holds column panels of PW, `pstride`
+// floats apart, each starting at row `row0` of K rows; ncols a multiple of PW.
+void product(const Tile& t, const float* A, int64_t lda, int64_t m, int64_t K, const float* panels, int64_t pstride,
+             int64_t row0, float* C, int64_t ldc, int64_t ncols, bool accumulate = true) {
+  if (K == 0 && !accumulate)
+    for (int64_t r = 0; r < m; ++r) std::fill(C + r * ldc, C + r * ldc + ncols, 0.0f);
+  // K in chunks of kKC rows, so a chunk of a panel (kKC x PW floats) stays in L1 while every row
+  // tile of A passes over it
+  constexpr int64_t kKC = 64;
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    for (int64_t p = 0; p < ncols; p += t.pw) {
+      const float* Bp = panels + (p / t.pw) * pstride + (row0 + k0) * t.pw;
+      const auto tile = accumulate || k0 > 0 ? t.pk->tile : t.pk->tile_set;
+      for (int64_t r = 0; r < m; r += t.mr)
+        tile(A + r * lda + k0, lda, Bp, kc, C + r * ldc + p, ldc, t.w, int(std::min<int64_t>(t.mr, m - r)), t.nv);
+    }
+  }
+}
+
+int64_t key_block(const Tile& t, int64_t S) {
+  return S <= kWholeRow ? round_up(std::max<int64_t>(S, 1), t.pw) : kBKMax / t.pw * t.pw;
+}
+
+// The forward of query rows [i0, i0 + nq) of head b against packed keys and values.
+struct Fwd {
+  const Tile& t;
+  const float *q, *v;
+  const AttnMask<float>& mask;
+  float *out, *lse;
+  int64_t L, S, E, Ev, Evp, BK;
+  bool causal;
+  float scale;
+  double p;
+  uint64_t seed;
+
+  void block(int64_t b, int64_t i0, int64_t nq, const float* Kt, const float* Vr, fvec& qs, fvec& sb, fvec& acc, float* m, float* l) const {
+    const float ninf = -std::numeric_limits<float>::infinity();
+    const float* Q = q + (b * L + i0) * E;
+    for (int64_t i = 0; i < nq * E; ++i) qs[i] = scale * Q[i];
+    std::fill(acc.begin(), acc.begin() + nq * Evp, 0.0f);
+    std::fill(m, m + nq, ninf);
+    std::fill(l, l + nq, 0.0f);
+    const int64_t kend = causal ? std::min(S, i0 + nq) : S;
+    for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+      const int64_t nk = std::min(BK, kend - j0), ld = round_up(nk, t.pw);
+      product(t, qs.data(), E, nq, E, Kt + j0 * E, E * t.pw, 0, sb.data(), ld, ld, false);
+      for (int64_t r = 0; r < nq; ++r) {
+        float* s = sb.data() + r * ld;
+        const float* mr = attn_mask_row(mask, b, i0 + r, S);
+        const float alpha = t.online_row(s, nk, attn_valid_keys(causal, i0 + r, j0, nk),
+                                                         mr ? mr + j0 : nullptr, &m[r], &l[r]);
+        if (p > 0) attn_drop_row(s, nk, b, i0 + r, j0, L, S, p, seed);
+        if (alpha != 1.0f)
+          for (float *o = acc.data() + r * Evp, *e = o + Evp; o < e; ++o) *o *= alpha;
+      }
+      product(t, sb.data(), ld, nq, nk, Vr, S * t.pw, j0, acc.data(), Evp, Evp);
+    }
+    for (int64_t r = 0; r < nq; ++r) {
+      float* o = out + (b * L + i0 + r) * Ev;
+      const float* a = acc.data() + r * Evp;
+      if (l[r] > 0.0f) {
+        const float inv = 1.0f / l[r];
+        for (int64_t c = 0; c < Ev; ++c) o[c] = a[c] * inv;
+        lse[b * L + i0 + r] = m[r] + std::log(l[r]);
+      } else {
+        std::fill(o, o + Ev, l[r] == l[r] ? 0.0f : l[r]);
+        lse[b * L + i0 + r] = l[r] == l[r] ? ninf : l[r];
+      }
+    }
+  }
+};
+}  // namespace
+
+bool attention_packed_available() { return conv_direct_width() == 16 || conv_direct_width() == 8; }
+
+void attention_forward_packed(const float* q, const float* k, const float* v, AttnMask<float> mask, float* out,
+                              float* lse, int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal,
+                              float scale, double dropout_p, uint64_t seed) {
+  const Tile t = tile_of(conv_direct_width());
+  const int64_t Sp = round_up(std::max<int64_t>(S, 1), t.pw), Evp = round_up(Ev, t.pw), BK = key_block(t, S);
+  const int64_t nqb = (L + kBQ - 1) / kBQ;
+  const Fwd f{t, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed};
+  auto pack_head = [&](int64_t b, float* Kt, float* Vr) {  // returns the values' panels
+    pack_t(k + b * S * E, S, E, E, t.pw, Kt);
+    return pack_r(v + b * S * Ev, S, Ev, Ev, t.pw, Vr);
+  };
+  const int64_t nthr = max_threads();
+  if (B >= 2 * nthr || nqb == 1) {  // a head per task: its keys and values packed once, in cache
+    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+      fvec Kt(Sp * E), Vr(S * Evp), qs(kBQ * E), sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* vr = pack_head(b, Kt.data(), Vr.data());
+        for (int64_t i0 = 0; i0 < L; i0 += kBQ)
+          f.block(b, i0, std::min(kBQ, L - i0), Kt.data(), vr, qs, sb, acc, m.data(), l.data());
+      }
+    });
+    return;
+  }
+  // few heads: pack them all first, then spread the query blocks over the threads
+  fvec Kt(B * Sp * E), Vr(B * S * Evp);
+  std::vector<const float*> vr(B);
+  parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) vr[b] = pack_head(b, Kt.data() + b * Sp * E, Vr.data() + b * S * Evp);
+  });
+  parallel_for(B * nqb, 1, [&](int64_t t0, int64_t t1) {
+    fvec qs(kBQ * E), sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t b = task / nqb, i0 = (task % nqb) * kBQ;
+      f.block(b, i0, std::min(kBQ, L - i0), Kt.data() + b * Sp * E, vr[b], qs, sb, acc, m.data(), l.data());
+    }
+  });
+}
+
+void attention_backward_packed(const float* gout, const float* q, const float* k, const float* v, const float* out,
+                               const float* lse, AttnMask<float> mask, float* gq, float* gk, float* gv, int64_t B,
+                               int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal, float scale,
+                               double dropout_p, uint64_t seed) {
+  const Tile t = tile_of(conv_direct_width());
+  const int64_t PW = t.pw, Sp = round_up(std::max<int64_t>(S, 1), PW), Ep = round_up(E, PW), Evp = round_up(Ev, PW);
+  const int64_t BK = key_block(t, S);
+  // A head per task: its dK, dV and dQ are this task's alone.
+  parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+    fvec Kt(Sp * E), Vt(Sp * Ev), Kr(S * Ep), Qr(L * Ep), Or(L * Evp), qs(L * E), D(L);
+    fvec dq(L * Ep), dk(S * Ep), dv(S * Evp), sb(kBQ * BK), dp(kBQ * BK), tr(kBQ * BK);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float *Qb = q + b * L * E, *Kb = k + b * S * E, *Vb = v + b * S * Ev, *Gb = gout + b * L * Ev;
+      pack_t(Kb, S, E, E, PW, Kt.data());
+      pack_t(Vb, S, Ev, Ev, PW, Vt.data());
+      const float* kr = pack_r(Kb, S, E, E, PW, Kr.data());
+      const float* qr = pack_r(Qb, L, E, E, PW, Qr.data());
+      const float* gr = pack_r(Gb, L, Ev, Ev, PW, Or.data());
+      for (int64_t i = 0; i < L * E; ++i) qs[i] = scale * Qb[i];
+      for (int64_t i = 0; i < L; ++i) {
+        const float *g = Gb + i * Ev, *o = out + (b * L + i) * Ev;
+        float d = 0;
+        for (int64_t c = 0; c < Ev; ++c) d += g[c] * o[c];
+        D[i] = d;
+      }
+      std::fill(dq.begin(), dq.end(), 0.0f);
+      std::fill(dk.begin(), dk.end(), 0.0f);
+      std::fill(dv.begin(), dv.end(), 0.0f);
+      for (int64_t j0 = 0; j0 < S; j0 += BK) {
+        const int64_t nkb = std::min(BK, S - j0);
+        for (int64_t i0 = causal ? (j0 / kBQ) * kBQ : 0; i0 < L; i0 += kBQ) {
+          const int64_t nq = std::min(kBQ, L - i0);
+          const int64_t nk = causal ? std::min(nkb, i0 + nq - j0) : nkb;
+          const int64_t ld = round_up(nk, PW);
+          product(t, qs.data() + i0 * E, E, nq, E, Kt.data() + j0 * E, E * PW, 0, sb.data(), ld, ld, false);
+          product(t, Gb + i0 * Ev, Ev, nq, Ev, Vt.data() + j0 * Ev, Ev * PW, 0, dp.data(), ld, ld, false);
+          for (int64_t r = 0; r < nq; ++r) {
+            float *s = sb.data() + r * ld, *d = dp.data() + r * ld;
+            const float* mr = attn_mask_row(mask, b, i0 + r, S);
+            t.prob_row(s, nk, attn_valid_keys(causal, i0 + r, j0, nk), mr ? mr + j0 : nullptr,
+                                       lse[b * L + i0 + r]);
+            if (dropout_p > 0) attn_drop_row(d, nk, b, i0 + r, j0, L, S, dropout_p, seed);
+            t.ds_row(s, d, nk, D[i0 + r], scale);
+            if (dropout_p > 0) attn_drop_row(s, nk, b, i0 + r, j0, L, S, dropout_p, seed);
+          }
+          // dQ_i += dS K_j
+          product(t, dp.data(), ld, nq, nk, kr, S * PW, j0, dq.data() + i0 * Ep, Ep, Ep);
+          // dV_j += P^T dO_i and dK_j += dS^T Q_i, through the transposed blocks
+          transpose(sb.data(), nq, nk, ld, tr.data(), nq);
+          product(t, tr.data(), nq, nk, nq, gr, L * PW, i0, dv.data() + j0 * Evp, Evp, Evp);
+          transpose(dp.data(), nq, nk, ld, tr.data(), nq);
+          product(t, tr.data(), nq, nk, nq, qr, L * PW, i0, dk.data() + j0 * Ep, Ep, Ep);
+        }
+      }
+      for (int64_t i = 0; i < L; ++i) std::copy(dq.data() + i * Ep, dq.data() + i * Ep + E, gq + (b * L + i) * E);
+      for (int64_t j = 0; j < S; ++j) {
+        std::copy(dk.data() + j * Ep, dk.data() + j * Ep + E, gk + (b * S + j) * E);
+        std::copy(dv.data() + j * Evp, dv.data() + j * Evp + Ev, gv + (b * S + j) * Ev);
+      }
+    }
+  });
+}
+
+}  // namespace fastdl
