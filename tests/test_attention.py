@@ -180,6 +180,17 @@ def test_multihead_attention_against_torch(rng, kw):
         assert (fw is None) == (tw is None)
         if need:
             np.testing.assert_allclose(fw.numpy(), tw.detach().numpy(), atol=1e-12)
+    if "kdim" not in kw:  # self-attention: one tensor as query, key and value (the fused projection)
+        tq = torch.tensor(q, requires_grad=True)
+        to, _ = tm(tq, tq, tq, need_weights=False)
+        to.sum().backward()
+        fq = fastdl.tensor(q, requires_grad=True)
+        fo, _ = fm(fq, fq, fq, need_weights=False)
+        fo.sum().backward()
+        np.testing.assert_allclose(fo.numpy(), to.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(fq.grad.numpy(), tq.grad.numpy(), atol=1e-12)
+        for name, prm in fm.named_parameters():
+            np.testing.assert_allclose(prm.grad.numpy(), dict(tm.named_parameters())[name].grad.numpy(), atol=1e-10)
 
 
 def test_multihead_attention_causal_unbatched_and_float_masks(rng):

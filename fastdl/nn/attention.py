@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor, _results, as_tensor
 from .layers import Linear
 from .module import Module, Parameter
 
@@ -94,6 +94,7 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
         cls = "MultiheadAttention"
+        self_attention = query is key and key is value
         q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
         batched = q.ndim == 3
         if q.ndim not in (2, 3) or k.ndim != q.ndim or v.ndim != q.ndim:
@@ -103,29 +104,35 @@ class MultiheadAttention(Module):
             q, k, v = (t.reshape(t.shape[0], 1, t.shape[1]) for t in (q, k, v))
             if key_padding_mask is not None:
                 key_padding_mask = np.asarray(getattr(key_padding_mask, "data", key_padding_mask))[None]
-        elif self.batch_first:
-            q, k, v = (t.transpose(1, 0, 2) for t in (q, k, v))
-        L, N, E = q.shape
-        S = k.shape[0]
+        bf = batched and self.batch_first  # the work stays in the caller's layout: no transposed copies
+        seq, bat = (1, 0) if bf else (0, 1)
+        L, N, E, S = q.shape[seq], q.shape[bat], q.shape[2], k.shape[seq]
         if E != self.embed_dim:
             raise ValueError(f"{cls}: query has {E} features, expected embed_dim={self.embed_dim}")
         if k.shape[2] != self.kdim or v.shape[2] != self.vdim:
             raise ValueError(f"{cls}: key and value must have kdim={self.kdim} and vdim={self.vdim} features, got "
                              f"{k.shape[2]} and {v.shape[2]}")
-        if k.shape[:2] != v.shape[:2] or k.shape[1] != N:
+        if k.shape[:2] != v.shape[:2] or k.shape[bat] != N:
             raise ValueError(f"{cls}: key {k.shape} and value {v.shape} must match each other and query's batch {N}")
         H, hd = self.num_heads, self.head_dim
-        qp, kp, vp = self._project(q, k, v)
         mask = self._merged_mask(key_padding_mask, attn_mask, N, L, S, q.dtype)
-        if self.bias_k is not None:
-            kp = F.cat([kp, self.bias_k.reshape(1, 1, E) * np.ones((1, N, 1), q.dtype)], axis=0)
-            vp = F.cat([vp, self.bias_v.reshape(1, 1, E) * np.ones((1, N, 1), q.dtype)], axis=0)
-            mask = None if mask is None else np.concatenate([mask, np.zeros(mask.shape[:-1] + (1,), mask.dtype)], -1)
-            S += 1
 
-        def heads(t, n):  # (n, N, E) -> (N, H, n, hd)
-            return t.reshape(n, N, H, hd).transpose(1, 2, 0, 3)
-        qh, kh, vh = heads(qp, L), heads(kp, S), heads(vp, S)
+        def heads(t, n):  # (N, n, E) or (n, N, E) -> (N, H, n, hd)
+            return t.reshape(N, n, H, hd).transpose(0, 2, 1, 3) if bf else t.reshape(n, N, H, hd).transpose(1, 2, 0, 3)
+        if self_attention and self._qkv_same_embed_dim and self.bias_k is None:
+            # one projection for q, k and v, split into heads by one copy
+            qkv = F.linear(q, self.in_proj_weight, self.in_proj_bias).reshape(q.shape[0], q.shape[1], 3, H, hd)
+            qh, kh, vh = _split3(qkv.transpose(2, 0, 3, 1, 4) if bf else qkv.transpose(2, 1, 3, 0, 4))
+        else:
+            qp, kp, vp = self._project(q, k, v)
+            if self.bias_k is not None:
+                one = np.ones((N, 1, 1) if bf else (1, N, 1), q.dtype)
+                kp = F.cat([kp, self.bias_k.reshape(1, 1, E) * one], axis=seq)
+                vp = F.cat([vp, self.bias_v.reshape(1, 1, E) * one], axis=seq)
+                mask = None if mask is None else np.concatenate([mask, np.zeros(mask.shape[:-1] + (1,), mask.dtype)],
+                                                                -1)
+                S += 1
+            qh, kh, vh = heads(qp, L), heads(kp, S), heads(vp, S)
         if self.add_zero_attn:
             z = np.zeros((N, H, 1, hd), q.dtype)
             kh, vh = F.cat([kh, z], axis=2), F.cat([vh, z], axis=2)
@@ -150,10 +157,11 @@ class MultiheadAttention(Module):
             weights = weights.mean(axis=1) if average_attn_weights else weights
         else:
             out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=p, is_causal=causal)
-        out = self.out_proj(out.transpose(2, 0, 1, 3).reshape(L, N, E))
+        out = out.transpose(0, 2, 1, 3).reshape(N, L, E) if bf else out.transpose(2, 0, 1, 3).reshape(L, N, E)
+        out = self.out_proj(out)
         if not batched:
             return out.reshape(L, E), (None if weights is None else weights.reshape(weights.shape[1:]))
-        return (out.transpose(1, 0, 2) if self.batch_first else out), weights
+        return out, weights
 
     def _merged_mask(self, key_padding_mask, attn_mask, N, L, S, dtype):
         """key_padding_mask and attn_mask as one additive mask broadcastable to (N, H, L, S), or None."""
@@ -179,6 +187,16 @@ class MultiheadAttention(Module):
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, " \
                f"batch_first={self.batch_first}"
+
+
+def _split3(t: Tensor):
+    """The three slices of t along axis 0 as three outputs of one node (backward stacks the gradients
+    back, zeros for an unused one, instead of three scatters into full-size zeros)."""
+    d = t.data
+
+    def bw(grads):
+        return (np.stack([np.zeros(d.shape[1:], d.dtype) if g is None else g for g in grads]),)
+    return _results((d[0], d[1], d[2]), (t,), bw)
 
 
 class AdditiveAttention(Module):
