@@ -41,3 +41,63 @@ def keep_dims(g, shape, axis, keepdims):
         return g
     axes = (axis,) if isinstance(axis, int) else axis
     return _xp(g).expand_dims(g, tuple(a % len(shape) for a in axes))
+
+
+# ---------------------------------------------------------------- argument checks shared by the layers
+_I64 = 2**63
+
+
+def int_arg(v, name: str, fn: str, lo: int | None = 0) -> int:
+    """``v`` as an int (not a bool, float or string) that fits int64 and is >= ``lo``; TypeError or
+    ValueError naming the argument otherwise."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an integer, got {v!r}"[:200])
+    v = int(v)
+    if not -_I64 <= v < _I64:
+        raise ValueError(f"{fn}: {name} is too large: {v}")
+    if lo is not None and v < lo:
+        raise ValueError(f"{fn}: {name} must be >= {lo}, got {v}")
+    return v
+
+
+def pair_arg(v, name: str, fn: str, lo: int | None = 0) -> tuple:
+    """An int or a pair of ints (each checked by :func:`int_arg`) as a pair."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        v = int_arg(v, name, fn, lo)
+        return v, v
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}"[:200])
+    if len(v) != 2:
+        raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}"[:200])
+    return int_arg(v[0], name, fn, lo), int_arg(v[1], name, fn, lo)
+
+
+def float_arg(v, name: str, fn: str, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    """``v`` as a finite float in the given range; TypeError or ValueError naming the argument."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a number, got {v!r}"[:200])
+    v = float(v)
+    bad = not np.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or \
+        (hi is not None and (v >= hi if hi_open else v > hi))
+    if bad:
+        rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}" \
+              f"{')' if hi_open else ']'}"
+        raise ValueError(f"{fn}: {name} must be a finite number in {rng}, got {v}")
+    return v
+
+
+def physical_memory() -> float:
+    """Bytes of physical memory (0 when unknown)."""
+    try:
+        import os
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def want_memory(n_elements: int, itemsize: int, fn: str, what: str) -> None:
+    """ValueError before allocating ``n_elements`` that would need more than the machine's memory."""
+    mem = physical_memory()
+    if mem and float(n_elements) * itemsize > mem:
+        raise ValueError(f"{fn}: {what} would need {float(n_elements) * itemsize / 2**30:.1f} GiB, more than this "
+                         f"machine's {mem / 2**30:.1f} GiB")

@@ -246,7 +246,7 @@ def test_additive_attention_layer(rng):
 
 @pytest.mark.parametrize("call, err, msg", [
     (lambda: nn.MultiheadAttention(10, 3), ValueError, "divisible by num_heads"),
-    (lambda: nn.MultiheadAttention(0, 1), ValueError, "embed_dim must be a positive integer"),
+    (lambda: nn.MultiheadAttention(0, 1), ValueError, "embed_dim must be >= 1"),
     (lambda: nn.MultiheadAttention(8, 2, dropout=1.0), ValueError, "dropout"),
     (lambda: nn.MultiheadAttention(8, 2)(np.ones((3, 2, 6), "f4"), np.ones((3, 2, 8), "f4"),
                                          np.ones((3, 2, 8), "f4")), ValueError, "embed_dim=8"),

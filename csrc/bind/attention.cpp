@@ -47,11 +47,7 @@ Sdpa sdpa_args(const py::object& qo, const py::object& ko, const py::object& vo,
   if (scale.is_none()) {
     a.scale = a.E > 0 ? 1.0 / std::sqrt(double(a.E)) : 1.0;
   } else {
-    try {
-      a.scale = scale.cast<double>();
-    } catch (const py::cast_error&) {
-      type_error(std::string(fn) + ": scale must be a number or None");
-    }
+    a.scale = float_value(scale, fn, "scale");
     if (!std::isfinite(a.scale)) value_error(std::string(fn) + ": scale must be finite, got " + std::to_string(a.scale));
   }
   if (!(dropout_p >= 0.0 && dropout_p < 1.0))
@@ -72,8 +68,12 @@ template <class T> AttnMask<T> mask_of(const Sdpa& a, const carr<T>& m) {
 }
 
 py::tuple sdpa_forward(const py::object& qo, const py::object& ko, const py::object& vo, const py::object& mo,
-                       int64_t mask_div, bool causal, const py::object& scale, double dropout_p, int64_t seed) {
+                       const Int& mask_div_a, const Flag& causal_a, const py::object& scale, const Float& dropout_p_a, const Int& seed_a) {
   const char* fn = "attention_forward";
+  const int64_t mask_div = mask_div_a.get(fn, "mask_div");
+  const bool causal = causal_a.get(fn, "is_causal");
+  const double dropout_p = dropout_p_a.get(fn, "dropout_p");
+  const int64_t seed = seed_a.get(fn, "seed");
   Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div, scale, dropout_p, fn);
   const uint64_t sd = seed_of(seed, fn);
   return by_dtype(a.q, fn, "q", [&](auto t) {
@@ -91,9 +91,13 @@ py::tuple sdpa_forward(const py::object& qo, const py::object& ko, const py::obj
 }
 
 py::tuple sdpa_backward(const py::object& go, const py::object& qo, const py::object& ko, const py::object& vo,
-                        const py::object& oo, const py::object& lo, const py::object& mo, int64_t mask_div, bool causal,
-                        const py::object& scale, double dropout_p, int64_t seed) {
+                        const py::object& oo, const py::object& lo, const py::object& mo, const Int& mask_div_a, const Flag& causal_a,
+                        const py::object& scale, const Float& dropout_p_a, const Int& seed_a) {
   const char* fn = "attention_backward";
+  const int64_t mask_div = mask_div_a.get(fn, "mask_div");
+  const bool causal = causal_a.get(fn, "is_causal");
+  const double dropout_p = dropout_p_a.get(fn, "dropout_p");
+  const int64_t seed = seed_a.get(fn, "seed");
   Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div, scale, dropout_p, fn);
   const uint64_t sd = seed_of(seed, fn);
   py::array g0 = to_array(go, fn, "gout"), o0 = to_array(oo, fn, "out"), l0 = to_array(lo, fn, "lse");
@@ -123,8 +127,9 @@ double finite_scale(double scale, const char* fn) {
   return scale;
 }
 
-py::array msoftmax_forward(const py::object& xo, const py::object& mo, double scale) {
+py::array msoftmax_forward(const py::object& xo, const py::object& mo, const Float& scale_a) {
   const char* fn = "masked_softmax_forward";
+  const double scale = scale_a.get(fn, "scale");
   py::array x0 = to_array(xo, fn, "x");
   return by_dtype(x0, fn, "x", [&](auto t) {
     using T = typename decltype(t)::type;
@@ -143,8 +148,9 @@ py::array msoftmax_forward(const py::object& xo, const py::object& mo, double sc
   });
 }
 
-py::array msoftmax_backward(const py::object& gyo, const py::object& yo, double scale) {
+py::array msoftmax_backward(const py::object& gyo, const py::object& yo, const Float& scale_a) {
   const char* fn = "masked_softmax_backward";
+  const double scale = scale_a.get(fn, "scale");
   py::array gy0 = to_array(gyo, fn, "gy"), y0 = to_array(yo, fn, "y");
   return by_dtype(y0, fn, "y", [&](auto t) {
     using T = typename decltype(t)::type;
@@ -192,8 +198,11 @@ py::array additive_forward(const py::object& qo, const py::object& ko, const py:
 }
 
 py::tuple additive_backward(const py::object& go, const py::object& qo, const py::object& ko, const py::object& vo,
-                            bool need_qp, bool need_kp, bool need_v) {
+                            const Flag& need_qp_a, const Flag& need_kp_a, const Flag& need_v_a) {
   const char* fn = "additive_attention_backward";
+  const bool need_qp = need_qp_a.get(fn, "need_qp");
+  const bool need_kp = need_kp_a.get(fn, "need_kp");
+  const bool need_v = need_v_a.get(fn, "need_v");
   py::array g0 = to_array(go, fn, "gs"), q0 = to_array(qo, fn, "qp"), k0 = to_array(ko, fn, "kp"),
             v0 = to_array(vo, fn, "v");
   return by_dtype(q0, fn, "qp", [&](auto t) {

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 namespace fastdl::bind {
 
 namespace py = pybind11;
@@ -110,6 +112,135 @@ inline void want_shape(const py::array& a, const std::vector<py::ssize_t>& shape
   value_error(o.str());
 }
 
+// a + b and a * b of sizes, or ValueError naming `what` when the result leaves int64 (a size no
+// input can make sense of: a dilation of 2**62, ...).
+inline int64_t size_add(int64_t a, int64_t b, const char* fn, const char* what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) value_error(std::string(fn) + ": " + what + " is too large");
+  return r;
+}
+inline int64_t size_mul(int64_t a, int64_t b, const char* fn, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) value_error(std::string(fn) + ": " + what + " is too large");
+  return r;
+}
+
+// Bytes of physical memory (0 when unknown).
+inline double physical_memory() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+#else
+  return 0.0;
+#endif
+}
+
+// An output of `shape` with `item`-byte elements can be allocated: its element count fits int64 and
+// its bytes fit the machine's memory; else ValueError naming it, before anything is allocated.
+inline void want_alloc(const std::vector<py::ssize_t>& shape, size_t item, const char* fn, const char* what) {
+  int64_t n = 1;
+  for (auto d : shape) n = size_mul(n, d, fn, what);
+  const double bytes = double(n) * double(item), mem = physical_memory();
+  if (mem > 0 && bytes > mem) {
+    std::ostringstream o;
+    o << fn << ": " << what << " would need " << bytes / double(1 << 30) << " GiB, more than this machine's "
+      << mem / double(1 << 30) << " GiB";
+    value_error(o.str());
+  }
+}
+
+// ---------------------------------------------------------------- scalar arguments
+// Scalars (ints, numbers, flags, pairs) reach the bindings as Int, Float, Flag, Pair, Quad, Ints: their
+// pybind11 casters accept any object, so a wrong one never ends in pybind11's "incompatible function
+// arguments" dump; the binding converts each with .get(fn, name), by the rules of the NumPy twin
+// (reference/_checks.py, _scalar): TypeError or ValueError naming the argument, the same message.
+inline const py::object& np_type(const char* name) {
+  static py::object integer = py::module_::import("numpy").attr("integer"),
+                    floating = py::module_::import("numpy").attr("floating"),
+                    bool_ = py::module_::import("numpy").attr("bool_");
+  return name[0] == 'i' ? integer : name[0] == 'f' ? floating : bool_;
+}
+inline std::string repr_of(const py::handle& o) {
+  std::string r = py::repr(o).cast<std::string>();
+  return r.size() > 80 ? r.substr(0, 80) + "..." : r;
+}
+inline bool is_int(const py::handle& o) { return PyLong_Check(o.ptr()) || py::isinstance(o, np_type("integer")); }
+inline int64_t int_value(const py::handle& o, const char* fn, const char* name) {
+  if (!is_int(o)) type_error(std::string(fn) + ": " + name + " must be an integer, got " + repr_of(o));
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(o.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow) value_error(std::string(fn) + ": " + name + " is too large: " + repr_of(o));
+  return v;
+}
+inline double float_value(const py::handle& o, const char* fn, const char* name) {
+  if (!(is_int(o) || PyFloat_Check(o.ptr()) || py::isinstance(o, np_type("floating"))))
+    type_error(std::string(fn) + ": " + name + " must be a number, got " + repr_of(o));
+  const double v = PyFloat_AsDouble(o.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    value_error(std::string(fn) + ": " + name + " is too large: " + repr_of(o));
+  }
+  return v;
+}
+inline bool flag_value(const py::handle& o, const char* fn, const char* name) {
+  if (PyBool_Check(o.ptr()) || py::isinstance(o, np_type("bool_"))) return PyObject_IsTrue(o.ptr()) == 1;
+  if (is_int(o)) {
+    const int64_t v = int_value(o, fn, name);
+    if (v == 0 || v == 1) return v == 1;
+  }
+  type_error(std::string(fn) + ": " + name + " must be a bool, got " + repr_of(o));
+}
+inline std::vector<int64_t> ints_value(const py::handle& o, size_t n, const char* fn, const char* name) {
+  const char* what = n == 2 ? " must be a pair of integers, got " : n == 4 ? " must be four integers, got "
+                                                                           : " must be a tuple of integers, got ";
+  if (!PyTuple_Check(o.ptr()) && !PyList_Check(o.ptr())) type_error(std::string(fn) + ": " + name + what + repr_of(o));
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(o);
+  if (n && seq.size() != n) value_error(std::string(fn) + ": " + name + what + repr_of(o));
+  std::vector<int64_t> v;
+  for (auto item : seq) v.push_back(int_value(item, fn, name));
+  return v;
+}
+
+struct Int {
+  py::object o;
+  int64_t get(const char* fn, const char* name) const { return int_value(o, fn, name); }
+};
+struct Float {
+  py::object o;
+  double get(const char* fn, const char* name) const { return float_value(o, fn, name); }
+};
+struct Flag {
+  py::object o;
+  bool get(const char* fn, const char* name) const { return flag_value(o, fn, name); }
+};
+struct Pair {
+  py::object o;
+  I2 get(const char* fn, const char* name) const {
+    auto v = ints_value(o, 2, fn, name);
+    return {v[0], v[1]};
+  }
+};
+struct Quad {
+  py::object o;
+  I4 get(const char* fn, const char* name) const {
+    auto v = ints_value(o, 4, fn, name);
+    return {v[0], v[1], v[2], v[3]};
+  }
+};
+struct Ints {
+  py::object o;
+  std::vector<int64_t> get(const char* fn, const char* name) const { return ints_value(o, 0, fn, name); }
+};
+struct Str {
+  py::object o;
+  std::string get(const char* fn, const char* name) const {
+    if (!PyUnicode_Check(o.ptr())) type_error(std::string(fn) + ": " + name + " must be a string, got " + repr_of(o));
+    return o.cast<std::string>();
+  }
+};
+
 // Integer indices as int64 (converted once), or TypeError naming the argument.
 inline carr<int64_t> int_array(const py::object& o, const char* fn, const char* name) {
   py::array a = to_array(o, fn, name);
@@ -178,3 +309,27 @@ void bind_rnn(py::module_& m);
 void bind_attention(py::module_& m);
 
 }  // namespace fastdl::bind
+
+// The casters of the scalar argument types: any object loads (the binding checks it); the names are
+// what the stubs show.
+namespace pybind11::detail {
+#define FASTDL_ANY_CASTER(T, NAME)                                                          \
+  template <> struct type_caster<fastdl::bind::T> {                                          \
+    PYBIND11_TYPE_CASTER(fastdl::bind::T, const_name(NAME));                                 \
+    bool load(handle src, bool) {                                                            \
+      value.o = reinterpret_borrow<object>(src);                                             \
+      return true;                                                                           \
+    }                                                                                        \
+    static handle cast(const fastdl::bind::T& v, return_value_policy, handle) {              \
+      return v.o.inc_ref();                                                                  \
+    }                                                                                        \
+  };
+FASTDL_ANY_CASTER(Int, "int")
+FASTDL_ANY_CASTER(Float, "float")
+FASTDL_ANY_CASTER(Flag, "bool")
+FASTDL_ANY_CASTER(Pair, "tuple[int, int]")
+FASTDL_ANY_CASTER(Quad, "tuple[int, int, int, int]")
+FASTDL_ANY_CASTER(Ints, "tuple[int, ...]")
+FASTDL_ANY_CASTER(Str, "str")
+#undef FASTDL_ANY_CASTER
+}  // namespace pybind11::detail

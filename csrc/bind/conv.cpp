@@ -32,18 +32,34 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, I2 stride, I4 pad
     value_error(f + ": weight " + shape_of(w) + " expects " + std::to_string(w.shape(1) * groups) +
                 " input channels, input " + shape_of(x) + " has " + std::to_string(s.C));
   if (s.kh < 1 || s.kw < 1) value_error(f + ": kernel size must be >= 1, weight has shape " + shape_of(w));
-  const int64_t eh = s.dh * (s.kh - 1) + 1, ew = s.dw * (s.kw - 1) + 1;
-  if (s.H + s.pt + s.pb < eh || s.W + s.pl + s.pr < ew)
+  // every size below checked against int64 overflow: a dilation or padding of 2**62 is an error, not a
+  // wrapped-around shape
+  const int64_t eh = size_add(size_mul(s.dh, s.kh - 1, fn, "dilation * (kernel - 1)"), 1, fn, "the dilated kernel"),
+                ew = size_add(size_mul(s.dw, s.kw - 1, fn, "dilation * (kernel - 1)"), 1, fn, "the dilated kernel");
+  const int64_t ph = size_add(s.H, size_add(s.pt, s.pb, fn, "padding"), fn, "the padded input"),
+                pw = size_add(s.W, size_add(s.pl, s.pr, fn, "padding"), fn, "the padded input");
+  if (ph < eh || pw < ew)
     value_error(f + ": kernel (" + std::to_string(eh) + ", " + std::to_string(ew) + ") with dilation is larger than "
-                "the padded input (" + std::to_string(s.H + s.pt + s.pb) + ", " + std::to_string(s.W + s.pl + s.pr) + ")");
-  s.OH = (s.H + s.pt + s.pb - eh) / s.sh + 1;
-  s.OW = (s.W + s.pl + s.pr - ew) / s.sw + 1;
+                "the padded input (" + std::to_string(ph) + ", " + std::to_string(pw) + ")");
+  s.OH = (ph - eh) / s.sh + 1;
+  s.OW = (pw - ew) / s.sw + 1;
+  want_alloc({s.N, s.K, s.OH, s.OW}, 8, fn, "the output");
+  // a stride that fits a single window, or a dilation of a one-tap kernel, changes nothing: make it 1,
+  // so no kernel sizes a buffer by it (every other stride and dilation is bounded by the input)
+  if (s.OH == 1) s.sh = 1;
+  if (s.OW == 1) s.sw = 1;
+  if (s.kh == 1) s.dh = 1;
+  if (s.kw == 1) s.dw = 1;
   return s;
 }
 
-py::array conv2d_forward(const py::object& xo, const py::object& wo, const py::object& bias, I2 stride, I4 pad,
-                         I2 dil, int64_t groups) {
+py::array conv2d_forward(const py::object& xo, const py::object& wo, const py::object& bias, const Pair& stride_a, const Quad& pad_a,
+                         const Pair& dil_a, const Int& groups_a) {
   const char* fn = "conv2d_forward";
+  const I2 stride = stride_a.get(fn, "stride");
+  const I4 pad = pad_a.get(fn, "padding");
+  const I2 dil = dil_a.get(fn, "dilation");
+  const int64_t groups = groups_a.get(fn, "groups");
   auto x0 = to_array(xo, fn, "input"), w0 = to_array(wo, fn, "weight");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -57,6 +73,13 @@ py::array conv2d_forward(const py::object& xo, const py::object& wo, const py::o
     }
     auto x = carr<T>::ensure(x0), w = carr<T>::ensure(w0);
     py::array y = empty<T>({s.N, s.K, s.OH, s.OW});
+    if (s.N * s.K * s.OH * s.OW == 0 || s.C == 0) {  // nothing to sum over: the bias (or 0) everywhere
+      T* yp = ptr<T>(y);
+      const int64_t plane = s.OH * s.OW;
+      for (int64_t i = 0; i < s.N * s.K; ++i)
+        std::fill(yp + i * plane, yp + (i + 1) * plane, bias.is_none() ? T(0) : b.data()[i % s.K]);
+      return y;
+    }
     {
       py::gil_scoped_release nogil;
       fastdl::conv2d_forward<T>(x.data(), w.data(), bias.is_none() ? nullptr : b.data(), ptr<T>(y), s);
@@ -65,9 +88,16 @@ py::array conv2d_forward(const py::object& xo, const py::object& wo, const py::o
   });
 }
 
-py::tuple conv2d_backward(const py::object& gyo, const py::object& xo, const py::object& wo, I2 stride, I4 pad,
-                          I2 dil, int64_t groups, bool need_input, bool need_weight, bool need_bias) {
+py::tuple conv2d_backward(const py::object& gyo, const py::object& xo, const py::object& wo, const Pair& stride_a, const Quad& pad_a,
+                          const Pair& dil_a, const Int& groups_a, const Flag& need_input_a, const Flag& need_weight_a, const Flag& need_bias_a) {
   const char* fn = "conv2d_backward";
+  const I2 stride = stride_a.get(fn, "stride");
+  const I4 pad = pad_a.get(fn, "padding");
+  const I2 dil = dil_a.get(fn, "dilation");
+  const int64_t groups = groups_a.get(fn, "groups");
+  const bool need_input = need_input_a.get(fn, "need_input");
+  const bool need_weight = need_weight_a.get(fn, "need_weight");
+  const bool need_bias = need_bias_a.get(fn, "need_bias");
   auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "input"), w0 = to_array(wo, fn, "weight");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -76,6 +106,18 @@ py::tuple conv2d_backward(const py::object& gyo, const py::object& xo, const py:
     want_shape(gy0, {s.N, s.K, s.OH, s.OW}, "gy", fn);
     auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0), w = carr<T>::ensure(w0);
     Out<T> gx(need_input, shape_vec(x0)), gw(need_weight, shape_vec(w0)), gb(need_bias, {s.K});
+    if (s.N * s.K * s.OH * s.OW == 0 || s.C == 0) {  // an empty product: zero gradients, gb sums gy
+      if (gx.on) std::fill(gx.p(), gx.p() + x0.size(), T(0));
+      if (gw.on) std::fill(gw.p(), gw.p() + w0.size(), T(0));
+      if (gb.on) {
+        std::fill(gb.p(), gb.p() + s.K, T(0));
+        const T* g = gy.data();
+        for (int64_t n = 0; n < s.N; ++n)
+          for (int64_t kk = 0; kk < s.K; ++kk)
+            for (int64_t i = 0; i < s.OH * s.OW; ++i) gb.p()[kk] += g[(n * s.K + kk) * s.OH * s.OW + i];
+      }
+      return py::make_tuple(gx.obj(), gw.obj(), gb.obj());
+    }
     {
       py::gil_scoped_release nogil;
       fastdl::conv2d_backward<T>(gy.data(), x.data(), w.data(), gx.p(), gw.p(), gb.p(), s);

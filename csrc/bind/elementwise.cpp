@@ -39,20 +39,27 @@ py::array binary(const py::object& gyo, const py::object& yo, const char* fn, K 
   });
 }
 
-py::array dropout_mask(const std::vector<py::ssize_t>& shape, double p, uint64_t seed) {
+py::array dropout_mask(const Ints& shape_a, const Float& p_a, const Int& seed_a) {
+  const std::vector<int64_t> shape = shape_a.get("dropout_mask", "shape");
+  const double p = p_a.get("dropout_mask", "p");
+  const int64_t seed = seed_a.get("dropout_mask", "seed");
   if (!(p >= 0.0 && p <= 1.0)) value_error("dropout_mask: p must be in [0, 1], got " + std::to_string(p));
+  if (seed < 0) value_error("dropout_mask: seed must be >= 0, got " + std::to_string(seed));
   for (auto s : shape)
     if (s < 0) value_error("dropout_mask: shape has a negative size");
-  py::array m = py::array_t<uint8_t>(shape);
+  const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  want_alloc(dims, 1, "dropout_mask", "the mask");
+  py::array m = py::array_t<uint8_t>(dims);
   {
     py::gil_scoped_release nogil;
-    fastdl::dropout_mask(ptr<uint8_t>(m), m.size(), p, seed);
+    fastdl::dropout_mask(ptr<uint8_t>(m), m.size(), p, uint64_t(seed));
   }
   return m;
 }
 
-py::array dropout_apply(const py::object& xo, const py::object& mo, double scale) {
+py::array dropout_apply(const py::object& xo, const py::object& mo, const Float& scale_a) {
   const char* fn = "dropout_apply";
+  const double scale = scale_a.get(fn, "scale");
   auto x0 = to_array(xo, fn, "x");
   return by_dtype(x0, fn, "x", [&](auto t) {
     using T = typename decltype(t)::type;

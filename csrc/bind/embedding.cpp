@@ -36,8 +36,10 @@ py::array embedding_forward(const py::object& wo, const py::object& io) {
   });
 }
 
-py::array embedding_backward(const py::object& go, const py::object& io, int64_t num_embeddings, int64_t padding_idx) {
+py::array embedding_backward(const py::object& go, const py::object& io, const Int& num_embeddings_a, const Int& padding_idx_a) {
   const char* fn = "embedding_backward";
+  const int64_t num_embeddings = num_embeddings_a.get(fn, "num_embeddings");
+  const int64_t padding_idx = padding_idx_a.get(fn, "padding_idx");
   auto g0 = to_array(go, fn, "gy");
   return by_dtype(g0, fn, "gy", [&](auto tag) {
     using T = typename decltype(tag)::type;

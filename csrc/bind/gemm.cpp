@@ -28,7 +28,7 @@ MM mm_dims(const py::array& a, const py::array& b, const char* fn) {
                 ": inner dimensions differ");
   if (Ba != Bb && Ba != 1 && Bb != 1)
     value_error(std::string(fn) + ": batch sizes of a " + shape_of(a) + " and b " + shape_of(b) + " do not broadcast");
-  d.batch = std::max(Ba, Bb);
+  d.batch = Ba == 1 ? Bb : Ba;  // broadcast as NumPy: 1 against 0 is 0
   d.as = Ba == 1 && d.batch > 1 ? 0 : d.M * d.K;
   d.bs = Bb == 1 && d.batch > 1 ? 0 : d.K * d.N;
   d.out3 = a.ndim() == 3 || b.ndim() == 3;
@@ -51,9 +51,11 @@ py::array matmul(const py::object& ao, const py::object& bo) {
   });
 }
 
-py::tuple matmul_backward(const py::object& gyo, const py::object& ao, const py::object& bo, bool need_a,
-                          bool need_b) {
+py::tuple matmul_backward(const py::object& gyo, const py::object& ao, const py::object& bo, const Flag& need_a_a,
+                          const Flag& need_b_a) {
   const char* fn = "matmul_backward";
+  const bool need_a = need_a_a.get(fn, "need_a");
+  const bool need_b = need_b_a.get(fn, "need_b");
   auto gy0 = to_array(gyo, fn, "gy"), a0 = to_array(ao, fn, "a"), b0 = to_array(bo, fn, "b");
   return by_dtype(a0, fn, "a", [&](auto t) {
     using T = typename decltype(t)::type;
@@ -104,9 +106,12 @@ py::array linear_forward(const py::object& xo, const py::object& wo, const py::o
   });
 }
 
-py::tuple linear_backward(const py::object& gyo, const py::object& xo, const py::object& wo, bool need_x,
-                          bool need_w, bool need_b) {
+py::tuple linear_backward(const py::object& gyo, const py::object& xo, const py::object& wo, const Flag& need_x_a,
+                          const Flag& need_w_a, const Flag& need_b_a) {
   const char* fn = "linear_backward";
+  const bool need_x = need_x_a.get(fn, "need_x");
+  const bool need_w = need_w_a.get(fn, "need_weight");
+  const bool need_b = need_b_a.get(fn, "need_bias");
   auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "x"), w0 = to_array(wo, fn, "weight");
   return by_dtype(x0, fn, "x", [&](auto t) {
     using T = typename decltype(t)::type;

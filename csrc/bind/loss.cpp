@@ -25,8 +25,10 @@ void check_smoothing(double eps, const char* fn) {
     value_error(std::string(fn) + ": label_smoothing must be in [0, 1], got " + std::to_string(eps));
 }
 
-py::tuple cross_entropy_forward(const py::object& xo, const py::object& to, int64_t ignore_index, double eps) {
+py::tuple cross_entropy_forward(const py::object& xo, const py::object& to, const Int& ignore_index_a, const Float& eps_a) {
   const char* fn = "cross_entropy_forward";
+  const int64_t ignore_index = ignore_index_a.get(fn, "ignore_index");
+  const double eps = eps_a.get(fn, "label_smoothing");
   auto x0 = to_array(xo, fn, "logits");
   return by_dtype(x0, fn, "logits", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -45,8 +47,10 @@ py::tuple cross_entropy_forward(const py::object& xo, const py::object& to, int6
 }
 
 py::array cross_entropy_backward(const py::object& go, const py::object& xo, const py::object& to,
-                                 const py::object& lo, int64_t ignore_index, double eps) {
+                                 const py::object& lo, const Int& ignore_index_a, const Float& eps_a) {
   const char* fn = "cross_entropy_backward";
+  const int64_t ignore_index = ignore_index_a.get(fn, "ignore_index");
+  const double eps = eps_a.get(fn, "label_smoothing");
   auto g0 = to_array(go, fn, "gloss"), x0 = to_array(xo, fn, "logits"), l0 = to_array(lo, fn, "lse");
   return by_dtype(x0, fn, "logits", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -130,8 +134,9 @@ double mse_forward(const py::object& po, const py::object& to) {
   });
 }
 
-py::array mse_backward(double scale, const py::object& po, const py::object& to) {
+py::array mse_backward(const Float& scale_a, const py::object& po, const py::object& to) {
   const char* fn = "mse_backward";
+  const double scale = scale_a.get(fn, "scale");
   auto p0 = to_array(po, fn, "input"), t0 = to_array(to, fn, "target");
   return by_dtype(p0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;

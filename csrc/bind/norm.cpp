@@ -26,14 +26,17 @@ const T* opt_vec(const py::object& o, carr<T>& keep, int64_t C, const char* fn, 
 }
 
 py::tuple batch_norm_forward(const py::object& xo, const py::object& w0, const py::object& b0, const py::object& rm0,
-                             const py::object& rv0, bool training, double momentum, double eps) {
+                             const py::object& rv0, const Flag& training_a, const Float& momentum_a, const Float& eps_a) {
   const char* fn = "batch_norm_forward";
+  const bool training = training_a.get(fn, "training");
+  const double momentum = momentum_a.get(fn, "momentum");
+  const double eps = eps_a.get(fn, "eps");
   auto x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const NCS d = bn_dims(x0, fn);
     if (!(eps > 0)) value_error(std::string(fn) + ": eps must be > 0");
-    if (training && d.N * d.S < 2 && d.N * d.S * d.C > 0)
+    if (training && d.N * d.S < 2 && d.C > 0)  // an empty batch too: PyTorch raises, statistics stay
       value_error(std::string(fn) + ": expected more than 1 value per channel when training, got input of shape " +
                   shape_of(x0));
     auto x = carr<T>::ensure(x0);
@@ -59,8 +62,12 @@ py::tuple batch_norm_forward(const py::object& xo, const py::object& w0, const p
 }
 
 py::tuple batch_norm_backward(const py::object& gyo, const py::object& xo, const py::object& w0, const py::object& mo,
-                              const py::object& ro, bool training, bool need_input, bool need_weight, bool need_bias) {
+                              const py::object& ro, const Flag& training_a, const Flag& need_input_a, const Flag& need_weight_a, const Flag& need_bias_a) {
   const char* fn = "batch_norm_backward";
+  const bool training = training_a.get(fn, "training");
+  const bool need_input = need_input_a.get(fn, "need_input");
+  const bool need_weight = need_weight_a.get(fn, "need_weight");
+  const bool need_bias = need_bias_a.get(fn, "need_bias");
   auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -107,9 +114,11 @@ const T* opt_row(const py::object& o, carr<T>& keep, int64_t D, const char* fn, 
   return keep.data();
 }
 
-py::tuple layer_norm_forward(const py::object& xo, const std::vector<int64_t>& nshape, const py::object& w0,
-                             const py::object& b0, double eps) {
+py::tuple layer_norm_forward(const py::object& xo, const Ints& nshape_a, const py::object& w0,
+                             const py::object& b0, const Float& eps_a) {
   const char* fn = "layer_norm_forward";
+  const std::vector<int64_t> nshape = nshape_a.get(fn, "normalized_shape");
+  const double eps = eps_a.get(fn, "eps");
   auto x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -128,10 +137,14 @@ py::tuple layer_norm_forward(const py::object& xo, const std::vector<int64_t>& n
   });
 }
 
-py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const std::vector<int64_t>& nshape,
-                              const py::object& w0, const py::object& mo, const py::object& ro, bool need_input,
-                              bool need_weight, bool need_bias) {
+py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const Ints& nshape_a,
+                              const py::object& w0, const py::object& mo, const py::object& ro, const Flag& need_input_a,
+                              const Flag& need_weight_a, const Flag& need_bias_a) {
   const char* fn = "layer_norm_backward";
+  const std::vector<int64_t> nshape = nshape_a.get(fn, "normalized_shape");
+  const bool need_input = need_input_a.get(fn, "need_input");
+  const bool need_weight = need_weight_a.get(fn, "need_weight");
+  const bool need_bias = need_bias_a.get(fn, "need_bias");
   auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "input"), m0 = to_array(mo, fn, "mean"),
        r0 = to_array(ro, fn, "rstd");
   return by_dtype(x0, fn, "input", [&](auto tag) {

@@ -15,9 +15,16 @@ carr<T> grad_of(const py::object& g0, int64_t n, const char* fn) {
   return g;
 }
 
-void sgd_step(const py::object& po, const py::object& g0, const py::object& buf0, double lr, double momentum,
-              double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step) {
+void sgd_step(const py::object& po, const py::object& g0, const py::object& buf0, const Float& lr_a, const Float& momentum_a,
+              const Float& dampening_a, const Float& weight_decay_a, const Flag& nesterov_a, const Flag& maximize_a, const Flag& first_step_a) {
   const char* fn = "sgd_step";
+  const double lr = lr_a.get(fn, "lr");
+  const double momentum = momentum_a.get(fn, "momentum");
+  const double dampening = dampening_a.get(fn, "dampening");
+  const double weight_decay = weight_decay_a.get(fn, "weight_decay");
+  const bool nesterov = nesterov_a.get(fn, "nesterov");
+  const bool maximize = maximize_a.get(fn, "maximize");
+  const bool first_step = first_step_a.get(fn, "first_step");
   py::array p0 = to_array(po, fn, "param");
   by_dtype(p0, fn, "param", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -31,9 +38,17 @@ void sgd_step(const py::object& po, const py::object& g0, const py::object& buf0
 }
 
 void adam_step(const py::object& po, const py::object& g0, const py::object& m0, const py::object& v0,
-               const py::object& vmax0, double lr, double beta1, double beta2, double eps, double weight_decay,
-               bool decoupled, bool maximize, int64_t step) {
+               const py::object& vmax0, const Float& lr_a, const Float& beta1_a, const Float& beta2_a, const Float& eps_a, const Float& weight_decay_a,
+               const Flag& decoupled_a, const Flag& maximize_a, const Int& step_a) {
   const char* fn = "adam_step";
+  const double lr = lr_a.get(fn, "lr");
+  const double beta1 = beta1_a.get(fn, "beta1");
+  const double beta2 = beta2_a.get(fn, "beta2");
+  const double eps = eps_a.get(fn, "eps");
+  const double weight_decay = weight_decay_a.get(fn, "weight_decay");
+  const bool decoupled = decoupled_a.get(fn, "decoupled");
+  const bool maximize = maximize_a.get(fn, "maximize");
+  const int64_t step = step_a.get(fn, "step");
   py::array p0 = to_array(po, fn, "param");
   if (step < 1) value_error("adam_step: step must be >= 1, got " + std::to_string(step));
   if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) value_error("adam_step: betas must be in [0, 1)");
@@ -51,9 +66,15 @@ void adam_step(const py::object& po, const py::object& g0, const py::object& m0,
 }
 
 void rmsprop_step(const py::object& po, const py::object& g0, const py::object& sq0, const py::object& ga0,
-                  const py::object& buf0, double lr, double alpha, double eps, double weight_decay, double momentum,
-                  bool maximize) {
+                  const py::object& buf0, const Float& lr_a, const Float& alpha_a, const Float& eps_a, const Float& weight_decay_a, const Float& momentum_a,
+                  const Flag& maximize_a) {
   const char* fn = "rmsprop_step";
+  const double lr = lr_a.get(fn, "lr");
+  const double alpha = alpha_a.get(fn, "alpha");
+  const double eps = eps_a.get(fn, "eps");
+  const double weight_decay = weight_decay_a.get(fn, "weight_decay");
+  const double momentum = momentum_a.get(fn, "momentum");
+  const bool maximize = maximize_a.get(fn, "maximize");
   py::array p0 = to_array(po, fn, "param");
   by_dtype(p0, fn, "param", [&](auto tag) {
     using T = typename decltype(tag)::type;

@@ -6,7 +6,8 @@ namespace fastdl::bind {
 namespace {
 
 int64_t pool_out(int64_t L, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil, const char* fn) {
-  const int64_t num = L + 2 * p - d * (k - 1) - 1;
+  const int64_t ext = size_mul(d, k - 1, fn, "dilation * (kernel_size - 1)");
+  const int64_t num = size_add(L, size_mul(2, p, fn, "padding"), fn, "the padded input") - ext - 1;
   if (num < 0) value_error(std::string(fn) + ": kernel is larger than the padded input");
   int64_t out = (num + (ceil ? s - 1 : 0)) / s + 1;
   if (ceil && (out - 1) * s >= L + p) --out;
@@ -29,7 +30,9 @@ Pool2dShape pool_geometry(int64_t planes, int64_t H, int64_t W, I2 k, I2 st, I2 
   if (s.sh < 1 || s.sw < 1) value_error(f + ": stride must be >= 1");
   if (s.dh < 1 || s.dw < 1) value_error(f + ": dilation must be >= 1");
   if (s.ph < 0 || s.pw < 0) value_error(f + ": padding must be >= 0");
-  if (2 * s.ph > s.dh * (s.kh - 1) + 1 || 2 * s.pw > s.dw * (s.kw - 1) + 1)
+  const int64_t eh = size_add(size_mul(s.dh, s.kh - 1, fn, "dilation * (kernel_size - 1)"), 1, fn, "the window"),
+                ew = size_add(size_mul(s.dw, s.kw - 1, fn, "dilation * (kernel_size - 1)"), 1, fn, "the window");
+  if (s.ph > eh / 2 || s.pw > ew / 2)
     value_error(f + ": padding should be at most half of the (dilated) kernel size");
   s.OH = pool_out(s.H, s.kh, s.sh, s.ph, s.dh, ceil, fn);
   s.OW = pool_out(s.W, s.kw, s.sw, s.pw, s.dw, ceil, fn);
@@ -41,15 +44,6 @@ void want_planes(const py::array& a, const char* name, const char* fn) {
     value_error(std::string(fn) + ": " + name + " must be (N, C, H, W) or (C, H, W), got shape " + shape_of(a));
 }
 
-// Planes of an (N, C, H, W) or (C, H, W) array whose last two axes are h x w.
-int64_t planes_of(const py::array& a, int64_t h, int64_t w) { return h * w ? a.size() / (h * w) : 0; }
-
-Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, bool ceil, const char* fn) {
-  want_planes(x, "input", fn);
-  const int64_t H = x.shape(x.ndim() - 2), W = x.shape(x.ndim() - 1);
-  return pool_geometry(planes_of(x, H, W), H, W, k, st, pad, dil, ceil, fn);
-}
-
 // `a`'s shape with its last two axes replaced by (h, w).
 std::vector<py::ssize_t> with_hw(const py::array& a, int64_t h, int64_t w) {
   auto v = shape_vec(a);
@@ -58,8 +52,37 @@ std::vector<py::ssize_t> with_hw(const py::array& a, int64_t h, int64_t w) {
   return v;
 }
 
-py::tuple max_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, I2 dil, bool ceil) {
+// Planes of an (N, C, H, W) or (C, H, W) array: the product of its leading axes.
+int64_t planes_of(const py::array& a, int64_t, int64_t) {
+  int64_t p = 1;
+  for (py::ssize_t i = 0; i + 2 < a.ndim(); ++i) p *= a.shape(i);
+  return p;
+}
+
+// Channels and spatial sizes must be non-empty (only a batch of 0 is allowed), as PyTorch's pooling.
+void want_nonempty(const py::array& a, const char* name, const char* fn) {
+  for (py::ssize_t i = a.ndim() == 4 ? 1 : 0; i < a.ndim(); ++i)
+    if (a.shape(i) == 0)
+      value_error(std::string(fn) + ": " + name + " of shape " + shape_of(a) +
+                  " has an empty channel or spatial axis (only the batch may be 0)");
+}
+
+Pool2dShape pool_shape(const py::array& x, I2 k, I2 st, I2 pad, I2 dil, bool ceil, const char* fn) {
+  want_planes(x, "input", fn);
+  want_nonempty(x, "input", fn);
+  const int64_t H = x.shape(x.ndim() - 2), W = x.shape(x.ndim() - 1);
+  Pool2dShape s = pool_geometry(planes_of(x, H, W), H, W, k, st, pad, dil, ceil, fn);
+  want_alloc(with_hw(x, s.OH, s.OW), 8, fn, "the output");
+  return s;
+}
+
+py::tuple max_pool2d_forward(const py::object& xo, const Pair& k_a, const Pair& st_a, const Pair& pad_a, const Pair& dil_a, const Flag& ceil_a) {
   const char* fn = "max_pool2d_forward";
+  const I2 k = k_a.get(fn, "kernel_size");
+  const I2 st = st_a.get(fn, "stride");
+  const I2 pad = pad_a.get(fn, "padding");
+  const I2 dil = dil_a.get(fn, "dilation");
+  const bool ceil = ceil_a.get(fn, "ceil_mode");
   auto x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -75,8 +98,9 @@ py::tuple max_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, I2 dil, 
   });
 }
 
-py::array max_pool2d_backward(const py::object& gyo, const py::object& io, I2 input_hw) {
+py::array max_pool2d_backward(const py::object& gyo, const py::object& io, const Pair& input_hw_a) {
   const char* fn = "max_pool2d_backward";
+  const I2 input_hw = input_hw_a.get(fn, "input_size");
   auto gy0 = to_array(gyo, fn, "gy");
   return by_dtype(gy0, fn, "gy", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -89,7 +113,8 @@ py::array max_pool2d_backward(const py::object& gyo, const py::object& io, I2 in
     s.OH = gy0.shape(gy0.ndim() - 2);
     s.OW = gy0.shape(gy0.ndim() - 1);
     s.planes = planes_of(gy0, s.OH, s.OW);
-    if (s.H < 0 || s.W < 0) value_error(std::string(fn) + ": input size must be >= 0");
+    if (s.H < 1 || s.W < 1) value_error(std::string(fn) + ": input_size must be >= 1");
+    want_alloc(with_hw(gy0, s.H, s.W), 8, fn, "the input gradient");
     const int64_t* ip = idx.data();
     for (int64_t i = 0; i < idx.size(); ++i)
       if (ip[i] < 0 || ip[i] >= s.H * s.W)
@@ -104,8 +129,13 @@ py::array max_pool2d_backward(const py::object& gyo, const py::object& io, I2 in
   });
 }
 
-py::array avg_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, bool ceil, bool count_include_pad) {
+py::array avg_pool2d_forward(const py::object& xo, const Pair& k_a, const Pair& st_a, const Pair& pad_a, const Flag& ceil_a, const Flag& count_include_pad_a) {
   const char* fn = "avg_pool2d_forward";
+  const I2 k = k_a.get(fn, "kernel_size");
+  const I2 st = st_a.get(fn, "stride");
+  const I2 pad = pad_a.get(fn, "padding");
+  const bool ceil = ceil_a.get(fn, "ceil_mode");
+  const bool count_include_pad = count_include_pad_a.get(fn, "count_include_pad");
   auto x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -120,14 +150,22 @@ py::array avg_pool2d_forward(const py::object& xo, I2 k, I2 st, I2 pad, bool cei
   });
 }
 
-py::array avg_pool2d_backward(const py::object& gyo, I2 input_hw, I2 k, I2 st, I2 pad, bool ceil,
-                              bool count_include_pad) {
+py::array avg_pool2d_backward(const py::object& gyo, const Pair& input_hw_a, const Pair& k_a, const Pair& st_a, const Pair& pad_a, const Flag& ceil_a,
+                              const Flag& count_include_pad_a) {
   const char* fn = "avg_pool2d_backward";
+  const I2 input_hw = input_hw_a.get(fn, "input_size");
+  const I2 k = k_a.get(fn, "kernel_size");
+  const I2 st = st_a.get(fn, "stride");
+  const I2 pad = pad_a.get(fn, "padding");
+  const bool ceil = ceil_a.get(fn, "ceil_mode");
+  const bool count_include_pad = count_include_pad_a.get(fn, "count_include_pad");
   auto gy0 = to_array(gyo, fn, "gy");
   return by_dtype(gy0, fn, "gy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     want_planes(gy0, "gy", fn);
     const int64_t OH = gy0.shape(gy0.ndim() - 2), OW = gy0.shape(gy0.ndim() - 1);
+    if (input_hw.first < 1 || input_hw.second < 1) value_error(std::string(fn) + ": input_size must be >= 1");
+    want_alloc(with_hw(gy0, input_hw.first, input_hw.second), 8, fn, "the input gradient");
     const Pool2dShape s = pool_geometry(planes_of(gy0, OH, OW), input_hw.first, input_hw.second, k, st, pad, I2{1, 1},
                                         ceil, fn);
     if (s.OH != OH || s.OW != OW)
@@ -156,28 +194,33 @@ py::array adaptive(void (*kernel)(const T*, T*, int64_t, int64_t, int64_t, int64
   return out;
 }
 
-py::array adaptive_avg_pool2d_forward(const py::object& xo, I2 out) {
+py::array adaptive_avg_pool2d_forward(const py::object& xo, const Pair& out_a) {
   const char* fn = "adaptive_avg_pool2d_forward";
+  const I2 out = out_a.get(fn, "output_size");
   auto x0 = to_array(xo, fn, "input");
   return by_dtype(x0, fn, "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
     want_planes(x0, "input", fn);
     const int64_t H = x0.shape(x0.ndim() - 2), W = x0.shape(x0.ndim() - 1), OH = out.first, OW = out.second;
     if (OH < 1 || OW < 1) value_error(std::string(fn) + ": output_size must be >= 1");
-    if (H < 1 || W < 1) value_error(std::string(fn) + ": input has an empty spatial size");
+    want_nonempty(x0, "input", fn);
+    want_alloc(with_hw(x0, OH, OW), 8, fn, "the output");
     return adaptive<T>(fastdl::adaptive_avg_pool2d_forward<T>, x0, OH, OW, planes_of(x0, H, W), H, W, OH, OW);
   });
 }
 
-py::array adaptive_avg_pool2d_backward(const py::object& gyo, I2 input_hw) {
+py::array adaptive_avg_pool2d_backward(const py::object& gyo, const Pair& input_hw_a) {
   const char* fn = "adaptive_avg_pool2d_backward";
+  const I2 input_hw = input_hw_a.get(fn, "input_size");
   auto gy0 = to_array(gyo, fn, "gy");
   return by_dtype(gy0, fn, "gy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     want_planes(gy0, "gy", fn);
     const int64_t OH = gy0.shape(gy0.ndim() - 2), OW = gy0.shape(gy0.ndim() - 1), H = input_hw.first,
                   W = input_hw.second;
-    if (H < 1 || W < 1) value_error(std::string(fn) + ": input size must be >= 1");
+    if (H < 1 || W < 1) value_error(std::string(fn) + ": input_size must be >= 1");
+    if (OH < 1 || OW < 1) value_error(std::string(fn) + ": gy " + shape_of(gy0) + " has an empty pooled size");
+    want_alloc(with_hw(gy0, H, W), 8, fn, "the input gradient");
     return adaptive<T>(fastdl::adaptive_avg_pool2d_backward<T>, gy0, H, W, planes_of(gy0, OH, OW), H, W, OH, OW);
   });
 }

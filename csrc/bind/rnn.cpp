@@ -66,10 +66,13 @@ template <class T> const T* opt(const py::object& o, carr<T>& keep) {
   return keep.data();
 }
 
-py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::object& h0o, const py::object& c0o,
+py::tuple rnn_forward(const Str& mode_a, const py::object& xo, const py::object& h0o, const py::object& c0o,
                       const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
-                      const py::object& lengths, bool reverse, bool save) {
+                      const py::object& lengths, const Flag& reverse_a, const Flag& save_a) {
   const char* fn = "rnn_forward";
+  const std::string mode = mode_a.get(fn, "mode");
+  const bool reverse = reverse_a.get(fn, "reverse");
+  const bool save = save_a.get(fn, "save");
   auto x0 = to_array(xo, fn, "input"), h00 = to_array(h0o, fn, "hx"), wi0 = to_array(wio, fn, "weight_ih"),
        wh0 = to_array(who, fn, "weight_hh");
   return by_dtype(x0, fn, "input", [&](auto tag) {
@@ -95,13 +98,18 @@ py::tuple rnn_forward(const std::string& mode, const py::object& xo, const py::o
   });
 }
 
-py::tuple rnn_backward(const std::string& mode, const py::object& douto, const py::object& dhno,
+py::tuple rnn_backward(const Str& mode_a, const py::object& douto, const py::object& dhno,
                        const py::object& dcno, const py::object& xo, const py::object& h0o, const py::object& c0o,
                        const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
                        const py::object& outo, const py::object& go, const py::object& cso, const py::object& hnlo,
-                       const py::object& lengths, bool reverse, bool need_input, bool need_hidden,
-                       bool need_weights) {
+                       const py::object& lengths, const Flag& reverse_a, const Flag& need_input_a, const Flag& need_hidden_a,
+                       const Flag& need_weights_a) {
   const char* fn = "rnn_backward";
+  const std::string mode = mode_a.get(fn, "mode");
+  const bool reverse = reverse_a.get(fn, "reverse");
+  const bool need_input = need_input_a.get(fn, "need_input");
+  const bool need_hidden = need_hidden_a.get(fn, "need_hidden");
+  const bool need_weights = need_weights_a.get(fn, "need_weights");
   auto x0 = to_array(xo, fn, "input"), h00 = to_array(h0o, fn, "hx"), wi0 = to_array(wio, fn, "weight_ih"),
        wh0 = to_array(who, fn, "weight_hh"), out0 = to_array(outo, fn, "output"), g0 = to_array(go, fn, "gates");
   return by_dtype(x0, fn, "input", [&](auto tag) {

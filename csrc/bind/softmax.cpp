@@ -58,14 +58,17 @@ py::array backward(const py::object& gyo, const py::object& yo, int64_t axis, bo
 }  // namespace
 
 void bind_softmax(py::module_& m) {
-  m.def("softmax_forward", [](const py::object& x, int64_t axis) { return forward(x, axis, false, "softmax_forward"); },
-        py::arg("x"), py::arg("axis") = -1);
-  m.def("softmax_backward", [](const py::object& gy, const py::object& y, int64_t axis) {
-    return backward(gy, y, axis, false, "softmax_backward"); }, py::arg("gy"), py::arg("y"), py::arg("axis") = -1);
-  m.def("log_softmax_forward", [](const py::object& x, int64_t axis) {
-    return forward(x, axis, true, "log_softmax_forward"); }, py::arg("x"), py::arg("axis") = -1);
-  m.def("log_softmax_backward", [](const py::object& gy, const py::object& y, int64_t axis) {
-    return backward(gy, y, axis, true, "log_softmax_backward"); }, py::arg("gy"), py::arg("y"), py::arg("axis") = -1);
+  m.def("softmax_forward", [](const py::object& x, const Int& axis) {
+    return forward(x, axis.get("softmax_forward", "axis"), false, "softmax_forward"); }, py::arg("x"), py::arg("axis") = -1);
+  m.def("softmax_backward", [](const py::object& gy, const py::object& y, const Int& axis) {
+    return backward(gy, y, axis.get("softmax_backward", "axis"), false, "softmax_backward"); }, py::arg("gy"), py::arg("y"),
+    py::arg("axis") = -1);
+  m.def("log_softmax_forward", [](const py::object& x, const Int& axis) {
+    return forward(x, axis.get("log_softmax_forward", "axis"), true, "log_softmax_forward"); }, py::arg("x"),
+    py::arg("axis") = -1);
+  m.def("log_softmax_backward", [](const py::object& gy, const py::object& y, const Int& axis) {
+    return backward(gy, y, axis.get("log_softmax_backward", "axis"), true, "log_softmax_backward"); }, py::arg("gy"),
+    py::arg("y"), py::arg("axis") = -1);
 }
 
 }  // namespace fastdl::bind

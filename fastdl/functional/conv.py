@@ -4,19 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..shapes import int_arg, pair_arg
 from ..tensor import Tensor, _result, as_tensor, contiguous
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d", "conv_output_size",
            "pad_amounts"]
 
 
-def _pair(v, name: str) -> tuple:
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    t = tuple(int(a) for a in v)
-    if len(t) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-    return t
+def _pair(v, name: str, fn: str = "conv2d") -> tuple:
+    return pair_arg(v, name, fn, lo=None)  # ranges are the kernels' checks
 
 
 def pad_amounts(padding, kernel, dilation, stride=(1, 1)) -> tuple:
@@ -61,7 +57,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     st, dil = _pair(stride, "stride"), _pair(dilation, "dilation")
     pad = pad_amounts(padding, w.shape[2:], dil, st)
     kern = backend.ops(x.data)
-    y = kern.conv2d_forward(x.data, w.data, None if b is None else b.data, st, pad, dil, int(groups))
+    groups = int_arg(groups, "groups", "conv2d", 1)
+    y = kern.conv2d_forward(x.data, w.data, None if b is None else b.data, st, pad, dil, groups)
     parents = (x, w) if b is None else (x, w, b)
     xd, wd = x.data, w.data
 
@@ -76,9 +73,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices: bool = False):
     """Max over windows (padding counts as -inf; NaN in a window gives NaN); the gradient goes to each max."""
     x = as_tensor(input)
-    k = _pair(kernel_size, "kernel_size")
-    st = k if stride is None else _pair(stride, "stride")
-    pad, dil = _pair(padding, "padding"), _pair(dilation, "dilation")
+    k = _pair(kernel_size, "kernel_size", "max_pool2d")
+    st = k if stride is None else _pair(stride, "stride", "max_pool2d")
+    pad, dil = _pair(padding, "padding", "max_pool2d"), _pair(dilation, "dilation", "max_pool2d")
     kern = backend.ops(x.data)
     y, idx = kern.max_pool2d_forward(x.data, k, st, pad, dil, bool(ceil_mode))
     hw = x.shape[-2:]
@@ -90,9 +87,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
                count_include_pad: bool = True) -> Tensor:
     """Mean over windows; with ``count_include_pad`` the zero padding counts in the divisor, as PyTorch."""
     x = as_tensor(input)
-    k = _pair(kernel_size, "kernel_size")
-    st = k if stride is None else _pair(stride, "stride")
-    pad = _pair(padding, "padding")
+    k = _pair(kernel_size, "kernel_size", "avg_pool2d")
+    st = k if stride is None else _pair(stride, "stride", "avg_pool2d")
+    pad = _pair(padding, "padding", "avg_pool2d")
     kern = backend.ops(x.data)
     y = kern.avg_pool2d_forward(x.data, k, st, pad, bool(ceil_mode), bool(count_include_pad))
     hw = x.shape[-2:]
@@ -103,10 +100,15 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
 def adaptive_avg_pool2d(input, output_size) -> Tensor:
     """Average pooling to a fixed (OH, OW) whatever the input size (``None`` keeps that dimension)."""
     x = as_tensor(input)
-    if isinstance(output_size, (int, np.integer)):
+    fn = "adaptive_avg_pool2d"
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, (bool, np.bool_)):
         output_size = (output_size, output_size)
-    oh, ow = (x.shape[-2] if output_size[0] is None else output_size[0],
-              x.shape[-1] if output_size[1] is None else output_size[1])
+    if isinstance(output_size, (str, bytes)) or not hasattr(output_size, "__len__") or len(output_size) != 2:
+        raise ValueError(f"{fn}: output_size must be an int or a pair (None keeps a size), got {output_size!r}"[:200])
+    oh, ow = (x.shape[-2] if output_size[0] is None else int_arg(output_size[0], "output_size", fn, 1),
+              x.shape[-1] if output_size[1] is None else int_arg(output_size[1], "output_size", fn, 1))
     kern = backend.ops(x.data)
     y = kern.adaptive_avg_pool2d_forward(x.data, (int(oh), int(ow)))
     hw = x.shape[-2:]

@@ -26,6 +26,8 @@ def rnn_layer(mode: str, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=No
     """
     if mode not in MODES:
         raise ValueError(f"rnn: mode must be one of {MODES}, got {mode!r}")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("rnn_layer: give both b_ih and b_hh, or neither")
     x, h0, w_ih, w_hh = as_tensor(x), as_tensor(h0), as_tensor(w_ih), as_tensor(w_hh)
     c0 = as_tensor(c0) if c0 is not None else None
     b_ih = as_tensor(b_ih) if b_ih is not None else None

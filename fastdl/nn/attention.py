@@ -8,15 +8,14 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
+from ..shapes import float_arg, int_arg
 from ..tensor import Tensor, _results, as_tensor
 from .layers import Linear
 from .module import Module, Parameter
 
 
 def _positive_int(v, name, cls):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{cls}: {name} must be a positive integer, got {v!r}")
-    return int(v)
+    return int_arg(v, name, cls, 1)
 
 
 class MultiheadAttention(Module):
@@ -38,8 +37,7 @@ class MultiheadAttention(Module):
         self.num_heads = _positive_int(num_heads, "num_heads", cls)
         if self.embed_dim % self.num_heads:
             raise ValueError(f"{cls}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout}")
+        dropout = float_arg(dropout, "dropout", cls, 0.0, 1.0, hi_open=True)
         E = self.embed_dim
         self.kdim = E if kdim is None else _positive_int(kdim, "kdim", cls)
         self.vdim = E if vdim is None else _positive_int(vdim, "vdim", cls)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
-from ..functional.conv import _pair
+from ..shapes import int_arg, pair_arg, want_memory
 from .module import Module, Parameter
 
 
@@ -20,17 +20,20 @@ class Conv2d(Module):
         super().__init__()
         if padding_mode != "zeros":
             raise NotImplementedError("Conv2d: only padding_mode='zeros' is supported")
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"Conv2d: channels must be >= 1, got {in_channels}, {out_channels}")
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        in_channels, out_channels = int_arg(in_channels, "in_channels", "Conv2d", 1), \
+            int_arg(out_channels, "out_channels", "Conv2d", 1)
+        groups = int_arg(groups, "groups", "Conv2d", 1)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                              f"divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), \
-            _pair(dilation, "dilation")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
-            raise ValueError("Conv2d: kernel_size, stride and dilation must be >= 1")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        self.kernel_size, self.stride, self.dilation = pair_arg(kernel_size, "kernel_size", "Conv2d", 1), \
+            pair_arg(stride, "stride", "Conv2d", 1), pair_arg(dilation, "dilation", "Conv2d", 1)
+        if isinstance(padding, str) and padding not in ("valid", "same"):
+            raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        self.padding = padding if isinstance(padding, str) else pair_arg(padding, "padding", "Conv2d", 0)
+        want_memory(out_channels * (in_channels // groups) * self.kernel_size[0] * self.kernel_size[1],
+                    np.dtype(dtype).itemsize, "Conv2d", "the weight")
         if isinstance(self.padding, str) and self.padding == "same" and self.stride != (1, 1):
             raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype))

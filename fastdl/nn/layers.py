@@ -8,6 +8,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor, as_tensor
+from ..shapes import float_arg, int_arg, want_memory
 from .module import Module, Parameter
 
 
@@ -27,9 +28,10 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__()
-        if in_features < 0 or out_features < 0:
-            raise ValueError(f"Linear: sizes must be >= 0, got in_features={in_features}, out_features={out_features}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        in_features, out_features = int_arg(in_features, "in_features", "Linear"), \
+            int_arg(out_features, "out_features", "Linear")
+        want_memory(in_features * out_features, np.dtype(dtype).itemsize, "Linear", "the weight")
+        self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
         init.uniform_(self.weight, -bound, bound)
@@ -87,10 +89,8 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, keep_prob: float | None = None):
         super().__init__()
         if keep_prob is not None:
-            p = 1.0 - keep_prob
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = float(p)
+            p = 1.0 - float_arg(keep_prob, "keep_prob", "Dropout", 0.0, 1.0)
+        self.p = float_arg(p, "p", "Dropout", 0.0, 1.0)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..shapes import float_arg, int_arg, want_memory
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -15,8 +16,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be >= 1, got {num_features}")
+        num_features = int_arg(num_features, "num_features", type(self).__name__, 1)
+        eps = float_arg(eps, "eps", type(self).__name__, 0.0, lo_open=True)
+        if momentum is not None:
+            momentum = float_arg(momentum, "momentum", type(self).__name__, 0.0, 1.0)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -75,7 +78,13 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  dtype=np.float32):
         super().__init__()
-        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shp = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
+        if isinstance(shp, (str, bytes)) or not hasattr(shp, "__iter__"):
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a tuple of ints, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int_arg(d, "normalized_shape", "LayerNorm", 1) for d in shp)
+        want_memory(int(np.prod(self.normalized_shape, dtype=np.float64)), np.dtype(dtype).itemsize, "LayerNorm",
+                    "the weight")
+        eps = float_arg(eps, "eps", "LayerNorm", 0.0, lo_open=True)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype))

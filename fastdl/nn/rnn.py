@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
+from ..shapes import float_arg, int_arg, want_memory
 from ..tensor import Tensor, as_tensor
 from .module import Module, Parameter
 from .utils import PackedSequence
@@ -19,10 +20,15 @@ class RNNBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, dtype=np.float32):
         super().__init__()
-        if input_size < 1 or hidden_size < 1 or num_layers < 1:
-            raise ValueError(f"{type(self).__name__}: input_size, hidden_size and num_layers must be >= 1")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1], got {dropout}")
+        cls = type(self).__name__
+        input_size, hidden_size = int_arg(input_size, "input_size", cls, 1), int_arg(hidden_size, "hidden_size", cls, 1)
+        num_layers = int_arg(num_layers, "num_layers", cls, 1)
+        dropout = float_arg(dropout, "dropout", cls, 0.0, 1.0)
+        g, dirs = _GATES[mode], 2 if bidirectional else 1
+        # every weight counted before any is allocated: a size the machine cannot hold is refused here
+        per_layer = dirs * g * hidden_size * (hidden_size + 2)
+        want_memory(per_layer * num_layers + dirs * g * hidden_size * max(input_size, hidden_size * dirs),
+                    np.dtype(dtype).itemsize, cls, "the weights")
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
         g = _GATES[mode]
@@ -123,6 +129,10 @@ class LSTM(RNNBase):
 class _CellBase(Module):
     def __init__(self, mode, input_size, hidden_size, bias=True, dtype=np.float32):
         super().__init__()
+        cls = type(self).__name__
+        input_size, hidden_size = int_arg(input_size, "input_size", cls, 1), int_arg(hidden_size, "hidden_size", cls, 1)
+        want_memory(_GATES[mode] * hidden_size * (input_size + hidden_size + 2), np.dtype(dtype).itemsize, cls,
+                    "the weights")
         self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
         g = _GATES[mode]
         bound = 1.0 / math.sqrt(hidden_size)
@@ -184,8 +194,11 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=np.float32):
         super().__init__()
-        if num_embeddings < 1 or embedding_dim < 1:
-            raise ValueError("Embedding: num_embeddings and embedding_dim must be >= 1")
+        num_embeddings = int_arg(num_embeddings, "num_embeddings", "Embedding", 1)
+        embedding_dim = int_arg(embedding_dim, "embedding_dim", "Embedding", 1)
+        if padding_idx is not None:
+            padding_idx = int_arg(padding_idx, "padding_idx", "Embedding", None)
+        want_memory(num_embeddings * embedding_dim, np.dtype(dtype).itemsize, "Embedding", "the weight")
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(f"Embedding: padding_idx must be within num_embeddings, got {padding_idx}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim

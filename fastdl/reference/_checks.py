@@ -94,3 +94,118 @@ def _convertible(a, dtype, fn, name):
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: {name} must be convertible to {np.dtype(dtype)}, got dtype {a.dtype}")
     return a.astype(dtype, copy=False)
+
+
+def _size(v, fn, what):
+    """A size that must fit int64 (the native module computes it there): ValueError otherwise."""
+    if not -2**63 <= v < 2**63:
+        raise ValueError(f"{fn}: {what} is too large")
+    return v
+
+
+def _physical_memory() -> float:
+    try:
+        import os
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def _want_alloc(shape, fn, what):
+    """An output of ``shape`` fits int64 elements and the machine's memory (8 bytes an element, as
+    the native check); ValueError naming it before anything is allocated."""
+    n = 1
+    for d in shape:
+        n = _size(n * int(d), fn, what)
+    mem = _physical_memory()
+    if mem and n * 8.0 > mem:
+        raise ValueError(f"{fn}: {what} would need {n * 8.0 / 2**30} GiB, more than this machine's {mem / 2**30} GiB")
+
+
+def _want_nonempty(a, name, fn):
+    """Channels and spatial sizes non-empty (only a batch of 0), as PyTorch's pooling."""
+    if any(d == 0 for d in a.shape[(1 if a.ndim == 4 else 0):]):
+        raise ValueError(f"{fn}: {name} of shape {_shape_str(a.shape)} has an empty channel or spatial axis "
+                         "(only the batch may be 0)")
+
+
+# ---------------------------------------------------------------- scalar arguments
+# The rules of the native casters (csrc/bind/checks.h, Int/Float/Flag/Pair/Quad/Ints): the same
+# accepted types and the same messages, so both backends reject a bad scalar alike.
+def _repr(v) -> str:
+    r = repr(v)
+    return r[:80] + "..." if len(r) > 80 else r
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer))
+
+
+def _int_value(v, fn, name):
+    if not _is_int(v):
+        raise TypeError(f"{fn}: {name} must be an integer, got {_repr(v)}")
+    v = int(v)
+    if not -2**63 <= v < 2**63:
+        raise ValueError(f"{fn}: {name} is too large: {_repr(v)}")
+    return v
+
+
+def _float_value(v, fn, name):
+    if not (_is_int(v) or isinstance(v, (float, np.floating))):
+        raise TypeError(f"{fn}: {name} must be a number, got {_repr(v)}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{fn}: {name} is too large: {_repr(v)}") from None
+
+
+def _flag_value(v, fn, name):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if _is_int(v) and _int_value(v, fn, name) in (0, 1):
+        return bool(v)
+    raise TypeError(f"{fn}: {name} must be a bool, got {_repr(v)}")
+
+
+def _ints_value(v, n, fn, name):
+    what = " must be a pair of integers, got " if n == 2 else " must be four integers, got " if n == 4 else \
+        " must be a tuple of integers, got "
+    if not isinstance(v, (tuple, list)):
+        raise TypeError(f"{fn}: {name}{what}{_repr(v)}")
+    if n and len(v) != n:
+        raise ValueError(f"{fn}: {name}{what}{_repr(v)}")
+    return tuple(_int_value(x, fn, name) for x in v)
+
+
+def _str_value(v, fn, name):
+    if not isinstance(v, str):
+        raise TypeError(f"{fn}: {name} must be a string, got {_repr(v)}")
+    return v
+
+
+_RULES = {
+    "str": _str_value,
+    "int": _int_value, "float": _float_value, "bool": _flag_value,
+    "pair": lambda v, fn, name: _ints_value(v, 2, fn, name), "quad": lambda v, fn, name: _ints_value(v, 4, fn, name),
+    "ints": lambda v, fn, name: _ints_value(v, 0, fn, name),
+}
+
+
+def _scalars(**rules):
+    """Check and convert the named scalar arguments of a reference kernel before it runs ("int",
+    "float", "bool", "pair", "quad", "ints"), as the native casters do."""
+    import functools
+    import inspect
+
+    def deco(f):
+        sig = inspect.signature(f)
+
+        @functools.wraps(f)
+        def checked(*args, **kwargs):
+            b = sig.bind(*args, **kwargs)
+            b.apply_defaults()
+            for name, rule in rules.items():
+                b.arguments[name] = _RULES[rule](b.arguments[name], f.__name__, name)
+            return f(*b.args, **b.kwargs)
+        return checked
+    return deco

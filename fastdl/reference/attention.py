@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from ._checks import _array, _float, _mask, _same_dtype, _same_shape, _want_ndim, _want_shape
+from ._checks import (_array, _float, _float_value, _mask, _same_dtype, _same_shape, _scalars, _want_ndim,
+                      _want_shape)
 from .elementwise import dropout_mask
 
 
@@ -37,10 +38,7 @@ def _sdpa_args(q, k, v, mask, mask_div, scale, dropout_p, fn):
     if scale is None:
         scale = 1.0 / math.sqrt(E) if E > 0 else 1.0
     else:
-        try:
-            scale = float(scale)
-        except (TypeError, ValueError):
-            raise TypeError(f"{fn}: scale must be a number or None") from None
+        scale = _float_value(scale, fn, "scale")
         if not math.isfinite(scale):
             raise ValueError(f"{fn}: scale must be finite, got {scale}")
     if not 0.0 <= dropout_p < 1.0:
@@ -81,6 +79,7 @@ def _keep(shape, p, seed, dtype):
     return dropout_mask(shape, p, seed).astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
+@_scalars(mask_div="int", is_causal="bool", dropout_p="float", seed="int")
 def attention_forward(q, k, v, mask=None, mask_div=1, is_causal=False, scale=None, dropout_p=0.0, seed=0):
     """q (B, L, E), k (B, S, E), v (B, S, Ev) -> out (B, L, Ev), lse (B, L).
 
@@ -98,6 +97,7 @@ def attention_forward(q, k, v, mask=None, mask_div=1, is_causal=False, scale=Non
     return out.astype(q.dtype), lse
 
 
+@_scalars(mask_div="int", is_causal="bool", dropout_p="float", seed="int")
 def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal=False, scale=None, dropout_p=0.0,
                        seed=0):
     """(gq, gk, gv) of attention_forward: dP = gout v^T (times the dropout factor),
@@ -124,6 +124,7 @@ def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal
     return (ds @ k).astype(q.dtype), (ds.transpose(0, 2, 1) @ q).astype(q.dtype), gv.astype(q.dtype)
 
 
+@_scalars(scale="float")
 def masked_softmax_forward(x, mask=None, scale=1.0):
     """y = softmax(scale x) along the last axis over entries where ``mask`` (x's shape) is nonzero; a
     row with nothing kept is 0."""
@@ -141,6 +142,7 @@ def masked_softmax_forward(x, mask=None, scale=1.0):
     return y.astype(x.dtype)
 
 
+@_scalars(scale="float")
 def masked_softmax_backward(gy, y, scale=1.0):
     """gx = scale y (gy - sum(gy y)) along the last axis."""
     fn = "masked_softmax_backward"
@@ -179,6 +181,7 @@ def additive_attention_forward(qp, kp, v):
     return (np.tanh(qp[:, :, None, :] + kp[:, None, :, :]) @ v).astype(qp.dtype)
 
 
+@_scalars(need_qp="bool", need_kp="bool", need_v="bool")
 def additive_attention_backward(gs, qp, kp, v, need_qp=True, need_kp=True, need_v=True):
     """gs (B, L, S) -> (gqp, gkp, gv); g_pre = gs v (1 - tanh^2) summed over keys for gqp, over queries
     for gkp; gv = sum gs tanh.  A gradient not needed is None."""

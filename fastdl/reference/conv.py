@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _same_dtype, _want_ndim, _want_shape
+from ._checks import _scalars, _array, _float, _same_dtype, _size, _want_alloc, _want_ndim, _want_shape
 
 
 def _conv_geometry(x, w, stride, padding, dilation, groups, fn):
@@ -25,11 +25,18 @@ def _conv_geometry(x, w, stride, padding, dilation, groups, fn):
         raise ValueError(f"{fn}: in_channels {c} and out_channels {k} must be divisible by groups {groups}")
     if cg * groups != c:
         raise ValueError(f"{fn}: weight {w.shape} expects {cg * groups} input channels, input {x.shape} has {c}")
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if h + pt + pb < eh or wd + pl + pr < ew:
-        raise ValueError(f"{fn}: kernel ({eh}, {ew}) with dilation is larger than the padded input "
-                         f"({h + pt + pb}, {wd + pl + pr})")
-    return (h + pt + pb - eh) // sh + 1, (wd + pl + pr - ew) // sw + 1
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{fn}: kernel size must be >= 1, weight has shape {w.shape}")
+    # the same int64 limits as the native sizes
+    eh = _size(_size(dh * (kh - 1), fn, "dilation * (kernel - 1)") + 1, fn, "the dilated kernel")
+    ew = _size(_size(dw * (kw - 1), fn, "dilation * (kernel - 1)") + 1, fn, "the dilated kernel")
+    ph = _size(h + _size(pt + pb, fn, "padding"), fn, "the padded input")
+    pw = _size(wd + _size(pl + pr, fn, "padding"), fn, "the padded input")
+    if ph < eh or pw < ew:
+        raise ValueError(f"{fn}: kernel ({eh}, {ew}) with dilation is larger than the padded input ({ph}, {pw})")
+    oh, ow = (ph - eh) // sh + 1, (pw - ew) // sw + 1
+    _want_alloc((n, k, oh, ow), fn, "the output")
+    return oh, ow
 
 
 def _windows(xp, kh, kw, oh, ow, stride, dilation):
@@ -39,6 +46,7 @@ def _windows(xp, kh, kw, oh, ow, stride, dilation):
                                for j in range(kw)], axis=2) for i in range(kh)], axis=2)
 
 
+@_scalars(stride="pair", padding="quad", dilation="pair", groups="int")
 def conv2d_forward(input, weight, bias, stride, padding, dilation, groups):
     """input (N, C, H, W), weight (K, C/groups, kh, kw), bias (K,) -> (N, K, OH, OW).
 
@@ -63,6 +71,8 @@ def conv2d_forward(input, weight, bias, stride, padding, dilation, groups):
     return y.astype(x.dtype)
 
 
+@_scalars(stride="pair", padding="quad", dilation="pair", groups="int", need_input="bool",
+          need_weight="bool", need_bias="bool")
 def conv2d_backward(gy, input, weight, stride, padding, dilation, groups, need_input=True, need_weight=True,
                     need_bias=True):
     """gy (N, K, OH, OW) -> (gx, gw, gb): the adjoints of conv2d_forward's sums."""

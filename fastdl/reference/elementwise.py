@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _mask, _same_dtype, _same_shape
+from ._checks import _scalars, _array, _float, _mask, _same_dtype, _same_shape
 
 
 def relu_forward(x):
@@ -59,6 +59,7 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+@_scalars(shape="ints", p="float", seed="int")
 def dropout_mask(shape, p, seed):
     """Keep-mask (uint8) of inverted dropout: u_i >= p with u_i = splitmix64(seed + (i+1) golden) / 2^64.
 
@@ -76,6 +77,7 @@ def dropout_mask(shape, p, seed):
     return (u >= p).astype(np.uint8).reshape(shape)
 
 
+@_scalars(scale="float")
 def dropout_apply(x, mask, scale):
     """y = x * mask * scale (inverted dropout; also its backward)."""
     x = _float(x, "dropout_apply", "x")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _float, _ints, _want_ndim
+from ._checks import _scalars, _float, _ints, _want_ndim
 
 
 def _emb_indices(indices, v, fn):
@@ -21,6 +21,7 @@ def embedding_forward(weight, indices):
     return w[_emb_indices(indices, w.shape[0], "embedding_forward")]
 
 
+@_scalars(num_embeddings="int", padding_idx="int")
 def embedding_backward(gy, indices, num_embeddings, padding_idx=-1):
     """(V, D) scatter-add of gy rows at their indices; the padding_idx row gets nothing."""
     fn = "embedding_backward"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _same_dtype, _want_ndim, _want_shape
+from ._checks import _scalars, _array, _float, _same_dtype, _want_ndim, _want_shape
 
 
 def _mm_check(a, b, fn):
@@ -17,7 +17,7 @@ def _mm_check(a, b, fn):
     bb = b.shape[0] if b.ndim == 3 else 1
     if ba != bb and 1 not in (ba, bb):
         raise ValueError(f"{fn}: batch sizes of a {a.shape} and b {b.shape} do not broadcast")
-    out = (max(ba, bb),) if 3 in (a.ndim, b.ndim) else ()
+    out = (bb if ba == 1 else ba,) if 3 in (a.ndim, b.ndim) else ()  # 1 against 0 broadcasts to 0
     return out + (a.shape[-2], b.shape[-1])
 
 
@@ -28,6 +28,7 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
+@_scalars(need_a="bool", need_b="bool")
 def matmul_backward(gy, a, b, need_a=True, need_b=True):
     """gy like y -> (ga = gy b^T, gb = a^T gy), summed over a broadcast batch."""
     fn = "matmul_backward"
@@ -71,6 +72,7 @@ def linear_forward(x, weight, bias=None):
     return y
 
 
+@_scalars(need_x="bool", need_weight="bool", need_bias="bool")
 def linear_backward(gy, x, weight, need_x=True, need_weight=True, need_bias=True):
     """gy (N, out) -> gx = gy weight (N, in), gweight = gy^T x (out, in), gbias = sum_n gy (out,)."""
     fn = "linear_backward"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _mask, _same_dtype, _same_shape, _want_ndim, _want_shape
+from ._checks import _scalars, _array, _float, _mask, _same_dtype, _same_shape, _want_ndim, _want_shape
 from .elementwise import sigmoid_forward
 
 
@@ -26,6 +26,7 @@ def _ce_check(x, target, ignore_index, label_smoothing, fn):
     return _targets(target, x.shape[0], x.shape[1], ignore_index, fn)
 
 
+@_scalars(ignore_index="int", label_smoothing="float")
 def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0):
     """logits (N, C), target (N,) -> (loss (N,), lse (N,)).
 
@@ -45,6 +46,7 @@ def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0
     return np.where(keep, loss, 0).astype(x.dtype), lse.astype(x.dtype)
 
 
+@_scalars(ignore_index="int", label_smoothing="float")
 def cross_entropy_backward(gloss, logits, target, lse, ignore_index=-100, label_smoothing=0.0):
     """gloss (N,) -> glogits (N, C) = gloss_n (softmax - (1 - eps) onehot(t_n) - eps / C)."""
     fn = "cross_entropy_backward"
@@ -105,6 +107,7 @@ def mse_forward(input, target):
     return float(np.sum(d * d))
 
 
+@_scalars(scale="float")
 def mse_backward(scale, input, target):
     """gp = scale * 2 (p - t)."""
     p, t = _mse_check(input, target, "mse_backward")

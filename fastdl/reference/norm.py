@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _convertible, _float, _inplace, _same_dtype, _same_shape, _want_shape
+from ._checks import _scalars, _array, _convertible, _float, _inplace, _same_dtype, _same_shape, _want_shape
 
 
 def _bn_dims(x, fn):
@@ -20,6 +20,7 @@ def _chan(v, x, fn, name):
     return v
 
 
+@_scalars(training="bool", momentum="float", eps="float")
 def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps):
     """x (N, C, *) -> (y, mean, rstd) per channel c over the N and spatial axes.
 
@@ -38,7 +39,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
     x64 = x.astype(np.float64)
     if training:
         m = x.size // max(x.shape[1], 1)
-        if m < 2 and x.size:
+        if m < 2 and x.shape[1] > 0:  # an empty batch too (PyTorch raises; the statistics stay)
             raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}")
         weight, bias = _chan(weight, x, fn, "weight"), _chan(bias, x, fn, "bias")
@@ -65,6 +66,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
     return y.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype)
 
 
+@_scalars(training="bool", need_input="bool", need_weight="bool", need_bias="bool")
 def batch_norm_backward(gy, input, weight, mean, rstd, training, need_input=True, need_weight=True, need_bias=True):
     """gx = gamma rstd (gy - mean(gy) - xhat mean(gy xhat)) in training (gamma rstd gy in evaluation);
     ggamma = sum(gy xhat), gbeta = sum(gy)."""
@@ -111,6 +113,7 @@ def _row(v, normalized_shape, fn, name):
     return v.reshape(tuple(normalized_shape))
 
 
+@_scalars(normalized_shape="ints", eps="float")
 def layer_norm_forward(input, normalized_shape, weight, bias, eps):
     """Normalize over the trailing ``normalized_shape`` dims: -> (y, mean, rstd) with one mean/rstd per row."""
     fn = "layer_norm_forward"
@@ -130,6 +133,7 @@ def layer_norm_forward(input, normalized_shape, weight, bias, eps):
     return y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), rstd.reshape(-1).astype(x.dtype)
 
 
+@_scalars(normalized_shape="ints", need_input="bool", need_weight="bool", need_bias="bool")
 def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_input=True, need_weight=True,
                         need_bias=True):
     """gx = rstd (g - mean(g) - xhat mean(g xhat)) with g = gy gamma; ggamma = sum_rows gy xhat; gbeta = sum_rows gy."""

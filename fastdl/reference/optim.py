@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _convertible, _float, _inplace
+from ._checks import _scalars, _convertible, _float, _inplace
 
 
 def _param(param, fn):
@@ -27,6 +27,8 @@ def _lerp(a, b, w):
     return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
 
 
+@_scalars(lr="float", momentum="float", dampening="float", weight_decay="float", nesterov="bool",
+          maximize="bool", first_step="bool")
 def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
     """PyTorch's SGD, in place: g += wd p; buf = g (first step) or momentum buf + (1 - dampening) g;
     g = g + momentum buf (Nesterov) or buf; p -= lr g."""
@@ -43,6 +45,8 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     p -= t(lr) * g
 
 
+@_scalars(lr="float", beta1="float", beta2="float", eps="float", weight_decay="float", decoupled="bool",
+          maximize="bool", step="int")
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
               maximize, step):
     """PyTorch's Adam (AdamW when ``decoupled``), in place; ``step`` counts from 1.
@@ -77,9 +81,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2
     p += -step_size * (m / denom)
 
 
+@_scalars(lr="float", alpha="float", eps="float", weight_decay="float", momentum="float", maximize="bool")
 def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay, momentum, maximize):
     """PyTorch's RMSprop, in place: s = alpha s + (1 - alpha) g^2; (centered) ga = lerp(ga, g, 1 - alpha),
-    avg = sqrt(s - ga^2) + eps; buf = momentum buf + g / avg, p -= lr buf (or p -= lr g / avg)."""
+    avg = sqrt(max(s - ga^2, 0)) + eps; buf = momentum buf + g / avg, p -= lr buf (or p -= lr g / avg)."""
     fn = "rmsprop_step"
     p = _param(param, fn)
     sq = _inplace(square_avg, p, fn, "square_avg")
@@ -92,7 +97,7 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
     sq[...] = sq * t(alpha) + t(1 - alpha) * g * g
     if ga is not None:
         ga[...] = _lerp(ga, g, t(1 - alpha))
-        avg = np.sqrt(sq - ga * ga)
+        avg = np.sqrt(np.maximum(sq - ga * ga, 0))  # rounding can dip below 0 (alpha = 0)
     else:
         avg = np.sqrt(sq)
     avg = avg + t(eps)

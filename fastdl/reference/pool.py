@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _float, _ints, _same_shape
+from ._checks import _scalars, _float, _ints, _same_shape, _size, _want_alloc, _want_nonempty
 
 
 def _pool_out(n, k, s, p, d, ceil, fn):
-    num = n + 2 * p - d * (k - 1) - 1
+    ext = _size(d * (k - 1), fn, "dilation * (kernel_size - 1)")
+    num = _size(n + _size(2 * p, fn, "padding"), fn, "the padded input") - ext - 1
     if num < 0:
         raise ValueError(f"{fn}: kernel is larger than the padded input")
     out = (num + (s - 1 if ceil else 0)) // s + 1
@@ -32,7 +33,9 @@ def _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, fn, hw=Non
         raise ValueError(f"{fn}: dilation must be >= 1")
     if min(ph, pw) < 0:
         raise ValueError(f"{fn}: padding must be >= 0")
-    if 2 * ph > dh * (kh - 1) + 1 or 2 * pw > dw * (kw - 1) + 1:
+    eh = _size(_size(dh * (kh - 1), fn, "dilation * (kernel_size - 1)") + 1, fn, "the window")
+    ew = _size(_size(dw * (kw - 1), fn, "dilation * (kernel_size - 1)") + 1, fn, "the window")
+    if ph > eh // 2 or pw > ew // 2:
         raise ValueError(f"{fn}: padding should be at most half of the (dilated) kernel size")
     h, w = x.shape[-2:] if hw is None else hw
     return (_pool_out(h, kh, sh, ph, dh, ceil_mode, fn), _pool_out(w, kw, sw, pw, dw, ceil_mode, fn))
@@ -56,12 +59,15 @@ def _pool_windows(x, k, s, p, d, out, fill):
     return np.stack(vals, 1), np.stack(idx, 0)
 
 
+@_scalars(kernel_size="pair", stride="pair", padding="pair", dilation="pair", ceil_mode="bool")
 def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     """-> (y, indices): the max over each window (padding = -inf; a NaN in the window wins) and its flat
     index ih * W + iw in the input plane (first one on ties)."""
     x = _float(input, "max_pool2d_forward", "input")
     _want_planes(x, "input", "max_pool2d_forward")
+    _want_nonempty(x, "input", "max_pool2d_forward")
     oh, ow = _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d_forward")
+    _want_alloc(x.shape[:-2] + (oh, ow), "max_pool2d_forward", "the output")
     vals, ids = _pool_windows(x, kernel_size, stride, padding, dilation, (oh, ow), -np.inf)
     isn = np.isnan(vals)
     pick = np.where(isn.any(1), isn.argmax(1), np.argmax(np.where(isn, -np.inf, vals), axis=1))
@@ -71,6 +77,7 @@ def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode)
     return y.reshape(shape).astype(x.dtype), idx.reshape(shape).astype(np.int64)
 
 
+@_scalars(input_size="pair")
 def max_pool2d_backward(gy, indices, input_size):
     """gx: gy routed to the input position of each window's max (summed where windows share it)."""
     fn = "max_pool2d_backward"
@@ -78,8 +85,9 @@ def max_pool2d_backward(gy, indices, input_size):
     _same_shape(gy, "gy", idx, "indices", fn)
     _want_planes(gy, "gy", fn)
     h, w = input_size
-    if h < 0 or w < 0:
-        raise ValueError(f"{fn}: input size must be >= 0")
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: input_size must be >= 1")
+    _want_alloc(gy.shape[:-2] + (h, w), fn, "the input gradient")
     planes_g, planes_i = gy.reshape(-1, gy.shape[-2] * gy.shape[-1]), idx.reshape(-1, gy.shape[-2] * gy.shape[-1])
     if planes_i.size and (planes_i.min() < 0 or planes_i.max() >= h * w):
         raise IndexError("max_pool2d_backward: indices out of range for the input size")
@@ -104,16 +112,21 @@ def _avg_divisor(h, w, k, s, p, out, count_include_pad):
     return np.outer(ph_, pw_) if count_include_pad else np.outer(ih, iw)
 
 
+@_scalars(kernel_size="pair", stride="pair", padding="pair", ceil_mode="bool", count_include_pad="bool")
 def avg_pool2d_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad):
     """Window means; the divisor counts the padding (count_include_pad) or only the input cells, as PyTorch."""
     x = _float(input, "avg_pool2d_forward", "input")
     _want_planes(x, "input", "avg_pool2d_forward")
+    _want_nonempty(x, "input", "avg_pool2d_forward")
     oh, ow = _pool_check(x, kernel_size, stride, padding, (1, 1), ceil_mode, "avg_pool2d_forward")
+    _want_alloc(x.shape[:-2] + (oh, ow), "avg_pool2d_forward", "the output")
     vals, _ = _pool_windows(x, kernel_size, stride, padding, (1, 1), (oh, ow), 0.0)
     div = _avg_divisor(*x.shape[-2:], kernel_size, stride, padding, (oh, ow), count_include_pad)
     return (vals.sum(1) / div).reshape(x.shape[:-2] + (oh, ow)).astype(x.dtype)
 
 
+@_scalars(input_size="pair", kernel_size="pair", stride="pair", padding="pair", ceil_mode="bool",
+          count_include_pad="bool")
 def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad):
     """gx: each output's gradient / divisor, spread over its window's input cells."""
     fn = "avg_pool2d_backward"
@@ -122,6 +135,9 @@ def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode,
     h, w = input_size
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = gy.shape[-2:]
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: input_size must be >= 1")
+    _want_alloc(gy.shape[:-2] + (h, w), fn, "the input gradient")
     if _pool_check(gy, kernel_size, stride, padding, (1, 1), ceil_mode, fn, (h, w)) != (oh, ow):
         raise ValueError(f"{fn}: gy {gy.shape} does not match the pooled input size")
     div = _avg_divisor(h, w, kernel_size, stride, padding, (oh, ow), count_include_pad)
@@ -134,6 +150,7 @@ def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode,
     return gxp[:, ph:ph + h, pw:pw + w].reshape(gy.shape[:-2] + (h, w)).astype(gy.dtype)
 
 
+@_scalars(output_size="pair")
 def adaptive_avg_pool2d_forward(input, output_size):
     """Output cell (i, j) averages rows [floor(i H / OH), ceil((i+1) H / OH)) and the same for columns."""
     fn = "adaptive_avg_pool2d_forward"
@@ -143,8 +160,8 @@ def adaptive_avg_pool2d_forward(input, output_size):
     h, w = x.shape[-2:]
     if oh < 1 or ow < 1:
         raise ValueError(f"{fn}: output_size must be >= 1")
-    if h < 1 or w < 1:
-        raise ValueError(f"{fn}: input has an empty spatial size")
+    _want_nonempty(x, "input", fn)
+    _want_alloc(x.shape[:-2] + (oh, ow), fn, "the output")
     y = np.empty(x.shape[:-2] + (oh, ow), x.dtype)
     for i in range(oh):
         for j in range(ow):
@@ -152,6 +169,7 @@ def adaptive_avg_pool2d_forward(input, output_size):
     return y
 
 
+@_scalars(input_size="pair")
 def adaptive_avg_pool2d_backward(gy, input_size):
     """gx: each output's gradient spread evenly over its window's input cells."""
     fn = "adaptive_avg_pool2d_backward"
@@ -159,8 +177,11 @@ def adaptive_avg_pool2d_backward(gy, input_size):
     _want_planes(gy, "gy", fn)
     h, w = input_size
     if h < 1 or w < 1:
-        raise ValueError(f"{fn}: input size must be >= 1")
+        raise ValueError(f"{fn}: input_size must be >= 1")
     oh, ow = gy.shape[-2:]
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{fn}: gy {gy.shape} has an empty pooled size")
+    _want_alloc(gy.shape[:-2] + (h, w), fn, "the input gradient")
     gx = np.zeros(gy.shape[:-2] + (h, w), gy.dtype)
     for i in range(oh):
         for j in range(ow):

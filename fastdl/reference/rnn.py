@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _ints, _same_dtype, _want_ndim, _want_shape
+from ._checks import _scalars, _array, _float, _ints, _same_dtype, _want_ndim, _want_shape
 
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
@@ -51,6 +51,7 @@ def _rnn_check(mode, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths, fn):
     return x, t, b, h, g
 
 
+@_scalars(mode="str", reverse="bool", save="bool")
 def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, save=True):
     """One recurrent layer over the whole sequence (T, B, I), as PyTorch's RNN/GRU/LSTM:
 
@@ -104,6 +105,7 @@ def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, len
     return out, hcur.astype(dt), None if ccur is None else ccur.astype(dt), gates, cells, hnl
 
 
+@_scalars(mode="str", reverse="bool", need_input="bool", need_hidden="bool", need_weights="bool")
 def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
                  hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
     """Backpropagation through time for rnn_forward: -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)."""

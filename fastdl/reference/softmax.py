@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _array, _float, _same_dtype, _same_shape
+from ._checks import _scalars, _array, _float, _same_dtype, _same_shape
 
 
 def _axis_check(x, axis, fn):
@@ -21,6 +21,7 @@ def _grad_check(gy, y, axis, fn):
     return gy, y
 
 
+@_scalars(axis="int")
 def softmax_forward(x, axis=-1):
     """y = exp(x - max) / sum(exp(x - max)) along `axis`."""
     x = _float(x, "softmax_forward", "x")
@@ -32,12 +33,14 @@ def softmax_forward(x, axis=-1):
         return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
 
 
+@_scalars(axis="int")
 def softmax_backward(gy, y, axis=-1):
     """gx = y (gy - sum(gy y))."""
     gy, y = _grad_check(gy, y, axis, "softmax_backward")
     return (y * (gy - np.sum(gy * y, axis=axis, keepdims=True))).astype(y.dtype)
 
 
+@_scalars(axis="int")
 def log_softmax_forward(x, axis=-1):
     """y = x - logsumexp(x) along `axis`."""
     x = _float(x, "log_softmax_forward", "x")
@@ -48,6 +51,7 @@ def log_softmax_forward(x, axis=-1):
         return (x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).astype(x.dtype)
 
 
+@_scalars(axis="int")
 def log_softmax_backward(gy, y, axis=-1):
     """gx = gy - exp(y) sum(gy)."""
     gy, y = _grad_check(gy, y, axis, "log_softmax_backward")
