@@ -77,12 +77,12 @@ def float_arg(v, name: str, fn: str, lo=None, hi=None, lo_open=False, hi_open=Fa
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: {name} must be a number, got {v!r}"[:200])
     v = float(v)
-    bad = not np.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or \
-        (hi is not None and (v >= hi if hi_open else v > hi))
-    if bad:
+    if not np.isfinite(v):
+        raise ValueError(f"{fn}: {name} must be a finite number, got {v}")
+    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi)):
         rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}" \
               f"{')' if hi_open else ']'}"
-        raise ValueError(f"{fn}: {name} must be a finite number in {rng}, got {v}")
+        raise ValueError(f"{fn}: {name} must be in {rng}, got {v}")
     return v
 
 
@@ -95,9 +95,22 @@ def physical_memory() -> float:
         return 0.0
 
 
+def available_memory() -> float:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), else the physical
+    memory (0 when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return physical_memory()
+
+
 def want_memory(n_elements: int, itemsize: int, fn: str, what: str) -> None:
-    """ValueError before allocating ``n_elements`` that would need more than the machine's memory."""
-    mem = physical_memory()
+    """ValueError before allocating ``n_elements`` that would need more memory than is available."""
+    mem = available_memory()
     if mem and float(n_elements) * itemsize > mem:
-        raise ValueError(f"{fn}: {what} would need {float(n_elements) * itemsize / 2**30:.1f} GiB, more than this "
-                         f"machine's {mem / 2**30:.1f} GiB")
+        raise ValueError(f"{fn}: {what} would need {float(n_elements) * itemsize / 2**30:.1f} GiB, more than the "
+                         f"{mem / 2**30:.1f} GiB this machine has available")

@@ -112,8 +112,9 @@ def kernel_calls(rng, n):
             i = int(rng.integers(len(args)))
             bad = _bad_values(rng, args[i])
             args[i] = bad[int(rng.integers(len(bad)))]
-        kn, rn = _outcome(getattr(_C, name), args), _outcome(getattr(reference, name), args)
         where = f"{name}({', '.join(_short(a) for a in args)})"
+        _trace(where)
+        kn, rn = _outcome(getattr(_C, name), args), _outcome(getattr(reference, name), args)
         for side, (kind, val, _) in (("native", kn), ("reference", rn)):
             if kind == "raise" and _unclean(val):
                 findings.append(f"unclean [{side}] {where}: {_unclean(val)}"[:400])
@@ -124,6 +125,11 @@ def kernel_calls(rng, n):
         elif kn[0] == "return" and not _same(kn[1], rn[1]):
             findings.append(f"disagree {where}: results differ"[:400])
     return findings
+
+
+def _trace(where):
+    if os.environ.get("FASTDL_FUZZ_TRACE"):  # which call a crashed batch was in
+        print(where, file=sys.stderr, flush=True)
 
 
 def _short(a) -> str:

@@ -56,6 +56,12 @@ Sdpa sdpa_args(const py::object& qo, const py::object& ko, const py::object& vo,
   return a;
 }
 
+// The scale must stay finite in the inputs' dtype (1e300 overflows float32).
+template <class T> void scale_in_range(double scale, const char* fn) {
+  if (!std::isfinite(T(scale)))
+    value_error(std::string(fn) + ": scale " + std::to_string(scale) + " is out of range for the inputs' dtype");
+}
+
 uint64_t seed_of(int64_t seed, const char* fn) {
   if (seed < 0) value_error(std::string(fn) + ": seed must be >= 0, got " + std::to_string(seed));
   return uint64_t(seed);
@@ -78,6 +84,7 @@ py::tuple sdpa_forward(const py::object& qo, const py::object& ko, const py::obj
   const uint64_t sd = seed_of(seed, fn);
   return by_dtype(a.q, fn, "q", [&](auto t) {
     using T = typename decltype(t)::type;
+    scale_in_range<T>(a.scale, fn);
     auto q = carr<T>::ensure(a.q), k = carr<T>::ensure(a.k), v = carr<T>::ensure(a.v);
     carr<T> m = a.has_mask ? carr<T>::ensure(a.mask) : carr<T>();
     py::array out = empty<T>({a.B, a.L, a.Ev}), lse = empty<T>({a.B, a.L});
@@ -109,6 +116,7 @@ py::tuple sdpa_backward(const py::object& go, const py::object& qo, const py::ob
   want_shape(l0, {a.B, a.L}, "lse", fn);
   return by_dtype(a.q, fn, "q", [&](auto t) {
     using T = typename decltype(t)::type;
+    scale_in_range<T>(a.scale, fn);
     auto q = carr<T>::ensure(a.q), k = carr<T>::ensure(a.k), v = carr<T>::ensure(a.v);
     auto g = carr<T>::ensure(g0), o = carr<T>::ensure(o0), l = carr<T>::ensure(l0);
     carr<T> m = a.has_mask ? carr<T>::ensure(a.mask) : carr<T>();

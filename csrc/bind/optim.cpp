@@ -2,16 +2,37 @@
 #include "../optim.h"
 #include "checks.h"
 
+#include <cmath>
+#include <initializer_list>
+
 namespace fastdl::bind {
 namespace {
 
-// The gradient, converted if need be, with as many elements as the parameter.
+// An argument (gradient or state buffer) has the parameter's shape, not only its size.
+void param_shape(const py::object& o, const py::array& p0, const char* fn, const char* name) {
+  if (o.is_none()) return;
+  py::array a = to_array(o, fn, name);
+  bool same = a.ndim() == p0.ndim();
+  for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == p0.shape(i);
+  if (!same)
+    value_error(std::string(fn) + ": " + name + " has shape " + shape_of(a) + ", the parameter has shape " +
+                shape_of(p0));
+}
+
+// Hyperparameters finite, and the decay rate alpha in [0, 1] (reference/optim.py, _hyper).
+void hyper(const char* fn, std::initializer_list<std::pair<const char*, double>> values) {
+  for (const auto& [name, v] : values) {
+    if (!std::isfinite(v)) value_error(std::string(fn) + ": " + name + " must be finite, got " + std::to_string(v));
+    if (std::string(name) == "alpha" && !(v >= 0.0 && v <= 1.0))
+      value_error(std::string(fn) + ": alpha must be in [0, 1], got " + std::to_string(v));
+  }
+}
+
+// The gradient, converted if need be, of the parameter's shape.
 template <class T>
-carr<T> grad_of(const py::object& g0, int64_t n, const char* fn) {
+carr<T> grad_of(const py::object& g0, const py::array& p0, const char* fn) {
   auto g = to_carr<T>(g0, fn, "grad");
-  if (g.size() != n)
-    value_error(std::string(fn) + ": grad has " + std::to_string(g.size()) + " elements, the parameter has " +
-                std::to_string(n));
+  param_shape(g, p0, fn, "grad");
   return g;
 }
 
@@ -30,8 +51,10 @@ void sgd_step(const py::object& po, const py::object& g0, const py::object& buf0
     using T = typename decltype(tag)::type;
     const int64_t n = p0.size();
     T* p = inplace<T>(po, fn, "param", n);
-    auto g = grad_of<T>(g0, n, fn);
+    auto g = grad_of<T>(g0, p0, fn);
     T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+    param_shape(buf0, p0, fn, "momentum_buffer");
+    hyper(fn, {{"lr", lr}, {"momentum", momentum}, {"dampening", dampening}, {"weight_decay", weight_decay}});
     py::gil_scoped_release nogil;
     fastdl::sgd_step<T>(p, g.data(), buf, n, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step);
   });
@@ -50,16 +73,20 @@ void adam_step(const py::object& po, const py::object& g0, const py::object& m0,
   const bool maximize = maximize_a.get(fn, "maximize");
   const int64_t step = step_a.get(fn, "step");
   py::array p0 = to_array(po, fn, "param");
-  if (step < 1) value_error("adam_step: step must be >= 1, got " + std::to_string(step));
-  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) value_error("adam_step: betas must be in [0, 1)");
   by_dtype(p0, fn, "param", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t n = p0.size();
     T* p = inplace<T>(po, fn, "param", n);
-    auto g = grad_of<T>(g0, n, fn);
+    auto g = grad_of<T>(g0, p0, fn);
     T* m = inplace<T>(m0, fn, "exp_avg", n);
+    param_shape(m0, p0, fn, "exp_avg");
     T* v = inplace<T>(v0, fn, "exp_avg_sq", n);
+    param_shape(v0, p0, fn, "exp_avg_sq");
     T* vmax = inplace<T>(vmax0, fn, "max_exp_avg_sq", n, true);
+    param_shape(vmax0, p0, fn, "max_exp_avg_sq");
+    if (step < 1) value_error("adam_step: step must be >= 1, got " + std::to_string(step));
+    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) value_error("adam_step: betas must be in [0, 1)");
+    hyper(fn, {{"lr", lr}, {"eps", eps}, {"weight_decay", weight_decay}});
     py::gil_scoped_release nogil;
     fastdl::adam_step<T>(p, g.data(), m, v, vmax, n, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step);
   });
@@ -80,10 +107,14 @@ void rmsprop_step(const py::object& po, const py::object& g0, const py::object& 
     using T = typename decltype(tag)::type;
     const int64_t n = p0.size();
     T* p = inplace<T>(po, fn, "param", n);
-    auto g = grad_of<T>(g0, n, fn);
+    auto g = grad_of<T>(g0, p0, fn);
     T* sq = inplace<T>(sq0, fn, "square_avg", n);
+    param_shape(sq0, p0, fn, "square_avg");
     T* ga = inplace<T>(ga0, fn, "grad_avg", n, true);
+    param_shape(ga0, p0, fn, "grad_avg");
     T* buf = inplace<T>(buf0, fn, "momentum_buffer", n, true);
+    param_shape(buf0, p0, fn, "momentum_buffer");
+    hyper(fn, {{"lr", lr}, {"alpha", alpha}, {"eps", eps}, {"weight_decay", weight_decay}, {"momentum", momentum}});
     py::gil_scoped_release nogil;
     fastdl::rmsprop_step<T>(p, g.data(), sq, ga, buf, n, lr, alpha, eps, weight_decay, momentum, maximize);
   });

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, rng
+from ..shapes import float_arg
 from ..tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
 
 __all__ = [
@@ -27,6 +28,9 @@ def linear(x, weight, bias=None) -> Tensor:
         raise ValueError("linear: x must have at least 1 dimension")
     if x.dtype != weight.dtype:
         raise TypeError(f"linear: x has dtype {x.dtype} but weight has {weight.dtype}")
+    if weight.ndim != 2 or weight.shape[1] != x.shape[-1]:
+        raise ValueError(f"linear: weight must be (out_features, {x.shape[-1]}) for x of shape {x.shape}, got "
+                         f"{weight.shape}")
     lead = x.shape[:-1]
     x2 = x.data.reshape(-1, x.shape[-1])
     kern = backend.ops(x2)
@@ -71,8 +75,7 @@ def dropout(x, p: float = 0.5, training: bool = True, mask=None) -> Tensor:
     come from :func:`fastdl.manual_seed`'s generator, so runs repeat.
     """
     x = as_tensor(x)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    p = float_arg(p, "p", "dropout", 0.0, 1.0)
     if not training or p == 0.0:
         return x
     kern = backend.ops(x.data)

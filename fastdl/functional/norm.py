@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from ..shapes import float_arg, int_arg
 from ..tensor import Tensor, _result, as_tensor, contiguous
 
 __all__ = ["batch_norm", "layer_norm"]
@@ -33,7 +34,9 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalize over the trailing ``normalized_shape`` dims of each sample, then scale and shift."""
     x = as_tensor(input)
-    ns = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(v) for v in normalized_shape)
+    ns = normalized_shape if isinstance(normalized_shape, (list, tuple)) else (normalized_shape,)
+    ns = tuple(int_arg(v, "normalized_shape", "layer_norm", 1) for v in ns)
+    eps = float_arg(eps, "eps", "layer_norm", 0.0, lo_open=True)
     w = None if weight is None else as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
     kern = backend.ops(x.data)

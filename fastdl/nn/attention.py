@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
-from ..shapes import float_arg, int_arg
+from ..shapes import float_arg, int_arg, want_memory
 from ..tensor import Tensor, _results, as_tensor
 from .layers import Linear
 from .module import Module, Parameter
@@ -39,6 +39,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"{cls}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         dropout = float_arg(dropout, "dropout", cls, 0.0, 1.0, hi_open=True)
         E = self.embed_dim
+        want_memory(4 * E * E, np.dtype(dtype).itemsize, cls, "the weights")
         self.kdim = E if kdim is None else _positive_int(kdim, "kdim", cls)
         self.vdim = E if vdim is None else _positive_int(vdim, "vdim", cls)
         self._qkv_same_embed_dim = self.kdim == E and self.vdim == E
@@ -212,6 +213,7 @@ class AdditiveAttention(Module):
         self.query_dim = _positive_int(query_dim, "query_dim", cls)
         self.key_dim = _positive_int(key_dim, "key_dim", cls)
         self.hidden_dim = _positive_int(hidden_dim, "hidden_dim", cls)
+        want_memory(self.hidden_dim * (self.query_dim + self.key_dim + 2), np.dtype(dtype).itemsize, cls, "the weights")
         self.query_proj = Linear(self.query_dim, self.hidden_dim, bias=False, dtype=dtype)
         self.key_proj = Linear(self.key_dim, self.hidden_dim, dtype=dtype)
         self.v = Parameter(np.empty(self.hidden_dim, dtype))

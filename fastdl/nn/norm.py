@@ -17,6 +17,7 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
         num_features = int_arg(num_features, "num_features", type(self).__name__, 1)
+        want_memory(4 * num_features, np.dtype(dtype).itemsize, type(self).__name__, "the weights and statistics")
         eps = float_arg(eps, "eps", type(self).__name__, 0.0, lo_open=True)
         if momentum is not None:
             momentum = float_arg(momentum, "momentum", type(self).__name__, 0.0, 1.0)

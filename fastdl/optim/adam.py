@@ -1,15 +1,16 @@
 """Adam, AdamW and RMSprop with PyTorch's update rules, each one fused native kernel."""
 from __future__ import annotations
 
+from ..shapes import float_arg
 from .optimizer import Optimizer
 
 
 def _check_betas(name, betas, eps):
-    b1, b2 = betas
-    if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-        raise ValueError(f"{name}: betas must be in [0, 1), got {betas}")
-    if eps < 0:
-        raise ValueError(f"{name}: eps must be >= 0, got {eps}")
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise ValueError(f"{name}: betas must be a pair of numbers in [0, 1), got {betas!r}"[:200])
+    for b in betas:
+        float_arg(b, "betas", name, 0.0, 1.0, hi_open=True)
+    float_arg(eps, "eps", name, 0.0)
 
 
 class Adam(Optimizer):
@@ -73,10 +74,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False, maximize: bool = False):
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"RMSprop: alpha must be in [0, 1), got {alpha}")
-        if momentum < 0 or eps < 0:
-            raise ValueError("RMSprop: momentum and eps must be >= 0")
+        alpha = float_arg(alpha, "alpha", "RMSprop", 0.0, 1.0, hi_open=True)
+        momentum, eps = float_arg(momentum, "momentum", "RMSprop", 0.0), float_arg(eps, "eps", "RMSprop", 0.0)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import enable_grad
+from ..shapes import float_arg
 from ..tensor import Tensor
 
 
@@ -44,6 +45,7 @@ class Optimizer:
         group["params"] = ps
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        _check_hyperparameters(type(self).__name__, group)
         self._check_group(group)
         self.param_groups.append(group)
 
@@ -134,3 +136,24 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+# The ranges every optimizer's hyperparameters must lie in (PyTorch's), checked for each group.
+_RANGES = {"lr": (0.0, None, False), "momentum": (0.0, None, False), "dampening": (None, None, False),
+           "weight_decay": (0.0, None, False), "eps": (0.0, None, False), "alpha": (0.0, 1.0, True)}
+
+
+def _check_hyperparameters(name: str, group: dict) -> None:
+    """Numbers finite and in range, flags booleans, betas a pair in [0, 1): TypeError or ValueError
+    naming the argument, before any step can turn them into NaN parameters."""
+    for k, (lo, hi, hi_open) in _RANGES.items():
+        if k in group:
+            group[k] = float_arg(group[k], k, name, lo, hi, hi_open=hi_open)
+    for k in ("nesterov", "maximize", "amsgrad", "centered"):
+        if k in group and not isinstance(group[k], (bool, np.bool_)):
+            raise TypeError(f"{name}: {k} must be a bool, got {group[k]!r}"[:200])
+    if "betas" in group:
+        b = group["betas"]
+        if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
+            raise ValueError(f"{name}: betas must be a pair of numbers in [0, 1), got {b!r}"[:200])
+        group["betas"] = tuple(float_arg(x, "betas", name, 0.0, 1.0, hi_open=True) for x in b)

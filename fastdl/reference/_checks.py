@@ -111,15 +111,16 @@ def _physical_memory() -> float:
         return 0.0
 
 
-def _want_alloc(shape, fn, what):
-    """An output of ``shape`` fits int64 elements and the machine's memory (8 bytes an element, as
-    the native check); ValueError naming it before anything is allocated."""
+def _want_alloc(shape, fn, what, itemsize=8):
+    """An output of ``shape`` fits int64 elements and the machine's memory (``itemsize`` bytes an
+    element, as the native check); ValueError naming it before anything is allocated."""
     n = 1
     for d in shape:
         n = _size(n * int(d), fn, what)
     mem = _physical_memory()
-    if mem and n * 8.0 > mem:
-        raise ValueError(f"{fn}: {what} would need {n * 8.0 / 2**30} GiB, more than this machine's {mem / 2**30} GiB")
+    if mem and n * float(itemsize) > mem:
+        raise ValueError(f"{fn}: {what} would need {n * float(itemsize) / 2**30} GiB, more than this machine's "
+                         f"{mem / 2**30} GiB")
 
 
 def _want_nonempty(a, name, fn):

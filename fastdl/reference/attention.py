@@ -46,6 +46,13 @@ def _sdpa_args(q, k, v, mask, mask_div, scale, dropout_p, fn):
     return q, k, v, mask, scale
 
 
+def _scale_in_range(scale, dtype, fn):
+    """The scale must stay finite in the inputs' dtype (1e300 overflows float32)."""
+    with np.errstate(over="ignore"):
+        if not np.isfinite(dtype.type(scale)):
+            raise ValueError(f"{fn}: scale {scale} is out of range for the inputs' dtype")
+
+
 def _seed(seed, fn):
     if seed < 0:
         raise ValueError(f"{fn}: seed must be >= 0, got {seed}")
@@ -91,6 +98,7 @@ def attention_forward(q, k, v, mask=None, mask_div=1, is_causal=False, scale=Non
     fn = "attention_forward"
     q, k, v, mask, scale = _sdpa_args(q, k, v, mask, mask_div, scale, dropout_p, fn)
     _seed(seed, fn)
+    _scale_in_range(scale, q.dtype, fn)
     p, lse = _probs(q, k, mask, mask_div, is_causal, scale)
     z = _keep(p.shape, dropout_p, seed, q.dtype)
     out = (p if z is None else p * z) @ v
@@ -113,6 +121,7 @@ def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal
     _want_shape(gout, (B, L, Ev), "gout", fn)
     _want_shape(out, (B, L, Ev), "out", fn)
     _want_shape(lse, (B, L), "lse", fn)
+    _scale_in_range(scale, q.dtype, fn)
     p, _ = _probs(q, k, mask, mask_div, is_causal, scale)
     z = _keep(p.shape, dropout_p, seed, q.dtype)
     dp = gout @ v.transpose(0, 2, 1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _scalars, _array, _float, _mask, _same_dtype, _same_shape
+from ._checks import _array, _float, _mask, _same_dtype, _same_shape, _scalars, _want_alloc
 
 
 def relu_forward(x):
@@ -67,9 +67,11 @@ def dropout_mask(shape, p, seed):
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout_mask: p must be in [0, 1], got {p}")
-    shape = tuple(int(s) for s in shape)
+    if seed < 0:
+        raise ValueError(f"dropout_mask: seed must be >= 0, got {seed}")
     if any(s < 0 for s in shape):
         raise ValueError("dropout_mask: shape has a negative size")
+    _want_alloc(shape, "dropout_mask", "the mask", itemsize=1)
     n = int(np.prod(shape, dtype=np.int64))
     i = np.arange(1, n + 1, dtype=np.uint64)
     h = _splitmix64(np.uint64(seed) + i * _GOLDEN)

@@ -103,11 +103,11 @@ def _ln_axes(x, normalized_shape, fn):
     return tuple(range(x.ndim - k, x.ndim))
 
 
-def _row(v, normalized_shape, fn, name):
-    """An optional weight or bias with normalized_shape's element count."""
+def _row(v, normalized_shape, fn, name, dtype):
+    """An optional weight or bias (convertible to the input's dtype) with normalized_shape's element count."""
     if v is None:
         return None
-    v = np.asarray(v)
+    v = _convertible(v, dtype, fn, name)
     if v.size != int(np.prod(normalized_shape, dtype=np.int64)):
         raise ValueError(f"{fn}: {name} must have normalized_shape, got {v.shape}")
     return v.reshape(tuple(normalized_shape))
@@ -121,7 +121,8 @@ def layer_norm_forward(input, normalized_shape, weight, bias, eps):
     axes = _ln_axes(x, normalized_shape, fn)
     if not eps > 0:
         raise ValueError(f"{fn}: eps must be > 0")
-    weight, bias = _row(weight, normalized_shape, fn, "weight"), _row(bias, normalized_shape, fn, "bias")
+    weight = _row(weight, normalized_shape, fn, "weight", x.dtype)
+    bias = _row(bias, normalized_shape, fn, "bias", x.dtype)
     x64 = x.astype(np.float64)
     mean = x64.mean(axis=axes, keepdims=True)
     rstd = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
@@ -138,15 +139,16 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
                         need_bias=True):
     """gx = rstd (g - mean(g) - xhat mean(g xhat)) with g = gy gamma; ggamma = sum_rows gy xhat; gbeta = sum_rows gy."""
     fn = "layer_norm_backward"
-    gy, x, mean, rstd = _array(gy, fn, "gy"), _float(input, fn, "input"), _array(mean, fn, "mean"), _array(rstd, fn, "rstd")
+    gy, x = _array(gy, fn, "gy"), _float(input, fn, "input")
     _same_dtype(x, "input", gy, "gy", fn)
     _same_shape(x, "input", gy, "gy", fn)
     axes = _ln_axes(x, normalized_shape, fn)
     lead = x.shape[:x.ndim - len(axes)] + (1,) * len(axes)
     rows_n = int(np.prod(lead, dtype=np.int64))
+    mean, rstd = _convertible(mean, x.dtype, fn, "mean"), _convertible(rstd, x.dtype, fn, "rstd")
     if mean.size != rows_n or rstd.size != rows_n:
         raise ValueError(f"{fn}: mean and rstd must have one entry per row ({rows_n})")
-    weight = _row(weight, normalized_shape, fn, "weight")
+    weight = _row(weight, normalized_shape, fn, "weight", x.dtype)
     xhat = (x - mean.reshape(lead)) * rstd.reshape(lead)
     g = gy * (1 if weight is None else weight)
     gx = None

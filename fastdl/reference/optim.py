@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _scalars, _convertible, _float, _inplace
+from ._checks import _convertible, _float, _inplace, _scalars, _shape_str
 
 
 def _param(param, fn):
@@ -16,10 +16,25 @@ def _param(param, fn):
 def _grad(grad, p, fn, maximize):
     """The gradient as p's dtype, with as many elements as the parameter; negated to maximize."""
     g = _convertible(grad, p.dtype, fn, "grad")
-    if g.size != p.size:
-        raise ValueError(f"{fn}: grad has {g.size} elements, the parameter has {p.size}")
-    g = g.reshape(p.shape)
+    _param_shape(g, p, fn, "grad")
     return -g if maximize else g
+
+
+def _param_shape(a, p, fn, name):
+    """A gradient or state buffer has the parameter's shape, not only its size."""
+    if a is not None and a.shape != p.shape:
+        raise ValueError(f"{fn}: {name} has shape {_shape_str(a.shape)}, the parameter has shape "
+                         f"{_shape_str(p.shape)}")
+    return a
+
+
+def _hyper(fn, **values):
+    """Hyperparameters finite, and in [0, 1] for the decay rates (alpha, beta1, beta2), as the native checks."""
+    for name, v in values.items():
+        if not np.isfinite(v):
+            raise ValueError(f"{fn}: {name} must be finite, got {v}")
+        if name in ("alpha", "beta1", "beta2") and not 0.0 <= v <= 1.0:
+            raise ValueError(f"{fn}: {name} must be in [0, 1], got {v}")
 
 
 def _lerp(a, b, w):
@@ -34,9 +49,10 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     g = g + momentum buf (Nesterov) or buf; p -= lr g."""
     fn = "sgd_step"
     p = _param(param, fn)
-    buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
-    t = p.dtype.type
     g = _grad(grad, p, fn, maximize)
+    buf = _param_shape(_inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True), p, fn, "momentum_buffer")
+    _hyper(fn, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+    t = p.dtype.type
     if weight_decay != 0:
         g = g + t(weight_decay) * p
     if buf is not None:
@@ -56,15 +72,16 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2
     """
     fn = "adam_step"
     p = _param(param, fn)
+    g = _grad(grad, p, fn, maximize)
+    m = _param_shape(_inplace(exp_avg, p, fn, "exp_avg"), p, fn, "exp_avg")
+    v = _param_shape(_inplace(exp_avg_sq, p, fn, "exp_avg_sq"), p, fn, "exp_avg_sq")
+    vmax = _param_shape(_inplace(max_exp_avg_sq, p, fn, "max_exp_avg_sq", optional=True), p, fn, "max_exp_avg_sq")
     if step < 1:
         raise ValueError(f"adam_step: step must be >= 1, got {step}")
     if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
         raise ValueError("adam_step: betas must be in [0, 1)")
-    m = _inplace(exp_avg, p, fn, "exp_avg")
-    v = _inplace(exp_avg_sq, p, fn, "exp_avg_sq")
-    vmax = _inplace(max_exp_avg_sq, p, fn, "max_exp_avg_sq", optional=True)
+    _hyper(fn, lr=lr, eps=eps, weight_decay=weight_decay)
     t = p.dtype.type
-    g = _grad(grad, p, fn, maximize)
     if weight_decay != 0:
         if decoupled:
             p *= t(1 - lr * weight_decay)
@@ -87,11 +104,12 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
     avg = sqrt(max(s - ga^2, 0)) + eps; buf = momentum buf + g / avg, p -= lr buf (or p -= lr g / avg)."""
     fn = "rmsprop_step"
     p = _param(param, fn)
-    sq = _inplace(square_avg, p, fn, "square_avg")
-    ga = _inplace(grad_avg, p, fn, "grad_avg", optional=True)
-    buf = _inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True)
-    t = p.dtype.type
     g = _grad(grad, p, fn, maximize)
+    sq = _param_shape(_inplace(square_avg, p, fn, "square_avg"), p, fn, "square_avg")
+    ga = _param_shape(_inplace(grad_avg, p, fn, "grad_avg", optional=True), p, fn, "grad_avg")
+    buf = _param_shape(_inplace(momentum_buffer, p, fn, "momentum_buffer", optional=True), p, fn, "momentum_buffer")
+    _hyper(fn, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+    t = p.dtype.type
     if weight_decay != 0:
         g = g + t(weight_decay) * p
     sq[...] = sq * t(alpha) + t(1 - alpha) * g * g
