@@ -55,6 +55,10 @@ inline py::array to_array(const py::handle& obj, const char* fn, const char* nam
 template <class T>
 carr<T> to_carr(const py::handle& obj, const char* fn, const char* name) {
   py::array a = to_array(obj, fn, name);
+  const char kind = a.dtype().kind();
+  if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f')  // objects, strings: never numbers here
+    type_error(std::string(fn) + ": " + name + " must be convertible to " + py::str(py::dtype::of<T>()).cast<std::string>() +
+               ", got dtype " + dtype_of(a));
   auto c = carr<T>::ensure(a);
   if (!c) {
     PyErr_Clear();

@@ -50,6 +50,7 @@ py::array embedding_backward(const py::object& go, const py::object& io, const I
     const int64_t D = g.shape(g.ndim() - 1);
     if (g.size() != ix.size() * D)
       value_error(std::string(fn) + ": gy has shape " + shape_of(g) + ", expected the indices' shape + (D,)");
+    want_alloc({num_embeddings, D}, 8, fn, "the weight gradient");
     py::array gw = empty<T>({num_embeddings, D});
     {
       py::gil_scoped_release nogil;

@@ -63,12 +63,7 @@ def _probs(q, k, mask, mask_div, causal, scale):
     """Softmax weights (B, L, S) and each row's log-sum-exp (B, L); rows with nothing to attend are 0 / -inf."""
     B, L, _ = q.shape
     S = k.shape[1]
-    s = scale * (q @ k.transpose(0, 2, 1))
-    if mask is not None:
-        idx = (np.arange(B) // mask_div) % mask.shape[0]
-        s = s + mask[idx]
-    if causal:
-        s = np.where(np.tril(np.ones((L, S), bool)), s, -np.inf)
+    s = _scores(q, k, mask, mask_div, causal, scale)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         m = s.max(axis=-1, keepdims=True) if S else np.full((B, L, 1), -np.inf, q.dtype)
         dead = np.isneginf(m)
@@ -77,6 +72,27 @@ def _probs(q, k, mask, mask_div, causal, scale):
         p = np.where(dead, 0, e / np.where(dead, 1, tot))
         lse = np.where(dead, -np.inf, m + np.log(np.where(dead, 1, tot)))[..., 0]
     return p.astype(q.dtype), lse.astype(q.dtype)
+
+
+def _scores(q, k, mask, mask_div, causal, scale):
+    """scale q k^T + mask, -inf where causally hidden: (B, L, S)."""
+    B, L, _ = q.shape
+    S = k.shape[1]
+    s = scale * (q @ k.transpose(0, 2, 1))
+    if mask is not None:
+        s = s + mask[(np.arange(B) // mask_div) % mask.shape[0]]
+    if causal:
+        s = np.where(np.tril(np.ones((L, S), bool)), s, -np.inf)
+    return s
+
+
+def _probs_from_lse(q, k, lse, mask, mask_div, causal, scale):
+    """The backward's probabilities exp(scores - lse) from the forward's saved log-sum-exp (0 in a row
+    with lse = -inf), as the native kernel recomputes them."""
+    s = _scores(q, k, mask, mask_div, causal, scale)
+    dead = np.isneginf(lse)[..., None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(dead, 0, np.exp(s - np.where(dead, 0, lse[..., None]))).astype(q.dtype)
 
 
 def _keep(shape, p, seed, dtype):
@@ -122,7 +138,7 @@ def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal
     _want_shape(out, (B, L, Ev), "out", fn)
     _want_shape(lse, (B, L), "lse", fn)
     _scale_in_range(scale, q.dtype, fn)
-    p, _ = _probs(q, k, mask, mask_div, is_causal, scale)
+    p = _probs_from_lse(q, k, lse, mask, mask_div, is_causal, scale)
     z = _keep(p.shape, dropout_p, seed, q.dtype)
     dp = gout @ v.transpose(0, 2, 1)
     if z is not None:

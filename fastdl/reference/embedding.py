@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _scalars, _float, _ints, _want_ndim
+from ._checks import _want_alloc, _scalars, _float, _ints, _want_ndim
 
 
 def _emb_indices(indices, v, fn):
@@ -33,7 +33,8 @@ def embedding_backward(gy, indices, num_embeddings, padding_idx=-1):
     i = _emb_indices(indices, num_embeddings, fn).reshape(-1)
     if gy.size != i.size * gy.shape[-1]:
         raise ValueError(f"{fn}: gy has shape {gy.shape}, expected the indices' shape + (D,)")
-    g = gy.reshape(-1, gy.shape[-1])
+    _want_alloc((num_embeddings, gy.shape[-1]), fn, "the weight gradient")
+    g = gy.reshape(i.size, gy.shape[-1])
     gw = np.zeros((num_embeddings, g.shape[1]), gy.dtype)
     keep = i != padding_idx
     np.add.at(gw, i[keep], g[keep])

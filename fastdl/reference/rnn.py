@@ -13,6 +13,14 @@ def _sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
 
+def _arrays_first(fn, **arrays):
+    """The required arrays are arrays (None is a TypeError) and the input is float, before any other
+    check: the native binding's order."""
+    for name, v in arrays.items():
+        _array(v, fn, name)
+    _float(arrays["input"], fn, "input")
+
+
 def _rnn_check(mode, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths, fn):
     """Every shape and dtype of one layer's arguments; -> (x, T, B, H, gates)."""
     if mode not in _GATES:
@@ -62,6 +70,7 @@ def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, len
     Steps t >= lengths[b] keep b's state and output 0.  ``reverse`` runs t = T-1 .. 0.
     Returns (out, h_n, c_n, gates, cells, hn_linear) as the native kernel does.
     """
+    _arrays_first("rnn_forward", input=input, hx=hx, weight_ih=weight_ih, weight_hh=weight_hh)
     x, t_len, b, h, g = _rnn_check(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
                                    "rnn_forward")
     dt = x.dtype
@@ -110,6 +119,7 @@ def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias
                  hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
     """Backpropagation through time for rnn_forward: -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)."""
     fn = "rnn_backward"
+    _arrays_first(fn, input=input, hx=hx, weight_ih=weight_ih, weight_hh=weight_hh, output=output, gates=gates)
     x, t_len, b, h, g = _rnn_check(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, fn)
     dt = x.dtype
 
