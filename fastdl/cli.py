@@ -63,13 +63,65 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_config(config, state_dict, path) -> None:
+    """The config of a checkpoint names a model of ``fastdl train`` with sane sizes, and asks for as many
+    parameters as the file holds: a crafted config cannot make ``evaluate`` build an absurd model."""
+    import numpy as np
+    bad = f"fastdl: {path} is not a model checkpoint written by 'fastdl train --save'"
+    builders = {c["builder"]: c["kwargs"] for c in MODELS.values()}
+    if not isinstance(config, dict) or config.get("builder") not in builders or not isinstance(config.get("kwargs"),
+                                                                                             dict):
+        raise SystemExit(bad + " (unknown model config)")
+    kw, known = config["kwargs"], builders[config["builder"]]
+    if set(kw) - set(known):
+        raise SystemExit(bad + f" (unexpected config keys {sorted(set(kw) - set(known))})")
+
+    def size(v, lo=1):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= 100_000:
+            raise SystemExit(bad + f" (a layer size of {v!r} in its config)")
+        return v
+    for k, v in kw.items():  # each value of the kind of its default
+        d = known[k]
+        if isinstance(d, int) and not isinstance(d, bool):
+            size(v, lo=0)
+        elif isinstance(d, float) and not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+            raise SystemExit(bad + f" ({k}={v!r} in its config)")
+        elif isinstance(d, str) and not (isinstance(v, str) and len(v) < 32):
+            raise SystemExit(bad + f" ({k}={v!r} in its config)")
+    if not isinstance(state_dict, dict) or not all(hasattr(v, "shape") for v in state_dict.values()):
+        raise SystemExit(bad + " (no state dict of arrays)")
+    held = sum(int(np.prod(np.shape(v), dtype=np.float64)) for v in state_dict.values())
+    if config["builder"] == "mlp":
+        hidden = kw.get("hidden", known["hidden"])
+        if not isinstance(hidden, (list, tuple)) or len(hidden) > 100:
+            raise SystemExit(bad + " (hidden sizes must be a short list)")
+        sizes = [size(kw.get("in_features", known["in_features"]))] + [size(h) for h in hidden] + \
+            [size(kw.get("num_classes", known["num_classes"]))]
+        want = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        if want != held:
+            raise SystemExit(bad + f" (its config asks for {want:,} parameters, the file holds {held:,})")
+
+
 def _load_model(path):
+    import numpy as np
+
     import fastdl
-    ck = fastdl.load(path)
+    try:
+        ck = fastdl.load(path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"fastdl: {exc}") from None
     if not isinstance(ck, dict) or "config" not in ck or "state_dict" not in ck:
         raise SystemExit(f"fastdl: {path} is not a model checkpoint written by 'fastdl train --save'")
+    _check_config(ck["config"], ck["state_dict"], path)
     model = build_model(ck["config"])
-    model.load_state_dict(ck["state_dict"])
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SystemExit(f"fastdl: {path} does not fit its model: {exc}") from None
+    bad = [k for k, v in model.state_dict().items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise SystemExit(f"fastdl: {path} holds non-finite weights (NaN or inf) in {', '.join(bad[:4])}"
+                         f"{' ...' if len(bad) > 4 else ''}: the training diverged; retrain with a smaller --lr")
     model.eval()
     return model
 

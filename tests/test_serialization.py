@@ -1,8 +1,11 @@
 """Checkpoints: round trips, atomic writes, refusal of bad files."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -94,3 +97,52 @@ def test_unsupported_values_rejected(tmp_path):
     with pytest.raises(TypeError, match="mapping"):
         fastdl.save([1, 2], tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+def _npz(path, manifest, **arrays):
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    meta = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    np.savez(path, __fastdl__=meta, **arrays)
+
+
+def test_malformed_checkpoints_raise_value_error(tmp_path):
+    """Hand-made bad files: each a ValueError naming the problem, never KeyError, RecursionError or a
+    huge allocation."""
+    base = {"format": "fastdl-checkpoint", "version": 1}
+    cases = {
+        "missing array": dict(root={"$m": [["w", {"$a": "a99"}]]}),
+        "several tags": dict(root={"$a": "a0", "$l": []}),
+        "bad number": dict(root={"$f": "not a float"}),
+        "bad mapping": dict(root={"$m": [["w"]]}),
+        "no root": dict(),
+    }
+    manifests = {name: {**base, **extra} for name, extra in cases.items()}
+    manifests["deep"] = json.dumps(base)[:-1] + ', "root": ' + '{"$l": [' * 5000 + '{"$l": []}' + "]}" * 5000 + "}"
+    for name, manifest in manifests.items():
+        p = tmp_path / f"{name.replace(' ', '_')}.npz"
+        _npz(p, manifest, a0=np.zeros(3))
+        with pytest.raises(ValueError, match="load:"):
+            fastdl.load(p)
+    # an array whose header declares terabytes but holds 24 bytes
+    p = tmp_path / "huge.npz"
+    fastdl.save({"w": np.zeros(3)}, p)
+    with zipfile.ZipFile(p) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    members["a0.npy"] = buf.getvalue() + np.zeros(3).tobytes()
+    with zipfile.ZipFile(p, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match="declares shape"):
+        fastdl.load(p)
+
+
+def test_interrupted_saves_leave_no_temporaries(tmp_path):
+    dead = tmp_path / ".tmp-fastdl-999999999-abc.npz"  # a writer that no longer exists
+    dead.write_bytes(b"partial")
+    mine = tmp_path / f".tmp-fastdl-{os.getpid()}-xyz.npz"  # a save in progress (this process)
+    mine.write_bytes(b"partial")
+    fastdl.save({"w": np.ones(2)}, tmp_path / "ck.npz")
+    assert not dead.exists() and mine.exists()
+    assert np.array_equal(fastdl.load(tmp_path / "ck.npz")["w"], np.ones(2))

@@ -148,3 +148,26 @@ def test_reduce_on_plateau_through_fit():
                      val_loader=data.DataLoader(data.TensorDataset(x, y), 64), epochs=3, scheduler=sched,
                      progress=False)
     assert hist["lr"] == [1e-6, 1e-6, 5e-7]  # logged before each epoch-end step
+
+
+def test_cli_refuses_bad_checkpoints_without_traceback(tmp_path):
+    """evaluate: an absurd config, non-finite weights, a foreign file: a one-line error, exit 1."""
+    from fastdl.cli import MODELS
+    model = models.mlp(784, (256, 128), 10, dropout=0.2)
+    sd = model.state_dict()
+    cases = {
+        "absurd": {"model": "mlp", "config": {"builder": "mlp", "kwargs": {"in_features": 784, "hidden": [40000, 30000],
+                                                                        "num_classes": 10}}, "state_dict": sd},
+        "builder": {"model": "mlp", "config": {"builder": "resnet50", "kwargs": {}}, "state_dict": sd},
+        "nan": {"model": "mlp", "config": MODELS["mlp"],
+                "state_dict": {k: np.full_like(v, np.nan) if k.endswith("weight") else v for k, v in sd.items()}},
+    }
+    for name, ck in cases.items():
+        path = tmp_path / f"{name}.npz"
+        fastdl.save(ck, path)
+        res = run_cli("evaluate", str(path))
+        assert res.returncode == 1 and "Traceback" not in res.stderr, (name, res.stderr)
+        assert {"absurd": "asks for", "builder": "unknown model config", "nan": "non-finite"}[name] in res.stderr
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    res = run_cli("evaluate", str(tmp_path / "junk.npz"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "not a fastdl checkpoint" in res.stderr
