@@ -39,7 +39,7 @@ void attn_drop_row(T* p, int64_t nk, int64_t b, int64_t row, int64_t j0, int64_t
                    uint64_t seed) {
   const T keep = T(1.0 / (1.0 - pdrop));
   const int64_t base = (b * L + row) * S + j0;
-  for (int64_t c = 0; c < nk; ++c) p[c] = counter_uniform(seed, base + c) >= pdrop ? p[c] * keep : T(0);
+  for (int64_t c = 0; c < nk; ++c) p[c] *= counter_uniform(seed, base + c) >= pdrop ? keep : T(0);  // NaN stays NaN
 }
 template void attn_drop_row<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, double, uint64_t);
 template void attn_drop_row<double>(double*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, double, uint64_t);

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include <cstdio>
 #include <unistd.h>
 
 namespace fastdl::bind {
@@ -129,8 +130,17 @@ inline int64_t size_mul(int64_t a, int64_t b, const char* fn, const char* what) 
   return r;
 }
 
-// Bytes of physical memory (0 when unknown).
-inline double physical_memory() {
+// Bytes of memory available to a new allocation (Linux's MemAvailable, else the physical memory; 0
+// when unknown).  The same rule as reference/_checks.py's _available_memory.
+inline double available_memory() {
+  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    double kb = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    if (kb >= 0) return kb * 1024.0;
+  }
 #if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
@@ -140,15 +150,16 @@ inline double physical_memory() {
 }
 
 // An output of `shape` with `item`-byte elements can be allocated: its element count fits int64 and
-// its bytes fit the machine's memory; else ValueError naming it, before anything is allocated.
+// its bytes fit in half the available memory (room for its gradient and the temporaries around it);
+// else ValueError naming it, before anything is allocated.
 inline void want_alloc(const std::vector<py::ssize_t>& shape, size_t item, const char* fn, const char* what) {
   int64_t n = 1;
   for (auto d : shape) n = size_mul(n, d, fn, what);
-  const double bytes = double(n) * double(item), mem = physical_memory();
-  if (mem > 0 && bytes > mem) {
+  const double bytes = double(n) * double(item), mem = available_memory();
+  if (mem > 0 && bytes > mem / 2) {
     std::ostringstream o;
-    o << fn << ": " << what << " would need " << bytes / double(1 << 30) << " GiB, more than this machine's "
-      << mem / double(1 << 30) << " GiB";
+    o << fn << ": " << what << " would need " << bytes / double(1 << 30) << " GiB, more than half of the "
+      << mem / double(1 << 30) << " GiB this machine has available";
     value_error(o.str());
   }
 }

@@ -103,7 +103,15 @@ def _size(v, fn, what):
     return v
 
 
-def _physical_memory() -> float:
+def _available_memory() -> float:
+    """MemAvailable (Linux), else the physical memory, else 0: the native rule (checks.h)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         import os
         return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
@@ -112,15 +120,15 @@ def _physical_memory() -> float:
 
 
 def _want_alloc(shape, fn, what, itemsize=8):
-    """An output of ``shape`` fits int64 elements and the machine's memory (``itemsize`` bytes an
+    """An output of ``shape`` fits int64 elements and half the available memory (``itemsize`` bytes an
     element, as the native check); ValueError naming it before anything is allocated."""
     n = 1
     for d in shape:
         n = _size(n * int(d), fn, what)
-    mem = _physical_memory()
-    if mem and n * float(itemsize) > mem:
-        raise ValueError(f"{fn}: {what} would need {n * float(itemsize) / 2**30} GiB, more than this machine's "
-                         f"{mem / 2**30} GiB")
+    mem = _available_memory()
+    if mem and n * float(itemsize) > mem / 2:
+        raise ValueError(f"{fn}: {what} would need {n * float(itemsize) / 2**30} GiB, more than half of the "
+                         f"{mem / 2**30} GiB this machine has available")
 
 
 def _want_nonempty(a, name, fn):

@@ -90,9 +90,9 @@ def _probs_from_lse(q, k, lse, mask, mask_div, causal, scale):
     """The backward's probabilities exp(scores - lse) from the forward's saved log-sum-exp (0 in a row
     with lse = -inf), as the native kernel recomputes them."""
     s = _scores(q, k, mask, mask_div, causal, scale)
-    dead = np.isneginf(lse)[..., None]
+    dead = np.isneginf(lse)[..., None] | np.isneginf(s)  # masked keys have probability 0, whatever lse is
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.where(dead, 0, np.exp(s - np.where(dead, 0, lse[..., None]))).astype(q.dtype)
+        return np.where(dead, 0, np.exp(s - lse[..., None])).astype(q.dtype)
 
 
 def _keep(shape, p, seed, dtype):
@@ -211,8 +211,8 @@ def additive_attention_backward(gs, qp, kp, v, need_qp=True, need_kp=True, need_
     """gs (B, L, S) -> (gqp, gkp, gv); g_pre = gs v (1 - tanh^2) summed over keys for gqp, over queries
     for gkp; gv = sum gs tanh.  A gradient not needed is None."""
     fn = "additive_attention_backward"
+    gs = _array(gs, fn, "gs")  # every array converted first, as the native binding
     qp, kp, v = _additive_args(qp, kp, v, fn)
-    gs = _array(gs, fn, "gs")
     _same_dtype(qp, "qp", gs, "gs", fn)
     _want_shape(gs, qp.shape[:2] + (kp.shape[1],), "gs", fn)
     t = np.tanh(qp[:, :, None, :] + kp[:, None, :, :])

@@ -73,10 +73,12 @@ def dropout_mask(shape, p, seed):
         raise ValueError("dropout_mask: shape has a negative size")
     _want_alloc(shape, "dropout_mask", "the mask", itemsize=1)
     n = int(np.prod(shape, dtype=np.int64))
-    i = np.arange(1, n + 1, dtype=np.uint64)
-    h = _splitmix64(np.uint64(seed) + i * _GOLDEN)
-    u = (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
-    return (u >= p).astype(np.uint8).reshape(shape)
+    out = np.empty(n, np.uint8)
+    for b in range(0, n, 1 << 20):  # in chunks: the temporaries stay small whatever the mask's size
+        i = np.arange(b + 1, min(n, b + (1 << 20)) + 1, dtype=np.uint64)
+        h = _splitmix64(np.uint64(seed) + i * _GOLDEN)
+        out[b:b + len(i)] = (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0) >= p
+    return out.reshape(shape)
 
 
 @_scalars(scale="float")

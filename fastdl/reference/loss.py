@@ -52,6 +52,8 @@ def cross_entropy_backward(gloss, logits, target, lse, ignore_index=-100, label_
     fn = "cross_entropy_backward"
     gloss, x, lse = _array(gloss, fn, "gloss"), _float(logits, fn, "logits"), _array(lse, fn, "lse")
     _want_ndim(x, "logits", fn, 2)
+    if not 0.0 <= label_smoothing <= 1.0:  # the native order: smoothing before the other arrays' checks
+        raise ValueError(f"{fn}: label_smoothing must be in [0, 1], got {label_smoothing}")
     for name, a in (("gloss", gloss), ("lse", lse)):
         _same_dtype(x, "logits", a, name, fn)
     _same_shape(lse, "lse", gloss, "gloss", fn)

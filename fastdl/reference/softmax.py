@@ -26,6 +26,8 @@ def softmax_forward(x, axis=-1):
     """y = exp(x - max) / sum(exp(x - max)) along `axis`."""
     x = _float(x, "softmax_forward", "x")
     _axis_check(x, axis, "softmax_forward")
+    if x.size == 0:
+        return x.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         m = np.max(x, axis=axis, keepdims=True)
         m = np.where(np.isneginf(m), 0, m)
@@ -45,6 +47,8 @@ def log_softmax_forward(x, axis=-1):
     """y = x - logsumexp(x) along `axis`."""
     x = _float(x, "log_softmax_forward", "x")
     _axis_check(x, axis, "log_softmax_forward")
+    if x.size == 0:
+        return x.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         m = np.max(x, axis=axis, keepdims=True)
         m = np.where(np.isneginf(m), 0, m)
