@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -243,8 +244,9 @@ def run(calls: int, seed: int = 0, per_batch: int = 500, timeout: float = 600.0)
         n = min(per_batch, calls - b * per_batch)
         code = f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); " \
                f"import fuzz; print(json.dumps(fuzz.batch({seed * 100003 + b}, {n})))"
-        try:
-            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+        try:  # from a neutral folder: the installed fastdl, not a source tree in the working directory
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                               cwd=tempfile.gettempdir())
         except subprocess.TimeoutExpired:
             res["hangs"].append(f"batch {b} (seed {seed * 100003 + b}) ran over {timeout:.0f} s")
             continue

@@ -72,6 +72,7 @@ def batch_norm_backward(gy, input, weight, mean, rstd, training, need_input=True
     ggamma = sum(gy xhat), gbeta = sum(gy)."""
     fn = "batch_norm_backward"
     gy, x = _array(gy, fn, "gy"), _float(input, fn, "input")
+    _array(mean, fn, "mean"), _array(rstd, fn, "rstd")  # None is a TypeError first, as natively
     _same_dtype(x, "input", gy, "gy", fn)
     _same_shape(x, "input", gy, "gy", fn)
     _bn_dims(x, fn)
@@ -140,6 +141,7 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
     """gx = rstd (g - mean(g) - xhat mean(g xhat)) with g = gy gamma; ggamma = sum_rows gy xhat; gbeta = sum_rows gy."""
     fn = "layer_norm_backward"
     gy, x = _array(gy, fn, "gy"), _float(input, fn, "input")
+    _array(mean, fn, "mean"), _array(rstd, fn, "rstd")  # None is a TypeError first, as natively
     _same_dtype(x, "input", gy, "gy", fn)
     _same_shape(x, "input", gy, "gy", fn)
     axes = _ln_axes(x, normalized_shape, fn)
