@@ -111,8 +111,10 @@ def available_memory() -> float:
 def want_memory(n_elements: int, itemsize: int, fn: str, what: str) -> None:
     """ValueError before allocating parameters that could not be trained here: ``n_elements`` of them
     with a gradient and two optimizer states each (Adam's) must fit in the available memory."""
-    mem = available_memory()
     need = 4.0 * float(n_elements) * itemsize
+    if need < 2**30:  # small: no need to ask the system
+        return
+    mem = available_memory()
     if mem and need > mem:
         raise ValueError(f"{fn}: {what} with their gradients and optimizer state would need {need / 2**30:.1f} GiB, "
                          f"more than the {mem / 2**30:.1f} GiB this machine has available")

@@ -155,7 +155,9 @@ inline double available_memory() {
 inline void want_alloc(const std::vector<py::ssize_t>& shape, size_t item, const char* fn, const char* what) {
   int64_t n = 1;
   for (auto d : shape) n = size_mul(n, d, fn, what);
-  const double bytes = double(n) * double(item), mem = available_memory();
+  const double bytes = double(n) * double(item);
+  if (bytes < double(1 << 30)) return;  // small: no need to ask the system (a file read per call)
+  const double mem = available_memory();
   if (mem > 0 && bytes > mem / 2) {
     std::ostringstream o;
     o << fn << ": " << what << " would need " << bytes / double(1 << 30) << " GiB, more than half of the "

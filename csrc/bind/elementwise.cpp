@@ -2,6 +2,8 @@
 #include "../elementwise.h"
 #include "checks.h"
 
+#include <cmath>
+
 namespace fastdl::bind {
 namespace {
 
@@ -64,6 +66,8 @@ py::array dropout_apply(const py::object& xo, const py::object& mo, const Float&
   return by_dtype(x0, fn, "x", [&](auto t) {
     using T = typename decltype(t)::type;
     auto m = mask_array(mo, x0, fn);
+    if (!std::isfinite(T(scale)))
+      value_error(std::string(fn) + ": scale must be finite in the input's dtype, got " + std::to_string(scale));
     auto x = carr<T>::ensure(x0);
     py::array y = empty<T>(shape_vec(x0));
     {

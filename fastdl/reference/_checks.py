@@ -125,6 +125,8 @@ def _want_alloc(shape, fn, what, itemsize=8):
     n = 1
     for d in shape:
         n = _size(n * int(d), fn, what)
+    if n * float(itemsize) < 2**30:  # small: no need to ask the system
+        return
     mem = _available_memory()
     if mem and n * float(itemsize) > mem / 2:
         raise ValueError(f"{fn}: {what} would need {n * float(itemsize) / 2**30} GiB, more than half of the "

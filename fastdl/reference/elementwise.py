@@ -86,4 +86,7 @@ def dropout_apply(x, mask, scale):
     """y = x * mask * scale (inverted dropout; also its backward)."""
     x = _float(x, "dropout_apply", "x")
     mask = _mask(mask, x, "dropout_apply")
+    with np.errstate(over="ignore"):
+        if not np.isfinite(x.dtype.type(scale)):
+            raise ValueError(f"dropout_apply: scale must be finite in the input's dtype, got {scale}")
     return (x * (mask * x.dtype.type(scale))).astype(x.dtype)
