@@ -1,9 +1,11 @@
-"""Shape and dtype helpers of the Tensor and the functional layer: contiguity, reductions' axes."""
+"""Shape and dtype helpers of the Tensor and the functional layer (contiguity, reductions' axes), and
+the argument checks of the layers' constructors (integers, pairs, numbers in range, memory)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .backend import array_namespace as _xp
+from .reference._checks import _available_memory  # the one rule for both backends and the layers
 
 
 def contiguous(a) -> np.ndarray:
@@ -86,35 +88,13 @@ def float_arg(v, name: str, fn: str, lo=None, hi=None, lo_open=False, hi_open=Fa
     return v
 
 
-def physical_memory() -> float:
-    """Bytes of physical memory (0 when unknown)."""
-    try:
-        import os
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 0.0
-
-
-def available_memory() -> float:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), else the physical
-    memory (0 when unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return physical_memory()
-
-
 def want_memory(n_elements: int, itemsize: int, fn: str, what: str) -> None:
     """ValueError before allocating parameters that could not be trained here: ``n_elements`` of them
     with a gradient and two optimizer states each (Adam's) must fit in the available memory."""
     need = 4.0 * float(n_elements) * itemsize
     if need < 2**30:  # small: no need to ask the system
         return
-    mem = available_memory()
+    mem = _available_memory()
     if mem and need > mem:
         raise ValueError(f"{fn}: {what} with their gradients and optimizer state would need {need / 2**30:.1f} GiB, "
                          f"more than the {mem / 2**30:.1f} GiB this machine has available")
