@@ -42,7 +42,7 @@ template <class T> void max_pool2d_forward(const T* x, T* y, int64_t* idx, const
             }
           }
           yp[oh * s.OW + ow] = m;
-          ip[oh * s.OW + ow] = mi < 0 ? 0 : mi;
+          ip[oh * s.OW + ow] = mi;  // -1: a window entirely in padding (its maximum is -inf, from no input)
         }
     }
   });
@@ -56,7 +56,8 @@ template <class T> void max_pool2d_backward(const T* gy, const int64_t* idx, T* 
       std::fill(g, g + in, T(0));
       const T* gp = gy + p * out;
       const int64_t* ip = idx + p * out;
-      for (int64_t o = 0; o < out; ++o) g[ip[o]] += gp[o];
+      for (int64_t o = 0; o < out; ++o)
+        if (ip[o] >= 0) g[ip[o]] += gp[o];  // -1: an all-padding window sends its gradient nowhere
     }
   });
 }

@@ -6,7 +6,8 @@ import pytest
 
 import fastdl
 import fastdl.functional as F
-from fastdl import nn
+from fastdl import _C, nn
+from fastdl import reference as R
 from helpers import check_op
 
 
@@ -323,3 +324,20 @@ def test_against_torch(rng):
     tm.eval()
     om.eval()
     np.testing.assert_allclose(om(x).data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_max_pool_window_entirely_in_padding():
+    """With dilation a window can hold only padding: its maximum is -inf (as PyTorch), its index -1 on
+    both backends (PyTorch reports an index outside the window), and its gradient goes nowhere."""
+    x = np.array([[[[1.5], [-2.0]]]], np.float32)  # (1, 1, 2, 1)
+    args = ((2, 2), (1, 1), (1, 1), (2, 2), False)
+    for kern in (_C, R):
+        y, idx = kern.max_pool2d_forward(x, *args)
+        assert np.all(np.isneginf(y)) and np.all(idx == -1)
+        gx = kern.max_pool2d_backward(np.ones_like(y), idx, (2, 1))
+        assert np.array_equal(gx, np.zeros_like(x))
+    with pytest.raises(IndexError, match="indices out of range"):
+        _C.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), np.full((1, 1, 1, 1), -2), (2, 1))
+    torch = pytest.importorskip("torch")
+    ty = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 1, 1, 2)
+    assert np.array_equal(ty.numpy(), y)

@@ -117,7 +117,7 @@ py::array max_pool2d_backward(const py::object& gyo, const py::object& io, const
     want_alloc(with_hw(gy0, s.H, s.W), 8, fn, "the input gradient");
     const int64_t* ip = idx.data();
     for (int64_t i = 0; i < idx.size(); ++i)
-      if (ip[i] < 0 || ip[i] >= s.H * s.W)
+      if (ip[i] < -1 || ip[i] >= s.H * s.W)  // -1 marks an all-padding window
         throw py::index_error(std::string(fn) + ": indices out of range for the input size");
     auto gy = carr<T>::ensure(gy0);
     py::array gx = empty<T>(with_hw(gy0, s.H, s.W));

@@ -62,7 +62,8 @@ def _pool_windows(x, k, s, p, d, out, fill):
 @_scalars(kernel_size="pair", stride="pair", padding="pair", dilation="pair", ceil_mode="bool")
 def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     """-> (y, indices): the max over each window (padding = -inf; a NaN in the window wins) and its flat
-    index ih * W + iw in the input plane (first one on ties)."""
+    index ih * W + iw in the input plane (first one on ties; -1 for a window entirely in padding, whose
+    maximum is -inf and whose gradient goes nowhere)."""
     x = _float(input, "max_pool2d_forward", "input")
     _want_planes(x, "input", "max_pool2d_forward")
     _want_nonempty(x, "input", "max_pool2d_forward")
@@ -89,11 +90,12 @@ def max_pool2d_backward(gy, indices, input_size):
         raise ValueError(f"{fn}: input_size must be >= 1")
     _want_alloc(gy.shape[:-2] + (h, w), fn, "the input gradient")
     planes_g, planes_i = gy.reshape(-1, gy.shape[-2] * gy.shape[-1]), idx.reshape(-1, gy.shape[-2] * gy.shape[-1])
-    if planes_i.size and (planes_i.min() < 0 or planes_i.max() >= h * w):
+    if planes_i.size and (planes_i.min() < -1 or planes_i.max() >= h * w):  # -1: an all-padding window
         raise IndexError("max_pool2d_backward: indices out of range for the input size")
     gx = np.zeros((planes_g.shape[0], h * w), gy.dtype)
     for p in range(planes_g.shape[0]):
-        np.add.at(gx[p], planes_i[p], planes_g[p])
+        hit = planes_i[p] >= 0
+        np.add.at(gx[p], planes_i[p][hit], planes_g[p][hit])
     return gx.reshape(gy.shape[:-2] + (h, w))
 
 
