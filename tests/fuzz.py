@@ -75,6 +75,16 @@ def _nonfinite(args) -> bool:
     return False
 
 
+def _mutate(rng, args, times=1) -> list:
+    """A copy of a valid call's arguments with ``times`` of them replaced by bad values."""
+    args = list(args)
+    for _ in range(times):
+        i = int(rng.integers(len(args)))
+        bad = _bad_values(rng, args[i])
+        args[i] = bad[int(rng.integers(len(bad)))]
+    return args
+
+
 def _same(x, y, loose=False) -> bool:
     if isinstance(x, tuple) or isinstance(y, tuple):
         return isinstance(x, tuple) and isinstance(y, tuple) and len(x) == len(y) and \
@@ -126,11 +136,7 @@ def kernel_calls(rng, n):
     findings = []
     for _ in range(n):
         name, args = cases[int(rng.integers(len(cases)))]
-        args = list(args)
-        for _ in range(1 + int(rng.random() < 0.2)):  # now and then two arguments at once
-            i = int(rng.integers(len(args)))
-            bad = _bad_values(rng, args[i])
-            args[i] = bad[int(rng.integers(len(bad)))]
+        args = _mutate(rng, args, 1 + int(rng.random() < 0.2))  # now and then two arguments at once
         where = f"{name}({', '.join(_short(a) for a in args)})"
         _trace(where)
         kn, rn = _outcome(getattr(_C, name), args), _outcome(getattr(reference, name), args)
@@ -197,20 +203,14 @@ def api_calls(rng, n):
         try:
             if kind == 0:
                 cls, args = ctors[int(rng.integers(len(ctors)))]
-                args = list(args)
-                i = int(rng.integers(len(args)))
-                bad = _bad_values(rng, args[i])
-                args[i] = bad[int(rng.integers(len(bad)))]
+                args = _mutate(rng, args)
                 where = f"{cls.__name__}({', '.join(_short(a) for a in args)})"
                 m = cls(*args)
                 if cls in inputs:
                     m(inputs[cls])
             elif kind == 1:
                 fn, args = ops[int(rng.integers(len(ops)))]
-                args = list(args)
-                i = int(rng.integers(len(args)))
-                bad = _bad_values(rng, args[i])
-                args[i] = bad[int(rng.integers(len(bad)))]
+                args = _mutate(rng, args)
                 where = f"F.{fn.__name__}({', '.join(_short(a) for a in args)})"
                 fn(*args)
             else:

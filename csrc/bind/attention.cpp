@@ -13,11 +13,23 @@ struct Sdpa {
   int64_t B, L, S, E, Ev, mb = 1, ml = 1, div = 1;
   bool has_mask = false;
   double scale, p;
+  bool causal;
+  uint64_t seed;
 };
 
+uint64_t seed_of(int64_t seed, const char* fn) {
+  if (seed < 0) value_error(std::string(fn) + ": seed must be >= 0, got " + std::to_string(seed));
+  return uint64_t(seed);
+}
+
 Sdpa sdpa_args(const py::object& qo, const py::object& ko, const py::object& vo, const py::object& mo,
-               int64_t mask_div, const py::object& scale, double dropout_p, const char* fn) {
-  Sdpa a;
+               const Int& mask_div_a, const Flag& causal_a, const py::object& scale, const Float& dropout_p_a,
+               const Int& seed_a, const char* fn) {
+  Sdpa a;  // the scalars first, in the order of the reference's rules
+  const int64_t mask_div = mask_div_a.get(fn, "mask_div");
+  a.causal = causal_a.get(fn, "is_causal");
+  const double dropout_p = dropout_p_a.get(fn, "dropout_p");
+  const int64_t seed = seed_a.get(fn, "seed");
   a.q = to_array(qo, fn, "q");
   a.k = to_array(ko, fn, "k");
   a.v = to_array(vo, fn, "v");
@@ -53,6 +65,7 @@ Sdpa sdpa_args(const py::object& qo, const py::object& ko, const py::object& vo,
   if (!(dropout_p >= 0.0 && dropout_p < 1.0))
     value_error(std::string(fn) + ": dropout_p must be in [0, 1), got " + std::to_string(dropout_p));
   a.p = dropout_p;
+  a.seed = seed_of(seed, fn);
   return a;
 }
 
@@ -62,10 +75,6 @@ template <class T> void scale_in_range(double scale, const char* fn) {
     value_error(std::string(fn) + ": scale " + std::to_string(scale) + " is out of range for the inputs' dtype");
 }
 
-uint64_t seed_of(int64_t seed, const char* fn) {
-  if (seed < 0) value_error(std::string(fn) + ": seed must be >= 0, got " + std::to_string(seed));
-  return uint64_t(seed);
-}
 
 template <class T> AttnMask<T> mask_of(const Sdpa& a, const carr<T>& m) {
   AttnMask<T> r;
@@ -76,12 +85,7 @@ template <class T> AttnMask<T> mask_of(const Sdpa& a, const carr<T>& m) {
 py::tuple sdpa_forward(const py::object& qo, const py::object& ko, const py::object& vo, const py::object& mo,
                        const Int& mask_div_a, const Flag& causal_a, const py::object& scale, const Float& dropout_p_a, const Int& seed_a) {
   const char* fn = "attention_forward";
-  const int64_t mask_div = mask_div_a.get(fn, "mask_div");
-  const bool causal = causal_a.get(fn, "is_causal");
-  const double dropout_p = dropout_p_a.get(fn, "dropout_p");
-  const int64_t seed = seed_a.get(fn, "seed");
-  Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div, scale, dropout_p, fn);
-  const uint64_t sd = seed_of(seed, fn);
+  const Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div_a, causal_a, scale, dropout_p_a, seed_a, fn);
   return by_dtype(a.q, fn, "q", [&](auto t) {
     using T = typename decltype(t)::type;
     scale_in_range<T>(a.scale, fn);
@@ -91,7 +95,7 @@ py::tuple sdpa_forward(const py::object& qo, const py::object& ko, const py::obj
     {
       py::gil_scoped_release nogil;
       attention_forward<T>(q.data(), k.data(), v.data(), mask_of<T>(a, m), ptr<T>(out), ptr<T>(lse), a.B, a.L, a.S, a.E,
-                           a.Ev, causal, T(a.scale), a.p, sd);
+                           a.Ev, a.causal, T(a.scale), a.p, a.seed);
     }
     return py::make_tuple(out, lse);
   });
@@ -101,12 +105,7 @@ py::tuple sdpa_backward(const py::object& go, const py::object& qo, const py::ob
                         const py::object& oo, const py::object& lo, const py::object& mo, const Int& mask_div_a, const Flag& causal_a,
                         const py::object& scale, const Float& dropout_p_a, const Int& seed_a) {
   const char* fn = "attention_backward";
-  const int64_t mask_div = mask_div_a.get(fn, "mask_div");
-  const bool causal = causal_a.get(fn, "is_causal");
-  const double dropout_p = dropout_p_a.get(fn, "dropout_p");
-  const int64_t seed = seed_a.get(fn, "seed");
-  Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div, scale, dropout_p, fn);
-  const uint64_t sd = seed_of(seed, fn);
+  const Sdpa a = sdpa_args(qo, ko, vo, mo, mask_div_a, causal_a, scale, dropout_p_a, seed_a, fn);
   py::array g0 = to_array(go, fn, "gout"), o0 = to_array(oo, fn, "out"), l0 = to_array(lo, fn, "lse");
   same_dtype(a.q, "q", g0, "gout", fn);
   same_dtype(a.q, "q", o0, "out", fn);
@@ -124,7 +123,7 @@ py::tuple sdpa_backward(const py::object& go, const py::object& qo, const py::ob
     {
       py::gil_scoped_release nogil;
       attention_backward<T>(g.data(), q.data(), k.data(), v.data(), o.data(), l.data(), mask_of<T>(a, m), ptr<T>(gq),
-                            ptr<T>(gk), ptr<T>(gv), a.B, a.L, a.S, a.E, a.Ev, causal, T(a.scale), a.p, sd);
+                            ptr<T>(gk), ptr<T>(gv), a.B, a.L, a.S, a.E, a.Ev, a.causal, T(a.scale), a.p, a.seed);
     }
     return py::make_tuple(gq, gk, gv);
   });

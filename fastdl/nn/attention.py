@@ -14,10 +14,6 @@ from .layers import Linear
 from .module import Module, Parameter
 
 
-def _positive_int(v, name, cls):
-    return int_arg(v, name, cls, 1)
-
-
 class MultiheadAttention(Module):
     """Multi-head attention as ``torch.nn.MultiheadAttention``.
 
@@ -33,15 +29,15 @@ class MultiheadAttention(Module):
                  kdim=None, vdim=None, batch_first=False, dtype=np.float32):
         super().__init__()
         cls = "MultiheadAttention"
-        self.embed_dim = _positive_int(embed_dim, "embed_dim", cls)
-        self.num_heads = _positive_int(num_heads, "num_heads", cls)
+        self.embed_dim = int_arg(embed_dim, "embed_dim", cls, 1)
+        self.num_heads = int_arg(num_heads, "num_heads", cls, 1)
         if self.embed_dim % self.num_heads:
             raise ValueError(f"{cls}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         dropout = float_arg(dropout, "dropout", cls, 0.0, 1.0, hi_open=True)
         E = self.embed_dim
         want_memory(4 * E * E, np.dtype(dtype).itemsize, cls, "the weights")
-        self.kdim = E if kdim is None else _positive_int(kdim, "kdim", cls)
-        self.vdim = E if vdim is None else _positive_int(vdim, "vdim", cls)
+        self.kdim = E if kdim is None else int_arg(kdim, "kdim", cls, 1)
+        self.vdim = E if vdim is None else int_arg(vdim, "vdim", cls, 1)
         self._qkv_same_embed_dim = self.kdim == E and self.vdim == E
         self.dropout, self.batch_first, self.head_dim = float(dropout), bool(batch_first), E // self.num_heads
         self.add_zero_attn = bool(add_zero_attn)
@@ -210,9 +206,9 @@ class AdditiveAttention(Module):
     def __init__(self, query_dim, key_dim, hidden_dim, dtype=np.float32):
         super().__init__()
         cls = "AdditiveAttention"
-        self.query_dim = _positive_int(query_dim, "query_dim", cls)
-        self.key_dim = _positive_int(key_dim, "key_dim", cls)
-        self.hidden_dim = _positive_int(hidden_dim, "hidden_dim", cls)
+        self.query_dim = int_arg(query_dim, "query_dim", cls, 1)
+        self.key_dim = int_arg(key_dim, "key_dim", cls, 1)
+        self.hidden_dim = int_arg(hidden_dim, "hidden_dim", cls, 1)
         want_memory(self.hidden_dim * (self.query_dim + self.key_dim + 2), np.dtype(dtype).itemsize, cls, "the weights")
         self.query_proj = Linear(self.query_dim, self.hidden_dim, bias=False, dtype=dtype)
         self.key_proj = Linear(self.key_dim, self.hidden_dim, dtype=dtype)
