@@ -3,10 +3,12 @@
 #include <immintrin.h>
 
 #include "simd.h"
+#include "wordvec.h"
 
 namespace fastdl {
 namespace avx2 {
 #include "simd_kernels.inc"
 #include "attention_kernels.inc"
+#include "wordvec_kernels.inc"
 }  // namespace avx2
 }  // namespace fastdl

@@ -1,7 +1,6 @@
 """Training loops: ``fit`` with callbacks and a progress bar, ``evaluate``, ``accuracy``."""
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -10,6 +9,7 @@ from .autograd import no_grad
 from .callbacks import (Callback, CSVLogger, EarlyStopping, JSONLogger, LRSchedulerCallback,  # noqa: F401
                         ModelCheckpoint)
 from .checkpoint import resume, save_checkpoint
+from .progress import progress_bar
 from .tensor import Tensor, as_tensor
 
 
@@ -39,18 +39,6 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
-
-
-def _progress(total, desc, enabled):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def _is_classification(out, target) -> bool:
@@ -119,7 +107,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
         for cb in callbacks:
             cb.on_epoch_begin(trainer, epoch)
         model.train()
-        bar = _progress(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
+        bar = progress_bar(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
         total, n, correct, t0 = 0.0, 0, 0.0, time.perf_counter()
         classify = False
         for i, (x, y) in enumerate(train_loader):

@@ -36,7 +36,7 @@ def reference_params(fn) -> list:
             for p in inspect.signature(fn).parameters.values()]
 
 
-@pytest.mark.parametrize("name", reference.OPS)
+@pytest.mark.parametrize("name", reference.OPS + reference.TRAINERS)
 def test_both_backends_have_the_same_signature(name):
     assert hasattr(_C, name), f"fastdl._C lacks {name}"
     assert native_params(getattr(_C, name)) == reference_params(getattr(reference, name))

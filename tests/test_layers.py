@@ -10,7 +10,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 # module (or package) prefix -> layer; a module may import from its own layer or below
 LAYERS = [
-    (0, ["fastdl.reference", "fastdl.rng", "fastdl.datasets"]),
+    (0, ["fastdl.reference", "fastdl.rng", "fastdl.datasets", "fastdl.progress"]),
     (1, ["fastdl.backend"]),
     (2, ["fastdl.shapes", "fastdl.autograd", "fastdl.tensor", "fastdl.gradcheck", "fastdl.serialization"]),
     (3, ["fastdl.functional"]),

@@ -324,6 +324,7 @@ void bind_norm(py::module_& m);
 void bind_embedding(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_attention(py::module_& m);
+void bind_wordvec(py::module_& m);
 
 }  // namespace fastdl::bind
 

@@ -43,5 +43,6 @@ PYBIND11_MODULE(_C, m) {
   bind_embedding(m);
   bind_rnn(m);
   bind_attention(m);
+  bind_wordvec(m);
   bind_optim(m);
 }

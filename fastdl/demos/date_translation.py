@@ -9,7 +9,7 @@ from .. import datasets, optim, text
 from ..models import Seq2Seq
 from ..nn.utils import clip_grad_norm_
 from ..rng import generator, manual_seed
-from ..train import _progress
+from ..progress import progress_bar
 from .common import save_heatmap
 
 SRC_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 ,./-"
@@ -79,7 +79,7 @@ def run(quick: bool = False, out=print, dates=(), epochs=None, n_train=None, hea
     rng, history = generator(), []
     for epoch in range(1, epochs + 1):
         model.train()
-        bar = _progress((n_train + 63) // 64, f"epoch {epoch}", progress)
+        bar = progress_bar((n_train + 63) // 64, f"epoch {epoch}", progress)
         total, n = 0.0, 0
         for S, lengths, tin, tout in _batches(train_pairs, src, tgt, 64, rng):
             opt.zero_grad()

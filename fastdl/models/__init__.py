@@ -36,3 +36,4 @@ from .seq2seq import Seq2Seq  # noqa: E402
 
 __all__ = ["mlp", "CharLM", "CharVocab", "Seq2Seq", "lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "googlenet",
            "inception_module", "AlexNet", "VGG", "ResNet", "BasicBlock", "Bottleneck", "Inception", "GoogLeNet"]
+from .word2vec import SkipGramNegativeSampling  # noqa: E402

@@ -211,6 +211,34 @@ class Embedding(Module):
     def forward(self, indices):
         return F.embedding(indices, self.weight, self.padding_idx)
 
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None) -> "Embedding":
+        """An Embedding whose weight is ``embeddings`` (V, D): a Tensor, an array, or
+        ``text.KeyedVectors`` (their ``vectors``, rows in the vectors' word order).  ``freeze``: the
+        weight gets no gradient.  As PyTorch's, the padding row keeps its given values; it receives
+        no gradient."""
+        from ..tensor import Tensor
+        if hasattr(embeddings, "vectors") and hasattr(embeddings, "index_to_key"):
+            embeddings = embeddings.vectors
+        data = embeddings.data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        if data.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D (num_embeddings, embedding_dim), "
+                             f"got shape {data.shape}")
+        if data.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Embedding.from_pretrained: embeddings must be float32 or float64, got {data.dtype}")
+        m = cls(1, 1, dtype=data.dtype)
+        v, d = data.shape
+        if v < 1 or d < 1:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be non-empty, got shape {data.shape}")
+        if padding_idx is not None:
+            padding_idx = int_arg(padding_idx, "padding_idx", "Embedding.from_pretrained", None)
+            if not -v <= padding_idx < v:
+                raise ValueError(f"Embedding.from_pretrained: padding_idx must be within num_embeddings, got {padding_idx}")
+        m.num_embeddings, m.embedding_dim = v, d
+        m.padding_idx = None if padding_idx is None else padding_idx % v
+        m.weight = Parameter(data, requires_grad=not freeze)
+        return m
+
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

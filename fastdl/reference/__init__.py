@@ -1,7 +1,7 @@
 """NumPy reference of every native kernel: the readable maths, and the oracle.
 
 One module per kernel family, mirroring ``csrc/`` file for file (gemm, elementwise, softmax,
-loss, conv, pool, norm, embedding, rnn, optim, attention).  Each function has the name, signature, result
+loss, conv, pool, norm, embedding, rnn, optim, attention, wordvec).  Each function has the name, signature, result
 and argument checks of its twin in the native module ``fastdl._C``, so
 ``fastdl.set_backend("reference")`` can swap one for the other.  Shapes are in the docstrings;
 nothing here is tuned for speed.
@@ -23,6 +23,7 @@ from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, av
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 from .rnn import rnn_backward, rnn_forward
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
+from .wordvec import glove_cooccur, glove_train, word2vec_train
 
 OPS = (
     "matmul", "matmul_backward", "linear_forward", "linear_backward",
@@ -41,8 +42,15 @@ OPS = (
 )
 """The kernel table every backend provides."""
 
+TRAINERS = ("word2vec_train", "glove_cooccur", "glove_train")
+"""The word-vector trainers (``fastdl.text``): native, with these twins for checking."""
+
 __all__ = [
     "OPS",
+    "TRAINERS",
+    "glove_cooccur",
+    "glove_train",
+    "word2vec_train",
     "adam_step",
     "adaptive_avg_pool2d_backward",
     "additive_attention_backward",

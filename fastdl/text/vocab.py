@@ -31,7 +31,12 @@ class Vocab:
     """
 
     def __init__(self, sequences=(), min_freq: int = 1, specials=("<pad>", "<unk>", "<bos>", "<eos>"),
-                 max_size=None, unk: str | None = "<unk>"):
+                 max_size=None, unk: str | None = "<unk>", *, min_count=None, max_vocab_size=None):
+        # min_count / max_vocab_size: the word-vector spellings (gensim's) of min_freq / max_size
+        if min_count is not None:
+            min_freq = min_count
+        if max_vocab_size is not None:
+            max_size = max_vocab_size
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
             raise ValueError(f"Vocab: min_freq must be a positive integer, got {min_freq!r}")
         if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0):
@@ -48,6 +53,7 @@ class Vocab:
         for seq in sequences:
             counts.update(seq)
         self.counts = counts
+        self.min_freq, self.max_size = min_freq, max_size
         kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in specials),
                       key=lambda t: (-counts[t], t))
         if max_size is not None:
@@ -55,6 +61,51 @@ class Vocab:
         self.itos = specials + kept
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         self.specials, self.unk = specials, unk
+
+    def update(self, sequences) -> list:
+        """Count more sequences; tokens that now reach ``min_freq`` (and fit ``max_size``) are appended
+        after the existing ones, whose indices never change.  Returns the new tokens."""
+        more = Counter()
+        for seq in sequences:
+            more.update(seq)
+        self.counts.update(more)
+        room = None if self.max_size is None else max(0, self.max_size - len(self.itos))
+        new = sorted((t for t in more if t not in self.stoi and self.counts[t] >= self.min_freq
+                      and t not in self.specials), key=lambda t: (-self.counts[t], t))
+        if room is not None:
+            new = new[:room]
+        for t in new:
+            self.stoi[t] = len(self.itos)
+            self.itos.append(t)
+        return new
+
+    def frequencies(self):
+        """The count of every token in index order, as an int64 array (specials count 0 unless seen)."""
+        import numpy as np
+        return np.array([self.counts.get(t, 0) for t in self.itos], dtype=np.int64)
+
+    def keep_probabilities(self, sample: float = 1e-3):
+        """Per token, the probability that frequency subsampling keeps one occurrence: Mikolov's
+        word2vec.c rule ``(sqrt(f / (sample * T)) + 1) * sample * T / f`` (f the token's count, T the
+        total count of the vocabulary), capped at 1; all ones for ``sample == 0``."""
+        import numpy as np
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample < float("inf"):
+            raise ValueError(f"Vocab.keep_probabilities: sample must be a finite number >= 0, got {sample!r}")
+        f = self.frequencies().astype(np.float64)
+        if sample == 0 or f.sum() == 0:
+            return np.ones(len(f), np.float32)
+        th = sample * f.sum()
+        with np.errstate(divide="ignore"):
+            p = np.where(f > 0, (np.sqrt(f / th) + 1) * th / np.maximum(f, 1), 1.0)
+        return np.minimum(p, 1.0).astype(np.float32)
+
+    def noise_distribution(self, power: float = 0.75):
+        """The unigram distribution raised to ``power`` (0.75 for negative sampling), normalised."""
+        import numpy as np
+        f = self.frequencies().astype(np.float64) ** float(power)
+        if not f.sum() > 0:
+            raise ValueError("Vocab.noise_distribution: the vocabulary has no counted token")
+        return f / f.sum()
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -114,7 +165,8 @@ class Vocab:
         """Write the vocabulary as JSON (tokens in index order, specials, unk, counts)."""
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"format": "fastdl.Vocab", "version": 1, "itos": self.itos, "specials": self.specials,
-                       "unk": self.unk, "counts": dict(self.counts)}, f, ensure_ascii=False)
+                       "unk": self.unk, "counts": dict(self.counts), "min_freq": self.min_freq,
+                       "max_size": self.max_size}, f, ensure_ascii=False)
 
     @classmethod
     def load(cls, path) -> "Vocab":
@@ -133,7 +185,11 @@ class Vocab:
         v = cls.__new__(cls)
         v.itos, v.specials, v.unk = list(itos), list(specials), unk
         v.stoi = {t: i for i, t in enumerate(v.itos)}
-        v.counts = Counter(d.get("counts") or {})
+        counts = d.get("counts") or {}
+        if not (isinstance(counts, dict) and all(isinstance(c, int) and c >= 0 for c in counts.values())):
+            raise ValueError(f"Vocab.load: {path} has invalid counts")
+        v.counts = Counter(counts)
+        v.min_freq, v.max_size = d.get("min_freq", 1), d.get("max_size")
         return v
 
     def __repr__(self) -> str:
