@@ -196,9 +196,22 @@ def cmd_demo(args) -> int:
             return 2
         if args.date:
             demos.run(name, quick=args.quick, dates=args.date)
+        elif (args.analogies or args.pairs) and name != "word-vectors":
+            print("fastdl demo: --analogies and --pairs apply to word-vectors only", file=sys.stderr)
+            return 2
+        elif name == "word-vectors":
+            for path in (args.text, args.analogies, args.pairs):
+                if path and not os.path.isfile(path):
+                    print(f"fastdl demo: no such file: {path}", file=sys.stderr)
+                    return 2
+            try:
+                demos.run(name, quick=args.quick, text_path=args.text, analogies=args.analogies, pairs=args.pairs)
+            except ValueError as exc:  # a corpus that is not UTF-8, or too small for the vocabulary
+                print(f"fastdl demo: {exc}", file=sys.stderr)
+                return 2
         elif args.text:
             if args.name != "char-lm":
-                print("fastdl demo: --text applies to char-lm only", file=sys.stderr)
+                print("fastdl demo: --text applies to char-lm and word-vectors only", file=sys.stderr)
                 return 2
             from .demos import char_lm
             with open(args.text, encoding="utf-8") as fh:
@@ -239,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?")
     d.add_argument("--list", action="store_true")
     d.add_argument("--quick", action="store_true", help="a shorter run")
-    d.add_argument("--text", default=None, help="char-lm: train on the words of this text file instead of names")
+    d.add_argument("--text", default=None, help="char-lm: train on the words of this text file instead of names; "
+                   "word-vectors: train on this UTF-8 text file (one sentence a line)")
+    d.add_argument("--analogies", default=None, help="word-vectors: evaluate on this analogy file "
+                   "(questions-words format)")
+    d.add_argument("--pairs", default=None, help="word-vectors: evaluate on this word-pair similarity file "
+                   "(word1<TAB>word2<TAB>score)")
     d.add_argument("--date", action="append", default=[],
                    help="date-translation: a date of your own to translate (repeat for more)")
     d.set_defaults(fn=cmd_demo)

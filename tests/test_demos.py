@@ -162,3 +162,45 @@ def test_date_pairs():
     assert len(FORMATS) >= 12
     with pytest.raises(ValueError, match="unknown format"):
         datasets.date_pairs(3, formats=["nope"])
+
+
+def test_word_vectors_demo(tmp_path):
+    lines = []
+    res = demos.run("word-vectors", quick=True, out=lines.append, png=str(tmp_path / "map.png"), progress=False)
+    assert res["loss"][-1] < res["loss"][0] and res["glove_loss"][-1] < res["glove_loss"][0]
+    assert res["network"]["network"] == pytest.approx(res["network"]["native"], rel=1e-5)
+    assert res["network"]["after"] < res["network"]["network"]
+    assert any(line.startswith("nearest neighbours (word2vec)") for line in lines)
+    assert len(res["solved"]) == 8
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert res["map"] is None
+    else:
+        assert (tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_word_vectors_demo_on_a_file_with_evaluation(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("\n".join(["the cat sat on the mat", "the dog sat on the log", "a cat and a dog met"] * 40))
+    q = tmp_path / "q.txt"
+    q.write_text(": animals\ncat dog mat log\ncat zebra dog log\n")
+    w = tmp_path / "w.tsv"
+    w.write_text("cat\tdog\t8\nmat\tlog\t6\nsat\ton\t2\n")
+    lines = []
+    res = demos.run("word-vectors", quick=True, out=lines.append, text_path=str(p), analogies=str(q), pairs=str(w),
+                    png=None, epochs=2, glove_epochs=2, progress=False)
+    assert res["word2vec_analogies"]["total"] == 1 and res["word2vec_analogies"]["oov_ratio"] == 0.5
+    assert res["GloVe_pairs"]["pairs"] == 3
+    assert any("analogy accuracy" in line for line in lines)
+
+
+def test_demo_cli_word_vector_flags(tmp_path):
+    out = run_cli("demo", "char-lm", "--analogies", "x.txt")
+    assert out.returncode == 2 and "apply to word-vectors only" in out.stderr
+    out = run_cli("demo", "word-vectors", "--text", str(tmp_path / "missing.txt"))
+    assert out.returncode == 2 and "no such file" in out.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"caf\xe9\n")
+    out = run_cli("demo", "word-vectors", "--text", str(bad))
+    assert out.returncode == 2 and "not valid utf-8" in out.stderr and "Traceback" not in out.stderr

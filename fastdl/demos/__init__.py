@@ -26,6 +26,7 @@ DEMOS = {
     "one-to-many": "generation: a start digit in the initial state, the sequence decoded step by step",
     "char-lm": "a character-level LSTM language model of first names, sampled with temperature",
     "date-translation": "attention seq2seq from human-readable dates to ISO: greedy vs beam, BLEU, a heat map",
+    "word-vectors": "word2vec and GloVe on Python's documentation: neighbours, analogies, a PCA word map",
     "cnn-zoo": "LeNet-5, AlexNet, VGG-16, ResNet, GoogLeNet: parameter counts and a training step each",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _float, _scalars, _want_alloc
+from ._checks import _scalars, _want_alloc
 
 __all__ = ["word2vec_train", "word2vec_examples", "glove_cooccur", "glove_train", "SplitMix", "job_state"]
 
