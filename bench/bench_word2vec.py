@@ -22,7 +22,6 @@ import bz2
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -125,8 +124,8 @@ def fmt(xs):
 
 def bench_glove(corpus, datapath, threads, epochs, out):
     from fastdl import text
-    for t in threads:
-        g = text.GloVe(vector_size=100, window=10, x_max=100, epochs=epochs, workers=t, progress=False)
+    for t, x_max in [(t, 100) for t in threads] + [(max(threads), 10)]:
+        g = text.GloVe(vector_size=100, window=10, x_max=x_max, epochs=epochs, workers=t, progress=False)
         g.build_vocab(corpus)
         g.count(corpus)
         times = []
@@ -135,13 +134,13 @@ def bench_glove(corpus, datapath, threads, epochs, out):
             g.train(epochs=1)
             times.append(time.perf_counter() - t0)
         q = quality(g.wv, datapath)
-        name = f"GloVe {t} thread{'s' if t > 1 else ''}"
+        name = f"GloVe {t} thread{'s' if t > 1 else ''} x_max {x_max}"
         out[name] = {"cooccur_seconds": g.cooccur_seconds, "entries": g.cooccurrences, "epoch_seconds": times,
                      "loss": g.loss_history, **q}
-        print(f"{name:22s} co-occurrences {g.cooccurrences} in {g.cooccur_seconds:.2f} s, epoch median "
+        print(f"{name:27s} co-occurrences {g.cooccurrences} in {g.cooccur_seconds:.2f} s, epoch median "
               f"{np.median(times):.3f} s; loss {g.loss_history[0]:.4f} -> {g.loss_history[-1]:.4f}", flush=True)
         if q:
-            print(f"{'':22s}   analogy {q['analogy']:.4f}  wordsim353 spearman {q['spearman']:.4f}", flush=True)
+            print(f"{'':27s}   analogy {q['analogy']:.4f}  wordsim353 spearman {q['spearman']:.4f}", flush=True)
 
 
 MEMORY_CHILD = r"""
@@ -161,8 +160,20 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 rows, cols, x = _C.glove_cooccur(ids, offsets, V, 10)
 t1 = time.perf_counter()
+n = len(x)
+del ids, offsets
+from fastdl.text.glove import prepare_cooccurrences
+rows, cols, logx, fx = prepare_cooccurrences(rows, cols, x, 100.0, 0.75, 0)
+del x
+D = 100
+st = [((rng.random((V, D)) - 0.5) / D).astype(np.float32) for _ in range(2)]
+st += [np.zeros(V, np.float32), np.zeros(V, np.float32), np.ones((V, D), np.float32), np.ones((V, D), np.float32),
+       np.ones(V, np.float32), np.ones(V, np.float32)]
+t2 = time.perf_counter()
+_C.glove_train(*st, rows, cols, logx, fx, 0.05, 2)
+t3 = time.perf_counter()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(len(x), t1 - t0, base * 1024, peak * 1024)
+print(n, t1 - t0, t3 - t2, base * 1024, peak * 1024)
 """
 
 
@@ -174,12 +185,13 @@ def bench_memory(out):
     if r.returncode:
         print(r.stderr)
         return
-    entries, secs, base, peak = r.stdout.split()
+    entries, secs, epoch, base, peak = r.stdout.split()
     out["memory"] = {"V": V, "tokens": N, "entries": int(entries), "seconds": float(secs),
-                     "rss_before": int(base), "peak_rss": int(peak)}
+                     "epoch_seconds_2_threads": float(epoch), "rss_before": int(base), "peak_rss": int(peak)}
     print(f"memory: {N / 1e6:.0f}M tokens over {V} words, window 10: {int(entries) / 1e6:.1f}M co-occurrences in "
-          f"{float(secs):.1f} s; peak RSS {int(peak) / 2**30:.2f} GiB ({int(base) / 2**30:.2f} GiB before counting: "
-          f"the corpus and its sampling)", flush=True)
+          f"{float(secs):.1f} s, shuffled and one GloVe epoch (2 threads, {float(epoch):.1f} s): peak RSS "
+          f"{int(peak) / 2**30:.2f} GiB ({int(base) / 2**30:.2f} GiB before counting: the corpus and its "
+          f"sampling)", flush=True)
 
 
 def main():
@@ -203,7 +215,15 @@ def main():
     if args.memory:
         bench_memory(out["cases"])
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "word2vec.json"), "w") as f:
+    path = os.path.join(HERE, "results", "word2vec.json")
+    try:  # a partial run (--skip) updates its cases and keeps the others
+        with open(path) as f:
+            old = json.load(f)
+        if old.get("corpus") == out["corpus"]:
+            out["cases"] = {**old.get("cases", {}), **out["cases"]}
+    except (OSError, ValueError):
+        pass
+    with open(path, "w") as f:
         json.dump(out, f, indent=1)
 
 

@@ -21,7 +21,23 @@ from .keyedvectors import KeyedVectors
 from .vocab import Vocab
 from .word2vec import _int, _num, _workers
 
-__all__ = ["GloVe"]
+__all__ = ["GloVe", "prepare_cooccurrences"]
+
+
+def prepare_cooccurrences(rows, cols, x, x_max, alpha, seed):
+    """The training arrays (rows, cols, log X, f(X)), shuffled once with ``seed``; the inputs are
+    consumed one at a time so that the peak is about 24 bytes per entry."""
+    n = len(x)
+    perm = np.random.default_rng([seed, 1]).permutation(n)
+    if n < 2**31:
+        perm = perm.astype(np.int32)
+    rows = rows[perm]
+    cols = cols[perm]
+    x = x[perm]
+    del perm
+    logx = np.log(x)
+    fx = np.minimum(np.float32(1), (x / np.float32(x_max)) ** np.float32(alpha)).astype(np.float32)
+    return rows, cols, logx.astype(np.float32, copy=False), fx
 
 
 class GloVe:
@@ -103,12 +119,9 @@ class GloVe:
         del ids, offsets
         if len(x) == 0:
             raise ValueError(f"{fn}: no two vocabulary words occur within {self.window} words of each other")
-        perm = np.random.default_rng([self.seed, 1]).permutation(len(x))
-        self.rows, self.cols = rows[perm], cols[perm]
-        x = x[perm]
-        self.logx = np.log(x).astype(np.float32)
-        self.fx = np.minimum(1.0, (x.astype(np.float64) / self.x_max) ** self.alpha).astype(np.float32)
-        self.cooccurrences = len(x)
+        self.rows, self.cols, self.logx, self.fx = prepare_cooccurrences(rows, cols, x, self.x_max, self.alpha,
+                                                                         self.seed)
+        self.cooccurrences = len(self.rows)
         self.cooccur_seconds = time.perf_counter() - t0
         return self
 
