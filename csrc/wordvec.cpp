@@ -115,8 +115,9 @@ std::vector<Cooc> glove_cooccur(const int32_t* ids, const int64_t* offsets, int6
   auto flush = [&] {
     if (buf.empty()) return;
     sort_compact(buf);
-    runs.push_back(buf);
-    buf.clear();
+    runs.emplace_back();
+    runs.back().swap(buf);  // the run keeps the buffer's storage; a fresh buffer is reserved
+    buf.reserve(size_t(std::max<int64_t>(1, buffer_entries)));
     while (runs.size() >= 2 && runs[runs.size() - 2].size() <= 2 * runs.back().size()) {
       auto m = merge_runs(runs[runs.size() - 2], runs.back());
       runs.pop_back();

@@ -349,7 +349,7 @@ def test_the_network_optimises_the_same_loss(sg):
         out = net(*batch)
         out.backward()
         opt.step()
-    assert float(out.data) < 0.75 * float(first.data)
+    assert float(out.data) < 0.6 * float(first.data)  # measured: 0.48 (skip-gram), 0.19 (CBOW)
 
 
 def test_word2vec_resume_more_epochs_and_more_text(tmp_path):
@@ -407,6 +407,8 @@ def test_word2vec_from_a_file_and_progress(tmp_path, capsys):
     m = text.Word2Vec(str(p), vector_size=8, min_count=1, epochs=1, workers=2, progress=True)
     assert len(m.vocab) == len({w for s in SENTS for w in s.split()})
     assert m.words_trained == sum(len(s.split()) for s in SENTS) * 6
+    err = capsys.readouterr().err
+    assert "word2vec skip-gram" in err and "loss=" in err  # the tqdm bar, with its loss
 
 
 # ---- GloVe
@@ -470,23 +472,29 @@ def test_word2vec_format_round_trip(tmp_path, binary):
     assert text.KeyedVectors.load_word2vec_format(p, binary=binary, limit=3).index_to_key == kv.index_to_key[:3]
 
 
-def test_vector_files_bad_input(tmp_path):
+BAD_VECTOR_FILES = [
+    (b"3 2\na 1 2\nb 3\nc 5 6\n", False, "line 3 has 1 numbers, expected 2"),
+    (b"3 2\na 1 2\n", False, "has 1 vectors, its header says 3"),
+    (b"three two\na 1 2\n", False, "line 1 is not a 'count dims' header"),
+    (b"1 2\na 1 x\n", False, "line 2 has a value that is not a number"),
+    (b"1 2\na 1 inf\n", False, "non-finite values"),
+    (b"2 2\na 1 2\na 3 4\n", False, "has a word twice"),
+    (b"1 2\n\xff 1 2\n", False, "line 2 is not valid utf-8"),
+    (b"2 2\na " + np.ones(2, "<f4").tobytes() + b"\nb " + b"\x00\x00", True, "ends inside the vector of word 2"),
+    (b"2 2\na " + np.ones(2, "<f4").tobytes() + b"\nb", True, "ends inside word 2"),
+]
+
+
+@pytest.mark.parametrize("content,binary,msg", BAD_VECTOR_FILES, ids=[str(i) for i in range(len(BAD_VECTOR_FILES))])
+def test_malformed_vector_files(tmp_path, content, binary, msg):
     p = tmp_path / "v.txt"
-    p.write_text("3 2\na 1 2\nb 3\nc 5 6\n")
-    with pytest.raises(ValueError, match="line 3 has 1 numbers, expected 2"):
-        text.KeyedVectors.load_word2vec_format(p)
-    p.write_text("3 2\na 1 2\n")
-    with pytest.raises(ValueError, match="has 1 vectors, its header says 3"):
-        text.KeyedVectors.load_word2vec_format(p)
-    p.write_text("three two\na 1 2\n")
-    with pytest.raises(ValueError, match="line 1 is not a 'count dims' header"):
-        text.KeyedVectors.load_word2vec_format(p)
-    p.write_text("1 2\na 1 x\n")
-    with pytest.raises(ValueError, match="line 2 has a value that is not a number"):
-        text.KeyedVectors.load_word2vec_format(p)
-    p.write_bytes(b"2 2\na " + np.ones(2, "<f4").tobytes() + b"\nb " + b"\x00\x00")
-    with pytest.raises(ValueError, match="ends inside the vector of word 2"):
-        text.KeyedVectors.load_word2vec_format(p, binary=True)
+    p.write_bytes(content)
+    with pytest.raises(ValueError, match=msg):
+        text.KeyedVectors.load_word2vec_format(p, binary=binary)
+
+
+def test_glove_format_and_saving_bad_words(tmp_path):
+    p = tmp_path / "v.txt"
     p.write_text("a 1 2\nb 3 4\n")
     g = text.KeyedVectors.load_glove_format(p)
     assert g.index_to_key == ["a", "b"] and g["b"].tolist() == [3, 4]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import _scalars, _want_alloc
+from ._checks import _inplace, _scalars, _want_alloc
 
 __all__ = ["word2vec_train", "word2vec_examples", "glove_cooccur", "glove_train", "SplitMix", "job_state"]
 
@@ -41,16 +41,13 @@ def job_state(seed: int, epoch: int, job: int) -> int:
 
 
 def _inplace_matrix(a, fn, name, shape=None):
+    """A 2-D float32 matrix updated in place (the native matrix()): 2-D, then the in-place rules, then
+    ``shape`` when given."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a NumPy array")
-    if a.ndim != 2 and shape is None:
+    if a.ndim != 2:
         raise ValueError(f"{fn}: {name} must be 2-D (words, dims), got shape {a.shape}")
-    if a.dtype != np.float32:
-        raise TypeError(f"{fn}: {name} has dtype {a.dtype}, expected float32")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{fn}: {name} must be C-contiguous")
-    if not a.flags.writeable:
-        raise ValueError(f"{fn}: {name} is read-only")
+    _inplace(a, np.broadcast_to(np.float32(0), (a.size,)), fn, name)
     if shape is not None and a.shape != shape:
         raise ValueError(f"{fn}: {name} has shape {a.shape}, expected {shape}")
     return a
@@ -304,18 +301,10 @@ def glove_train(W, W_context, b, b_context, gradsq_W, gradsq_W_context, gradsq_b
     _inplace_matrix(W_context, fn, "W_context", (v, d))
     _inplace_matrix(gradsq_W, fn, "gradsq_W", (v, d))
     _inplace_matrix(gradsq_W_context, fn, "gradsq_W_context", (v, d))
+    per_word = np.broadcast_to(np.float32(0), (v,))
     for a, name in ((b, "b"), (b_context, "b_context"), (gradsq_b, "gradsq_b"),
                     (gradsq_b_context, "gradsq_b_context")):
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{fn}: {name} must be a NumPy array")
-        if a.dtype != np.float32:
-            raise TypeError(f"{fn}: {name} has dtype {a.dtype}, expected float32")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{fn}: {name} must be C-contiguous")
-        if not a.flags.writeable:
-            raise ValueError(f"{fn}: {name} is read-only")
-        if a.size != v:
-            raise ValueError(f"{fn}: {name} has {a.size} elements, the parameter has {v}")
+        _inplace(a, per_word, fn, name)
     arrays = [W, W_context, gradsq_W, gradsq_W_context, b, b_context, gradsq_b, gradsq_b_context]
     if len({id(a) for a in arrays}) != len(arrays):
         raise ValueError(f"{fn}: the parameter and gradient arrays must all be different arrays")

@@ -7,9 +7,9 @@ from array import array
 
 import numpy as np
 
-from .vocab import word_tokenize
+from .vocab import Vocab, word_tokenize
 
-__all__ = ["LineCorpus", "python_docs_corpus", "sentences_of", "encode_corpus"]
+__all__ = ["LineCorpus", "python_docs_corpus", "sentences_of", "encode_corpus", "word_vocab"]
 
 
 class LineCorpus:
@@ -57,6 +57,21 @@ def sentences_of(corpus, fn: str = "corpus"):
             raise TypeError(f"{fn}: sentence {n} is a string, not a list of tokens; tokenize it "
                             "(text.word_tokenize) or pass a file path")
         yield sent
+
+
+def word_vocab(corpus, min_count: int, max_vocab_size, fn: str) -> Vocab:
+    """The word vectors' vocabulary of ``corpus`` (one streamed pass): the words seen ``min_count``
+    times, at most ``max_vocab_size``, most frequent first, no specials.  An empty corpus, or one
+    with no such word, is a ValueError saying which."""
+    vocab = Vocab(sentences_of(corpus, fn), min_count=min_count, max_vocab_size=max_vocab_size, specials=(),
+                  unk=None)
+    if len(vocab) == 0:
+        total = sum(vocab.counts.values())
+        if total == 0:
+            raise ValueError(f"{fn}: the corpus is empty (no tokens)")
+        raise ValueError(f"{fn}: no word of the corpus occurs min_count={min_count} times "
+                         f"({len(vocab.counts)} distinct words, {total} tokens); lower min_count")
+    return vocab
 
 
 def encode_corpus(corpus, stoi: dict, max_sentence_length: int = 10000, fn: str = "corpus"):

@@ -16,9 +16,8 @@ import time
 import numpy as np
 
 from ..progress import progress_bar
-from .corpus import encode_corpus, sentences_of
+from .corpus import encode_corpus, word_vocab
 from .keyedvectors import KeyedVectors
-from .vocab import Vocab
 from .word2vec import _int, _num, _workers
 
 __all__ = ["GloVe", "prepare_cooccurrences"]
@@ -84,14 +83,7 @@ class GloVe:
     def build_vocab(self, corpus) -> "GloVe":
         """Count the words (streamed); keep those seen ``min_count`` times, most frequent first."""
         fn = "GloVe.build_vocab"
-        vocab = Vocab(sentences_of(corpus, fn), min_count=self.min_count, max_vocab_size=self.max_vocab_size,
-                      specials=(), unk=None)
-        if len(vocab) == 0:
-            total = sum(vocab.counts.values())
-            if total == 0:
-                raise ValueError(f"{fn}: the corpus is empty (no tokens)")
-            raise ValueError(f"{fn}: no word of the corpus occurs min_count={self.min_count} times "
-                             f"({len(vocab.counts)} distinct words, {total} tokens); lower min_count")
+        vocab = word_vocab(corpus, self.min_count, self.max_vocab_size, fn)
         self.vocab = vocab
         v, d = len(vocab), self.vector_size
         rng = np.random.default_rng(self.seed)

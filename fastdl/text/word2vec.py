@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..progress import progress_bar
-from .corpus import encode_corpus, sentences_of
+from .corpus import encode_corpus, sentences_of, word_vocab
 from .keyedvectors import KeyedVectors
 from .sampling import AliasTable
 from .vocab import Vocab
@@ -137,14 +137,7 @@ class Word2Vec:
                 self.wv = KeyedVectors(vectors, self.vocab.itos, self.vocab.frequencies())
             self._tables()
             return self
-        vocab = Vocab(sentences_of(corpus, fn), min_count=self.min_count, max_vocab_size=self.max_vocab_size,
-                      specials=(), unk=None)
-        if len(vocab) == 0:
-            total = sum(vocab.counts.values())
-            if total == 0:
-                raise ValueError(f"{fn}: the corpus is empty (no tokens)")
-            raise ValueError(f"{fn}: no word of the corpus occurs min_count={self.min_count} times "
-                             f"({len(vocab.counts)} distinct words, {total} tokens); lower min_count")
+        vocab = word_vocab(corpus, self.min_count, self.max_vocab_size, fn)
         self.vocab = vocab
         rng = np.random.default_rng(self.seed)
         v = len(vocab)
