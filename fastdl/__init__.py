@@ -16,35 +16,23 @@ from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .serialization import load, save
 from .tensor import Tensor, as_tensor, matmul, tensor
+from .creation import *  # noqa: F401,F403
+from .creation import __all__ as _creation
 
 from . import functional, init, nn, optim, data, datasets, text, train, models  # noqa: E402  (after the core)
-from .functional import cat, stack  # noqa: E402
+from .functional import (cat, stack, where, einsum, bmm, mm, tril, triu, maximum, minimum, clamp,  # noqa: E402
+                         flatten, logsumexp, cumsum, prod, topk, sort, gather, index_select, masked_fill, norm)
 from .optim.ema import ewa  # noqa: E402
 
-float32, float64, int64 = "float32", "float64", "int64"
-
-
-def zeros(*shape, dtype="float32", requires_grad=False) -> Tensor:
-    import numpy as np
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype="float32", requires_grad=False) -> Tensor:
-    import numpy as np
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype="float32", requires_grad=False) -> Tensor:
-    from .rng import generator
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(generator().standard_normal(shape).astype(dtype), requires_grad=requires_grad)
+float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
+float, double, long = float32, float64, int64  # PyTorch's aliases (fastdl.float is "float32")
 
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "matmul", "cat", "stack", "no_grad", "enable_grad", "is_grad_enabled",
     "set_grad_enabled", "manual_seed", "gradcheck", "GradcheckError", "save", "load", "set_backend",
-    "get_backend", "set_num_threads", "get_num_threads", "zeros", "ones", "randn", "functional", "init",
-    "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa",
-]
+    "get_backend", "set_num_threads", "get_num_threads", "functional", "init",
+    "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa", "where", "einsum", "bmm", "mm",
+    "tril", "triu", "maximum", "minimum", "clamp", "flatten", "logsumexp", "cumsum", "prod", "topk", "sort",
+    "gather", "index_select", "masked_fill", "norm",
+] + _creation

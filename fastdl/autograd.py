@@ -53,15 +53,26 @@ def enable_grad():
 class Node:
     """One recorded op: ``inputs`` (tensors), ``backward`` and the number of outputs ``n_out``.
 
-    ``retained`` lists ``(index, tensor)`` for outputs whose gradient is kept (``retain_grad``)."""
+    ``retained`` lists ``(index, tensor)`` for outputs whose gradient is kept (``retain_grad``);
+    ``versions`` the inputs' in-place versions when the op ran (see :func:`check_versions`)."""
 
-    __slots__ = ("inputs", "backward", "n_out", "retained")
+    __slots__ = ("inputs", "backward", "n_out", "retained", "versions")
 
     def __init__(self, inputs: tuple, backward, n_out: int = 1):
         self.inputs = inputs
         self.backward = backward
         self.n_out = n_out
         self.retained = None
+        self.versions = tuple(p._version for p in inputs)
+
+
+def check_versions(node: Node) -> None:
+    """Refuse to run a backward whose inputs were changed in place after the op used them."""
+    for i, (p, v) in enumerate(zip(node.inputs, node.versions)):
+        if p._version != v:
+            raise RuntimeError(
+                f"backward: input {i} (shape {p.data.shape}) of an op was changed in place after the op used it "
+                f"(version {v}, now {p._version}); change a clone instead, or run the in-place op before")
 
 
 def unbroadcast(g, shape):
@@ -112,6 +123,7 @@ def backward(root, grad) -> list:
             gs = pending.pop(id(node), None)
             if gs is None:
                 continue
+            check_versions(node)
             if node.retained:
                 out.extend((t, gs[i]) for i, t in node.retained if gs[i] is not None)
             for p, gp in zip(node.inputs, node.backward(gs if node.n_out > 1 else gs[0])):

@@ -1,8 +1,9 @@
 """Tensor: an array with autograd.
 
 Storage is a C-contiguous array (NumPy on the CPU).  Tensor methods follow
-NumPy's names and semantics and accept PyTorch's spellings as aliases
-(``dim``/``keepdim``, ``permute``, ``clamp``...).  Hot ops (matmul, the
+PyTorch's names and semantics where PyTorch and NumPy differ (``size()``,
+unbiased ``var``, ``max(dim)`` giving ``(values, indices)``); NumPy's
+``axis=``/``keepdims=`` are accepted as spellings of ``dim=``/``keepdim=``.  Hot ops (matmul, the
 activations, softmax) run on the backend's kernel table; the rest is
 array-namespace arithmetic.  Each op returns its result with a closure that
 maps the output gradient to one gradient per input (see ``autograd``).
@@ -16,7 +17,10 @@ import numpy as np
 from . import autograd, backend
 from .backend import array_namespace as _xp
 from .autograd import is_grad_enabled
-from .shapes import axis_arg, reduced_count, is_float, keep_dims, keep_arg, contiguous
+from .shapes import axis_arg, is_float, contiguous
+from .tensor_elementwise import ElementwiseMethods
+from .tensor_reduce import ReduceMethods
+from .tensor_shape import ShapeMethods
 
 def _to_array(data, dtype=None):
     if isinstance(data, Tensor):
@@ -38,10 +42,14 @@ def _to_array(data, dtype=None):
     return contiguous(arr)
 
 
-class Tensor:
-    """An n-dimensional array that records the ops applied to it for autograd."""
+class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
+    """An n-dimensional array that records the ops applied to it for autograd.
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_index", "__weakref__")
+    The reductions, shape and indexing ops, further maths and in-place ops live in the mixins
+    (``tensor_reduce``, ``tensor_shape``, ``tensor_elementwise``); this class holds the storage,
+    the graph hooks they build on, the operators and the activations."""
+
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_index", "_version", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -52,6 +60,29 @@ class Tensor:
         self.grad: Tensor | None = None
         self._node = None  # the autograd.Node that made this tensor (None for a leaf)
         self._index = 0  # which of that node's outputs this is
+        self._version = 0  # bumped by every in-place change (checked by backward)
+
+    # ---------------------------------------------------------------- graph hooks of the mixins
+    @staticmethod
+    def _op(data, parents, backward_fn) -> "Tensor":
+        return _result(data, parents, backward_fn)
+
+    @staticmethod
+    def _ops(datas, parents, backward_fn) -> tuple:
+        return _results(datas, parents, backward_fn)
+
+    @staticmethod
+    def _new(data) -> "Tensor":
+        return _wrap(data)
+
+    def _other(self, o) -> "Tensor":
+        return _other(o, self)
+
+    def _alias(self) -> "Tensor":
+        """Another tensor object for the same value and graph position (in-place ops rebind ``self``)."""
+        t = _wrap(self.data)
+        t.requires_grad, t._node, t._index = self.requires_grad, self._node, self._index
+        return t
 
     # ---------------------------------------------------------------- basics
     @property
@@ -65,10 +96,6 @@ class Tensor:
     @property
     def dtype(self):
         return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.size
 
     @property
     def device(self) -> str:
@@ -114,9 +141,6 @@ class Tensor:
         if self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
 
     def __hash__(self):
         return id(self)
@@ -324,113 +348,7 @@ class Tensor:
         y = backend.ops(self.data).log_softmax_forward(self.data, axis)
         return _result(y, (self,), lambda g: (backend.ops(g).log_softmax_backward(_c(g), y, axis),))
 
-    # ---------------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
-        shape = self.shape
-        out = self.data.sum(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims), shape),))
-
-    def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
-        shape = self.shape
-        n = reduced_count(shape, axis)
-        out = self.data.mean(axis=axis, keepdims=keepdims)
-        return _result(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims) / n, shape),))
-
-    def _extreme(self, fn, axis, keepdims):
-        a = self.data
-        out = fn(a, axis=axis, keepdims=keepdims)
-
-        def bw(g):
-            full = fn(a, axis=axis, keepdims=True)
-            xp = _xp(a)
-            hit = (a == full) | (xp.isnan(a) & xp.isnan(full))
-            share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as amax
-            return (share * keep_dims(g, a.shape, axis, keepdims),)
-        return _result(out, (self,), bw)
-
-    def max(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        """Maximum values (NumPy's ``max``/``amax``); the indices come from :meth:`argmax`."""
-        return self._extreme(_xp(self.data).max, axis_arg(axis, dim), keep_arg(keepdims, keepdim))
-
-    def min(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return self._extreme(_xp(self.data).min, axis_arg(axis, dim), keep_arg(keepdims, keepdim))
-
-    amax, amin = max, min
-
-    def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(_xp(self.data).argmax(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdims, keepdim)))
-
-    def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        return Tensor(_xp(self.data).argmin(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdims, keepdim)))
-
-    def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
-        """Variance with ``ddof`` (default 0, as NumPy); PyTorch's ``unbiased``/``correction`` also accepted."""
-        if correction is not None:
-            ddof = correction
-        elif unbiased is not None:
-            ddof = 1 if unbiased else 0
-        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdims, keepdim)
-        mu = self.mean(axis=axis, keepdims=True)
-        d = self - mu
-        n = reduced_count(self.shape, axis)
-        return (d * d).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
-
-    def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, unbiased=None, correction=None):
-        return self.var(axis, keepdims, ddof, dim, keepdim, unbiased, correction).sqrt()
-
-    # ---------------------------------------------------------------- shape
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        src = self.shape
-        return _result(self.data.reshape(shape), (self,), lambda g: (g.reshape(src),))
-
-    view = reshape
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        nd = max(self.ndim, 1)
-        s, e = start_dim % nd, end_dim % nd
-        shape = self.shape[:s] + (-1,) + self.shape[e + 1:] if self.ndim else (1,)
-        return self.reshape(shape)
-
-    def transpose(self, *axes):
-        """NumPy's transpose (all axes reversed, or a permutation); ``transpose(d0, d1)`` swaps two as PyTorch."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        if len(axes) == 2 and self.ndim != 2:
-            return self.swapaxes(*axes)
-        perm = tuple(range(self.ndim))[::-1] if not axes else tuple(a % self.ndim for a in axes)
-        inv = tuple(np.argsort(perm))
-        out = np.ascontiguousarray(self.data.transpose(perm))
-        return _result(out, (self,), lambda g: (g.transpose(inv),))
-
-    def permute(self, *dims):
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return self.transpose(dims)
-
-    def swapaxes(self, a, b):
-        perm = list(range(self.ndim))
-        perm[a], perm[b] = perm[b], perm[a]
-        return self.transpose(perm)
-
-    swapdims = swapaxes
-
-    @property
-    def T(self):
-        return self.transpose()
-
-    def squeeze(self, axis=None, dim=None):
-        axis = axis_arg(axis, dim)
-        if axis is not None and self.shape[axis] != 1:
-            return self
-        return self.reshape(np.squeeze(self.data, axis=axis).shape)
-
-    def unsqueeze(self, axis):
-        return self.reshape(np.expand_dims(self.data, axis).shape)
-
-    expand_dims = unsqueeze
-
+    # ---------------------------------------------------------------- indexing
     def __getitem__(self, idx):
         idx = _index(idx)
         src_shape, dtype = self.shape, self.dtype
@@ -509,6 +427,7 @@ def _wrap(data) -> Tensor:
     out.requires_grad = False
     out._node = None
     out._index = 0
+    out._version = 0
     return out
 
 

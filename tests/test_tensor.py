@@ -71,9 +71,11 @@ def test_reductions(rng, axis, keepdims):
              expected=lambda a: a.sum(axis=axis, keepdims=keepdims))
     check_op(lambda t: t.mean(axis=axis, keepdims=keepdims), x,
              expected=lambda a: a.mean(axis=axis, keepdims=keepdims))
-    check_op(lambda t: t.max(axis=axis, keepdims=keepdims), x,
+    check_op(lambda t: t.amax(axis=axis, keepdims=keepdims), x,
              expected=lambda a: a.max(axis=axis, keepdims=keepdims))
-    check_op(lambda t: t.var(axis=axis, keepdims=keepdims), x,
+    check_op(lambda t: t.var(axis=axis, keepdims=keepdims), x,  # unbiased by default, as PyTorch
+             expected=lambda a: a.var(axis=axis, keepdims=keepdims, ddof=1))
+    check_op(lambda t: t.var(axis=axis, keepdims=keepdims, ddof=0), x,
              expected=lambda a: a.var(axis=axis, keepdims=keepdims))
 
 
@@ -85,7 +87,8 @@ def test_torch_spellings_and_var_ddof(rng):
     np.testing.assert_allclose(t.var(unbiased=True).data, x.var(ddof=1))
     np.testing.assert_allclose(t.std(axis=0, correction=1).data, x.std(axis=0, ddof=1))
     np.testing.assert_array_equal(t.argmax(axis=1).data, x.argmax(axis=1))
-    np.testing.assert_allclose(t.min(0).data, x.min(0))
+    np.testing.assert_allclose(t.min(0).values.data, x.min(0))
+    np.testing.assert_allclose(t.var(1, False).data, x.var(axis=1))
 
 
 def test_max_ties_share_gradient():

@@ -7,9 +7,11 @@ from .basic import *  # noqa: F401,F403
 from .basic import __all__ as _basic
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv
+from .maths import *  # noqa: F401,F403
+from .maths import __all__ as _maths
 from .norm import *  # noqa: F401,F403
 from .norm import __all__ as _norm
 from .rnn import *  # noqa: F401,F403
 from .rnn import __all__ as _rnn
 
-__all__ = _basic + _conv + _norm + _rnn + _attention
+__all__ = _basic + _maths + _conv + _norm + _rnn + _attention

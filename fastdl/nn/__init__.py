@@ -1,7 +1,15 @@
 """Layers and containers (``fastdl.nn``), shaped like ``torch.nn``."""
 from __future__ import annotations
 
+import sys
+
 from . import utils
+from .. import functional, init
+
+# ``fastdl.nn.functional`` and ``fastdl.nn.init`` are the same modules as ``fastdl.functional`` and
+# ``fastdl.init``, where PyTorch users look for them (``import fastdl.nn.functional as F`` works)
+sys.modules[__name__ + ".functional"] = functional
+sys.modules[__name__ + ".init"] = init
 from .layers import (BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, LogSoftmax,
                      MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
 from .attention import AdditiveAttention, MultiheadAttention
@@ -15,5 +23,5 @@ __all__ = [
     "Softmax", "LogSoftmax", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
     "BCEWithLogitsLoss", "utils", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "Embedding",
-    "MultiheadAttention", "AdditiveAttention",
+    "MultiheadAttention", "AdditiveAttention", "functional", "init",
 ]

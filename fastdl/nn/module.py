@@ -154,7 +154,7 @@ class Module:
                 p.grad.data = np.zeros_like(p.grad.data)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ---------------------------------------------------------------- dtype
     def to(self, target=None, dtype=None):

@@ -1,0 +1,258 @@
+"""The Tensor's reductions and sorting, with PyTorch's meanings (a mixin of :class:`fastdl.Tensor`).
+
+``max(dim)``/``min(dim)``/``sort``/``topk`` return ``(values, indices)`` named tuples, as
+PyTorch's ``torch.return_types``; ``var``/``std`` are unbiased unless told otherwise;
+``axis=``/``keepdims=`` are spellings of ``dim=``/``keepdim=``.  The mixin builds its results
+through ``self._op`` (one output) and ``self._ops`` (several), so it needs no import of the Tensor.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from .backend import array_namespace as _xp
+from .shapes import axis_arg, keep_arg, keep_dims, reduced_count
+
+ValuesIndices = {name: collections.namedtuple(name, ["values", "indices"])
+                 for name in ("max", "min", "sort", "topk", "kthvalue", "median", "mode", "cummax")}
+
+
+def _one_dim(dim, fn: str, ndim: int) -> int:
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{fn}: dim must be one integer, got {dim!r}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{fn}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % max(ndim, 1)
+
+
+def _scatter_along(shape, dtype, dim, index, g):
+    """Zeros of ``shape`` with ``g`` added at ``index`` along ``dim`` (repeated indices accumulate)."""
+    full = np.zeros(shape, dtype=dtype)
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[dim] = index
+    np.add.at(full, tuple(idx), g)
+    return full
+
+
+def _no_out(out, fn):
+    if out is not None:  # NumPy's functions (np.sum(t)...) pass out=None to the method
+        raise TypeError(f"{fn}: out= is not supported; use the returned tensor")
+
+
+class ReduceMethods:
+    """Reductions, cumulative sums, norms and sorting of the Tensor."""
+
+    __slots__ = ()
+
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "sum")
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        shape = self.shape
+        out = self.data.sum(axis=axis, keepdims=keepdims, dtype=dtype)
+        return self._op(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims), shape),))
+
+    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "mean")
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        shape = self.shape
+        n = reduced_count(shape, axis)
+        out = self.data.mean(axis=axis, keepdims=keepdims, dtype=dtype)
+        return self._op(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims) / n, shape),))
+
+    def prod(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+        """Product over all entries or along one ``dim``; the gradient is exact where entries are zero."""
+        _no_out(out, "prod")
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        a = self.data
+        out = a.prod(axis=axis, keepdims=keepdims, dtype=dtype)
+
+        def bw(g):
+            flat = a.reshape(-1) if axis is None else np.moveaxis(a, _one_dim(axis, "prod", a.ndim), -1)
+            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+            left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+            right = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
+            others = left * right  # the product of every other entry, no division
+            if axis is None:
+                return (g * others.reshape(a.shape),)
+            d = _one_dim(axis, "prod", a.ndim)
+            return (keep_dims(g, a.shape, d, keepdims) * np.moveaxis(others, -1, d),)
+        return self._op(out, (self,), bw)
+
+    def cumsum(self, dim, dtype=None, *, axis=None):
+        d = _one_dim(axis_arg(axis, dim), "cumsum", self.ndim)
+        out = np.cumsum(self.data, axis=d, dtype=dtype) if self.ndim else self.data.copy()
+        return self._op(out, (self,), lambda g: (np.flip(np.cumsum(np.flip(g, d), axis=d), d) if g.ndim else g,))
+
+    def _extreme(self, fn, axis, keepdims):
+        a = self.data
+        out = fn(a, axis=axis, keepdims=keepdims)
+
+        def bw(g):
+            full = fn(a, axis=axis, keepdims=True)
+            xp = _xp(a)
+            hit = (a == full) | (xp.isnan(a) & xp.isnan(full))
+            share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as PyTorch's amax
+            return (share * keep_dims(g, a.shape, axis, keepdims),)
+        return self._op(out, (self,), bw)
+
+    def _arg_extreme(self, name, dim, keepdim):
+        """``(values, indices)`` along one dim; the gradient goes to the index, as PyTorch's."""
+        a = self.data
+        d = _one_dim(dim, name, a.ndim)
+        src = a if a.ndim else a.reshape(1)
+        nan = np.isnan(src) if src.dtype.kind == "f" else None
+        pick = np.argmax if name == "max" else np.argmin
+        idx = pick(src, axis=d, keepdims=True)
+        if nan is not None and nan.any():  # NaN wins, as PyTorch's
+            has = nan.any(axis=d, keepdims=True)
+            idx = np.where(has, np.argmax(nan, axis=d, keepdims=True), idx)
+        vals = np.take_along_axis(src, idx, axis=d)
+        if not keepdim or not a.ndim:
+            vals, idx = vals.reshape(vals.shape[:d] + vals.shape[d + 1:]), idx.reshape(idx.shape[:d] + idx.shape[d + 1:])
+        shape, dtype = src.shape, a.dtype
+        idx_k = idx if keepdim and a.ndim else np.expand_dims(idx, d)
+
+        def bw(g):
+            g = g if keepdim and a.ndim else np.expand_dims(g, d)
+            return (_scatter_along(shape, dtype, d, idx_k, g).reshape(a.shape),)
+        values = self._op(vals, (self,), bw)
+        return ValuesIndices[name](values, self._new(idx.astype(np.int64)))
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """``max()``: the largest entry; ``max(dim)``: ``(values, indices)``; ``max(other)``: elementwise."""
+        _no_out(out, "max")
+        if isinstance(dim, ReduceMethods):
+            return self.maximum(dim)
+        dim = axis_arg(axis, dim)
+        if dim is None:
+            return self._extreme(_xp(self.data).max, None, False)
+        return self._arg_extreme("max", dim, keep_arg(keepdim, keepdims))
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "min")
+        if isinstance(dim, ReduceMethods):
+            return self.minimum(dim)
+        dim = axis_arg(axis, dim)
+        if dim is None:
+            return self._extreme(_xp(self.data).min, None, False)
+        return self._arg_extreme("min", dim, keep_arg(keepdim, keepdims))
+
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """Largest values over ``dim`` (one or several); ties share the gradient."""
+        _no_out(out, "amax")
+        return self._extreme(_xp(self.data).max, axis_arg(axis, dim), keep_arg(keepdim, keepdims))
+
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "amin")
+        return self._extreme(_xp(self.data).min, axis_arg(axis, dim), keep_arg(keepdim, keepdims))
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._new(_xp(self.data).argmax(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._new(_xp(self.data).argmin(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, axis=None, keepdims=None):
+        """Variance, unbiased (``correction=1``) by default as PyTorch; ``unbiased``, ``correction`` and
+        NumPy's ``ddof`` choose the divisor n - correction."""
+        if isinstance(unbiased, bool) or unbiased is None:
+            corr = 1 if unbiased is None else int(unbiased)
+        else:  # var(dim, keepdim) is not PyTorch's order; a non-bool second argument is refused
+            raise TypeError(f"var: unbiased must be True or False, got {unbiased!r}")
+        for v in (correction, ddof):
+            if v is not None:
+                corr = v
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        mu = self.mean(axis, keepdim=True)
+        d = self - mu
+        n = reduced_count(self.shape, axis)
+        return (d * d).sum(axis, keepdim=keepdims) / max(n - corr, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, axis=None, keepdims=None):
+        return self.var(dim, unbiased, keepdim, correction=correction, ddof=ddof, axis=axis, keepdims=keepdims).sqrt()
+
+    def norm(self, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Vector p-norm over ``dim`` (all entries by default): p = 2 ("fro"), 1, inf, -inf, 0 or any number."""
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        if p in ("fro", None):
+            p = 2
+        if isinstance(p, str) or not isinstance(p, (int, float)):
+            raise ValueError(f"norm: p must be a number or 'fro', got {p!r}")
+        a = self.abs()
+        if p == float("inf"):
+            return a.amax(axis, keepdim=keepdims)
+        if p == float("-inf"):
+            return a.amin(axis, keepdim=keepdims)
+        if p == 0:
+            return self._new((self.data != 0).sum(axis=axis, keepdims=keepdims).astype(self.dtype))
+        if p == 1:
+            return a.sum(axis, keepdim=keepdims)
+        x = self.data
+        s = (np.abs(x) ** p).sum(axis=axis, keepdims=keepdims)
+        out = s ** (1.0 / p)
+
+        def bw(g):
+            o = keep_dims(out, x.shape, axis, keepdims)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.sign(x) * np.abs(x) ** (p - 1) / o ** (p - 1)
+            r = np.where(o == 0, 0, r)  # the norm's subgradient at 0 is taken as 0, as PyTorch's
+            return (keep_dims(g, x.shape, axis, keepdims) * r,)
+        return self._op(out.astype(x.dtype, copy=False), (self,), bw)
+
+    def logsumexp(self, dim, keepdim=False, *, axis=None, keepdims=None):
+        axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
+        m = self.data.max(axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        shifted = (self - self._new(m)).exp().sum(axis, keepdim=True).log() + self._new(m)
+        return shifted if keepdims else shifted.squeeze(axis) if axis is not None else shifted.reshape(())
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "all")
+        return self._new(np.all(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "any")
+        return self._new(np.any(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+
+    # ---------------------------------------------------------------- sorting
+    def _take_sorted(self, name, order, d):
+        a = self.data if self.ndim else self.data.reshape(1)
+        vals = np.take_along_axis(a, order, axis=d)
+        shape, dtype = a.shape, a.dtype
+
+        def bw(g):
+            full = np.zeros(shape, dtype=dtype)
+            np.put_along_axis(full, order, g if self.ndim else g.reshape(order.shape), axis=d)
+            return (full.reshape(self.shape),)
+        if not self.ndim:
+            vals, order = vals.reshape(()), order.reshape(())
+        return ValuesIndices[name](self._op(vals, (self,), bw), self._new(order.astype(np.int64)))
+
+    def _order(self, d, descending):
+        a = self.data if self.ndim else self.data.reshape(1)
+        if not descending:
+            return np.argsort(a, axis=d, kind="stable")  # NaN sorts last, as PyTorch's
+        # descending and stable: NaN first (largest, as PyTorch), equal keys keep their order
+        key = np.flip(a, d)
+        order = np.flip(np.argsort(key, axis=d, kind="stable"), d)
+        return a.shape[d] - 1 - order
+
+    def sort(self, dim=-1, descending=False, stable=False, *, axis=None):
+        """``(values, indices)`` sorted along ``dim`` (stable either way)."""
+        d = _one_dim(axis_arg(axis, dim), "sort", self.ndim)
+        return self._take_sorted("sort", self._order(d, descending), d)
+
+    def argsort(self, dim=-1, descending=False, stable=False, *, axis=None):
+        d = _one_dim(axis_arg(axis, dim), "argsort", self.ndim)
+        order = self._order(d, descending)
+        return self._new(order.reshape(self.shape).astype(np.int64))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The ``k`` largest (or smallest) entries along ``dim``: ``(values, indices)``."""
+        d = _one_dim(dim, "topk", self.ndim)
+        n = self.shape[d] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+            raise ValueError(f"topk: k must be an integer in [0, {n}] for dim {dim} of shape {self.shape}, got {k!r}")
+        order = self._order(d, largest)
+        return self._take_sorted("topk", np.take(order, np.arange(k), axis=d), d)
