@@ -14,6 +14,17 @@ template <class T> void tanh_backward(const T* gy, const T* y, T* gx, int64_t n)
 template <class T> void sigmoid_forward(const T* x, T* y, int64_t n);
 template <class T> void sigmoid_backward(const T* gy, const T* y, T* gx, int64_t n);
 
+// The parametrised activations of PyTorch, as one family selected by `kind` (alpha, beta as listed):
+//   leaky_relu (alpha = negative slope), elu (alpha), selu, celu (alpha), gelu (exact, erf), gelu_tanh,
+//   silu, mish, softplus (alpha = beta, beta = threshold), hardtanh (alpha = min, beta = max),
+//   hardsigmoid, hardswish.
+// Forward y = f(x); backward gx = gy * f'(x), from the input x (GELU, SiLU and Mish need it).
+// NaN in gives NaN out.
+enum class Act { leaky_relu, elu, selu, celu, gelu, gelu_tanh, silu, mish, softplus, hardtanh, hardsigmoid, hardswish };
+template <class T> void activation_forward(const T* x, T* y, int64_t n, Act kind, double alpha, double beta);
+template <class T>
+void activation_backward(const T* gy, const T* x, T* gx, int64_t n, Act kind, double alpha, double beta);
+
 // keep-mask (n) of inverted dropout: mask[i] = u_i >= p, u_i uniform in [0, 1)
 // from a counter-based generator (splitmix64 of seed and i), so the mask does
 // not depend on the thread count and the NumPy reference reproduces it.

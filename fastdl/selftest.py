@@ -35,6 +35,8 @@ def _cases(rng, dt):
         ("relu_forward", (r(7, 11),)), ("relu_backward", (r(7, 11), np.maximum(y, 0))),
         ("tanh_forward", (r(7, 11),)), ("tanh_backward", (r(7, 11), y)),
         ("sigmoid_forward", (r(7, 11),)), ("sigmoid_backward", (r(7, 11), (y + 1) / 2)),
+        ("activation_forward", (r(7, 11), "gelu", 0.0, 0.0)),
+        ("activation_backward", (r(7, 11), r(7, 11), "softplus", 2.0, 3.0)),
         ("dropout_mask", ((8, 9), 0.3, 1234)), ("dropout_apply", (r(8, 9), mask, 1 / 0.7)),
         ("softmax_forward", (r(4, 6, 5), 1)), ("softmax_backward", (r(4, 6, 5), s, 1)),
         ("log_softmax_forward", (r(4, 6, 5), 2)), ("log_softmax_backward", (r(4, 6, 5), ls, 2)),

@@ -1,4 +1,4 @@
-// Activations (relu, tanh, sigmoid) and dropout.
+// Activations (relu, tanh, sigmoid, and the parametrised family) and dropout.
 #include "../elementwise.h"
 #include "checks.h"
 
@@ -36,6 +36,58 @@ py::array binary(const py::object& gyo, const py::object& yo, const char* fn, K 
     {
       py::gil_scoped_release nogil;
       k(gy.data(), y.data(), ptr<T>(gx), y.size());
+    }
+    return gx;
+  });
+}
+
+const char* const kActs[] = {"leaky_relu", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "mish",
+                             "softplus", "hardtanh", "hardsigmoid", "hardswish"};
+
+// The activation `kind` by name, with its parameters checked (finite; celu's alpha and softplus's
+// beta nonzero; hardtanh's min <= max).
+Act act_args(const Str& kind_a, const Float& alpha_a, const Float& beta_a, const char* fn, double& alpha, double& beta) {
+  const std::string kind = kind_a.get(fn, "kind");
+  alpha = alpha_a.get(fn, "alpha");
+  beta = beta_a.get(fn, "beta");
+  int k = -1;
+  for (int i = 0; i < int(sizeof(kActs) / sizeof(kActs[0])); ++i)
+    if (kind == kActs[i]) k = i;
+  if (k < 0) value_error(std::string(fn) + ": unknown activation kind '" + kind + "'");
+  if (!std::isfinite(alpha) || !std::isfinite(beta))
+    value_error(std::string(fn) + ": alpha and beta must be finite, got " + std::to_string(alpha) + " and " +
+                std::to_string(beta));
+  const Act act = Act(k);
+  if ((act == Act::celu || act == Act::softplus) && alpha == 0.0)
+    value_error(std::string(fn) + ": alpha must be nonzero for " + kind);
+  if (act == Act::hardtanh && alpha > beta)
+    value_error(std::string(fn) + ": hardtanh needs alpha (min) <= beta (max), got " + std::to_string(alpha) + " > " +
+                std::to_string(beta));
+  return act;
+}
+
+py::array activation_forward(const py::object& xo, const Str& kind_a, const Float& alpha_a, const Float& beta_a) {
+  const char* fn = "activation_forward";
+  double alpha, beta;
+  const Act act = act_args(kind_a, alpha_a, beta_a, fn, alpha, beta);
+  return unary(xo, fn, [&](const auto* a, auto* b, int64_t n) { fastdl::activation_forward(a, b, n, act, alpha, beta); });
+}
+
+py::array activation_backward(const py::object& gyo, const py::object& xo, const Str& kind_a, const Float& alpha_a,
+                              const Float& beta_a) {
+  const char* fn = "activation_backward";
+  double alpha, beta;
+  const Act act = act_args(kind_a, alpha_a, beta_a, fn, alpha, beta);
+  auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "x");
+  return by_dtype(x0, fn, "x", [&](auto t) {
+    using T = typename decltype(t)::type;
+    same_dtype(x0, "x", gy0, "gy", fn);
+    same_shape(x0, "x", gy0, "gy", fn);
+    auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0);
+    py::array gx = empty<T>(shape_vec(x0));
+    {
+      py::gil_scoped_release nogil;
+      fastdl::activation_backward<T>(gy.data(), x.data(), ptr<T>(gx), x.size(), act, alpha, beta);
     }
     return gx;
   });
@@ -93,6 +145,10 @@ void bind_elementwise(py::module_& m) {
   FASTDL_ACTIVATION(tanh)
   FASTDL_ACTIVATION(sigmoid)
 #undef FASTDL_ACTIVATION
+  m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("kind"), py::arg("alpha") = 0.0,
+        py::arg("beta") = 0.0);
+  m.def("activation_backward", &activation_backward, py::arg("gy"), py::arg("x"), py::arg("kind"),
+        py::arg("alpha") = 0.0, py::arg("beta") = 0.0);
   m.def("dropout_mask", &dropout_mask, py::arg("shape"), py::arg("p"), py::arg("seed"));
   m.def("dropout_apply", &dropout_apply, py::arg("x"), py::arg("mask"), py::arg("scale"));
 }

@@ -10,10 +10,12 @@ import numpy as np
 from .. import backend, rng
 from ..shapes import float_arg
 from ..tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
+from .maths import einsum
 
 __all__ = [
     "linear", "matmul", "cat", "stack", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "dropout",
-    "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot",
+    "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot", "dropout2d", "dropout1d",
+    "bilinear",
 ]
 
 
@@ -88,6 +90,32 @@ def dropout(x, p: float = 0.5, training: bool = True, mask=None) -> Tensor:
     return _result(y, (x,), lambda g: (kern.dropout_apply(_c(g), mask, scale),))
 
 
+def dropout2d(x, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels: each (n, c) plane of (N, C, ...) or (C, ...) is dropped with probability ``p``,
+    the kept ones scaled by 1/(1-p) (PyTorch's ``Dropout1d/2d/3d``); the mask uses the library's seed."""
+    x = as_tensor(x)
+    p = float_arg(p, "p", "dropout2d", 0.0, 1.0)
+    if not training or p == 0.0:
+        return x
+    if x.ndim < 2:
+        raise ValueError(f"dropout2d: input must be (N, C, ...) or (C, ...), got shape {x.shape}")
+    lead = x.shape[:2] if x.ndim >= 3 else x.shape[:1]
+    mask = backend.ops(x.data).dropout_mask(lead, float(p), rng.next_seed())
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    m = (mask * x.dtype.type(scale)).astype(x.dtype).reshape(lead + (1,) * (x.ndim - len(lead)))
+    return x * Tensor(m)
+
+
+def bilinear(input1, input2, weight, bias=None) -> Tensor:
+    """y = x1^T W x2 + b: input1 (..., in1), input2 (..., in2), weight (out, in1, in2), bias (out,)."""
+    a, b, w = as_tensor(input1), as_tensor(input2), as_tensor(weight)
+    if w.ndim != 3 or a.shape[-1:] != w.shape[1:2] or b.shape[-1:] != w.shape[2:] or a.shape[:-1] != b.shape[:-1]:
+        raise ValueError(f"bilinear: expected input1 (..., {w.shape[1:2]}), input2 (..., {w.shape[2:]}) with the same "
+                         f"leading dims for weight {w.shape}, got {a.shape} and {b.shape}")
+    y = einsum("...i,oij,...j->...o", a, w, b)
+    return y if bias is None else y + bias
+
+
 def _reduce(loss: Tensor, reduction: str, count=None) -> Tensor:
     if reduction == "none":
         return loss
@@ -118,12 +146,18 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits and integer class targets (fused, numerically stable).
 
-    input (N, C) or (N, C, d1, ...), target (N,) or (N, d1, ...) of int.
-    ``mean`` divides by the number of targets that are not ``ignore_index``.
+    input (N, C) or (N, C, d1, ...), target (N,) or (N, d1, ...) of int, or class probabilities of
+    the input's shape.  ``weight`` (C,) rescales each class; ``mean`` then divides by the summed
+    weights of the counted targets (PyTorch's rule), otherwise by the number of targets that are
+    not ``ignore_index``.
     """
     x = as_tensor(input)
+    label_smoothing = float_arg(label_smoothing, "label_smoothing", "cross_entropy", 0.0, 1.0)
+    if isinstance(target, Tensor) and target.dtype.kind == "f" or \
+            (isinstance(target, np.ndarray) and target.dtype.kind == "f"):
+        return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
     if weight is not None:
-        raise NotImplementedError("cross_entropy: class weights are not supported yet")
+        return _weighted_cross_entropy(x, target, weight, ignore_index, reduction, label_smoothing)
     x2, t, tshape = _class_last(x, target)
     kern = backend.ops(x2.data)
     loss, lse = kern.cross_entropy_forward(x2.data, t, ignore_index, float(label_smoothing))
@@ -135,6 +169,53 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     if reduction == "none":
         return per.reshape(tshape)
     return _reduce(per, reduction, count=int(np.count_nonzero(t != ignore_index)))
+
+
+def _class_weight(weight, x: Tensor, fn: str) -> Tensor:
+    w = weight if isinstance(weight, Tensor) else Tensor(np.asarray(weight, dtype=x.dtype))
+    if w.shape != (x.shape[1],):
+        raise ValueError(f"{fn}: weight must have one value per class ({x.shape[1]},), got shape {w.shape}")
+    return w.astype(x.dtype)
+
+
+def _weighted_cross_entropy(x, target, weight, ignore_index, reduction, eps):
+    """PyTorch's class-weighted cross-entropy: (1 - eps) w[t] nll + eps / C sum_c w_c (-log p_c)."""
+    w = _class_weight(weight, x, "cross_entropy")
+    x2, t, tshape = _class_last(x, target)
+    n_cls = x2.shape[1]
+    keep = t != ignore_index
+    if np.any((t[keep] < 0) | (t[keep] >= n_cls)):
+        raise ValueError(f"cross_entropy: target holds classes outside [0, {n_cls})")
+    ts = np.where(keep, t, 0)
+    logp = x2.log_softmax(axis=1)
+    rows = np.arange(len(t))
+    keep_f = Tensor(keep.astype(x.dtype))
+    wt = w[ts] * keep_f
+    per = -logp[rows, ts] * wt * (1 - eps)
+    if eps:
+        per = per - (logp * w).sum(1) * keep_f * (eps / n_cls)
+    if reduction == "none":
+        return per.reshape(tshape)
+    if reduction == "mean":
+        return per.sum() / wt.sum()
+    return _reduce(per, reduction)
+
+
+def _soft_cross_entropy(x, target, weight, reduction, eps):
+    """Cross-entropy against class probabilities (the target has the input's shape)."""
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
+    if t.shape != x.shape:
+        raise ValueError(f"cross_entropy: probability targets must have the input's shape {x.shape}, got {t.shape}")
+    n_cls = x.shape[1]
+    logp = x.log_softmax(axis=1)
+    if eps:
+        t = t * (1 - eps) + eps / n_cls
+    prod = logp * t.astype(x.dtype)
+    if weight is not None:
+        w = _class_weight(weight, x, "cross_entropy")
+        prod = prod * w.reshape((1, n_cls) + (1,) * (x.ndim - 2))
+    per = -prod.sum(1)
+    return _reduce(per, reduction)
 
 
 def nll_loss(input, target, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -173,13 +254,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
                                      pos_weight=None, mask=None) -> Tensor:
     """Sigmoid + binary cross-entropy, fused and stable: max(x,0) - x t + log(1 + e^-|x|).
 
-    ``mask`` (same shape, nonzero = the label is present) drops missing labels
-    from both loss and gradient; ``mean`` then divides by the number of present
-    labels (multi-task learning with partly labelled examples).
+    ``weight`` (broadcast to the input) rescales each element, ``pos_weight`` (broadcast, usually one
+    per class on the last dim) the positive term, as PyTorch's.  ``mask`` (same shape, nonzero = the
+    label is present) drops missing labels from both loss and gradient; ``mean`` then divides by the
+    number of present labels (multi-task learning with partly labelled examples).
     """
     x = as_tensor(input)
-    if weight is not None or pos_weight is not None:
-        raise NotImplementedError("binary_cross_entropy_with_logits: weight/pos_weight are not supported yet")
     t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=x.dtype)
     if t.shape != x.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target has shape {t.shape} but input has shape {x.shape}")
@@ -189,11 +269,39 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
         if m.shape != x.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: mask has shape {m.shape} but input has shape {x.shape}")
         m = _c(m.astype(np.uint8))
+    count = None if m is None else int(np.count_nonzero(m))
+    if weight is not None or pos_weight is not None:
+        return _reduce(_weighted_bce(x, t, weight, pos_weight, m), reduction, count=count)
     kern = backend.ops(x.data)
     xd = x.data
     loss = kern.bce_with_logits_forward(xd, t, m)
     per = _result(loss, (x,), lambda g: (kern.bce_with_logits_backward(_c(g), xd, t, m),))
-    return _reduce(per, reduction, count=None if m is None else int(np.count_nonzero(m)))
+    return _reduce(per, reduction, count=count)
+
+
+def _broadcast_arg(v, x, fn, name):
+    a = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=x.dtype)
+    try:
+        return np.broadcast_to(a, x.shape)
+    except ValueError:
+        raise ValueError(f"{fn}: {name} of shape {a.shape} does not broadcast to the input's {x.shape}") from None
+
+
+def _weighted_bce(x, t, weight, pos_weight, m):
+    """PyTorch's formula: w ((1 - t) x + (1 + (pw - 1) t) softplus(-x)), gradient w ((1 - t) - lw sigmoid(-x))."""
+    fn = "binary_cross_entropy_with_logits"
+    xd = x.data
+    w = None if weight is None else _broadcast_arg(weight, x, fn, "weight")
+    lw = 1.0 if pos_weight is None else 1 + (_broadcast_arg(pos_weight, x, fn, "pos_weight") - 1) * t
+    with np.errstate(over="ignore"):
+        sp = np.maximum(-xd, 0) + np.log1p(np.exp(-np.abs(xd)))  # softplus(-x), stable
+        sig_neg = np.where(xd >= 0, np.exp(-np.abs(xd)) / (1 + np.exp(-np.abs(xd))), 1 / (1 + np.exp(-np.abs(xd))))
+    loss = (1 - t) * xd + lw * sp
+    scale = np.ones_like(xd) if w is None else w
+    if m is not None:
+        scale = scale * (m != 0)
+    loss = np.where(scale != 0, loss * scale, 0).astype(xd.dtype)
+    return _result(loss, (x,), lambda g: (g * scale * ((1 - t) - lw * sig_neg),))
 
 
 def one_hot(target, num_classes: int = -1) -> Tensor:
@@ -220,3 +328,6 @@ def stack(tensors, axis: int = 0, dim=None) -> Tensor:
     axis = axis if dim is None else dim
     ts = [as_tensor(t) for t in tensors]
     return cat([t.unsqueeze(axis) for t in ts], axis=axis)
+
+
+dropout1d = dropout2d  # the same channel rule for (N, C, L)

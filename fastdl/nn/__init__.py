@@ -10,8 +10,13 @@ from .. import functional, init
 # ``fastdl.init``, where PyTorch users look for them (``import fastdl.nn.functional as F`` works)
 sys.modules[__name__ + ".functional"] = functional
 sys.modules[__name__ + ".init"] = init
-from .layers import (BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, LogSoftmax,
-                     MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
+from .layers import (BCEWithLogitsLoss, Bilinear, CrossEntropyLoss, Dropout, Dropout1d, Dropout2d, Flatten,
+                     Identity, Linear, LogSoftmax, MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh, Unflatten)
+from .activation import (CELU, ELU, GELU, GLU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, Mish, PReLU,
+                         ReLU6, SELU, SiLU, Softplus, Softsign, Tanhshrink)
+from .containers import ModuleDict, ParameterDict, ParameterList
+from .loss import (BCELoss, CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MarginRankingLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .attention import AdditiveAttention, MultiheadAttention
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
@@ -23,5 +28,9 @@ __all__ = [
     "Softmax", "LogSoftmax", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
     "BCEWithLogitsLoss", "utils", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "Embedding",
-    "MultiheadAttention", "AdditiveAttention", "functional", "init",
+    "MultiheadAttention", "AdditiveAttention", "functional", "init", "Bilinear", "Dropout1d", "Dropout2d",
+    "Unflatten", "CELU", "ELU", "GELU", "GLU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
+    "Mish", "PReLU", "ReLU6", "SELU", "SiLU", "Softplus", "Softsign", "Tanhshrink", "ModuleDict", "ParameterDict",
+    "ParameterList", "BCELoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "HuberLoss",
+    "KLDivLoss", "L1Loss", "MarginRankingLoss", "PoissonNLLLoss", "SmoothL1Loss", "SoftMarginLoss",
 ]

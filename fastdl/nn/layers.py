@@ -117,15 +117,17 @@ class _Loss(Module):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy from logits (N, C) and integer targets (N,)."""
+    """Softmax cross-entropy from logits (N, C) and integer targets (N,) or class probabilities."""
 
-    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(reduction)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        if weight is not None and not isinstance(weight, Tensor):
+            weight = Tensor(np.asarray(weight))
+        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
     def forward(self, input, target) -> Tensor:
-        return F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction=self.reduction,
-                               label_smoothing=self.label_smoothing)
+        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(_Loss):
@@ -143,7 +145,67 @@ class MSELoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits; ``forward(input, target, mask=None)`` ignores masked-out labels."""
+    """Binary cross-entropy on logits (``weight`` per element, ``pos_weight`` per class, as PyTorch's);
+    ``forward(input, target, mask=None)`` ignores masked-out labels."""
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input, target, mask=None):
-        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, mask=mask)
+        return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight, mask=mask)
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (the inverse of ``Flatten``)."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = int_arg(dim, "dim", "Unflatten", None), tuple(unflattened_size)
+
+    def forward(self, x):
+        return as_tensor(x).unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Dropout2d(Dropout):
+    """Drop whole channels of (N, C, H, W) (or (C, H, W)) with probability ``p``; identity in eval mode."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
+
+
+Dropout1d = type("Dropout1d", (Dropout2d,), {"__doc__": "Drop whole channels of (N, C, L) with probability ``p``."})
+
+
+class Bilinear(Module):
+    """y = x1^T W x2 + b; weight (out_features, in1_features, in2_features), bias (out_features,).
+
+    Initialised as PyTorch: U(-1/sqrt(in1), 1/sqrt(in1)) for weight and bias.
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        self.in1_features = int_arg(in1_features, "in1_features", "Bilinear", 1)
+        self.in2_features = int_arg(in2_features, "in2_features", "Bilinear", 1)
+        self.out_features = int_arg(out_features, "out_features", "Bilinear", 1)
+        want_memory(self.out_features * self.in1_features * self.in2_features, np.dtype(dtype).itemsize, "Bilinear",
+                    "the weight")
+        bound = 1.0 / math.sqrt(self.in1_features)
+        self.weight = Parameter(np.empty((self.out_features, self.in1_features, self.in2_features), dtype=dtype))
+        init.uniform_(self.weight, -bound, bound)
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .attention import (additive_attention_backward, additive_attention_forward, attention_backward,
                         attention_forward, masked_softmax_backward, masked_softmax_forward)
 from .conv import conv2d_backward, conv2d_forward
-from .elementwise import (dropout_apply, dropout_mask, relu_backward, relu_forward, sigmoid_backward,
+from .elementwise import (activation_backward, activation_forward, dropout_apply, dropout_mask, relu_backward, relu_forward, sigmoid_backward,
                           sigmoid_forward, tanh_backward, tanh_forward)
 from .embedding import embedding_backward, embedding_forward
 from .gemm import linear_backward, linear_forward, matmul, matmul_backward
@@ -28,7 +28,8 @@ from .wordvec import glove_cooccur, glove_train, word2vec_train
 OPS = (
     "matmul", "matmul_backward", "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
-    "sigmoid_forward", "sigmoid_backward", "dropout_mask", "dropout_apply",
+    "sigmoid_forward", "sigmoid_backward", "activation_forward", "activation_backward", "dropout_mask",
+    "dropout_apply",
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "bce_with_logits_forward", "bce_with_logits_backward", "mse_forward", "mse_backward",
@@ -51,6 +52,8 @@ __all__ = [
     "glove_cooccur",
     "glove_train",
     "word2vec_train",
+    "activation_backward",
+    "activation_forward",
     "adam_step",
     "adaptive_avg_pool2d_backward",
     "additive_attention_backward",

@@ -90,3 +90,110 @@ def dropout_apply(x, mask, scale):
         if not np.isfinite(x.dtype.type(scale)):
             raise ValueError(f"dropout_apply: scale must be finite in the input's dtype, got {scale}")
     return (x * (mask * x.dtype.type(scale))).astype(x.dtype)
+
+
+ACTIVATIONS = ("leaky_relu", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "mish", "softplus", "hardtanh",
+               "hardsigmoid", "hardswish")
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+_SQRT_2_PI = 0.79788456080286535587989211986876  # sqrt(2 / pi)
+
+
+def _act_args(kind, alpha, beta, fn):
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"{fn}: unknown activation kind '{kind}'")
+    if not (np.isfinite(alpha) and np.isfinite(beta)):
+        raise ValueError(f"{fn}: alpha and beta must be finite, got {alpha:f} and {beta:f}")
+    if kind in ("celu", "softplus") and alpha == 0.0:
+        raise ValueError(f"{fn}: alpha must be nonzero for {kind}")
+    if kind == "hardtanh" and alpha > beta:
+        raise ValueError(f"{fn}: hardtanh needs alpha (min) <= beta (max), got {alpha:f} > {beta:f}")
+
+
+def _erf(x):
+    import math
+    return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)) if x.size else x.astype(np.float64)
+
+
+def _sig(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def _softplus20(x):
+    with np.errstate(over="ignore"):
+        return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
+
+
+@_scalars(kind="str", alpha="float", beta="float")
+def activation_forward(x, kind, alpha=0.0, beta=0.0):
+    """PyTorch's parametrised activations by ``kind`` (see csrc/elementwise.h for alpha and beta)."""
+    _act_args(kind, alpha, beta, "activation_forward")
+    x = _float(x, "activation_forward", "x")
+    a, b = x.dtype.type(alpha), x.dtype.type(beta)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "leaky_relu":
+            y = np.where(x > 0, x, a * x)
+        elif kind == "elu":
+            y = np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
+        elif kind == "selu":
+            y = _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+        elif kind == "celu":
+            y = np.where(x > 0, x, a * np.expm1(np.minimum(x, 0) / a))
+        elif kind == "gelu":
+            y = 0.5 * x * (1 + _erf(x / np.sqrt(2.0)))
+        elif kind == "gelu_tanh":
+            y = 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x ** 3)))
+        elif kind == "silu":
+            y = x * _sig(x)
+        elif kind == "mish":
+            y = x * np.tanh(_softplus20(x))
+        elif kind == "softplus":
+            y = np.where(x * a > b, x, np.log1p(np.exp(np.where(x * a > b, 0, a * x))) / a)
+        elif kind == "hardtanh":
+            y = np.where(x < a, a, np.where(x > b, b, x))
+        elif kind == "hardsigmoid":
+            y = np.where(x <= -3, 0, np.where(x >= 3, 1, x / 6 + 0.5))
+        else:  # hardswish
+            y = np.where(x <= -3, 0, np.where(x >= 3, x, x * (x + 3) / 6))
+    return np.asarray(y).astype(x.dtype)
+
+
+@_scalars(kind="str", alpha="float", beta="float")
+def activation_backward(gy, x, kind, alpha=0.0, beta=0.0):
+    """gx = gy f'(x) for the activation ``kind``; NaN in x gives NaN."""
+    _act_args(kind, alpha, beta, "activation_backward")
+    gy, x = _array(gy, "activation_backward", "gy"), _float(x, "activation_backward", "x")
+    _same_dtype(x, "x", gy, "gy", "activation_backward")
+    _same_shape(x, "x", gy, "gy", "activation_backward")
+    a, b = x.dtype.type(alpha), x.dtype.type(beta)
+    nan = np.isnan(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "leaky_relu":
+            d = np.where(x > 0, 1, a)
+        elif kind == "elu":
+            d = np.where(x > 0, 1, a * np.exp(np.minimum(x, 0)))
+        elif kind == "selu":
+            d = np.where(x > 0, _SELU_SCALE, _SELU_SCALE * _SELU_ALPHA * np.exp(np.minimum(x, 0)))
+        elif kind == "celu":
+            d = np.where(x > 0, 1, np.exp(np.minimum(x, 0) / a))
+        elif kind == "gelu":
+            d = 0.5 * (1 + _erf(x / np.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        elif kind == "gelu_tanh":
+            t = np.tanh(_SQRT_2_PI * (x + 0.044715 * x ** 3))
+            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_PI * (1 + 3 * 0.044715 * x * x)
+        elif kind == "silu":
+            s = _sig(x)
+            d = s * (1 + x * (1 - s))
+        elif kind == "mish":
+            t = np.tanh(_softplus20(x))
+            d = t + x * (1 - t * t) * _sig(x)
+        elif kind == "softplus":
+            d = np.where(x * a > b, 1, _sig(a * x))
+        elif kind == "hardtanh":
+            d = ((x > a) & (x < b)).astype(x.dtype)
+        elif kind == "hardsigmoid":
+            d = np.where((x > -3) & (x < 3), 1 / 6, 0)
+        else:  # hardswish
+            d = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1))
+        d = np.where(nan, np.nan, d)
+    return (gy * d).astype(x.dtype)
