@@ -23,4 +23,19 @@ template <class T>
 void rmsprop_step(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, double lr, double alpha, double eps,
                   double weight_decay, double momentum, bool maximize);
 
+// The other adaptive optimizers of PyTorch, one fused pass each, selected by `kind`:
+//   adagrad : a = sum of squares;            extra = lr_decay
+//   adadelta: a = square_avg, b = acc_delta; beta1 = rho
+//   adamax  : a = exp_avg, b = exp_inf;      beta1, beta2
+//   nadam   : a = exp_avg, b = exp_avg_sq;   beta1, beta2, extra = momentum_decay,
+//             extra2 = the product of the momentum coefficients up to this step (the caller's state)
+//   radam   : a = exp_avg, b = exp_avg_sq;   beta1, beta2
+// Weight decay is coupled (g += wd p) unless `decoupled` (nadam, radam: p *= 1 - lr wd); `step` counts
+// from 1 (the step being taken).  b is null for adagrad.
+enum class Adaptive { adagrad, adadelta, adamax, nadam, radam };
+template <class T>
+void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, double lr, double beta1, double beta2,
+                   double eps, double weight_decay, bool decoupled, bool maximize, int64_t step, double extra,
+                   double extra2);
+
 }  // namespace fastdl

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from .checkpoint import save_checkpoint
+from .optim.lr_scheduler import ReduceLROnPlateau
 
 class Callback:
     """Hooks called by ``fit``; set ``trainer.stop_training = True`` to stop after this epoch."""
@@ -117,7 +118,7 @@ class LRSchedulerCallback(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         logs["lr"] = trainer.optimizer.param_groups[0]["lr"]
-        if hasattr(self.scheduler, "num_bad_epochs"):  # ReduceLROnPlateau
+        if isinstance(self.scheduler, ReduceLROnPlateau):
             if self.monitor not in logs:
                 raise KeyError(f"LRSchedulerCallback: metric {self.monitor!r} is not logged")
             self.scheduler.step(logs[self.monitor])

@@ -120,6 +120,48 @@ void rmsprop_step(const py::object& po, const py::object& g0, const py::object& 
   });
 }
 
+const char* const kAdaptive[] = {"adagrad", "adadelta", "adamax", "nadam", "radam"};
+
+void adaptive_step(const Str& kind_a, const py::object& po, const py::object& g0, const py::object& a0,
+                   const py::object& b0, const Float& lr_a, const Float& beta1_a, const Float& beta2_a,
+                   const Float& eps_a, const Float& weight_decay_a, const Flag& decoupled_a, const Flag& maximize_a,
+                   const Int& step_a, const Float& extra_a, const Float& extra2_a) {
+  const char* fn = "adaptive_step";
+  const std::string kind = kind_a.get(fn, "kind");
+  int k = -1;
+  for (int i = 0; i < 5; ++i)
+    if (kind == kAdaptive[i]) k = i;
+  if (k < 0) value_error(std::string(fn) + ": unknown optimizer kind '" + kind + "'");
+  const Adaptive ak = Adaptive(k);
+  const double lr = lr_a.get(fn, "lr"), beta1 = beta1_a.get(fn, "beta1"), beta2 = beta2_a.get(fn, "beta2");
+  const double eps = eps_a.get(fn, "eps"), weight_decay = weight_decay_a.get(fn, "weight_decay");
+  const bool decoupled = decoupled_a.get(fn, "decoupled"), maximize = maximize_a.get(fn, "maximize");
+  const int64_t step = step_a.get(fn, "step");
+  const double extra = extra_a.get(fn, "extra"), extra2 = extra2_a.get(fn, "extra2");
+  py::array p0 = to_array(po, fn, "param");
+  by_dtype(p0, fn, "param", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t n = p0.size();
+    T* p = inplace<T>(po, fn, "param", n);
+    auto g = grad_of<T>(g0, p0, fn);
+    T* a = inplace<T>(a0, fn, "state_a", n);
+    param_shape(a0, p0, fn, "state_a");
+    T* b = inplace<T>(b0, fn, "state_b", n, true);
+    param_shape(b0, p0, fn, "state_b");
+    if (ak != Adaptive::adagrad && b == nullptr) value_error(std::string(fn) + ": " + kind + " needs state_b");
+    if (step < 1) value_error(std::string(fn) + ": step must be >= 1, got " + std::to_string(step));
+    hyper(fn, {{"lr", lr}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"weight_decay", weight_decay},
+               {"extra", extra}, {"extra2", extra2}});
+    if (!(beta1 >= 0 && beta1 <= 1) || !(beta2 >= 0 && beta2 < 1))
+      value_error(std::string(fn) + ": beta1 must be in [0, 1] and beta2 in [0, 1)");
+    if (ak == Adaptive::nadam && !(extra2 < 1))
+      value_error(std::string(fn) + ": nadam's momentum product (extra2) must be < 1");
+    py::gil_scoped_release nogil;
+    fastdl::adaptive_step<T>(ak, p, g.data(), a, b, n, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
+                             extra, extra2);
+  });
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
@@ -132,6 +174,9 @@ void bind_optim(py::module_& m) {
   m.def("rmsprop_step", &rmsprop_step, py::arg("param"), py::arg("grad"), py::arg("square_avg"), py::arg("grad_avg"),
         py::arg("momentum_buffer"), py::arg("lr"), py::arg("alpha"), py::arg("eps"), py::arg("weight_decay"),
         py::arg("momentum"), py::arg("maximize"));
+  m.def("adaptive_step", &adaptive_step, py::arg("kind"), py::arg("param"), py::arg("grad"), py::arg("state_a"),
+        py::arg("state_b"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("decoupled"), py::arg("maximize"), py::arg("step"), py::arg("extra"), py::arg("extra2"));
 }
 
 }  // namespace fastdl::bind

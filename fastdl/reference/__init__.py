@@ -18,7 +18,7 @@ from .gemm import linear_backward, linear_forward, matmul, matmul_backward
 from .loss import (bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
                    cross_entropy_forward, mse_backward, mse_forward)
 from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
-from .optim import adam_step, rmsprop_step, sgd_step
+from .optim import adam_step, adaptive_step, rmsprop_step, sgd_step
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 from .rnn import rnn_backward, rnn_forward
@@ -37,7 +37,7 @@ OPS = (
     "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
     "rnn_forward", "rnn_backward", "embedding_forward", "embedding_backward",
-    "sgd_step", "adam_step", "rmsprop_step",
+    "sgd_step", "adam_step", "rmsprop_step", "adaptive_step",
     "attention_forward", "attention_backward", "masked_softmax_forward", "masked_softmax_backward",
     "additive_attention_forward", "additive_attention_backward",
 )
@@ -55,6 +55,7 @@ __all__ = [
     "activation_backward",
     "activation_forward",
     "adam_step",
+    "adaptive_step",
     "adaptive_avg_pool2d_backward",
     "additive_attention_backward",
     "additive_attention_forward",

@@ -124,3 +124,78 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
         p += -t(lr) * buf
     else:
         p += -t(lr) * (g / avg)
+
+
+ADAPTIVE = ("adagrad", "adadelta", "adamax", "nadam", "radam")
+
+
+@_scalars(kind="str", lr="float", beta1="float", beta2="float", eps="float", weight_decay="float", decoupled="bool",
+          maximize="bool", step="int", extra="float", extra2="float")
+def adaptive_step(kind, param, grad, state_a, state_b, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
+                  extra, extra2):
+    """PyTorch's Adagrad, Adadelta, Adamax, NAdam and RAdam, in place (the table in csrc/optim.h):
+
+    adagrad : s += g^2; p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
+    adadelta: v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d
+    adamax  : m = lerp(m, g, 1 - b1); u = max(b2 u, |g| + eps); p -= lr / (1 - b1^t) m / u
+    nadam   : mu_t = b1 (1 - 0.5 0.96^(t psi)); m, v as Adam; d = sqrt(v / (1 - b2^t)) + eps;
+              p -= lr (1 - mu_t) / (1 - prod mu) g / d + lr mu_(t+1) / (1 - prod mu mu_(t+1)) m / d
+    radam   : m, v as Adam; rho_t = rho_inf - 2 t b2^t / (1 - b2^t); p -= lr m_hat r_t sqrt(1 - b2^t) / (sqrt(v) + eps)
+              when rho_t > 5 (r_t the rectification), else p -= lr m_hat
+    """
+    fn = "adaptive_step"
+    if kind not in ADAPTIVE:
+        raise ValueError(f"{fn}: unknown optimizer kind '{kind}'")
+    p = _param(param, fn)
+    g = _grad(grad, p, fn, maximize)
+    a = _param_shape(_inplace(state_a, p, fn, "state_a"), p, fn, "state_a")
+    b = _param_shape(_inplace(state_b, p, fn, "state_b", optional=True), p, fn, "state_b")
+    if kind != "adagrad" and b is None:
+        raise ValueError(f"{fn}: {kind} needs state_b")
+    if step < 1:
+        raise ValueError(f"{fn}: step must be >= 1, got {step}")
+    for name, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, extra=extra,
+                        extra2=extra2).items():
+        if not np.isfinite(v):
+            raise ValueError(f"{fn}: {name} must be finite, got {v}")
+    if not (0 <= beta1 <= 1 and 0 <= beta2 < 1):
+        raise ValueError(f"{fn}: beta1 must be in [0, 1] and beta2 in [0, 1)")
+    if kind == "nadam" and not extra2 < 1:
+        raise ValueError(f"{fn}: nadam's momentum product (extra2) must be < 1")
+    t = p.dtype.type
+    if weight_decay != 0 and decoupled and kind in ("nadam", "radam"):
+        p *= t(1 - lr * weight_decay)
+    elif weight_decay != 0:
+        g = g + t(weight_decay) * p
+    if kind == "adagrad":
+        a += g * g
+        p -= t(lr / (1 + (step - 1) * extra)) * (g / (np.sqrt(a) + t(eps)))
+    elif kind == "adadelta":
+        a[...] = a * t(beta1) + t(1 - beta1) * g * g
+        d = np.sqrt(b + t(eps)) / np.sqrt(a + t(eps)) * g
+        b[...] = b * t(beta1) + t(1 - beta1) * d * d
+        p -= t(lr) * d
+    elif kind == "adamax":
+        a[...] = _lerp(a, g, t(1 - beta1))
+        x, y = b * t(beta2), np.abs(g) + t(eps)
+        b[...] = np.where((x > y) | np.isnan(x), x, y)
+        p -= t(lr / (1 - beta1 ** step)) * (a / b)
+    else:
+        a[...] = _lerp(a, g, t(1 - beta1))
+        b[...] = b * t(beta2) + t(1 - beta2) * g * g
+        bc2 = 1 - beta2 ** step
+        if kind == "nadam":
+            mu = beta1 * (1 - 0.5 * 0.96 ** (step * extra))
+            mu_next = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * extra))
+            denom = np.sqrt(b / t(bc2)) + t(eps)
+            p += t(-lr * (1 - mu) / (1 - extra2)) * (g / denom)
+            p += t(-lr * mu_next / (1 - extra2 * mu_next)) * (a / denom)
+        else:
+            m_hat = a / t(1 - beta1 ** step)
+            rho_inf = 2 / (1 - beta2) - 1
+            rho_t = rho_inf - 2 * step * beta2 ** step / bc2
+            if rho_t > 5:
+                r = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                p += m_hat * t(lr) * (t(np.sqrt(bc2)) / (np.sqrt(b) + t(eps))) * t(r) * t(-1)
+            else:
+                p += m_hat * t(lr) * t(-1)
