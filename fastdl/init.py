@@ -5,16 +5,18 @@ and fan_out = out * prod(kernel).
 
 The curriculum's "Xavier" initialisation draws with variance 1/fan_in (for
 tanh); Glorot & Bengio's original uses 2/(fan_in + fan_out), which is what
-PyTorch calls ``xavier_normal_``.  Both exist here under clear names:
+PyTorch calls ``xavier_normal_`` and what ``xavier_*`` mean here too (this
+module is also ``fastdl.nn.init``).  The curriculum's variant has its own name:
 
-=============================  =========================  ==========================
-fastdl                         variance                   PyTorch equivalent
-=============================  =========================  ==========================
-``he_normal_``                 2 / fan_in                 ``kaiming_normal_`` (relu)
-``xavier_normal_`` (default)   1 / fan_in  (curriculum)   —  (LeCun normal)
-``xavier_normal_(variant=      2 / (fan_in + fan_out)     ``xavier_normal_``
-"glorot")`` = ``glorot_normal_``
-=============================  =========================  ==========================
+=================================  =========================  ==========================
+fastdl                             variance                   PyTorch equivalent
+=================================  =========================  ==========================
+``he_normal_``                     2 / fan_in                 ``kaiming_normal_`` (relu)
+``lecun_normal_`` =                1 / fan_in  (curriculum)   —  (LeCun normal)
+``xavier_normal_(variant="fan_in")``
+``xavier_normal_`` (default)       2 / (fan_in + fan_out)     ``xavier_normal_``
+= ``glorot_normal_``
+=================================  =========================  ==========================
 """
 from __future__ import annotations
 
@@ -108,12 +110,12 @@ def _xavier_var(t: Tensor, variant: str) -> float:
     raise ValueError(f"xavier: variant must be 'fan_in' (curriculum) or 'glorot', got {variant!r}")
 
 
-def xavier_normal_(t: Tensor, gain: float = 1.0, variant: str = "fan_in") -> Tensor:
-    """N(0, gain^2 var): var = 1/fan_in as the curriculum teaches, or 2/(fan_in+fan_out) with variant="glorot"."""
+def xavier_normal_(t: Tensor, gain: float = 1.0, variant: str = "glorot") -> Tensor:
+    """N(0, gain^2 var): var = 2/(fan_in+fan_out) as PyTorch's, or 1/fan_in (the curriculum's) with variant="fan_in"."""
     return normal_(t, 0.0, gain * math.sqrt(_xavier_var(t, variant)))
 
 
-def xavier_uniform_(t: Tensor, gain: float = 1.0, variant: str = "fan_in") -> Tensor:
+def xavier_uniform_(t: Tensor, gain: float = 1.0, variant: str = "glorot") -> Tensor:
     """U(-b, b) with the variance of :func:`xavier_normal_` (b = gain sqrt(3 var))."""
     bound = gain * math.sqrt(3.0 * _xavier_var(t, variant))
     return uniform_(t, -bound, bound)
@@ -129,4 +131,10 @@ def glorot_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
     return xavier_uniform_(t, gain, variant="glorot")
 
 
-lecun_normal_ = xavier_normal_
+def lecun_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+    """N(0, gain^2 / fan_in): the curriculum's "Xavier" for tanh layers."""
+    return xavier_normal_(t, gain, variant="fan_in")
+
+
+def lecun_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+    return xavier_uniform_(t, gain, variant="fan_in")

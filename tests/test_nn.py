@@ -132,8 +132,10 @@ def test_losses_modules(rng):
 @pytest.mark.parametrize("fn,var", [
     (init.he_normal_, lambda fi, fo: 2 / fi),
     (init.he_uniform_, lambda fi, fo: 2 / fi),
-    (init.xavier_normal_, lambda fi, fo: 1 / fi),  # the curriculum's variant
-    (init.xavier_uniform_, lambda fi, fo: 1 / fi),
+    (init.lecun_normal_, lambda fi, fo: 1 / fi),  # the curriculum's "Xavier"
+    (init.lecun_uniform_, lambda fi, fo: 1 / fi),
+    (init.xavier_normal_, lambda fi, fo: 2 / (fi + fo)),  # PyTorch's meaning
+    (init.xavier_uniform_, lambda fi, fo: 2 / (fi + fo)),
     (init.glorot_normal_, lambda fi, fo: 2 / (fi + fo)),
     (init.glorot_uniform_, lambda fi, fo: 2 / (fi + fo)),
 ])

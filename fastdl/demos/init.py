@@ -14,7 +14,7 @@ def run(quick: bool = False, out=print) -> dict:
     schemes = {
         "tiny N(0, 0.01^2)": lambda w: init.normal_(w, 0.0, 0.01),
         "large N(0, 1)": lambda w: init.normal_(w, 0.0, 1.0),
-        "Xavier var 1/fan_in": init.xavier_normal_,
+        "Xavier var 1/fan_in": init.lecun_normal_,
         "He var 2/fan_in": init.he_normal_,
     }
     stds = {}

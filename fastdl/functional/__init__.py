@@ -8,6 +8,8 @@ from .attention import __all__ as _attention
 from .basic import *  # noqa: F401,F403
 from .basic import __all__ as _basic
 from .conv import *  # noqa: F401,F403
+from .conv_more import *  # noqa: F401,F403
+from .conv_more import __all__ as _conv_more
 from .conv import __all__ as _conv
 from .maths import *  # noqa: F401,F403
 from .maths import __all__ as _maths
@@ -20,4 +22,4 @@ from .norm import __all__ as _norm
 from .rnn import *  # noqa: F401,F403
 from .rnn import __all__ as _rnn
 
-__all__ = _basic + _activation + _losses + _resize + _maths + _conv + _norm + _rnn + _attention
+__all__ = _basic + _activation + _losses + _resize + _maths + _conv + _conv_more + _norm + _rnn + _attention

@@ -18,7 +18,7 @@ def mlp(in_features: int = 784, hidden=(256, 128), num_classes: int = 10, dropou
     layers, prev = [nn.Flatten()], in_features
     for h in hidden:
         lin = nn.Linear(prev, h)
-        (init.he_normal_ if activation == "relu" else init.xavier_normal_)(lin.weight)
+        (init.he_normal_ if activation == "relu" else init.lecun_normal_)(lin.weight)
         init.zeros_(lin.bias)
         layers += [lin, acts[activation]()]
         if dropout:

@@ -15,6 +15,10 @@ from .layers import (BCEWithLogitsLoss, Bilinear, CrossEntropyLoss, Dropout, Dro
 from .activation import (CELU, ELU, GELU, GLU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, Mish, PReLU,
                          ReLU6, SELU, SiLU, Softplus, Softsign, Tanhshrink)
 from .containers import ModuleDict, ParameterDict, ParameterList
+from .conv_more import (AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, Conv1d, ConvTranspose1d,
+                        ConvTranspose2d, EmbeddingBag, GroupNorm, MaxPool1d)
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)
 from .loss import (BCELoss, CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
                    MarginRankingLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .attention import AdditiveAttention, MultiheadAttention
@@ -33,4 +37,7 @@ __all__ = [
     "Mish", "PReLU", "ReLU6", "SELU", "SiLU", "Softplus", "Softsign", "Tanhshrink", "ModuleDict", "ParameterDict",
     "ParameterList", "BCELoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "HuberLoss",
     "KLDivLoss", "L1Loss", "MarginRankingLoss", "PoissonNLLLoss", "SmoothL1Loss", "SoftMarginLoss",
+    "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d", "Conv1d", "ConvTranspose1d",
+    "ConvTranspose2d", "EmbeddingBag", "GroupNorm", "MaxPool1d", "Transformer", "TransformerDecoder",
+    "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
 ]
