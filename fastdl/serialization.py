@@ -6,6 +6,13 @@ the nesting, key types and plain values (numbers, strings, bools, None,
 lists, tuples) go into a JSON manifest stored as the member ``__fastdl__``.
 Writes are atomic: a temporary file in the same folder, fsync, rename.  A
 truncated, foreign or pickle-carrying file raises ``ValueError``.
+
+A path ending in ``.safetensors`` reads and writes the safetensors format
+instead (a flat mapping of names to arrays, the layout PyTorch and the
+Hugging Face tools exchange): an 8-byte little-endian header length, a JSON
+header naming each tensor's dtype, shape and byte range, then the data.  It is
+implemented here (no extra package), and every header field is checked
+before any array is made.
 """
 from __future__ import annotations
 
@@ -130,22 +137,131 @@ def _remove_stale_temporaries(folder: str) -> None:
             continue
 
 
-def save(obj: Mapping, path) -> None:
-    """Save a (nested) mapping of names to arrays, Tensors and plain values, atomically."""
+# safetensors dtype names <-> NumPy (little-endian)
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+
+
+def _safetensors_bytes(obj: Mapping, metadata=None) -> list:
+    """The file's pieces: header length, header, then each array's bytes (sorted by name)."""
+    header, chunks, offset = {}, [], 0
+    if metadata:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise TypeError("save: safetensors metadata must map strings to strings")
+        header["__metadata__"] = dict(metadata)
+    for name in sorted(obj):
+        v = obj[name]
+        if not isinstance(name, str) or name == "__metadata__":
+            raise TypeError(f"save: safetensors names must be strings (not '__metadata__'), got {name!r}")
+        a = v.data if isinstance(v, Tensor) else v
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"save: a .safetensors file holds only arrays, but {name!r} is a {type(v).__name__}; "
+                            "save nested checkpoints (optimizer state, history) as .npz")
+        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+        if dt not in _ST_NAMES:
+            raise TypeError(f"save: dtype {a.dtype} of {name!r} has no safetensors name")
+        data = np.ascontiguousarray(a, dtype=dt).tobytes()
+        header[name] = {"dtype": _ST_NAMES[dt], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as the reference writer does
+    return [len(head).to_bytes(8, "little"), head] + chunks
+
+
+def _load_safetensors(path: str):
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        raw_n = f.read(8)
+        if len(raw_n) < 8:
+            raise ValueError(f"load: {path} is truncated (no safetensors header)")
+        n = int.from_bytes(raw_n, "little")
+        if n > min(size - 8, 100_000_000):
+            raise ValueError(f"load: {path} declares a {n}-byte safetensors header but holds {size} bytes: "
+                             "truncated or not a safetensors file")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"load: {path} has a corrupt safetensors header ({exc})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"load: {path} has a corrupt safetensors header (not a JSON object)")
+        data_len = size - 8 - n
+        out, spans = OrderedDict(), []
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+                raise ValueError(f"load: {path}: tensor {name!r} has a malformed entry")
+            dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+            if dt not in _ST_DTYPES:
+                raise ValueError(f"load: {path}: tensor {name!r} has dtype {dt!r}, which fastdl does not read")
+            if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                    for d in shape)):
+                raise ValueError(f"load: {path}: tensor {name!r} has a malformed shape {shape!r}"[:200])
+            if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) and not isinstance(o, bool)
+                                                                       for o in offs) and 0 <= offs[0] <= offs[1]):
+                raise ValueError(f"load: {path}: tensor {name!r} has malformed data_offsets {offs!r}"[:200])
+            want = int(np.prod(shape, dtype=np.float64)) * np.dtype(_ST_DTYPES[dt]).itemsize
+            if offs[1] - offs[0] != want or offs[1] > data_len:
+                raise ValueError(f"load: {path}: tensor {name!r} of shape {tuple(shape)} needs {want} bytes but its "
+                                 f"range {offs} does not hold them in the file's {data_len} data bytes: truncated "
+                                 "or corrupt")
+            spans.append((offs[0], offs[1], name, dt, tuple(shape)))
+        spans.sort()
+        end = 0
+        for start, stop, name, _, _ in spans:
+            if start != end:
+                raise ValueError(f"load: {path}: tensor {name!r} overlaps another or leaves a gap in the data")
+            end = stop
+        for start, stop, name, dt, shape in spans:
+            f.seek(8 + n + start)
+            buf = f.read(stop - start)
+            arr = np.frombuffer(buf, dtype=_ST_DTYPES[dt]).reshape(shape)
+            out[name] = arr.astype(np.dtype(_ST_DTYPES[dt]).newbyteorder("="), copy=True)
+    return OrderedDict((k, out[k]) for k in header if k in out)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save(obj: Mapping, path, metadata=None) -> None:
+    """Save a (nested) mapping of names to arrays, Tensors and plain values, atomically (``.safetensors``:
+    a flat mapping of names to arrays, with optional string ``metadata``)."""
     if not isinstance(obj, Mapping):
         raise TypeError(f"save: obj must be a mapping, got {type(obj).__name__}")
-    arrays: dict = {}
-    manifest = {"format": FORMAT, "version": VERSION, "root": _encode(obj, arrays)}
     path = os.fspath(path)
+    safetensors = path.endswith(".safetensors")
+    if safetensors:
+        pieces = _safetensors_bytes(obj, metadata)
+    else:
+        arrays: dict = {}
+        manifest = {"format": FORMAT, "version": VERSION, "root": _encode(obj, arrays)}
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale_temporaries(folder)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-fastdl-{os.getpid()}-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            meta = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
-            np.savez(f, __fastdl__=meta, **arrays)
+            if safetensors:
+                for piece in pieces:
+                    f.write(piece)
+            else:
+                meta = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
+                np.savez(f, __fastdl__=meta, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # the usual permissions, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -160,6 +276,8 @@ def load(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such checkpoint: {path}")
+    if path.endswith(".safetensors"):
+        return _load_safetensors(path)
     try:
         with open(path, "rb") as f:
             z = np.load(f, allow_pickle=False)

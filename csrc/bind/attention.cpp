@@ -45,7 +45,7 @@ Sdpa sdpa_args(const py::object& qo, const py::object& ko, const py::object& vo,
   if (!mo.is_none()) {
     a.mask = to_array(mo, fn, "mask");
     a.has_mask = true;
-    if (!a.mask.dtype().is(a.q.dtype()))
+    if (!a.mask.dtype().equal(a.q.dtype()))
       type_error(std::string(fn) + ": mask must be an additive mask of q's dtype " + dtype_of(a.q) + ", got " +
                  dtype_of(a.mask));
     want_ndim(a.mask, "mask", fn, 3, 3);

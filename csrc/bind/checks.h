@@ -75,14 +75,14 @@ template <class T> struct Tag { using type = T; };
 // dtype is a TypeError naming the argument.  The one place a binding picks its instantiation.
 template <class F>
 decltype(auto) by_dtype(const py::array& a, const char* fn, const char* name, F&& f) {
-  if (a.dtype().is(py::dtype::of<float>())) return f(Tag<float>{});
-  if (!a.dtype().is(py::dtype::of<double>()))
+  if (a.dtype().equal(py::dtype::of<float>())) return f(Tag<float>{});
+  if (!a.dtype().equal(py::dtype::of<double>()))
     type_error(std::string(fn) + ": " + name + " must be float32 or float64, got " + dtype_of(a));
   return f(Tag<double>{});
 }
 
 inline void same_dtype(const py::array& a, const char* an, const py::array& b, const char* bn, const char* fn) {
-  if (!a.dtype().is(b.dtype()))
+  if (!a.dtype().equal(b.dtype()))
     type_error(std::string(fn) + ": " + bn + " has dtype " + dtype_of(b) + " but " + an + " has " + dtype_of(a));
 }
 
@@ -292,7 +292,7 @@ T* inplace(const py::object& o, const char* fn, const char* name, int64_t n, boo
   }
   if (!py::isinstance<py::array>(o)) type_error(std::string(fn) + ": " + name + " must be a NumPy array");
   py::array a = py::reinterpret_borrow<py::array>(o);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     type_error(std::string(fn) + ": " + name + " has dtype " + dtype_of(a) + ", expected " +
                py::str(py::dtype::of<T>()).cast<std::string>());
   if (!(a.flags() & py::array::c_style)) value_error(std::string(fn) + ": " + name + " must be C-contiguous");

@@ -38,7 +38,7 @@ template <class T> carr<T> vector_of(const py::object& o, const char* fn, const 
   if (n >= 0 && a.shape(0) != n)
     value_error(std::string(fn) + ": " + name + " has length " + std::to_string(a.shape(0)) + ", expected " +
                 std::to_string(n));
-  if (want_int && !a.dtype().is(py::dtype::of<T>())) {  // a lossless conversion, or ValueError
+  if (want_int && !a.dtype().equal(py::dtype::of<T>())) {  // a lossless conversion, or ValueError
     auto wide = carr<int64_t>::ensure(a);
     const int64_t* p = wide.data();
     for (int64_t i = 0; i < wide.size(); ++i)
