@@ -1,4 +1,8 @@
-"""The ``fastdl`` command: train, evaluate, info, selftest."""
+"""The ``fastdl`` command: train, evaluate, predict, demo, info, selftest.
+
+A user's mistake (a missing or foreign file, a bad flag value) is one line on stderr and exit code 1
+(2 for usage errors); ``--debug`` shows the full traceback instead.  Output piped into a reader that
+stops early (``fastdl info | head -1``) ends quietly."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +12,57 @@ import sys
 import time
 
 import numpy as np
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: reported in one line, without a traceback."""
+
+
+def _positive_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return n
+
+
+def _nonneg_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return n
+
+
+def _positive_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
+    if not (x > 0 and np.isfinite(x)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {v}")
+    return x
+
+
+def _nonneg_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
+    if not (x >= 0 and np.isfinite(x)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {v}")
+    return x
+
+
+def _fraction(v: str) -> float:
+    x = _nonneg_float(v)
+    if x >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {v}")
+    return x
 
 
 def _mnist_images():
@@ -33,33 +88,39 @@ def cmd_train(args) -> int:
     fastdl.set_backend(args.backend)
     if args.threads:
         fastdl.set_num_threads(args.threads)
-    if args.model not in MODELS:
-        print(f"fastdl train: unknown model {args.model!r} (available: {', '.join(MODELS)})", file=sys.stderr)
-        return 2
     fastdl.manual_seed(args.seed)
     xtr, ytr, xte, yte = _mnist_images()
+    n_val = int(round(len(xtr) * args.val_split))
+    order = np.random.default_rng(args.seed).permutation(len(xtr))
+    xva, yva, xtr, ytr = xtr[order[:n_val]], ytr[order[:n_val]], xtr[order[n_val:]], ytr[order[n_val:]]
     config = MODELS[args.model]
     model = build_model(config)
     loader = data.DataLoader(data.TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True,
                              seed=args.seed)
-    test_loader = data.DataLoader(data.TensorDataset(xte, yte), batch_size=500)
+    val_loader = data.DataLoader(data.TensorDataset(xva, yva), batch_size=500) if n_val else None
     if args.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=args.lr or 2e-3, weight_decay=args.weight_decay)
     else:
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.02, momentum=0.9, weight_decay=args.weight_decay)
     print(f"fastdl {fastdl.__version__}: training {args.model} ({model.num_parameters():,} parameters) on MNIST-5k "
-          f"({len(xtr)} train / {len(xte)} test), {args.optimizer}, backend={fastdl.get_backend()}, "
-          f"threads={fastdl.get_num_threads()}")
+          f"({len(xtr)} train / {n_val} validation / {len(xte)} test), {args.optimizer}, "
+          f"backend={fastdl.get_backend()}, threads={fastdl.get_num_threads()}")
+    if args.save:  # refuse an unwritable destination before training, not after
+        folder = os.path.dirname(os.path.abspath(args.save))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UserError(f"cannot write {args.save}: {folder} is not a writable folder")
     t0 = time.perf_counter()
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, max(args.epochs, 1))  # settles the last epochs
-    hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, val_loader=test_loader, epochs=args.epochs,
+    hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, val_loader=val_loader, epochs=args.epochs,
                      progress=False if args.no_progress else None, verbose=True, scheduler=sched)
     dt = time.perf_counter() - t0
-    acc = hist["val_accuracy"][-1]
-    print(f"test accuracy {acc:.4f} after {len(hist.epoch)} epochs in {dt:.1f}s")
+    test = train.evaluate(model, nn.CrossEntropyLoss(), data.DataLoader(data.TensorDataset(xte, yte), 500))
+    print(f"test accuracy {test['accuracy']:.4f} after {len(hist.epoch)} epochs in {dt:.1f}s")
     if args.save:
         fastdl.save({"model": args.model, "config": config, "state_dict": model.state_dict()}, args.save)
         print(f"saved weights to {args.save}")
+    if args.plot:
+        print(f"training curves: {hist.plot(args.plot)}")
     return 0
 
 
@@ -67,39 +128,39 @@ def _check_config(config, state_dict, path) -> None:
     """The config of a checkpoint names a model of ``fastdl train`` with sane sizes, and asks for as many
     parameters as the file holds: a crafted config cannot make ``evaluate`` build an absurd model."""
     import numpy as np
-    bad = f"fastdl: {path} is not a model checkpoint written by 'fastdl train --save'"
+    bad = f"{path} is not a model checkpoint written by 'fastdl train --save'"
     builders = {c["builder"]: c["kwargs"] for c in MODELS.values()}
     if not isinstance(config, dict) or config.get("builder") not in builders or not isinstance(config.get("kwargs"),
                                                                                              dict):
-        raise SystemExit(bad + " (unknown model config)")
+        raise UserError(bad + " (unknown model config)")
     kw, known = config["kwargs"], builders[config["builder"]]
     if set(kw) - set(known):
-        raise SystemExit(bad + f" (unexpected config keys {sorted(set(kw) - set(known))})")
+        raise UserError(bad + f" (unexpected config keys {sorted(set(kw) - set(known))})")
 
     def size(v, lo=1):
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= 100_000:
-            raise SystemExit(bad + f" (a layer size of {v!r} in its config)")
+            raise UserError(bad + f" (a layer size of {v!r} in its config)")
         return v
     for k, v in kw.items():  # each value of the kind of its default
         d = known[k]
         if isinstance(d, int) and not isinstance(d, bool):
             size(v, lo=0)
         elif isinstance(d, float) and not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
-            raise SystemExit(bad + f" ({k}={v!r} in its config)")
+            raise UserError(bad + f" ({k}={v!r} in its config)")
         elif isinstance(d, str) and not (isinstance(v, str) and len(v) < 32):
-            raise SystemExit(bad + f" ({k}={v!r} in its config)")
+            raise UserError(bad + f" ({k}={v!r} in its config)")
     if not isinstance(state_dict, dict) or not all(hasattr(v, "shape") for v in state_dict.values()):
-        raise SystemExit(bad + " (no state dict of arrays)")
+        raise UserError(bad + " (no state dict of arrays)")
     held = sum(int(np.prod(np.shape(v), dtype=np.float64)) for v in state_dict.values())
     if config["builder"] == "mlp":
         hidden = kw.get("hidden", known["hidden"])
         if not isinstance(hidden, (list, tuple)) or len(hidden) > 100:
-            raise SystemExit(bad + " (hidden sizes must be a short list)")
+            raise UserError(bad + " (hidden sizes must be a short list)")
         sizes = [size(kw.get("in_features", known["in_features"]))] + [size(h) for h in hidden] + \
             [size(kw.get("num_classes", known["num_classes"]))]
         want = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
         if want != held:
-            raise SystemExit(bad + f" (its config asks for {want:,} parameters, the file holds {held:,})")
+            raise UserError(bad + f" (its config asks for {want:,} parameters, the file holds {held:,})")
 
 
 def _load_model(path):
@@ -109,28 +170,56 @@ def _load_model(path):
     try:
         ck = fastdl.load(path)
     except (ValueError, FileNotFoundError) as exc:
-        raise SystemExit(f"fastdl: {exc}") from None
+        raise UserError(str(exc)) from None
     if not isinstance(ck, dict) or "config" not in ck or "state_dict" not in ck:
-        raise SystemExit(f"fastdl: {path} is not a model checkpoint written by 'fastdl train --save'")
+        raise UserError(f"{path} is not a model checkpoint written by 'fastdl train --save'")
     _check_config(ck["config"], ck["state_dict"], path)
     model = build_model(ck["config"])
     try:
         model.load_state_dict(ck["state_dict"])
     except (KeyError, ValueError, TypeError) as exc:
-        raise SystemExit(f"fastdl: {path} does not fit its model: {exc}") from None
+        raise UserError(f"{path} does not fit its model: {exc}") from None
     bad = [k for k, v in model.state_dict().items() if not np.all(np.isfinite(v))]
     if bad:
-        raise SystemExit(f"fastdl: {path} holds non-finite weights (NaN or inf) in {', '.join(bad[:4])}"
+        raise UserError(f"{path} holds non-finite weights (NaN or inf) in {', '.join(bad[:4])}"
                          f"{' ...' if len(bad) > 4 else ''}: the training diverged; retrain with a smaller --lr")
     model.eval()
     return model
 
 
+def _read_digit(path: str) -> np.ndarray:
+    """A PNG/JPEG digit as MNIST has it: grey, 28x28, a light digit on a dark ground (inverted if need be)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UserError("reading image files needs Pillow: pip install 'fastdl[images]'") from None
+    try:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.LANCZOS), dtype=np.float32)
+    except FileNotFoundError:
+        raise UserError(f"no such image: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} as an image ({exc})") from None
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    if border.mean() > 127:  # dark ink on light paper: MNIST is the other way round
+        img = 255.0 - img
+    return img
+
+
 def cmd_predict(args) -> int:
-    from . import train
+    from . import datasets, data, train
     model = _load_model(args.checkpoint)
+    if args.images:
+        (xtr, _), _ = datasets.mnist_5k()
+        std = data.Standardizer(axis=None).fit(xtr / 255.0)  # the training scaling
+        x = std.transform(np.stack([_read_digit(p) for p in args.images])[:, None] / 255.0).astype(np.float32)
+        probs = train.predict(model, x)
+        for path, row in zip(args.images, probs):
+            e = np.exp(row - row.max())
+            print(f"{path}: predicted {int(row.argmax())} (p={e.max() / e.sum():.2f})")
+        return 0
     _, _, xte, yte = _mnist_images()
-    idx = list(range(args.count))
+    idx = list(range(min(args.count, len(xte))))
     pred = train.predict(model, xte[idx]).argmax(axis=1)
     for i, p in zip(idx, pred):
         print(f"test image {i:4d}: predicted {p}, label {yte[i]}")
@@ -227,26 +316,35 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastdl", description="fastdl: deep learning with native kernels")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model on the built-in MNIST subset")
     t.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="model to train (default: lenet5)")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=_positive_int, default=10)
     t.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3 for adam, 0.02 for sgd)")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 2e-3 for adam, 0.02 for sgd)")
+    t.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
+    t.add_argument("--batch-size", type=_positive_int, default=64)
+    t.add_argument("--val-split", type=_fraction, default=0.1,
+                   help="fraction of the training images held out for validation each epoch (default: 0.1); "
+                        "the test images are scored once, at the end")
+    t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--backend", choices=("native", "reference"), default="native")
-    t.add_argument("--threads", type=int, default=0, help="threads for the native kernels (default: all)")
+    t.add_argument("--threads", type=_nonneg_int, default=0, help="threads for the native kernels (default: all)")
     t.add_argument("--save", default="fastdl-mnist.npz", help="where to write the trained weights (.npz, no pickle)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--plot", default=None, metavar="PNG", help="save the training curves to this image (matplotlib)")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="test accuracy of a checkpoint written by 'fastdl train --save'")
     e.add_argument("checkpoint")
     e.set_defaults(fn=cmd_evaluate)
-    pr = sub.add_parser("predict", help="predict test digits with a checkpoint written by 'fastdl train --save'")
+    pr = sub.add_parser("predict", help="predict digits with a checkpoint written by 'fastdl train --save': "
+                        "your own image files (PNG/JPEG, needs Pillow), or the first test digits")
     pr.add_argument("checkpoint")
-    pr.add_argument("--count", type=int, default=10)
+    pr.add_argument("images", nargs="*", help="image files of handwritten digits (any size; dark on light or "
+                    "light on dark)")
+    pr.add_argument("--count", type=_positive_int, default=10, help="without images: how many test digits")
     pr.set_defaults(fn=cmd_predict)
     d = sub.add_parser("demo", help="run a chapter of the curriculum (fastdl demo --list)")
     d.add_argument("name", nargs="?")
@@ -264,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="version, BLAS, threads, CPU features, CUDA")
     i.set_defaults(fn=cmd_info)
     s = sub.add_parser("selftest", help="check every native op against the NumPy reference")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_nonneg_int, default=0)
     s.set_defaults(fn=cmd_selftest)
     return p
 
@@ -275,7 +373,24 @@ def main(argv=None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return 2
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except BrokenPipeError:  # the reader stopped early (fastdl info | head -1): not an error
+        try:  # Python flushes stdout at exit: point it at /dev/null so that flush is silent too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        print(f"fastdl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, TypeError, OSError, KeyError, ImportError) as exc:
+        if args.debug:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        hint = "" if isinstance(exc, (UserError, ImportError)) else " (run with --debug for the traceback)"
+        print(f"fastdl {args.command}: {msg}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

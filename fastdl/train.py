@@ -40,6 +40,35 @@ class History:
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
 
+    def plot(self, path, metrics=None) -> str:
+        """Save the curves per epoch as an image (one panel per metric: training and ``val_`` side by side,
+        the learning rate on a log scale); needs matplotlib (``pip install 'fastdl[plot]'``)."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install 'fastdl[plot]'") from None
+        names = metrics or [k for k in self.history if not k.startswith("val_")]
+        names = [k for k in names if k in self.history]
+        if not names:
+            raise ValueError(f"History.plot: nothing to plot (metrics {list(self.history)})")
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+        for ax, k in zip(axes[0], names):
+            ax.plot(self.epoch, self.history[k], marker="o", ms=3, label="training" if k != "lr" else k)
+            if "val_" + k in self.history:
+                ax.plot(self.epoch, self.history["val_" + k], marker="o", ms=3, label="validation")
+            if k == "lr":
+                ax.set_yscale("log")
+            ax.set_xlabel("epoch")
+            ax.set_title(k)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return str(path)
+
 
 def _is_classification(out, target) -> bool:
     t = target.data if isinstance(target, Tensor) else np.asarray(target)

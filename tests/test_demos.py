@@ -8,6 +8,11 @@ from fastdl import demos
 from helpers import run_cli
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the demos save their pictures in the working folder
+
+
 def quiet(name):
     lines = []
     res = demos.run(name, quick=True, out=lines.append)
@@ -19,6 +24,22 @@ def test_every_listed_demo_exists():
     assert set(demos.names()) == set(demos.DEMOS)
     with pytest.raises(KeyError, match="unknown demo"):
         demos.run("nope")
+
+
+PICTURES = {"init": "init_activations.png", "lr-decay": "lr_schedules.png", "tune": "tune_search.png",
+            "edges": "edges.png", "optimizers": "optimizers.png", "cnn-zoo": "cnn_feature_maps.png"}
+
+
+@pytest.mark.parametrize("name", sorted(PICTURES))
+def test_demos_save_their_pictures(tmp_path, name):
+    """With matplotlib the picture is saved; without it, the demo says how to get it."""
+    res, text = quiet(name)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "install matplotlib" in text
+        return
+    assert (tmp_path / PICTURES[name]).stat().st_size > 5000 and f"saved {PICTURES[name]}" in text
 
 
 def test_init_demo():
@@ -104,9 +125,14 @@ def test_rnn_shape_demos():
     assert res["loss"][-1] < res["loss"][0] * 0.8
 
 
-def test_char_lm_demo():
+def test_char_lm_demo(tmp_path):
     res, text = quiet("char-lm")
     assert res["loss"][-1] < res["uniform"] - 0.5  # learned something about names
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "char_lm_loss.png").stat().st_size > 5000
+    except ImportError:
+        assert "install matplotlib" in text
     samples = res["samples"][1.0]
     assert len(samples) == 10 and all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in samples)
 

@@ -9,9 +9,10 @@ from .. import datasets, optim
 from ..models import CharLM, CharVocab
 from ..nn.utils import clip_grad_norm_
 from ..rng import generator, manual_seed
+from .common import save_plot
 
 
-def run(quick: bool = False, out=print, epochs: int | None = None, text=None) -> dict:
+def run(quick: bool = False, out=print, epochs: int | None = None, text=None, png="char_lm_loss.png") -> dict:
     """Train on the shipped names list (or on ``text``'s lines) for ``epochs`` epochs (3 with
     ``quick``, else 30): a fixed amount of work, so the result does not depend on the machine's load."""
     manual_seed(0)
@@ -38,6 +39,9 @@ def run(quick: bool = False, out=print, epochs: int | None = None, text=None) ->
         epoch += 1
         out(f"epoch {epoch:3d}  loss per character {losses[-1]:.4f}  ({time.perf_counter() - t0:.0f}s)")
     uniform = float(np.log(len(vocab)))
+    if png:
+        save_plot({"training loss per character": losses, "uniform guess": [uniform] * len(losses)},
+                  "character-level LSTM", "cross-entropy (nats)", png, out)
     out(f"loss fell from {losses[0]:.3f} to {losses[-1]:.3f} (a uniform guess scores {uniform:.3f})")
     samples = {}
     for temp in (0.5, 1.0):

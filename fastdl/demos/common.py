@@ -59,6 +59,26 @@ def save_plot(curves: dict, title: str, ylabel: str, path: str, out=print, logy=
     out(f"saved {path}")
 
 
+def save_figure(draw, path, out=print, figsize=(6, 4)) -> bool:
+    """``draw(fig)`` a picture and save it as ``path`` when matplotlib is installed (and ``path`` is given)."""
+    if not path:
+        return False
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        out(f"(install matplotlib, e.g. pip install 'fastdl[plot]', to also get {path})")
+        return False
+    fig = plt.figure(figsize=figsize)
+    draw(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    out(f"saved {path}")
+    return True
+
+
 def save_heatmap(weights, rows: list, cols: list, title: str, path: str, out=print) -> bool:
     """Save a (rows, cols) matrix of attention weights as a PNG when matplotlib is installed."""
     try:

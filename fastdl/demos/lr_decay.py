@@ -6,10 +6,10 @@ import numpy as np
 from .. import models, optim
 from ..optim import lr_scheduler as L
 from ..rng import manual_seed
-from .common import accuracy_of, fit_quiet, mnist_flat
+from .common import accuracy_of, fit_quiet, mnist_flat, save_plot
 
 
-def run(quick: bool = False, out=print) -> dict:
+def run(quick: bool = False, out=print, png="lr_schedules.png") -> dict:
     xtr, ytr, xte, yte = mnist_flat()
     if quick:
         xtr, ytr = xtr[:800], ytr[:800]
@@ -35,6 +35,8 @@ def run(quick: bool = False, out=print) -> dict:
         res[name] = {"lr": lrs, "loss": hist["loss"], "test": accuracy_of(model, xte, yte)}
         shown = " ".join(f"{v:.3g}" for v in lrs[:6]) + (" ..." if len(lrs) > 6 else "")
         out(f"{name:24s} {shown:<48s} {hist['loss'][-1]:10.4f} {res[name]['test']:9.3f}")
+    if png:
+        save_plot({k: v["lr"] for k, v in res.items()}, "learning rate per epoch", "lr", png, out, logy=True)
     out("A large constant step keeps bouncing around the minimum; decaying it lets the last epochs settle "
         "(InverseTimeDecay is the curriculum's lr0 / (1 + decay_rate * epoch)).")
     return res

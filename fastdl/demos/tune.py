@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import models, optim, tune
 from ..rng import manual_seed
-from .common import accuracy_of, fit_quiet, mnist_flat
+from .common import accuracy_of, fit_quiet, mnist_flat, save_figure
 
 _DATA = {}
 
@@ -24,7 +24,25 @@ def objective(cfg: dict) -> dict:
     return {"score": err}
 
 
-def run(quick: bool = False, out=print) -> dict:
+def _draw_cloud(res, rounds):
+    def draw(fig):
+        ax = fig.subplots()
+        for r in range(rounds):
+            ts = [t for t in res.trials if t.round == r]
+            sc = ax.scatter([t.config["lr"] for t in ts], [1 - t.config["beta"] for t in ts],
+                            c=[t.score for t in ts], cmap="viridis_r", vmin=0, vmax=1, marker="os^"[r % 3],
+                            edgecolors="k", label=f"round {r + 1}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel("1 - beta (log scale)")
+        ax.set_title("trials: coarse, then fine around the best")
+        ax.legend()
+        fig.colorbar(sc, ax=ax, label="validation error")
+    return draw
+
+
+def run(quick: bool = False, out=print, png="tune_search.png") -> dict:
     space = {"lr": tune.LogUniform(1e-4, 1.0), "beta": tune.OneMinusLogUniform(0.9, 0.999)}
     n, rounds = (6, 2) if quick else (16, 2)
     res = tune.coarse_to_fine(objective, space, n_trials=n, rounds=rounds, top_k=4, seed=0)
@@ -34,6 +52,7 @@ def run(quick: bool = False, out=print) -> dict:
     b = res.best
     out(f"best: lr={b.config['lr']:.3g}, beta={b.config['beta']:.4f}, validation error {b.score:.3f} "
         f"(round {b.round + 1})")
+    save_figure(_draw_cloud(res, rounds), png, out)
     fs = res.final_space
     out(f"narrowed space: lr in [{fs['lr'].low:.3g}, {fs['lr'].high:.3g}], beta in [{fs['beta'].low:.4f}, "
         f"{fs['beta'].high:.4f}]")
