@@ -21,7 +21,8 @@ from .creation import __all__ as _creation
 
 from . import functional, init, nn, optim, data, datasets, text, train, models  # noqa: E402  (after the core)
 from .functional import (cat, stack, where, einsum, bmm, mm, tril, triu, maximum, minimum, clamp,  # noqa: E402
-                         flatten, logsumexp, cumsum, prod, topk, sort, gather, index_select, masked_fill, norm)
+                         flatten, logsumexp, cumsum, prod, topk, sort, gather, index_select, masked_fill)
+from .functional.maths import norm  # noqa: E402
 from .optim.ema import ewa  # noqa: E402
 
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"

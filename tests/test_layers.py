@@ -17,7 +17,7 @@ LAYERS = [
     (3, ["fastdl.functional"]),
     (4, ["fastdl.nn", "fastdl.init", "fastdl.optim", "fastdl.data", "fastdl.text"]),
     (5, ["fastdl.checkpoint", "fastdl.callbacks", "fastdl.train"]),
-    (6, ["fastdl.models", "fastdl.tune", "fastdl.selftest"]),
+    (6, ["fastdl.models", "fastdl.tune", "fastdl.selftest", "fastdl.onnx"]),
     (7, ["fastdl.demos"]),
     (8, ["fastdl.cli", "fastdl.__main__"]),
 ]

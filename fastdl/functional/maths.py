@@ -13,7 +13,8 @@ import numpy as np
 from ..tensor import Tensor, _result, as_tensor
 
 __all__ = ["where", "einsum", "bmm", "mm", "tril", "triu", "maximum", "minimum", "clamp", "flatten",
-           "logsumexp", "cumsum", "prod", "topk", "sort", "gather", "index_select", "masked_fill", "norm"]
+           "logsumexp", "cumsum", "prod", "topk", "sort", "gather", "index_select", "masked_fill"]
+# ``norm`` stays out of the star-export: ``fastdl.functional.norm`` is the normalisation module (fastdl.norm is this)
 
 
 def where(condition, input, other) -> Tensor:
