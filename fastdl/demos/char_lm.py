@@ -9,7 +9,7 @@ from .. import datasets, optim
 from ..models import CharLM, CharVocab
 from ..nn.utils import clip_grad_norm_
 from ..rng import generator, manual_seed
-from .common import save_plot
+from .common import save_figure
 
 
 def run(quick: bool = False, out=print, epochs: int | None = None, text=None, png="char_lm_loss.png") -> dict:
@@ -39,9 +39,6 @@ def run(quick: bool = False, out=print, epochs: int | None = None, text=None, pn
         epoch += 1
         out(f"epoch {epoch:3d}  loss per character {losses[-1]:.4f}  ({time.perf_counter() - t0:.0f}s)")
     uniform = float(np.log(len(vocab)))
-    if png:
-        save_plot({"training loss per character": losses, "uniform guess": [uniform] * len(losses)},
-                  "character-level LSTM", "cross-entropy (nats)", png, out)
     out(f"loss fell from {losses[0]:.3f} to {losses[-1]:.3f} (a uniform guess scores {uniform:.3f})")
     samples = {}
     for temp in (0.5, 1.0):
@@ -50,4 +47,23 @@ def run(quick: bool = False, out=print, epochs: int | None = None, text=None, pn
     known = set(words)
     novel = [s for s in samples[1.0] if s and s not in known]
     out(f"{len(novel)} of 10 samples at temperature 1.0 are new names, not in the training list")
+    save_figure(_draw(losses, uniform, samples), png, out, figsize=(9, 4))
     return {"loss": losses, "uniform": uniform, "samples": samples, "vocab": vocab, "model": model}
+
+
+def _draw(losses, uniform, samples):
+    """The loss per epoch beside the names the model made up."""
+    def draw(fig):
+        a, b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+        a.plot(np.arange(1, len(losses) + 1), losses, marker="o", ms=3, label="training")
+        a.axhline(uniform, color="grey", ls="--", label="uniform guess")
+        a.set_xlabel("epoch")
+        a.set_ylabel("cross-entropy per character (nats)")
+        a.legend()
+        b.axis("off")
+        for col, (temp, names) in enumerate(samples.items()):
+            b.text(0.05 + 0.5 * col, 0.95, f"temperature {temp}", fontweight="bold", va="top", transform=b.transAxes)
+            for i, name in enumerate(names):
+                b.text(0.05 + 0.5 * col, 0.85 - 0.08 * i, name, va="top", family="monospace", transform=b.transAxes)
+        b.set_title("sampled names")
+    return draw
