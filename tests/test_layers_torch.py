@@ -129,11 +129,14 @@ def test_embedding_bag_matches_pytorch(mode):
         _compare(m, tm, flat, offsets)
         _compare(m, tm, R.integers(0, 10, (3, 4)))
     if mode == "sum":
-        m, tm = nn.EmbeddingBag(10, 4, mode="sum", dtype=np.float64), torch.nn.EmbeddingBag(10, 4, mode="sum").double()
-        _load(m, tm)
         idx, psw = R.integers(0, 10, (3, 4)), R.standard_normal((3, 4))
-        _compare(m, tm, idx, kwargs=dict(per_sample_weights=fastdl.tensor(psw)),
-                 tkwargs=dict(per_sample_weights=torch.tensor(psw)))
+        for padding_idx in (None, 2):
+            m = nn.EmbeddingBag(10, 4, mode="sum", padding_idx=padding_idx, dtype=np.float64)
+            tm = torch.nn.EmbeddingBag(10, 4, mode="sum", padding_idx=padding_idx).double()
+            _load(m, tm)
+            pf, pt = fastdl.tensor(psw, requires_grad=True), torch.tensor(psw, requires_grad=True)
+            _compare(m, tm, idx, kwargs=dict(per_sample_weights=pf), tkwargs=dict(per_sample_weights=pt))
+            np.testing.assert_allclose(pf.grad.data, pt.grad.numpy(), rtol=1e-10)
 
 
 def test_embedding_bag_errors():

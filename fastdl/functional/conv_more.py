@@ -239,42 +239,52 @@ def embedding_bag(input, weight, offsets=None, mode: str = "mean", per_sample_we
         if psw.shape != idx.shape:
             raise ValueError(f"{fn}: per_sample_weights must have the input's shape {idx.shape}, got {psw.shape}")
     keep = np.ones(flat.size, bool) if padding_idx is None else flat != (padding_idx % v)
-    bag = np.repeat(np.arange(starts.size), np.diff(np.append(starts, flat.size)))  # bag of each entry
-    rows = w.data[flat] * keep[:, None]
+    pad = -1 if padding_idx is None else padding_idx % v
+    nb = starts.size
+    sizes = np.diff(np.append(starts, flat.size))
+    bag = np.repeat(np.arange(nb), sizes)  # the bag of each entry (bags are contiguous runs)
+    kern = backend.ops(w.data)
+    rows = kern.embedding_forward(w.data, flat)  # (n, D) gathered natively
+    if padding_idx is not None:
+        rows[~keep] = 0
     if psw is not None:
         rows = rows * psw.data.reshape(-1, 1)
-    nb = starts.size
     counts = np.bincount(bag[keep], minlength=nb).astype(w.dtype)
+    nonempty = sizes > 0
+    out = np.zeros((nb, d), w.dtype)
     if mode == "max":
-        out = np.full((nb, d), -np.inf, w.dtype)
-        np.maximum.at(out, bag[keep], rows[keep])
+        if flat.size:
+            masked = np.where(keep[:, None], rows, -np.inf)
+            out[nonempty] = np.maximum.reduceat(masked, starts[nonempty], axis=0)
         out[counts == 0] = 0
-        pick = np.full((nb, d), -1, np.int64)  # the entry that won each (bag, dim)
+        # the entry that won each (bag, dim): the first one equal to the maximum
         hit = keep[:, None] & (rows == out[bag])
-        for e in np.nonzero(hit.any(1))[0][::-1]:
-            pick[bag[e], hit[e]] = e
+        first = np.where(hit, np.arange(flat.size)[:, None], flat.size)
+        pick = np.full((nb, d), flat.size, np.int64)
+        if flat.size:
+            pick[nonempty] = np.minimum.reduceat(first, starts[nonempty], axis=0)
     else:
-        out = np.zeros((nb, d), w.dtype)
-        np.add.at(out, bag[keep], rows[keep])
+        if flat.size:
+            out[nonempty] = np.add.reduceat(rows, starts[nonempty], axis=0)
         if mode == "mean":
             out = out / np.maximum(counts, 1)[:, None]
     parents = (w,) if psw is None else (w, psw)
 
     def bw(g):
+        g = contiguous(g)
         if mode == "max":
             gw = np.zeros_like(w.data)
-            b_, j_ = np.nonzero(pick >= 0)
+            b_, j_ = np.nonzero((pick < flat.size) & (counts > 0)[:, None])
             np.add.at(gw, (flat[pick[b_, j_]], j_), g[b_, j_])
             return (gw,)
-        ge = g[bag] * keep[:, None]
+        ge = g[bag]
         if mode == "mean":
             ge = ge / np.maximum(counts, 1)[bag][:, None]
         gpsw = None
         if psw is not None:
-            gpsw = (ge * w.data[flat]).sum(1).reshape(idx.shape)
+            gpsw = ((ge * w.data[flat]).sum(1) * keep).reshape(idx.shape)
             ge = ge * psw.data.reshape(-1, 1)
-        gw = np.zeros_like(w.data)
-        np.add.at(gw, flat, ge)
+        gw = kern.embedding_backward(np.ascontiguousarray(ge, dtype=w.dtype), flat, v, pad)  # native scatter-add
         return (gw,) if psw is None else (gw, gpsw)
     return _result(out.astype(w.dtype), parents, bw)
 
