@@ -1,4 +1,5 @@
-"""Fused optimizer steps on 10M float32 parameters: native kernel vs the NumPy reference
+"""Fused optimizer steps on 10M float32 parameters (SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam,
+RMSprop): native kernel vs the NumPy reference
 (vs PyTorch's foreach implementation when installed), at 1 and 2 threads.
 
 Validated first (native and reference give the same update), then timed;
@@ -31,6 +32,16 @@ def child(n: int, threads: int, repeat: int) -> dict:
         "AdamW": (7 * 4, lambda p, s: _C.adam_step(p, g, s[0], s[1], None, 1e-3, 0.9, 0.999, 1e-8, 1e-2, True, False, 5),
                   lambda p, s: R.adam_step(p, g, s[0], s[1], None, 1e-3, 0.9, 0.999, 1e-8, 1e-2, True, False, 5),
                   lambda ps, fe: __import__("torch").optim.AdamW(ps, lr=1e-3, foreach=fe)),
+        **{name: (7 * 4 if kind != "adagrad" else 5 * 4,
+                  (lambda k: lambda p, s: _C.adaptive_step(k, p, g, s[1], None if k == "adagrad" else s[0], 1e-3, 0.9,
+                                                           0.999, 1e-8, 0, False, False, 5, 0.0 if k != "nadam" else
+                                                           4e-3, 0.0 if k != "nadam" else 0.5))(kind),
+                  (lambda k: lambda p, s: R.adaptive_step(k, p, g, s[1], None if k == "adagrad" else s[0], 1e-3, 0.9,
+                                                          0.999, 1e-8, 0, False, False, 5, 0.0 if k != "nadam" else
+                                                          4e-3, 0.0 if k != "nadam" else 0.5))(kind),
+                  (lambda c: lambda ps, fe: getattr(__import__("torch").optim, c)(ps, lr=1e-3, foreach=fe))(name))
+           for name, kind in (("Adagrad", "adagrad"), ("Adadelta", "adadelta"), ("Adamax", "adamax"),
+                              ("NAdam", "nadam"), ("RAdam", "radam"))},
         "RMSprop": (5 * 4, lambda p, s: _C.rmsprop_step(p, g, s[1], None, None, 1e-3, 0.99, 1e-8, 0, 0, False),
                     lambda p, s: R.rmsprop_step(p, g, s[1], None, None, 1e-3, 0.99, 1e-8, 0, 0, False),
                     lambda ps, fe: __import__("torch").optim.RMSprop(ps, lr=1e-3, foreach=fe)),

@@ -18,6 +18,8 @@ namespace fastdl {
   template <class T> void sigmoid_b(const T*, const T*, T*, int64_t);                                   \
   template <class T> void lstm_cell(T*, T*, T*, int64_t);                                                \
   template <class T> void dropout_a(const T*, const uint8_t*, T, T*, int64_t);                          \
+  template <class T> void act_forward(const T*, T*, int64_t, int, T, T);                                \
+  template <class T> void act_backward(const T*, const T*, T*, int64_t, int, T, T);                     \
   template <class T> void softmax_row(const T*, T*, int64_t, bool);                                     \
   template <class T> void softmax_row_backward(const T*, const T*, T*, int64_t, bool);                  \
   template <class T> void softmax_block(const T*, T*, int64_t, int64_t, bool, T*, T*);                  \

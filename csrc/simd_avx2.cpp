@@ -8,6 +8,7 @@
 namespace fastdl {
 namespace avx2 {
 #include "simd_kernels.inc"
+#include "act_kernels.inc"
 #include "attention_kernels.inc"
 #include "wordvec_kernels.inc"
 }  // namespace avx2

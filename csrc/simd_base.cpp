@@ -5,6 +5,7 @@
 namespace fastdl {
 namespace base {
 #include "simd_kernels.inc"
+#include "act_kernels.inc"
 #include "attention_kernels.inc"
 #include "wordvec_kernels.inc"
 }  // namespace base

@@ -14,14 +14,10 @@
 // ~1 ulp).  exp(-inf) = 0, exp(+large) = inf, exp(NaN) = NaN.
 FASTDL_MATH_INLINE float vexp(float x) {
   const float hi = 88.3762626647949f, lo = -87.3365447505531f;
-  const bool nan = x != x;
-  float xs = nan ? 0.0f : x;
-  xs = xs > hi ? hi : xs;
+  float xs = x > hi ? hi : x;  // selects only (no branch, no float->int before the clamp): vectorises
   xs = xs < lo ? lo : xs;
-  float fx = xs * 1.44269504088896341f + 0.5f;
-  int32_t n = static_cast<int32_t>(fx);
-  n -= (fx < static_cast<float>(n)) ? 1 : 0;  // floor
-  const float fn = static_cast<float>(n);
+  xs = x != x ? 0.0f : xs;
+  const float fn = std::floor(xs * 1.44269504088896341f + 0.5f);
   float r = xs - fn * 0.693359375f + fn * 2.12194440e-4f;
   const float z = r * r;
   float y = 1.9875691500e-4f;
@@ -31,13 +27,13 @@ FASTDL_MATH_INLINE float vexp(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * z + r + 1.0f;
-  int32_t bits = (n + 127) << 23;
+  const int32_t bits = (static_cast<int32_t>(fn) + 127) << 23;
   float p2;
   std::memcpy(&p2, &bits, sizeof p2);
   float out = y * p2;
   out = x > hi ? std::numeric_limits<float>::infinity() : out;
   out = x < lo ? 0.0f : out;
-  return nan ? x : out;
+  return x != x ? x : out;
 }
 FASTDL_MATH_INLINE double vexp(double x) { return std::exp(x); }
 
