@@ -31,7 +31,7 @@ def _cases(torch, fastdl):
     cases = []
     for k in ACTS:
         def f_fwd(k=k):
-            return ffn[k](fastdl.tensor(x))
+            return ffn[k](fastdl.Tensor(x))  # wraps the array, as torch.from_numpy
 
         def t_fwd(k=k):
             with torch.no_grad():
@@ -44,7 +44,7 @@ def _cases(torch, fastdl):
         def t_both(k=k):
             t = torch.from_numpy(x).requires_grad_(True)
             tfn[k](t).backward(torch.from_numpy(g))
-        cases.append((f"{k} fwd (4M)", f_fwd, t_fwd, lambda k=k: ffn[k](fastdl.tensor(x)).data,
+        cases.append((f"{k} fwd (4M)", f_fwd, t_fwd, lambda k=k: ffn[k](fastdl.Tensor(x)).data,
                       lambda k=k: t_fwd(k).numpy()))
         cases.append((f"{k} fwd+bwd", f_both, t_both, None, None))
     xi = rng.standard_normal((32, 64, 16, 16)).astype(np.float32)
