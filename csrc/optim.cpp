@@ -54,13 +54,27 @@ void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, doubl
   const T sgn = maximize ? T(-1) : T(1), w = T(wd), e = T(eps), b1 = T(beta1), b2 = T(beta2);
   const T keep = T(1 - lr * wd), w1 = T(1 - beta1), w2 = T(1 - beta2);
   const bool l2 = wd != 0 && !decoupled, shrink = wd != 0 && decoupled;
+  // the gradient as each rule sees it: negated to maximize, decoupled decay shrinking p first, or
+  // coupled decay added (adagrad, adadelta and adamax are called with decoupled = false)
+  auto grad_at = [&](int64_t i) {
+    T gi = sgn * g[i];
+    if (shrink) p[i] *= keep;
+    if (l2) gi += w * p[i];
+    return gi;
+  };
+  // NAdam's and RAdam's start: Adam's two moments of that gradient
+  auto moments = [&](int64_t i) {
+    const T gi = grad_at(i);
+    a[i] = lerp(a[i], gi, w1);
+    b[i] = b[i] * b2 + w2 * gi * gi;
+    return gi;
+  };
   switch (kind) {
     case Adaptive::adagrad: {
       const T clr = T(lr / (1 + (t - 1) * extra));
       parallel_for(n, kGrain, [&](int64_t s, int64_t f) {
         for (int64_t i = s; i < f; ++i) {
-          T gi = sgn * g[i];
-          if (wd != 0) gi += w * p[i];
+          const T gi = grad_at(i);
           a[i] += gi * gi;
           p[i] -= clr * (gi / (std::sqrt(a[i]) + e));
         }
@@ -71,8 +85,7 @@ void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, doubl
       const T rho = b1, one_rho = w1, tlr = T(lr);
       parallel_for(n, kGrain, [&](int64_t s, int64_t f) {
         for (int64_t i = s; i < f; ++i) {
-          T gi = sgn * g[i];
-          if (wd != 0) gi += w * p[i];
+          const T gi = grad_at(i);
           a[i] = a[i] * rho + one_rho * gi * gi;
           const T delta = std::sqrt(b[i] + e) / std::sqrt(a[i] + e) * gi;
           b[i] = b[i] * rho + one_rho * delta * delta;
@@ -85,8 +98,7 @@ void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, doubl
       const T clr = T(lr / (1 - std::pow(beta1, t)));
       parallel_for(n, kGrain, [&](int64_t s, int64_t f) {
         for (int64_t i = s; i < f; ++i) {
-          T gi = sgn * g[i];
-          if (wd != 0) gi += w * p[i];
+          const T gi = grad_at(i);
           a[i] = lerp(a[i], gi, w1);
           const T x = b[i] * b2, y = std::abs(gi) + e;
           b[i] = (x > y || x != x) ? x : y;  // torch.maximum: NaN wins
@@ -103,11 +115,7 @@ void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, doubl
       const T bc2t = T(bc2);
       parallel_for(n, kGrain, [&](int64_t s, int64_t f) {
         for (int64_t i = s; i < f; ++i) {
-          T gi = sgn * g[i];
-          if (shrink) p[i] *= keep;
-          if (l2) gi += w * p[i];
-          a[i] = lerp(a[i], gi, w1);
-          b[i] = b[i] * b2 + w2 * gi * gi;
+          const T gi = moments(i);
           const T denom = std::sqrt(b[i] / bc2t) + e;
           p[i] += c_g * (gi / denom);
           p[i] += c_m * (a[i] / denom);
@@ -124,11 +132,7 @@ void adaptive_step(Adaptive kind, T* p, const T* g, T* a, T* b, int64_t n, doubl
       const T bc1t = T(bc1), tlr = T(lr), rt = T(r), bc2s = T(std::sqrt(bc2));
       parallel_for(n, kGrain, [&](int64_t s, int64_t f) {
         for (int64_t i = s; i < f; ++i) {
-          T gi = sgn * g[i];
-          if (shrink) p[i] *= keep;
-          if (l2) gi += w * p[i];
-          a[i] = lerp(a[i], gi, w1);
-          b[i] = b[i] * b2 + w2 * gi * gi;
+          moments(i);
           const T m_hat = a[i] / bc1t;
           if (rect) {
             const T adaptive = bc2s / (std::sqrt(b[i]) + e);

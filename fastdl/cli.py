@@ -18,51 +18,25 @@ class UserError(Exception):
     """A mistake in what the user asked for: reported in one line, without a traceback."""
 
 
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return n
+def _number(kind, lo, lo_open: bool, hi=None, what: str = ""):
+    """An argparse type: ``kind`` (int or float) finite and above ``lo`` (strictly when ``lo_open``),
+    below ``hi`` if given; ``what`` names the range in the error."""
+    def convert(v: str):
+        try:
+            x = kind(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v!r}") from None
+        if not np.isfinite(x) or (x <= lo if lo_open else x < lo) or (hi is not None and x >= hi):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return x
+    return convert
 
 
-def _nonneg_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return n
-
-
-def _positive_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
-    if not (x > 0 and np.isfinite(x)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {v}")
-    return x
-
-
-def _nonneg_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
-    if not (x >= 0 and np.isfinite(x)):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {v}")
-    return x
-
-
-def _fraction(v: str) -> float:
-    x = _nonneg_float(v)
-    if x >= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {v}")
-    return x
+_positive_int = _number(int, 0, True, what="a positive integer")
+_nonneg_int = _number(int, 0, False, what="an integer >= 0")
+_positive_float = _number(float, 0.0, True, what="a positive finite number")
+_nonneg_float = _number(float, 0.0, False, what="a finite number >= 0")
+_fraction = _number(float, 0.0, False, 1.0, what="a fraction in [0, 1)")
 
 
 def _mnist_images():

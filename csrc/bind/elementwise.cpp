@@ -23,14 +23,14 @@ py::array unary(const py::object& xo, const char* fn, K k) {
   });
 }
 
-// gx = k(gy, y): the backward of an activation from its output
+// gx = k(gy, y): the backward of an activation from its output y (or its input, named `yname`)
 template <class K>
-py::array binary(const py::object& gyo, const py::object& yo, const char* fn, K k) {
-  auto gy0 = to_array(gyo, fn, "gy"), y0 = to_array(yo, fn, "y");
-  return by_dtype(y0, fn, "y", [&](auto t) {
+py::array binary(const py::object& gyo, const py::object& yo, const char* fn, K k, const char* yname = "y") {
+  auto gy0 = to_array(gyo, fn, "gy"), y0 = to_array(yo, fn, yname);
+  return by_dtype(y0, fn, yname, [&](auto t) {
     using T = typename decltype(t)::type;
-    same_dtype(y0, "y", gy0, "gy", fn);
-    same_shape(y0, "y", gy0, "gy", fn);
+    same_dtype(y0, yname, gy0, "gy", fn);
+    same_shape(y0, yname, gy0, "gy", fn);
     auto gy = carr<T>::ensure(gy0), y = carr<T>::ensure(y0);
     py::array gx = empty<T>(shape_vec(y0));
     {
@@ -78,19 +78,9 @@ py::array activation_backward(const py::object& gyo, const py::object& xo, const
   const char* fn = "activation_backward";
   double alpha, beta;
   const Act act = act_args(kind_a, alpha_a, beta_a, fn, alpha, beta);
-  auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "x");
-  return by_dtype(x0, fn, "x", [&](auto t) {
-    using T = typename decltype(t)::type;
-    same_dtype(x0, "x", gy0, "gy", fn);
-    same_shape(x0, "x", gy0, "gy", fn);
-    auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0);
-    py::array gx = empty<T>(shape_vec(x0));
-    {
-      py::gil_scoped_release nogil;
-      fastdl::activation_backward<T>(gy.data(), x.data(), ptr<T>(gx), x.size(), act, alpha, beta);
-    }
-    return gx;
-  });
+  return binary(gyo, xo, fn, [&](const auto* gy, const auto* x, auto* gx, int64_t n) {
+    fastdl::activation_backward(gy, x, gx, n, act, alpha, beta);
+  }, "x");
 }
 
 py::array dropout_mask(const Ints& shape_a, const Float& p_a, const Int& seed_a) {

@@ -33,30 +33,48 @@ def _activation(a, cls):
     return a
 
 
-class TransformerEncoderLayer(Module):
-    """Self-attention and a feed-forward block, each with a residual connection and layer norm
-    (after the residual, or before each block with ``norm_first``)."""
+def _blocks(layer, cls, n_attn, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
+            norm_first, bias, dtype):
+    """The submodules of an encoder (one attention) or decoder (two) layer, in PyTorch's order and names:
+    self_attn[, multihead_attn], linear1, dropout, linear2, norm1..., dropout1...."""
+    d_model = int_arg(d_model, "d_model", cls, 1)
+    attn = lambda: MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,  # noqa: E731
+                                      dtype=dtype)
+    layer.self_attn = attn()
+    if n_attn == 2:
+        layer.multihead_attn = attn()
+    layer.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+    layer.dropout = Dropout(dropout)
+    layer.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+    layer.norm_first = bool(norm_first)
+    for k in range(1, n_attn + 2):
+        setattr(layer, f"norm{k}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+    for k in range(1, n_attn + 2):
+        setattr(layer, f"dropout{k}", Dropout(dropout))
+    layer.activation = _activation(activation, cls)
+    layer.batch_first = batch_first
+
+
+class _TransformerLayer(Module):
+    """PyTorch's constructor of both layer kinds; ``_n_attn`` attention blocks (1 encoder, 2 decoder)."""
+
+    _n_attn = 1
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
                  bias: bool = True, dtype=np.float32):
         super().__init__()
-        d_model = int_arg(d_model, "d_model", "TransformerEncoderLayer", 1)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
-                                            dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.activation = _activation(activation, "TransformerEncoderLayer")
-        self.batch_first = batch_first
+        _blocks(self, type(self).__name__, self._n_attn, d_model, nhead, dim_feedforward, dropout, activation,
+                layer_norm_eps, batch_first, norm_first, bias, dtype)
 
     def _sa(self, x, mask, kpm, is_causal):
         return self.dropout1(self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm, need_weights=False,
                                             is_causal=is_causal)[0])
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """Self-attention and a feed-forward block, each with a residual connection and layer norm
+    (after the residual, or before each block with ``norm_first``)."""
 
     def _ff(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -70,32 +88,10 @@ class TransformerEncoderLayer(Module):
         return self.norm2(x + self._ff(x))
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Masked self-attention, attention over the encoder's memory, and a feed-forward block."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
-                 bias: bool = True, dtype=np.float32):
-        super().__init__()
-        d_model = int_arg(d_model, "d_model", "TransformerDecoderLayer", 1)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
-                                            dtype=dtype)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
-                                                 dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
-        self.activation = _activation(activation, "TransformerDecoderLayer")
-        self.batch_first = batch_first
-
-    def _sa(self, x, mask, kpm, is_causal):
-        return self.dropout1(self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm, need_weights=False,
-                                            is_causal=is_causal)[0])
+    _n_attn = 2
 
     def _mha(self, x, mem, mask, kpm, is_causal):
         return self.dropout2(self.multihead_attn(x, mem, mem, attn_mask=mask, key_padding_mask=kpm,

@@ -33,7 +33,6 @@ class ExportError(RuntimeError):
 
 class Trace:
     def __init__(self, opset: int, param_names: dict):
-        import onnx  # noqa: F401  (the optional extra; checked by export)
         self.opset = opset
         self.nodes, self.initializers, self.names = [], {}, {}
         self.keep = []  # traced tensors stay alive, so their ids stay theirs
@@ -107,17 +106,7 @@ class Hooks:
         self.saved = []
 
     def function(self, orig, emit):
-        def hooked(*args, **kwargs):
-            tr = active()
-            if tr is None or not _touches(tr, args, kwargs):
-                return orig(*args, **kwargs)
-            tr.suspended += 1
-            try:
-                res = orig(*args, **kwargs)
-            finally:
-                tr.suspended -= 1
-            return emit(tr, res, *args, **kwargs)
-        hooked.__wrapped__ = orig
+        hooked = _hook(orig, emit)
         for mod in list(sys.modules.values()):
             name = getattr(mod, "__name__", "")
             if not (name == "fastdl" or name.startswith("fastdl.")) or name.startswith("fastdl.onnx"):
@@ -129,25 +118,32 @@ class Hooks:
 
     def method(self, cls, attr, emit):
         orig = cls.__dict__[attr]
-        fn = orig.__func__ if isinstance(orig, staticmethod) else orig
-
-        def hooked(*args, **kwargs):
-            tr = active()
-            if tr is None or not _touches(tr, args, kwargs):
-                return fn(*args, **kwargs)
-            tr.suspended += 1
-            try:
-                res = fn(*args, **kwargs)
-            finally:
-                tr.suspended -= 1
-            return emit(tr, res, *args, **kwargs)
+        static = isinstance(orig, staticmethod)
+        hooked = _hook(orig.__func__ if static else orig, emit)
         self.saved.append((cls, attr, orig))
-        setattr(cls, attr, staticmethod(hooked) if isinstance(orig, staticmethod) else hooked)
+        setattr(cls, attr, staticmethod(hooked) if static else hooked)
 
     def restore(self):
         for owner, attr, v in reversed(self.saved):
             setattr(owner, attr, v)
         self.saved.clear()
+
+
+def _hook(fn, emit):
+    """``fn`` that, while a trace runs and its arguments hold a traced value, runs unrecorded inside and
+    then lets ``emit`` record it."""
+    def hooked(*args, **kwargs):
+        tr = active()
+        if tr is None or not _touches(tr, args, kwargs):
+            return fn(*args, **kwargs)
+        tr.suspended += 1
+        try:
+            res = fn(*args, **kwargs)
+        finally:
+            tr.suspended -= 1
+        return emit(tr, res, *args, **kwargs)
+    hooked.__wrapped__ = fn
+    return hooked
 
 
 def _touches(tr, args, kwargs) -> bool:
