@@ -117,39 +117,35 @@ def eye(n, m=None, dtype=None, requires_grad=False) -> Tensor:
     return _made(np.eye(n, m, dtype=_dtype(dtype, np.float32, "eye")), requires_grad)
 
 
-def _like(t, fn):
+def _like(maker, t, fn, dtype, requires_grad, *args) -> Tensor:
+    """``maker`` (zeros, ones, full, rand, randn) at ``t``'s shape, in ``t``'s dtype unless one is given."""
     if not isinstance(t, (Tensor, np.ndarray)):
         raise TypeError(f"{fn}: expects a tensor, got {type(t).__name__}")
-    return t.shape, t.dtype
+    return maker(t.shape, *args, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
-    shape, dt = _like(t, "zeros_like")
-    return zeros(shape, dtype=dt if dtype is None else dtype, requires_grad=requires_grad)
+    return _like(zeros, t, "zeros_like", dtype, requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
-    shape, dt = _like(t, "ones_like")
-    return ones(shape, dtype=dt if dtype is None else dtype, requires_grad=requires_grad)
+    return _like(ones, t, "ones_like", dtype, requires_grad)
 
 
 def empty_like(t, dtype=None, requires_grad=False) -> Tensor:
-    return zeros_like(t, dtype, requires_grad)
+    return _like(empty, t, "empty_like", dtype, requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    shape, dt = _like(t, "full_like")
-    return full(shape, fill_value, dtype=dt if dtype is None else dtype, requires_grad=requires_grad)
+    return _like(full, t, "full_like", dtype, requires_grad, fill_value)
 
 
 def rand_like(t, dtype=None, requires_grad=False) -> Tensor:
-    shape, dt = _like(t, "rand_like")
-    return rand(shape, dtype=dt if dtype is None else dtype, requires_grad=requires_grad)
+    return _like(rand, t, "rand_like", dtype, requires_grad)
 
 
 def randn_like(t, dtype=None, requires_grad=False) -> Tensor:
-    shape, dt = _like(t, "randn_like")
-    return randn(shape, dtype=dt if dtype is None else dtype, requires_grad=requires_grad)
+    return _like(randn, t, "randn_like", dtype, requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

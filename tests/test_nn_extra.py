@@ -58,7 +58,8 @@ def test_activations_native_reference_and_pytorch(k):
     fn_f, fn_t = ACTS[k]
     x = X + 1e-4  # away from the kinks, for gradcheck
     check_op(fn_f, x)
-    _vs_torch(fn_f, fn_t, X, rtol=1e-7, atol=1e-12)  # PyTorch's hardsigmoid slope is 1/6 rounded to float
+    hard_sigmoid = fn_f is F.hardsigmoid  # PyTorch's hardsigmoid slope is 1/6 rounded to float, even in float64
+    _vs_torch(fn_f, fn_t, X, rtol=1e-7 if hard_sigmoid else 1e-9, atol=1e-12)
 
 
 def test_activation_kernel_checks_and_nan():
