@@ -10,15 +10,19 @@ gradient (or ``None``) per input.
 
 :func:`backward` walks the nodes in reverse topological order (sorted iteratively, so a
 10,000-op chain is fine), sums each input gradient back to the input's shape (broadcasting is
-undone here, once, not in every op) and hands back the gradients of the leaves and of the
-retained intermediates.  The engine never constructs tensors: the Tensor stores what it returns.
+undone here, once, not in every op) and hands the gradients of the leaves and of the retained
+intermediates to a callback, each leaf's as soon as its last use is differentiated.  The engine
+never constructs tensors: the Tensor stores what it is handed.
 """
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import threading
 
 _state = threading.local()
+_sequence = itertools.count()
 
 
 def is_grad_enabled() -> bool:
@@ -56,9 +60,10 @@ class Node:
     ``retained`` lists ``(index, tensor)`` for outputs whose gradient is kept (``retain_grad``);
     ``versions`` the inputs' in-place versions when the op ran (see :func:`check_versions`)."""
 
-    __slots__ = ("inputs", "backward", "n_out", "retained", "versions")
+    __slots__ = ("inputs", "backward", "n_out", "retained", "versions", "seq")
 
     def __init__(self, inputs: tuple, backward, n_out: int = 1):
+        self.seq = next(_sequence)  # creation order: backward runs the newest ready node first
         self.inputs = inputs
         self.backward = backward
         self.n_out = n_out
@@ -89,57 +94,112 @@ def unbroadcast(g, shape):
 
 
 def topo_order(root: Node) -> list:
-    """The nodes ``root`` depends on through inputs that require grad, each before its inputs' nodes."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
+    """The nodes ``root`` depends on through inputs that require grad, each before its inputs' nodes.
+
+    Among the nodes whose consumers are all done, the most recently created runs first (PyTorch's
+    engine does the same): backward then retraces the forward pass in reverse, so a leaf's gradient is
+    final as early as it can be — the last layer's first — which is what lets the gradient all-reduce
+    of data-parallel training start while backward goes on."""
+    consumers, nodes, stack = {}, {id(root): root}, [root]
+    while stack:  # every reachable node, and how many reachable nodes take its outputs
+        node = stack.pop()
         for p in node.inputs:
             n = p._node
-            if n is not None and p.requires_grad and id(n) not in seen:
-                stack.append((n, False))
-    order.reverse()
+            if n is not None and p.requires_grad:
+                consumers[id(n)] = consumers.get(id(n), 0) + 1
+                if id(n) not in nodes:
+                    nodes[id(n)] = n
+                    stack.append(n)
+    order, ready = [], [(-root.seq, id(root))]
+    while ready:
+        node = nodes[heapq.heappop(ready)[1]]
+        order.append(node)
+        for p in node.inputs:
+            n = p._node
+            if n is not None and p.requires_grad:
+                left = consumers[id(n)] - 1
+                consumers[id(n)] = left
+                if left == 0:
+                    heapq.heappush(ready, (-n.seq, id(n)))
     return order
 
 
-def backward(root, grad) -> list:
-    """d(root)/d(t) * grad for every leaf ``t`` that requires grad and every retained intermediate.
+def queue_callback(fn) -> None:
+    """Run ``fn()`` once the backward pass now running has handed over every gradient (as PyTorch's
+    ``Variable._execution_engine.queue_callback``): a gradient hook uses it to finish work that spans
+    several leaves, such as the last gradient all-reduce of data-parallel training."""
+    queue = getattr(_state, "callbacks", None)
+    if queue is None:
+        raise RuntimeError("queue_callback: no backward pass is running")
+    queue.append(fn)
 
-    Returns ``[(tensor, gradient array)]``; the caller accumulates them into ``.grad``."""
-    if root._node is None:
-        return [(root, grad)]
-    out, leaves = [], {}
+
+def backward(root, grad, emit) -> None:
+    """Hand ``d(root)/d(t) * grad`` to ``emit(t, gradient array)`` for every leaf ``t`` that requires
+    grad and every retained intermediate.
+
+    A leaf is handed over as soon as the last op that used it has run, while the rest of the graph is
+    still being differentiated, so a hook on it (``Tensor.register_post_accumulate_grad_hook``) can
+    start work on a finished gradient early.  Callbacks queued with :func:`queue_callback` run after
+    the last hand-over."""
+    outer, outer_pass = getattr(_state, "callbacks", None), getattr(_state, "pass_id", None)
+    _state.callbacks = []
+    _state.passes = _state.pass_id = getattr(_state, "passes", 0) + 1
+    try:
+        if root._node is None:
+            emit(root, grad)
+        else:
+            _differentiate(root, grad, emit)
+        while _state.callbacks:
+            _state.callbacks.pop(0)()
+    finally:
+        _state.callbacks, _state.pass_id = outer, outer_pass
+
+
+def current_backward():
+    """A number identifying the backward pass now running on this thread (None outside one)."""
+    return getattr(_state, "pass_id", None)
+
+
+def _differentiate(root, grad, emit) -> None:
     first = [None] * root._node.n_out
     first[root._index] = grad
     pending = {id(root._node): first}
+    order = topo_order(root._node)
+    last_use = {}  # leaf id -> index in ``order`` of the last node that takes it as an input
+    for i, node in enumerate(order):
+        for p in node.inputs:
+            if p._node is None and p.requires_grad:
+                last_use[id(p)] = i
+    done_at: dict = {}
+    for k, i in last_use.items():
+        done_at.setdefault(i, []).append(k)
+    leaves = {}
     with no_grad():
-        for node in topo_order(root._node):
+        for i, node in enumerate(order):
             gs = pending.pop(id(node), None)
-            if gs is None:
-                continue
-            check_versions(node)
-            if node.retained:
-                out.extend((t, gs[i]) for i, t in node.retained if gs[i] is not None)
-            for p, gp in zip(node.inputs, node.backward(gs if node.n_out > 1 else gs[0])):
-                if gp is None or not p.requires_grad:
-                    continue
-                gp = unbroadcast(gp, p.data.shape)
-                if gp.dtype != p.data.dtype:
-                    gp = gp.astype(p.data.dtype)
-                if p._node is None:
-                    prev = leaves.get(id(p))
-                    leaves[id(p)] = (p, gp if prev is None else prev[1] + gp)
-                    continue
-                slots = pending.get(id(p._node))
-                if slots is None:
-                    slots = pending[id(p._node)] = [None] * p._node.n_out
-                prev = slots[p._index]
-                slots[p._index] = gp if prev is None else prev + gp
-    out.extend(leaves.values())
-    return out
+            if gs is not None:
+                check_versions(node)
+                if node.retained:
+                    for j, t in node.retained:
+                        if gs[j] is not None:
+                            emit(t, gs[j])
+                for p, gp in zip(node.inputs, node.backward(gs if node.n_out > 1 else gs[0])):
+                    if gp is None or not p.requires_grad:
+                        continue
+                    gp = unbroadcast(gp, p.data.shape)
+                    if gp.dtype != p.data.dtype:
+                        gp = gp.astype(p.data.dtype)
+                    if p._node is None:
+                        prev = leaves.get(id(p))
+                        leaves[id(p)] = (p, gp if prev is None else prev[1] + gp)
+                        continue
+                    slots = pending.get(id(p._node))
+                    if slots is None:
+                        slots = pending[id(p._node)] = [None] * p._node.n_out
+                    prev = slots[p._index]
+                    slots[p._index] = gp if prev is None else prev + gp
+            for k in done_at.get(i, ()):
+                got = leaves.pop(k, None)
+                if got is not None:
+                    emit(*got)

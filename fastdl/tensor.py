@@ -42,6 +42,19 @@ def _to_array(data, dtype=None):
     return contiguous(arr)
 
 
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters the hook."""
+
+    __slots__ = ("_hooks", "_hook")
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     """An n-dimensional array that records the ops applied to it for autograd.
 
@@ -49,7 +62,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     (``tensor_reduce``, ``tensor_shape``, ``tensor_elementwise``); this class holds the storage,
     the graph hooks they build on, the operators and the activations."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_index", "_version", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_index", "_version", "_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -61,6 +74,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         self._node = None  # the autograd.Node that made this tensor (None for a leaf)
         self._index = 0  # which of that node's outputs this is
         self._version = 0  # bumped by every in-place change (checked by backward)
+        self._grad_hooks = None  # post-accumulate-grad hooks (a list), see register_post_accumulate_grad_hook
 
     # ---------------------------------------------------------------- graph hooks of the mixins
     @staticmethod
@@ -177,6 +191,22 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
             self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True))
         else:
             self.grad.data = self.grad.data + g
+        if self._grad_hooks:
+            for hook in tuple(self._grad_hooks):
+                hook(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after every backward pass has added into this leaf's ``.grad`` — as soon
+        as its gradient is final, while backward goes on with the rest of the graph (PyTorch's hook of
+        the same name).  Returns a handle whose ``remove()`` unregisters it."""
+        if self._node is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate a .grad")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {type(hook).__name__}")
+        if self._grad_hooks is None:
+            self._grad_hooks = []
+        self._grad_hooks.append(hook)
+        return _HookHandle(self._grad_hooks, hook)
 
     def backward(self, grad=None) -> None:
         """Accumulate gradients of this tensor into the ``.grad`` of every leaf that requires grad."""
@@ -190,8 +220,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
             g = _to_array(grad, self.dtype)
             if g.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {g.shape} but the tensor has shape {self.shape}")
-        for t, gt in autograd.backward(self, g):
-            t._accumulate_grad(gt)
+        autograd.backward(self, g, Tensor._accumulate_grad)
 
     # ---------------------------------------------------------------- dtype / device
     def astype(self, dtype) -> "Tensor":
@@ -428,6 +457,7 @@ def _wrap(data) -> Tensor:
     out._node = None
     out._index = 0
     out._version = 0
+    out._grad_hooks = None
     return out
 
 

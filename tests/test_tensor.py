@@ -194,3 +194,35 @@ def test_gradcheck_catches_wrong_backward():
     assert fastdl.gradcheck(lambda t: t ** 2, (x,))
     with pytest.raises(TypeError, match="float64"):
         fastdl.gradcheck(lambda t: t * 2, (fastdl.tensor([1.0], requires_grad=True),))
+
+
+def test_post_accumulate_grad_hook_fires_as_soon_as_a_leaf_is_final():
+    """The last layer's weight is handed over while backward still works on the first layer's."""
+    from fastdl import autograd
+    w1 = fastdl.tensor(np.ones((3, 4)), requires_grad=True)
+    w2 = fastdl.tensor(np.full((2, 3), 0.5), requires_grad=True)
+    x = fastdl.tensor(np.arange(8.0).reshape(2, 4))
+    calls = []
+
+    def hook(p):
+        calls.append((p is w1, None if w1.grad is None else w1.grad.numpy().copy(), p.grad.numpy().copy()))
+        if len(calls) == 1:
+            autograd.queue_callback(lambda: calls.append("end"))
+
+    handles = [w.register_post_accumulate_grad_hook(hook) for w in (w2, w1)]
+    ((x @ w1.T).tanh() @ w2.T).sum().backward()
+    assert [c if c == "end" else c[0] for c in calls] == [False, True, "end"]
+    assert calls[0][1] is None  # w1's gradient did not exist yet when w2's hook ran
+    np.testing.assert_array_equal(calls[0][2], w2.grad.numpy())
+    np.testing.assert_array_equal(calls[1][2], w1.grad.numpy())
+    for h in handles:
+        h.remove()
+    calls.clear()
+    ((x @ w1.T).tanh() @ w2.T).sum().backward()
+    assert calls == []
+    with pytest.raises(RuntimeError, match="no backward pass"):
+        autograd.queue_callback(lambda: None)
+    with pytest.raises(RuntimeError, match="only leaf"):
+        (w1 * 2).register_post_accumulate_grad_hook(hook)
+    with pytest.raises(TypeError, match="callable"):
+        w1.register_post_accumulate_grad_hook(3)
