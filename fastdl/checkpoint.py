@@ -7,6 +7,7 @@ them).  A *trainer* here is anything with ``model``, ``optimizer``, ``scheduler`
 from __future__ import annotations
 
 from . import rng
+from .distributed import is_main_process, unwrap
 from .serialization import load, save
 
 KIND = "fastdl-training-state"
@@ -14,12 +15,17 @@ KIND = "fastdl-training-state"
 
 def save_checkpoint(path, trainer, epoch: int) -> None:
     """Weights, optimizer and scheduler state, the finished epoch, the RNG states (library and
-    loader) and the history so far, written atomically to ``path``."""
+    loader) and the history so far, written atomically to ``path``.
+
+    In data-parallel training only rank 0 writes, and the model's state dict is the wrapped model's
+    (no ``module.`` prefix), so the checkpoint loads on any number of ranks or into a plain model."""
+    if not is_main_process():
+        return
     loader = trainer.train_loader
     save({
         "kind": KIND,
         "epoch": int(epoch),
-        "model": trainer.model.state_dict(),
+        "model": unwrap(trainer.model).state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "rng": rng.get_state(),
@@ -33,7 +39,7 @@ def resume(trainer, path) -> int:
     ck = load(path)
     if not isinstance(ck, dict) or ck.get("kind") != KIND:
         raise ValueError(f"fit: {path} is not a training checkpoint written by ModelCheckpoint/save_checkpoint")
-    trainer.model.load_state_dict(ck["model"])
+    unwrap(trainer.model).load_state_dict(ck["model"])
     trainer.optimizer.load_state_dict(ck["optimizer"])
     if trainer.scheduler is not None and ck["scheduler"] is not None:
         trainer.scheduler.load_state_dict(ck["scheduler"])

@@ -60,7 +60,12 @@ def cmd_train(args) -> int:
     from . import data, nn, optim, train
 
     fastdl.set_backend(args.backend)
-    if args.threads:
+    world, main_rank, dist = 1, True, None
+    if args.distributed:
+        from . import distributed as dist
+        dist.init(threads=args.threads or None)
+        world, main_rank = dist.world_size(), dist.is_main_process()
+    elif args.threads:
         fastdl.set_num_threads(args.threads)
     fastdl.manual_seed(args.seed)
     xtr, ytr, xte, yte = _mnist_images()
@@ -69,29 +74,43 @@ def cmd_train(args) -> int:
     xva, yva, xtr, ytr = xtr[order[:n_val]], ytr[order[:n_val]], xtr[order[n_val:]], ytr[order[n_val:]]
     config = MODELS[args.model]
     model = build_model(config)
-    loader = data.DataLoader(data.TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True,
-                             seed=args.seed)
+    train_set = data.TensorDataset(xtr, ytr)
+    if dist is not None:  # each rank a shard; the batch is split so that a step sees batch_size samples in all
+        if args.batch_size % world:
+            raise UserError(f"--batch-size {args.batch_size} does not split evenly over {world} ranks")
+        loader = data.DataLoader(train_set, batch_size=args.batch_size // world,
+                                 sampler=dist.DistributedSampler(train_set, seed=args.seed))
+        model = dist.DistributedDataParallel(model)
+    else:
+        loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
     val_loader = data.DataLoader(data.TensorDataset(xva, yva), batch_size=500) if n_val else None
     if args.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=args.lr or 2e-3, weight_decay=args.weight_decay)
     else:
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.02, momentum=0.9, weight_decay=args.weight_decay)
-    print(f"fastdl {fastdl.__version__}: training {args.model} ({model.num_parameters():,} parameters) on MNIST-5k "
-          f"({len(xtr)} train / {n_val} validation / {len(xte)} test), {args.optimizer}, "
-          f"backend={fastdl.get_backend()}, threads={fastdl.get_num_threads()}")
-    if args.save:  # refuse an unwritable destination before training, not after
+    say = print if main_rank else (lambda *a, **k: None)
+    ranks = f", {world} ranks x {fastdl.get_num_threads()} threads" if dist is not None else \
+        f", threads={fastdl.get_num_threads()}"
+    say(f"fastdl {fastdl.__version__}: training {args.model} ({model.num_parameters():,} parameters) on MNIST-5k "
+        f"({len(xtr)} train / {n_val} validation / {len(xte)} test), {args.optimizer}, "
+        f"backend={fastdl.get_backend()}" + ranks)
+    if args.save and main_rank:  # refuse an unwritable destination before training, not after
         folder = os.path.dirname(os.path.abspath(args.save))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise UserError(f"cannot write {args.save}: {folder} is not a writable folder")
     t0 = time.perf_counter()
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, max(args.epochs, 1))  # settles the last epochs
     hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, val_loader=val_loader, epochs=args.epochs,
-                     progress=False if args.no_progress else None, verbose=True, scheduler=sched)
+                     progress=False if args.no_progress or not main_rank else None, verbose=main_rank,
+                     scheduler=sched)
     dt = time.perf_counter() - t0
+    if not main_rank:
+        return 0
     test = train.evaluate(model, nn.CrossEntropyLoss(), data.DataLoader(data.TensorDataset(xte, yte), 500))
     print(f"test accuracy {test['accuracy']:.4f} after {len(hist.epoch)} epochs in {dt:.1f}s")
+    weights = model.module if dist is not None else model
     if args.save:
-        fastdl.save({"model": args.model, "config": config, "state_dict": model.state_dict()}, args.save)
+        fastdl.save({"model": args.model, "config": config, "state_dict": weights.state_dict()}, args.save)
         print(f"saved weights to {args.save}")
     if args.plot:
         print(f"training curves: {hist.plot(args.plot)}")
@@ -309,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save", default="fastdl-mnist.npz", help="where to write the trained weights (.npz, no pickle)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--plot", default=None, metavar="PNG", help="save the training curves to this image (matplotlib)")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as 'mpiexec -n N fastdl train --distributed' (needs "
+                        "'fastdl[mpi]'); each rank trains on a shard with batch-size/N samples a step, rank 0 "
+                        "prints and saves")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="test accuracy of a checkpoint written by 'fastdl train --save'")
     e.add_argument("checkpoint")

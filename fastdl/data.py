@@ -41,13 +41,24 @@ class DataLoader:
     Each epoch visits every sample once (``drop_last`` drops a short final
     batch).  With ``shuffle`` the order comes from ``seed`` when given (a new
     permutation per epoch, the same sequence every run), else from the
-    generator that :func:`fastdl.manual_seed` seeds.
+    generator that :func:`fastdl.manual_seed` seeds.  ``sampler``: an iterable of
+    indices with a length (e.g. ``distributed.DistributedSampler``) that
+    gives the order instead (not with ``shuffle``).  ``pin_memory`` is accepted
+    for PyTorch's sake and changes nothing on the CPU.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None):
+                 seed: int | None = None, sampler=None, pin_memory: bool = False):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the sampler gives the order)")
+            if not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__"):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with a length, "
+                                f"got {type(sampler).__name__}")
+        self.sampler = sampler
+        self.pin_memory = bool(pin_memory)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -66,11 +77,17 @@ class DataLoader:
             self._gen.bit_generator.state = state["rng"]
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self):
         n = len(self.dataset)
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+            if order.size and (order.min() < 0 or order.max() >= n):
+                raise IndexError(f"DataLoader: the sampler gave index {int(order.min() if order.min() < 0 else order.max())} "
+                                 f"outside the dataset's {n} samples")
+            return order
         if not self.shuffle:
             return np.arange(n)
         return (self._gen or rng.generator()).permutation(n)

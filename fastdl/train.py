@@ -118,7 +118,10 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
     when ``val_loader`` is given, and ``lr``.  ``scheduler`` is stepped after
     every epoch (``ReduceLROnPlateau`` with ``val_loss``).  ``resume_from``: a
     checkpoint of :class:`ModelCheckpoint` — training continues after its
-    epoch exactly as if it had never stopped.  ``progress``: a tqdm bar per
+    epoch exactly as if it had never stopped.  Under ``mpiexec`` with a
+    ``distributed.DistributedDataParallel`` model and a ``DistributedSampler``
+    (whose ``set_epoch`` is called here every epoch) it trains data-parallel
+    unchanged; the training metrics are then each rank's own shard's.  ``progress``: a tqdm bar per
     epoch (None = only when stderr is a terminal; False = never).
     """
     if epochs < 0:
@@ -135,6 +138,9 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
         trainer.epoch = epoch
         for cb in callbacks:
             cb.on_epoch_begin(trainer, epoch)
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # a DistributedSampler reshuffles per epoch, the same on every rank
+            sampler.set_epoch(epoch)
         model.train()
         bar = progress_bar(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
         total, n, correct, t0 = 0.0, 0, 0.0, time.perf_counter()

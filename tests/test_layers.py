@@ -16,7 +16,7 @@ LAYERS = [
          "fastdl.tensor_elementwise", "fastdl.gradcheck", "fastdl.serialization"]),
     (3, ["fastdl.functional"]),
     (4, ["fastdl.nn", "fastdl.init", "fastdl.optim", "fastdl.data", "fastdl.text"]),
-    (5, ["fastdl.checkpoint", "fastdl.callbacks", "fastdl.train"]),
+    (5, ["fastdl.checkpoint", "fastdl.callbacks", "fastdl.train", "fastdl.distributed"]),
     (6, ["fastdl.models", "fastdl.tune", "fastdl.selftest", "fastdl.onnx"]),
     (7, ["fastdl.demos"]),
     (8, ["fastdl.cli", "fastdl.__main__"]),
