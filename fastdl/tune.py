@@ -3,14 +3,21 @@
 Search spaces sample the way the curriculum teaches: a learning rate uniform
 in its exponent (``LogUniform(1e-4, 1)``), a momentum/Adam beta through
 ``1 - beta`` on a log scale (``OneMinusLogUniform(0.9, 0.999)``).  Trials run
-in worker processes with ``n_jobs > 1``, or on any ``concurrent.futures``-style
-executor (``executor=``; a Ray or Dask executor works unchanged).  All
-configurations are drawn up front from ``seed``, so results do not depend on
-how many workers ran them.
+in worker processes with ``n_jobs > 1``, or on any executor with
+``submit(fn, *args)`` returning futures with ``result()``
+(``concurrent.futures``, a Dask ``distributed.Client``, or
+:class:`RayExecutor` on a Ray cluster).  All configurations are drawn up front
+from ``seed``, so results do not depend on how many workers ran them or
+where.  A trial that raises (or whose worker dies) is kept with a NaN score
+and the error in ``info["error"]``; ``SearchResult.failed`` lists them, a
+warning counts them, and a search in which every trial failed raises the
+first trial's error.
 """
 from __future__ import annotations
 
 import math
+import traceback
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -141,6 +148,11 @@ class SearchResult:
     def best(self) -> Trial:
         return self.sorted()[0]
 
+    @property
+    def failed(self) -> list:
+        """The trials whose objective raised: score NaN, the error in ``info["error"]``."""
+        return [t for t in self.trials if "error" in t.info]
+
     def table(self, top: int | None = None) -> str:
         rows = self.sorted()[:top]
         keys = list(self.trials[0].config) if self.trials else []
@@ -164,15 +176,61 @@ def _score(out) -> tuple:
     return float(out), {}
 
 
+class TrialError(RuntimeError):
+    """Every trial of a search failed; the message is the first one's error."""
+
+
+def _outcome(future):
+    """``(value, None)`` or ``(None, "ExcType: message")`` for one trial's future."""
+    try:
+        return future.result(), None
+    except Exception as exc:  # the trial's own error, or its worker's death: report it, keep the others
+        return None, "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+class _Done:
+    """A finished future: the serial path reports errors the same way as the parallel ones."""
+
+    def __init__(self, fn, arg):
+        try:
+            self.value, self.exc = fn(arg), None
+        except Exception as exc:
+            self.value, self.exc = None, exc
+
+    def result(self):
+        if self.exc is not None:
+            raise self.exc
+        return self.value
+
+
 def _run(objective, configs, n_jobs, executor):
     if executor is not None:
-        return [f.result() for f in [executor.submit(objective, c) for c in configs]]
+        return [_outcome(f) for f in [executor.submit(objective, c) for c in configs]]
     if n_jobs == 1:
-        return [objective(c) for c in configs]
+        return [_outcome(_Done(objective, c)) for c in configs]
     import multiprocessing as mp
     # spawn, not fork: a forked child inherits locks (NumPy's BLAS pool, user threads) in any state
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as ex:
-        return list(ex.map(objective, configs))
+        return [_outcome(f) for f in [ex.submit(objective, c) for c in configs]]
+
+
+class RayExecutor:
+    """Run trials as Ray tasks: ``tune.random_search(f, space, executor=tune.RayExecutor())`` after
+    ``ray.init()`` (a local instance or ``ray.init(address=...)`` for a cluster).  ``options`` go to
+    ``ray.remote`` (e.g. ``num_cpus=2`` per trial)."""
+
+    def __init__(self, **options):
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("RayExecutor needs Ray: pip install ray") from None
+        self._ray, self._options, self._remote = ray, options, {}
+
+    def submit(self, fn, *args, **kwargs):
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self._ray.remote(**self._options)(fn) if self._options else self._ray.remote(fn)
+        return remote.remote(*args, **kwargs).future()
 
 
 def _check(space, n_trials, n_jobs, mode):
@@ -195,10 +253,22 @@ def random_search(objective, space: dict, n_trials: int = 20, seed: int = 0, n_j
     configs = [{k: s.sample(rng) for k, s in space.items()} for _ in range(n_trials)]
     outs = _run(objective, configs, n_jobs, executor)
     trials = []
-    for i, (c, o) in enumerate(zip(configs, outs)):
-        score, info = _score(o)
+    for i, (c, (o, err)) in enumerate(zip(configs, outs)):
+        if err is None:
+            try:
+                score, info = _score(o)
+            except (KeyError, TypeError, ValueError) as exc:
+                err = f"{type(exc).__name__}: {exc}"
+        if err is not None:
+            score, info = float("nan"), {"error": err}
         trials.append(Trial(i, c, score, 0, info))
-    return SearchResult(trials, mode)
+    res = SearchResult(trials, mode)
+    if res.failed:
+        if len(res.failed) == len(trials):
+            raise TrialError(f"tune: all {len(trials)} trials failed; the first: {res.failed[0].info['error']}")
+        warnings.warn(f"tune: {len(res.failed)} of {len(trials)} trials failed (SearchResult.failed); the first: "
+                      f"{res.failed[0].info['error']}", RuntimeWarning, stacklevel=2)
+    return res
 
 
 def coarse_to_fine(objective, space: dict, n_trials: int = 20, rounds: int = 2, top_k: int = 5, seed: int = 0,
@@ -210,7 +280,7 @@ def coarse_to_fine(objective, space: dict, n_trials: int = 20, rounds: int = 2, 
         res = random_search(objective, space, n_trials, seed + r, n_jobs, executor, mode)
         for t in res.trials:
             trials.append(Trial(len(trials), t.config, t.score, r, t.info))
-        best = SearchResult(trials, mode).sorted()[:top_k]
+        best = [t for t in SearchResult(trials, mode).sorted() if not math.isnan(t.score)][:top_k]
         space = {k: s.narrow([t.config[k] for t in best]) for k, s in space.items()}
     out = SearchResult(trials, mode)
     out.final_space = space
@@ -218,4 +288,4 @@ def coarse_to_fine(objective, space: dict, n_trials: int = 20, rounds: int = 2, 
 
 
 __all__ = ["Space", "Uniform", "LogUniform", "OneMinusLogUniform", "IntUniform", "Choice", "Trial", "SearchResult",
-           "random_search", "coarse_to_fine"]
+           "random_search", "coarse_to_fine", "RayExecutor", "TrialError"]

@@ -74,3 +74,10 @@ def tune_objective(cfg):
     """A smooth objective for the tuning tests (module level: picklable for worker processes)."""
     import math
     return (math.log10(cfg["lr"]) + 2.0) ** 2 + 100 * (cfg["beta"] - 0.99) ** 2 + 0.01 * cfg["units"]
+
+
+def tune_objective_flaky(cfg):
+    """Like :func:`tune_objective`, but a trial with more than 56 units fails (a crash to report)."""
+    if cfg["units"] > 56:
+        raise ValueError(f"out of memory with {cfg['units']} units")
+    return tune_objective(cfg)
