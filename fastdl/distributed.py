@@ -306,6 +306,7 @@ class DistributedDataParallel(Module):
         self._sync = True
         self._build_buckets(float(bucket_cap_mb))
         self._round = None
+        self.buckets_started_in_backward = 0
         self._handles = [p.register_post_accumulate_grad_hook(self._ready) for p in self._params]
 
     # ---------------------------------------------------------------- buckets
@@ -376,6 +377,7 @@ class DistributedDataParallel(Module):
 
     def _finish(self) -> None:
         r, self._round = self._round, None
+        self.buckets_started_in_backward = r["next"]  # the rest wait for parameters that got no gradient
         for k in range(r["next"], len(self._buckets)):  # buckets holding a parameter that got no gradient
             self._round = r
             self._launch(k)

@@ -69,7 +69,7 @@ def scenario_equivalence(r, w, out):
                 key = f"{kind}-{opt_name}-{cap}"
                 for n, v in model.module.state_dict().items():
                     arrays[f"{key}/{n}"] = v
-                res[key] = {"buckets": len(model.bucket_sizes),
+                res[key] = {"buckets": len(model.bucket_sizes), "started": model.buckets_started_in_backward,
                             "digest": float(sum(float(np.abs(v).sum()) for v in model.module.state_dict().values()))}
     np.savez(os.path.join(out, f"rank{r}.npz"), **arrays)
     return res
@@ -89,6 +89,26 @@ def scenario_no_sync(r, w, out):
     opt.step()
     np.savez(os.path.join(out, f"rank{r}.npz"), **model.module.state_dict())
     return {}
+
+
+class PartlyUsed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = nn.Linear(12, 3)
+        self.unused = nn.Linear(12, 3)  # registered after: its bucket comes first in backward's order
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def scenario_unused(r, w, out):
+    """A parameter that gets no gradient contributes zeros; the buckets behind it still complete."""
+    fastdl.manual_seed(1)
+    model = dist.DistributedDataParallel(PartlyUsed(), bucket_cap_mb=0.0001)
+    x, y = batch("mlp", B * w)
+    nn.CrossEntropyLoss()(model(fastdl.tensor(x[r * B:(r + 1) * B])), fastdl.tensor(y[r * B:(r + 1) * B])).backward()
+    return {"started": model.buckets_started_in_backward, "buckets": len(model.bucket_sizes),
+            "grads": {n: p.grad.numpy().tolist() for n, p in model.module.named_parameters()}}
 
 
 def scenario_buffers(r, w, out):

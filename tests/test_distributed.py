@@ -80,6 +80,7 @@ def test_one_step_on_two_ranks_equals_one_process_with_twice_the_batch(run_scena
         assert res["digest"] == r1[key]["digest"]  # the ranks agree bit for bit
         if float(cap) < 1:
             assert res["buckets"] > 1
+        assert res["started"] == res["buckets"]  # every all-reduce started while backward was still running
         model = W.build(kind, seed=100)  # rank 0's initial weights, broadcast to rank 1
         x, y = W.batch(kind, 2 * W.B)
         W.steps(model, W.make_opt(opt_name, model.parameters()), x, y)
@@ -99,6 +100,18 @@ def test_no_sync_accumulates_then_averages(run_scenario):
         got = np.load(out / f"rank{r}.npz")
         for n, v in model.state_dict().items():
             _close(got[n], v)
+
+
+def test_a_parameter_without_gradient_gets_zeros_and_blocks_nothing(run_scenario):
+    (r0, r1), _, _ = run_scenario("unused")
+    assert r0 == r1 and r0["buckets"] == 4 and r0["started"] == 0  # the unused bucket is first in line
+    fastdl.manual_seed(1)
+    model = W.PartlyUsed()
+    x, y = W.batch("mlp", 2 * W.B)
+    nn.CrossEntropyLoss()(model(fastdl.tensor(x)), fastdl.tensor(y)).backward()
+    for n, p in model.named_parameters():
+        want = p.grad.numpy() if p.grad is not None else np.zeros(p.shape, np.float32)
+        _close(np.array(r0["grads"][n], np.float32), want)
 
 
 def test_batch_norm_statistics_per_rank_and_rank0_running_stats_broadcast(run_scenario):
