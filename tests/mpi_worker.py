@@ -147,6 +147,14 @@ def scenario_hang(r, w, out):
     raise SystemExit(3)
 
 
+def scenario_crash(r, w, out):
+    """Rank 1's program raises: the job must end at once, not when rank 0's all-reduce times out."""
+    if r == 1:
+        raise RuntimeError("rank 1 fell over")
+    dist.all_reduce(np.ones(4))
+    return {"finished": True}
+
+
 def scenario_fit(r, w, out):
     """train.fit unchanged on a DDP model with a DistributedSampler and a ModelCheckpoint."""
     x, y = batch("mlp", 60, seed=11)

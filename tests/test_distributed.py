@@ -147,6 +147,14 @@ def test_a_rank_that_never_joins_fails_the_others_within_the_timeout(run_scenari
     assert "MPI_Abort" in out
 
 
+def test_an_exception_on_one_rank_ends_the_job_at_once(run_scenario):
+    import time
+    t0 = time.monotonic()
+    (r0, r1), _, out = run_scenario("crash", expect_rc=1)
+    assert time.monotonic() - t0 < 40  # the all-reduce's timeout is 60 s: it was not waited for
+    assert r0 is None and r1 is None and "RuntimeError: rank 1 fell over" in out
+
+
 def test_fit_unchanged_with_sampler_and_rank0_checkpoints(run_scenario):
     (r0, r1), out, _ = run_scenario("fit")
     assert r0["digest"] == r1["digest"]  # the same weights on both ranks after fit
