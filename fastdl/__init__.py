@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 from . import backend
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .backend import get_backend, get_num_threads, set_backend, set_num_threads
+from .backend import Device as device, get_backend, get_num_threads, set_backend, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .serialization import load, save
@@ -35,5 +35,5 @@ __all__ = [
     "get_backend", "set_num_threads", "get_num_threads", "functional", "init",
     "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa", "where", "einsum", "bmm", "mm",
     "tril", "triu", "maximum", "minimum", "clamp", "flatten", "logsumexp", "cumsum", "prod", "topk", "sort",
-    "gather", "index_select", "masked_fill", "norm",
+    "gather", "index_select", "masked_fill", "norm", "device",
 ] + _creation

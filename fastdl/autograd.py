@@ -21,6 +21,8 @@ import heapq
 import itertools
 import threading
 
+from .backend import array_namespace
+
 _state = threading.local()
 _sequence = itertools.count()
 
@@ -84,13 +86,14 @@ def unbroadcast(g, shape):
     """Sum ``g`` over the axes that broadcasting added or stretched to reach ``shape``."""
     if g.shape == tuple(shape):
         return g
+    xp = array_namespace(g)
     nd = g.ndim - len(shape)
     if nd > 0:
-        g = g.sum(axis=tuple(range(nd)))
+        g = xp.sum(g, axis=tuple(range(nd)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+        g = xp.sum(g, axis=axes, keepdims=True)
+    return xp.reshape(g, tuple(shape))
 
 
 def topo_order(root: Node) -> list:
@@ -100,6 +103,40 @@ def topo_order(root: Node) -> list:
     engine does the same): backward then retraces the forward pass in reverse, so a leaf's gradient is
     final as early as it can be — the last layer's first — which is what lets the gradient all-reduce
     of data-parallel training start while backward goes on."""
+    return _schedule(root)[0]
+
+
+_hooked = [0]  # how many post-accumulate-grad hooks are registered (on any tensor)
+
+
+def hook_added(delta: int) -> None:
+    """Count gradient hooks: while there are none, backward skips the early hand-over's bookkeeping."""
+    _hooked[0] += delta
+
+
+def _dfs_order(root: Node) -> list:
+    """A reverse topological order by iterative depth-first search: cheaper than :func:`topo_order`,
+    for passes where no hook waits on a leaf."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in node.inputs:
+            n = p._node
+            if n is not None and p.requires_grad and id(n) not in seen:
+                stack.append((n, False))
+    order.reverse()
+    return order
+
+
+def _schedule(root: Node):
+    """:func:`topo_order`, and for each position in it the leaves whose last use is the node there."""
     consumers, nodes, stack = {}, {id(root): root}, [root]
     while stack:  # every reachable node, and how many reachable nodes take its outputs
         node = stack.pop()
@@ -110,18 +147,25 @@ def topo_order(root: Node) -> list:
                 if id(n) not in nodes:
                     nodes[id(n)] = n
                     stack.append(n)
-    order, ready = [], [(-root.seq, id(root))]
+    order, ready, last_use = [], [(-root.seq, id(root))], {}
     while ready:
         node = nodes[heapq.heappop(ready)[1]]
+        i = len(order)
         order.append(node)
         for p in node.inputs:
             n = p._node
-            if n is not None and p.requires_grad:
+            if n is None:
+                if p.requires_grad:
+                    last_use[id(p)] = i
+            elif p.requires_grad:
                 left = consumers[id(n)] - 1
                 consumers[id(n)] = left
                 if left == 0:
                     heapq.heappush(ready, (-n.seq, id(n)))
-    return order
+    done_at: dict = {}
+    for k, i in last_use.items():
+        done_at.setdefault(i, []).append(k)
+    return order, done_at
 
 
 def queue_callback(fn) -> None:
@@ -165,15 +209,10 @@ def _differentiate(root, grad, emit) -> None:
     first = [None] * root._node.n_out
     first[root._index] = grad
     pending = {id(root._node): first}
-    order = topo_order(root._node)
-    last_use = {}  # leaf id -> index in ``order`` of the last node that takes it as an input
-    for i, node in enumerate(order):
-        for p in node.inputs:
-            if p._node is None and p.requires_grad:
-                last_use[id(p)] = i
-    done_at: dict = {}
-    for k, i in last_use.items():
-        done_at.setdefault(i, []).append(k)
+    if _hooked[0]:  # a leaf has a gradient hook: hand each leaf over as soon as its gradient is final
+        order, done_at = _schedule(root._node)  # done_at: position -> the leaves whose last use is there
+    else:  # nobody waits for a gradient early: the plain depth-first order, every leaf at the end
+        order, done_at = _dfs_order(root._node), {}
     leaves = {}
     with no_grad():
         for i, node in enumerate(order):
@@ -189,7 +228,8 @@ def _differentiate(root, grad, emit) -> None:
                         continue
                     gp = unbroadcast(gp, p.data.shape)
                     if gp.dtype != p.data.dtype:
-                        gp = gp.astype(p.data.dtype)
+                        gp = gp.astype(p.data.dtype) if hasattr(gp, "astype") else \
+                            array_namespace(gp).astype(gp, p.data.dtype)
                     if p._node is None:
                         prev = leaves.get(id(p))
                         leaves[id(p)] = (p, gp if prev is None else prev[1] + gp)
@@ -199,7 +239,10 @@ def _differentiate(root, grad, emit) -> None:
                         slots = pending[id(p._node)] = [None] * p._node.n_out
                     prev = slots[p._index]
                     slots[p._index] = gp if prev is None else prev + gp
-            for k in done_at.get(i, ()):
-                got = leaves.pop(k, None)
-                if got is not None:
-                    emit(*got)
+            if done_at:
+                for k in done_at.get(i, ()):
+                    got = leaves.pop(k, None)
+                    if got is not None:
+                        emit(*got)
+    for got in leaves.values():
+        emit(*got)

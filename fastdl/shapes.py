@@ -5,13 +5,65 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_namespace as _xp
+from .backend import np_dtype, xp_dtype
 from .reference._checks import _available_memory  # the one rule for both backends and the layers
 
 
 def contiguous(a) -> np.ndarray:
-    """``a`` as a C-contiguous ndarray, copying only when needed (0-d stays 0-d)."""
+    """``a`` as a C-contiguous ndarray, copying only when needed (0-d stays 0-d); another device's array
+    is returned as it is (its kernels take the layouts that namespace makes)."""
+    if type(a) is np.ndarray:
+        return a if a.flags.c_contiguous else np.array(a, order="C")
+    if getattr(a, "__array_namespace__", None) is not None and not isinstance(a, np.ndarray):
+        return a
     a = np.asarray(a)
     return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def astype(a, dtype, copy: bool = True):
+    """``a`` converted to (NumPy) ``dtype`` in its own namespace."""
+    if isinstance(a, np.ndarray):
+        return a.astype(dtype, copy=copy)
+    xp = _xp(a)
+    return xp.astype(a, xp_dtype(xp, dtype), copy=copy)
+
+
+def copy(a):
+    """A copy of ``a`` in its own namespace."""
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    return _xp(a).asarray(a, copy=True)
+
+
+def reshape(a, shape):
+    try:
+        return a.reshape(shape)  # NumPy, CuPy
+    except AttributeError:  # the array API's function form only
+        return _xp(a).reshape(a, shape)
+
+
+def permute(a, perm):
+    """``a`` with its axes in order ``perm``, C-contiguous."""
+    if isinstance(a, np.ndarray):
+        return np.ascontiguousarray(a.transpose(perm))
+    xp = _xp(a)
+    out = xp.permute_dims(a, tuple(perm))
+    make = getattr(xp, "ascontiguousarray", None)
+    return make(out) if make is not None else out
+
+
+def broadcast_to(a, shape, copy: bool = False):
+    """``a`` broadcast to ``shape``: a read-only view, or with ``copy`` a C-contiguous array."""
+    if isinstance(a, np.ndarray):
+        out = np.broadcast_to(a, shape)
+        return np.ascontiguousarray(out) if copy else out
+    xp = _xp(a)
+    out = xp.broadcast_to(a, tuple(shape))
+    return xp.asarray(out, copy=True) if copy else out
+
+
+def dtype_of(a) -> np.dtype:
+    return a.dtype if isinstance(a, np.ndarray) else np_dtype(a.dtype)
 
 
 def is_float(dtype) -> bool:
@@ -38,7 +90,7 @@ def reduced_count(shape, axis) -> int:
 def keep_dims(g, shape, axis, keepdims):
     """Reinsert reduced axes into a gradient so that it broadcasts against ``shape``."""
     if axis is None:
-        return g.reshape((1,) * len(shape))
+        return reshape(g, (1,) * len(shape))
     if keepdims:
         return g
     axes = (axis,) if isinstance(axis, int) else axis

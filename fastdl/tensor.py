@@ -17,7 +17,8 @@ import numpy as np
 from . import autograd, backend
 from .backend import array_namespace as _xp
 from .autograd import is_grad_enabled
-from .shapes import axis_arg, is_float, contiguous
+from .shapes import astype, axis_arg, copy, dtype_of, is_float, contiguous
+from .shapes import broadcast_to as _broadcast_to, reshape as _reshape
 from .tensor_elementwise import ElementwiseMethods
 from .tensor_reduce import ReduceMethods
 from .tensor_shape import ShapeMethods
@@ -25,6 +26,8 @@ from .tensor_shape import ShapeMethods
 def _to_array(data, dtype=None):
     if isinstance(data, Tensor):
         arr = data.data
+    elif type(data) is not np.ndarray and backend._foreign(data) is not None:  # another device's array
+        return astype(data, dtype, copy=False) if dtype is not None and np.dtype(dtype) != dtype_of(data) else data
     elif isinstance(data, np.ndarray):
         arr = data
     elif isinstance(data, (bool, np.bool_)):
@@ -36,7 +39,9 @@ def _to_array(data, dtype=None):
         if arr.dtype == np.float64 and not isinstance(data, np.generic):
             arr = arr.astype(np.float32)  # Python floats (and lists of them) become float32
     if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
+        arr = astype(arr, dtype, copy=False)
+    if not isinstance(arr, np.ndarray):
+        return arr
     if arr.dtype.kind in "OUSV":
         raise TypeError(f"tensor: cannot make a tensor of dtype {arr.dtype}")
     return contiguous(arr)
@@ -53,6 +58,7 @@ class _HookHandle:
     def remove(self) -> None:
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            autograd.hook_added(-1)
 
 
 class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
@@ -109,11 +115,13 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
 
     @property
     def dtype(self):
-        return self.data.dtype
+        a = self.data
+        return a.dtype if type(a) is np.ndarray else backend.np_dtype(a.dtype)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> backend.Device:
+        """Where the storage lives (``fastdl.device``; compares equal to ``"cpu"``, ``"cuda:0"``...)."""
+        return backend.device_of(self.data)
 
     @property
     def is_leaf(self) -> bool:
@@ -126,17 +134,30 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         return self.data.ndim
 
     def numpy(self) -> np.ndarray:
+        if type(self.data) is not np.ndarray:
+            self._host_only("numpy")
         return self.data
+
+    def _host_only(self, what: str) -> None:
+        dev = self.device
+        if dev != "cpu":
+            raise TypeError(f"{what}: can't convert a {dev} tensor to NumPy; use .cpu() to copy it to host memory first")
+
+    def _host(self) -> np.ndarray:
+        """The values as a NumPy array (copied from another device)."""
+        return self.data if type(self.data) is np.ndarray else backend.to_device(self.data, backend.CPU)
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return np.asarray(self._host()).reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return np.asarray(self._host()).tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if type(self.data) is not np.ndarray:
+            self._host_only("__array__")
         if dtype is not None:
             return self.data.astype(dtype, copy=bool(copy))
         return self.data.copy() if copy else self.data
@@ -150,8 +171,10 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(np.asarray(self._host()), separator=", ", prefix="tensor(")
         extra = f", dtype={self.dtype}" if self.dtype != np.float32 else ""
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
         if self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -164,7 +187,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         return Tensor(self.data)
 
     def clone(self) -> "Tensor":
-        return _result(self.data.copy(), (self,), lambda g: (g,))
+        return _result(copy(self.data), (self,), lambda g: (g,))
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -188,7 +211,8 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     def _accumulate_grad(self, g) -> None:
         """Add ``g`` (an array of this tensor's shape) into ``.grad``: the engine's results land here."""
         if self.grad is None:
-            self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True))
+            self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True) if type(g) is np.ndarray or
+                               not hasattr(g, "__array_namespace__") else copy(g))
         else:
             self.grad.data = self.grad.data + g
         if self._grad_hooks:
@@ -206,6 +230,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         if self._grad_hooks is None:
             self._grad_hooks = []
         self._grad_hooks.append(hook)
+        autograd.hook_added(1)
         return _HookHandle(self._grad_hooks, hook)
 
     def backward(self, grad=None) -> None:
@@ -215,7 +240,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be omitted only for a scalar output, got shape {self.shape}")
-            g = _xp(self.data).ones(self.shape, dtype=self.dtype)
+            g = _xp(self.data).ones(self.shape, dtype=self.data.dtype)
         else:
             g = _to_array(grad, self.dtype)
             if g.shape != self.shape:
@@ -229,16 +254,33 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
             return self
         src = self.dtype
         if is_float(dtype) and is_float(src):
-            return _result(self.data.astype(dtype), (self,), lambda g: (g.astype(src),))
-        return Tensor(self.data.astype(dtype))
+            return _result(astype(self.data, dtype), (self,), lambda g: (astype(g, src),))
+        return Tensor(astype(self.data, dtype))
 
-    def to(self, target) -> "Tensor":
-        """``.to("cpu")`` or ``.to(dtype)``."""
-        if isinstance(target, str) and target in ("cpu", "cuda") or target is None:
-            if target == "cuda":
-                raise RuntimeError("to: this build of fastdl has no CUDA backend; use device 'cpu'")
-            return self
-        return self.astype(target)
+    def to(self, target=None, dtype=None, non_blocking: bool = False, copy: bool = False) -> "Tensor":
+        """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``: PyTorch's.  A copy to another device is
+        differentiable (the gradient goes back to this device)."""
+        if isinstance(target, str) and target.partition(":")[0] not in backend.device_types():
+            target, dtype = None, target  # a dtype name such as "float64"
+        elif target is not None and not isinstance(target, (str, backend.Device)):
+            target, dtype = None, target
+        out = self if dtype is None else self.astype(dtype)
+        if target is None:
+            return out
+        dev = backend.Device(target)
+        if dev.type == "cuda" and dev.index is None:
+            dev = backend.Device("cuda", 0)
+        if out.device == dev:
+            return out
+        here = out.device
+        return _result(backend.to_device(out.data, dev), (out,), lambda g: (backend.to_device(g, here),))
+
+    def cuda(self, device=None) -> "Tensor":
+        return self.to(backend.Device("cuda", device if isinstance(device, int) else None) if not isinstance(
+            device, (str, backend.Device)) else device)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
 
     def float(self) -> "Tensor":
         return self.astype(np.float32)
@@ -248,9 +290,6 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
 
     def long(self) -> "Tensor":
         return self.astype(np.int64)
-
-    def cpu(self) -> "Tensor":
-        return self
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, o):
@@ -381,6 +420,10 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     def __getitem__(self, idx):
         idx = _index(idx)
         src_shape, dtype = self.shape, self.dtype
+        if type(self.data) is not np.ndarray:  # the array API wants every axis indexed: a trailing ... does it
+            t = idx if isinstance(idx, tuple) else (idx,)
+            if not any(i is Ellipsis for i in t):
+                idx = t + (Ellipsis,)
         out = self.data[idx]
         if isinstance(out, np.ndarray) and out.base is not None:
             out = out.copy()
@@ -390,13 +433,16 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
 
         def bw(g):
             xp = _xp(g)
-            full = xp.zeros(src_shape, dtype=dtype)
+            full = xp.zeros(src_shape, dtype=backend.xp_dtype(xp, dtype))
             if basic:
                 full[idx] = g
+            elif xp is np:
+                np.add.at(full, idx, g)  # repeated integer indices accumulate
             else:
-                xp.add.at(full, idx, g)  # repeated integer indices accumulate
+                raise NotImplementedError(f"backward of integer-array indexing on {self.device} (no scatter-add in "
+                                          "the array API): index with slices, or use index_select/gather")
             return (full,)
-        return _result(np.asarray(out), (self,), bw)
+        return _result(out, (self,), bw)
 
 
 # -------------------------------------------------------------------- helpers
@@ -408,9 +454,18 @@ _c = contiguous
 
 
 def _other(o, like: Tensor) -> Tensor:
-    """Wrap the other operand; Python and NumPy scalars take ``like``'s float dtype."""
+    """Wrap the other operand; Python and NumPy scalars take ``like``'s float dtype, and ``like``'s device."""
     if isinstance(o, Tensor):
+        if type(o.data) is not type(like.data) and (o.device != like.device):
+            raise RuntimeError(f"expected all tensors on one device, got {like.device} and {o.device}")
         return o
+    if type(like.data) is not np.ndarray:  # a scalar or list joins like's device
+        if isinstance(o, np.ndarray) and o.ndim:
+            raise RuntimeError(f"expected all tensors on one device, got {like.device} and a NumPy array (cpu)")
+        xp = _xp(like.data)
+        dt = like.dtype if is_float(like.dtype) and not isinstance(o, (bool, np.bool_)) else np.asarray(o).dtype
+        return Tensor(xp.asarray(o.item() if isinstance(o, (np.ndarray, np.generic)) else o,
+                                 dtype=backend.xp_dtype(xp, dt)))
     if isinstance(o, (numbers.Number, np.generic)) and not isinstance(o, (bool, np.bool_)) and is_float(like.dtype):
         return Tensor(np.asarray(o, dtype=like.dtype))
     arr = np.asarray(o)
@@ -478,33 +533,33 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     nb = int(np.prod(batch, dtype=np.int64))
     if B.ndim == 2:
         # (..., M, K) @ (K, N): fold every batch dim into the rows, one GEMM
-        Ak, Bk, gshape = A.reshape(nb * M, K), B, (nb * M, N)
+        Ak, Bk, gshape = _reshape(A, (nb * M, K)), B, (nb * M, N)
     else:
         def as3(X, rows, cols):
             if X.ndim == 2:
                 return X  # broadcast over the batch by the kernel (stride 0)
             if X.shape[:-2] == batch:
-                return X.reshape(nb, rows, cols)
+                return _reshape(X, (nb, rows, cols))
             if int(np.prod(X.shape[:-2])) == 1:
-                return X.reshape(1, rows, cols)
-            return np.ascontiguousarray(np.broadcast_to(X, batch + (rows, cols))).reshape(nb, rows, cols)
+                return _reshape(X, (1, rows, cols))
+            return _reshape(_broadcast_to(X, batch + (rows, cols), copy=True), (nb, rows, cols))
         Ak, Bk, gshape = as3(A, M, K), as3(B, K, N), (nb, M, N)
-    kern = backend.ops(Ak)
-    y = kern.matmul(Ak, Bk).reshape(batch + (M, N))
+    kern = backend.ops(Ak, Bk)
+    y = _reshape(kern.matmul(Ak, Bk), batch + (M, N))
     out_shape = batch + ((M,) if a.ndim > 1 else ()) + ((N,) if b.ndim > 1 else ())
 
     def back(gk, X, t):
         if gk is None:
             return None
         if gk.size == X.size:
-            return gk.reshape(t.shape)
-        return gk.reshape(batch + X.shape[-2:])  # a materialised broadcast: the engine sums it back
+            return _reshape(gk, t.shape)
+        return _reshape(gk, batch + X.shape[-2:])  # a materialised broadcast: the engine sums it back
 
     def bw(g):
-        ga, gb = kern.matmul_backward(np.ascontiguousarray(g).reshape(gshape), Ak, Bk,
+        ga, gb = kern.matmul_backward(_reshape(contiguous(g), gshape), Ak, Bk,
                                       a.requires_grad, b.requires_grad)
         return back(ga, A, a), back(gb, B, b)
-    return _result(y.reshape(out_shape), (a, b), bw)
+    return _result(_reshape(y, out_shape), (a, b), bw)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:

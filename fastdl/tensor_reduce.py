@@ -12,7 +12,8 @@ import collections
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .shapes import axis_arg, keep_arg, keep_dims, reduced_count
+from .backend import xp_dtype
+from .shapes import astype, axis_arg, dtype_of, broadcast_to, keep_arg, keep_dims, reduced_count
 
 ValuesIndices = {name: collections.namedtuple(name, ["values", "indices"])
                  for name in ("max", "min", "sort", "topk", "kthvalue", "median", "mode", "cummax")}
@@ -49,16 +50,23 @@ class ReduceMethods:
         _no_out(out, "sum")
         axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
         shape = self.shape
-        out = self.data.sum(axis=axis, keepdims=keepdims, dtype=dtype)
-        return self._op(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims), shape),))
+        a = self.data
+        if type(a) is np.ndarray:
+            out = a.sum(axis=axis, keepdims=keepdims, dtype=dtype)
+        else:
+            xp = _xp(a)
+            out = xp.sum(a, axis=axis, keepdims=keepdims, dtype=None if dtype is None else xp_dtype(xp, dtype))
+        return self._op(out, (self,), lambda g: (broadcast_to(keep_dims(g, shape, axis, keepdims), shape),))
 
     def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
         _no_out(out, "mean")
         axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
         shape = self.shape
         n = reduced_count(shape, axis)
-        out = self.data.mean(axis=axis, keepdims=keepdims, dtype=dtype)
-        return self._op(out, (self,), lambda g: (_xp(g).broadcast_to(keep_dims(g, shape, axis, keepdims) / n, shape),))
+        src = self.data if dtype is None else astype(self.data, dtype)
+        out = src.mean(axis=axis, keepdims=keepdims) if type(src) is np.ndarray else \
+            _xp(src).mean(src, axis=axis, keepdims=keepdims)
+        return self._op(out, (self,), lambda g: (broadcast_to(keep_dims(g, shape, axis, keepdims) / n, shape),))
 
     def prod(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
         """Product over all entries or along one ``dim``; the gradient is exact where entries are zero."""
@@ -91,8 +99,8 @@ class ReduceMethods:
         def bw(g):
             full = fn(a, axis=axis, keepdims=True)
             xp = _xp(a)
-            hit = (a == full) | (xp.isnan(a) & xp.isnan(full))
-            share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient, as PyTorch's amax
+            hit = astype((a == full) | (xp.isnan(a) & xp.isnan(full)), dtype_of(a))
+            share = hit / xp.sum(hit, axis=axis, keepdims=True)  # ties share the gradient, as PyTorch's amax
             return (share * keep_dims(g, a.shape, axis, keepdims),)
         return self._op(out, (self,), bw)
 

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .shapes import axis_arg
+from .shapes import axis_arg, broadcast_to, permute, reshape
 from .tensor_reduce import _one_dim, _scatter_along
 
 
@@ -59,7 +59,7 @@ class ShapeMethods:
     def reshape(self, *shape):
         shape = _shape_args(shape, "reshape")
         src = self.shape
-        return self._op(self.data.reshape(shape), (self,), lambda g: (g.reshape(src),))
+        return self._op(reshape(self.data, shape), (self,), lambda g: (reshape(g, src),))
 
     view = reshape
 
@@ -89,8 +89,7 @@ class ShapeMethods:
             return self.swapaxes(*axes)
         perm = tuple(range(self.ndim))[::-1] if not axes else tuple(a % self.ndim for a in axes)
         inv = tuple(np.argsort(perm))
-        out = np.ascontiguousarray(self.data.transpose(perm))
-        return self._op(out, (self,), lambda g: (g.transpose(inv),))
+        return self._op(permute(self.data, perm), (self,), lambda g: (permute(g, inv),))
 
     def permute(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
@@ -129,7 +128,8 @@ class ShapeMethods:
     def unsqueeze(self, dim):
         if not -self.ndim - 1 <= dim <= self.ndim:
             raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor with {self.ndim} dimensions")
-        return self.reshape(np.expand_dims(self.data, dim).shape)
+        d = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     expand_dims = unsqueeze
 
@@ -143,8 +143,8 @@ class ShapeMethods:
         for i, s in enumerate(self.shape):
             if s != 1 and target[i + lead] != s:
                 raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes}: dimension {i} has size {s}")
-        out = np.ascontiguousarray(np.broadcast_to(self.data, target))
-        return self._op(out, (self,), lambda g: (g,))  # the engine sums broadcast axes back
+        # the engine sums the broadcast axes back
+        return self._op(broadcast_to(self.data, target, copy=True), (self,), lambda g: (g,))
 
     def expand_as(self, other):
         return self.expand(other.shape)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, rng
-from ..shapes import float_arg
+from ..shapes import astype, float_arg, reshape as _reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous, matmul  # noqa: F401  (matmul re-exported)
 from .maths import einsum
 
@@ -34,18 +34,18 @@ def linear(x, weight, bias=None) -> Tensor:
         raise ValueError(f"linear: weight must be (out_features, {x.shape[-1]}) for x of shape {x.shape}, got "
                          f"{weight.shape}")
     lead = x.shape[:-1]
-    x2 = x.data.reshape(-1, x.shape[-1])
-    kern = backend.ops(x2)
+    x2 = _reshape(x.data, (-1, x.shape[-1]))
+    kern = backend.ops(x2, weight.data)
     y = kern.linear_forward(x2, weight.data, None if bias is None else bias.data)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def bw(g):
-        gx, gw, gb = kern.linear_backward(_c(g).reshape(-1, weight.shape[0]), x2, weight.data,
+        gx, gw, gb = kern.linear_backward(_reshape(_c(g), (-1, weight.shape[0])), x2, weight.data,
                                           x.requires_grad, weight.requires_grad,
                                           bias is not None and bias.requires_grad)
-        gx = None if gx is None else gx.reshape(x.shape)
+        gx = None if gx is None else _reshape(gx, x.shape)
         return (gx, gw) if bias is None else (gx, gw, gb)
-    return _result(y.reshape(lead + (weight.shape[0],)), parents, bw)
+    return _result(_reshape(y, lead + (weight.shape[0],)), parents, bw)
 
 
 def relu(x) -> Tensor:
@@ -124,13 +124,19 @@ def _reduce(loss: Tensor, reduction: str, count=None) -> Tensor:
     if reduction == "mean":
         if count is None:
             return loss.mean()
-        return loss.sum() / loss.dtype.type(count) if count else loss.sum() * np.nan
+        return loss.sum() / float(count) if count else loss.sum() * float("nan")
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _raw(v):
+    """The array of a Tensor, another device's array as it is, anything else as a NumPy array."""
+    v = v.data if isinstance(v, Tensor) else v
+    return v if type(v) is np.ndarray or getattr(v, "__array_namespace__", None) is not None else np.asarray(v)
 
 
 def _class_last(x: Tensor, target):
     """(N, C, d1, ...) logits -> (N*d1*..., C); targets flattened to match."""
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = _raw(target)
     if x.ndim < 2:
         raise ValueError(f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {x.shape}")
     if t.shape != (x.shape[0],) + x.shape[2:]:
@@ -139,7 +145,7 @@ def _class_last(x: Tensor, target):
     if x.ndim == 2:
         return x, t, t.shape
     perm = (0,) + tuple(range(2, x.ndim)) + (1,)
-    return x.transpose(perm).reshape(-1, x.shape[1]), t.reshape(-1), t.shape
+    return x.transpose(perm).reshape(-1, x.shape[1]), _reshape(t, (-1,)), t.shape
 
 
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
@@ -154,12 +160,12 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     x = as_tensor(input)
     label_smoothing = float_arg(label_smoothing, "label_smoothing", "cross_entropy", 0.0, 1.0)
     if isinstance(target, Tensor) and target.dtype.kind == "f" or \
-            (isinstance(target, np.ndarray) and target.dtype.kind == "f"):
+            (isinstance(target, np.ndarray) and target.dtype.kind == "f"):  # (a device array: wrap it in a Tensor)
         return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
     if weight is not None:
         return _weighted_cross_entropy(x, target, weight, ignore_index, reduction, label_smoothing)
     x2, t, tshape = _class_last(x, target)
-    kern = backend.ops(x2.data)
+    kern = backend.ops(x2.data, t)
     loss, lse = kern.cross_entropy_forward(x2.data, t, ignore_index, float(label_smoothing))
     logits = x2.data
 
@@ -168,7 +174,15 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     per = _result(loss, (x2,), bw)
     if reduction == "none":
         return per.reshape(tshape)
-    return _reduce(per, reduction, count=int(np.count_nonzero(t != ignore_index)))
+    return _reduce(per, reduction, count=_count(t != ignore_index))
+
+
+def _count(mask) -> int:
+    """How many entries of a boolean array are True (on its own device)."""
+    if type(mask) is np.ndarray:
+        return int(np.count_nonzero(mask))
+    xp = backend.array_namespace(mask)
+    return int(xp.sum(xp.astype(mask, xp.int64)))
 
 
 def _class_weight(weight, x: Tensor, fn: str) -> Tensor:
@@ -232,7 +246,8 @@ def nll_loss(input, target, ignore_index: int = -100, reduction: str = "mean") -
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean squared error; ``target`` gets no gradient."""
     p = as_tensor(input)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=p.dtype)
+    t = _raw(target)
+    t = t.astype(p.dtype, copy=False) if type(t) is np.ndarray else astype(t, p.dtype, copy=False)
     if t.shape != p.shape:
         raise ValueError(f"mse_loss: target has shape {t.shape} but input has shape {p.shape}")
     if reduction == "none":
@@ -240,13 +255,14 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
         return d * d
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    kern = backend.ops(p.data)
+    kern = backend.ops(p.data, t)
     total = kern.mse_forward(p.data, t)
     n = p.data.size
     scale = 1.0 / n if reduction == "mean" and n else 1.0
     value = total * scale if n or reduction == "sum" else float("nan")
     pd = p.data
-    return _result(np.asarray(value, dtype=p.dtype), (p,),
+    xp = backend.array_namespace(pd)
+    return _result(xp.asarray(value, dtype=backend.xp_dtype(xp, p.dtype)), (p,),
                    lambda g: (kern.mse_backward(float(g) * scale, pd, t),))
 
 
@@ -317,10 +333,12 @@ def cat(tensors, axis: int = 0, dim=None) -> Tensor:
     if not ts:
         raise ValueError("cat: give at least one tensor")
     xp = backend.array_namespace(ts[0].data)
-    out = xp.concatenate([t.data for t in ts], axis=axis)
+    out = (getattr(xp, "concat", None) or xp.concatenate)([t.data for t in ts], axis=axis)
     ax = axis % out.ndim
-    bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
-    return _result(out, tuple(ts), lambda g: tuple(xp.split(g, bounds, axis=ax)))
+    bounds = np.cumsum([0] + [t.shape[ax] for t in ts])
+    lead = (slice(None),) * ax
+    return _result(out, tuple(ts), lambda g: tuple(g[lead + (slice(int(a), int(b)), Ellipsis)]
+                                                   for a, b in zip(bounds[:-1], bounds[1:])))
 
 
 def stack(tensors, axis: int = 0, dim=None) -> Tensor:

@@ -74,8 +74,9 @@ def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool =
     H = as_tensor(params[0][1]).shape[1]
     lstm = mode == "lstm"
     if hx is None:
-        z = np.zeros((num_layers * dirs, B, H), x.dtype)
-        h0, c0 = Tensor(z), (Tensor(z.copy()) if lstm else None)
+        xp = backend.array_namespace(x.data)
+        z = xp.zeros((num_layers * dirs, B, H), dtype=backend.xp_dtype(xp, x.dtype))
+        h0, c0 = Tensor(z), (Tensor(xp.zeros_like(z)) if lstm else None)
     elif lstm:
         h0, c0 = as_tensor(hx[0]), as_tensor(hx[1])
     else:

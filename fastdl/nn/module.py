@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..shapes import astype
 from ..tensor import Tensor
 
 
@@ -158,25 +159,41 @@ class Module:
 
     # ---------------------------------------------------------------- dtype
     def to(self, target=None, dtype=None):
-        """``.to(dtype)`` casts parameters and floating buffers; ``.to("cpu")`` is a no-op."""
-        target = dtype if dtype is not None else target
-        if target is None or isinstance(target, str) and target == "cpu":
-            return self
-        if isinstance(target, str) and target.startswith("cuda"):
-            raise RuntimeError("to: this build of fastdl has no CUDA backend; use device 'cpu'")
-        dt = np.dtype(target)
-        if dt.kind != "f":
+        """``.to(device)``, ``.to(dtype)`` (floating parameters and buffers) or both, in place, as PyTorch's:
+        parameters stay the same objects (an optimizer made before keeps them), their data moves."""
+        from ..backend import Device, device_types, to_device
+        if isinstance(target, str) and target.partition(":")[0] not in device_types():
+            target, dtype = None, target
+        elif target is not None and not isinstance(target, (str, Device)):
+            target, dtype = None, target
+        dev = Device(target) if target is not None else None
+        if dev is not None and dev.type == "cuda" and dev.index is None:
+            dev = Device("cuda", 0)
+        dt = np.dtype(dtype) if dtype is not None else None
+        if dt is not None and dt.kind != "f":
             raise TypeError(f"Module.to: dtype must be floating point, got {dt}")
+
+        def move(t):
+            if dt is not None and t.dtype.kind == "f" and t.dtype != dt:
+                t.data = astype(t.data, dt)
+            if dev is not None and t.device != dev:
+                t.data = to_device(t.data, dev)
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None:
-                    p.data = p.data.astype(dt)
+                    move(p)
                     if p.grad is not None:
-                        p.grad.data = p.grad.data.astype(dt)
+                        move(p.grad)
             for b in m._buffers.values():
-                if b is not None and b.data.dtype.kind == "f":
-                    b.data = b.data.astype(dt)
+                if b is not None:
+                    move(b)
         return self
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device if isinstance(device, str) else f"cuda:{int(device)}")
+
+    def cpu(self):
+        return self.to("cpu")
 
     def float(self):
         return self.to(np.float32)

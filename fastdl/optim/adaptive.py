@@ -44,7 +44,7 @@ class Adagrad(_Adaptive):
         st = self.state.setdefault(id(p), {})
         if not st:
             st["step"] = 0
-            st["sum"] = np.full(p.shape, group["initial_accumulator_value"], dtype=p.dtype)
+            st["sum"] = self._zeros(p, group["initial_accumulator_value"])
         self._run(group, p, kern, st, "sum", None, extra=group["lr_decay"])
 
 

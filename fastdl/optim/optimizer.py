@@ -61,7 +61,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad.data = np.zeros_like(p.grad.data)
+                    p.grad.data = backend.array_namespace(p.grad.data).zeros_like(p.grad.data)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient (frozen or unused ones are skipped)."""
@@ -83,8 +83,10 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def _zeros(p: Tensor) -> np.ndarray:
-        return np.zeros(p.shape, dtype=p.dtype)
+    def _zeros(p: Tensor, fill: float = 0.0):
+        """A state array for ``p``: its shape and dtype, on its device."""
+        xp = backend.array_namespace(p.data)
+        return xp.full(p.shape, fill, dtype=backend.xp_dtype(xp, p.dtype))
 
     # ---------------------------------------------------------------- state
     def _index(self):
@@ -92,7 +94,7 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         index = self._index()
-        state = {index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+        state = {index[id(p)]: {k: _host_copy(v) for k, v in s.items()}
                  for p, s in ((p, self.state[id(p)]) for g in self.param_groups for p in g["params"]
                               if id(p) in self.state)}
         groups = []
@@ -118,8 +120,8 @@ class Optimizer:
             for name, v in s.items():
                 if isinstance(v, Tensor):
                     v = v.data
-                if isinstance(v, np.ndarray) and v.shape == p.shape:
-                    v = np.array(v, dtype=p.dtype, copy=True)
+                if isinstance(v, np.ndarray) and v.shape == p.shape:  # onto the parameter's device
+                    v = backend.to_device(np.array(v, dtype=p.dtype, copy=True), p.device)
                 elif isinstance(v, np.ndarray):
                     v = v.copy()
                 entry[name] = v
@@ -129,6 +131,15 @@ class Optimizer:
                 if k != "params":
                     mine[k] = copy.deepcopy(v)
         self.state = new_state
+
+    def to(self, device) -> "Optimizer":
+        """Move the state arrays to ``device`` (after ``model.to(device)``; a state made later is made there)."""
+        dev = backend.Device(device)
+        for s in self.state.values():
+            for k, v in s.items():
+                if hasattr(v, "shape") and getattr(v, "ndim", 0):
+                    s[k] = backend.to_device(v, dev)
+        return self
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -157,3 +168,12 @@ def _check_hyperparameters(name: str, group: dict) -> None:
         if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
             raise ValueError(f"{name}: betas must be a pair of numbers in [0, 1), got {b!r}"[:200])
         group["betas"] = tuple(float_arg(x, "betas", name, 0.0, 1.0, hi_open=True) for x in b)
+
+
+def _host_copy(v):
+    """A state entry for ``state_dict``: arrays as NumPy copies (from any device), the rest as they are."""
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if getattr(v, "__array_namespace__", None) is not None:
+        return np.array(backend.to_device(v, backend.CPU), copy=True)
+    return v

@@ -1,0 +1,156 @@
+"""The engine is device-agnostic: run on ``array_api_strict`` arrays (a storage type that offers only the
+array API standard), with a kernel table made of the NumPy reference twins on host copies, the engine,
+a small CNN and an LSTM training step and every optimizer give the results of the CPU run.  NumPy is
+made unable to read the strict arrays, so any ``np.`` call left on tensor data fails here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import backend, nn, optim, reference
+
+xps = pytest.importorskip("array_api_strict")
+Array = type(xps.asarray(0.0))
+
+
+def _to_numpy(a):
+    return np.from_dlpack(a)
+
+
+def _from_numpy(h, index=None):
+    return xps.asarray(np.ascontiguousarray(h))
+
+
+@pytest.fixture
+def strict(monkeypatch):
+    """The "strict" device, registered for one test; NumPy cannot convert its arrays meanwhile."""
+    def refuse(self, *a, **k):
+        raise TypeError("NumPy touched an array_api_strict array: an np. call on tensor data")
+    monkeypatch.setattr(Array, "__array__", refuse)
+    monkeypatch.setattr(Array, "__buffer__", refuse)
+    table = backend.host_table(reference, _to_numpy, _from_numpy)
+    backend.register_device(backend.ArrayBackend("strict", xps, table, _from_numpy, _to_numpy))
+    fastdl.set_backend("reference")  # the CPU twin of the run: the same kernels
+    yield fastdl.device("strict")
+    backend.unregister_device("strict")
+
+
+def _host(t):
+    return _to_numpy(t.data) if isinstance(t.data, Array) else np.asarray(t.data)
+
+
+def _check_on_device(tensors):
+    for t in tensors:
+        assert isinstance(t.data, Array), f"a tensor of shape {t.shape} left the device"
+
+
+def test_device_api(strict):
+    x = fastdl.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    assert x.device == "cpu" and str(x.device) == "cpu"
+    y = x.to(strict)
+    assert isinstance(y.data, Array) and y.device == strict and y.shape == (2, 3) and y.dtype == np.float32
+    np.testing.assert_array_equal(_host(y), x.numpy())
+    np.testing.assert_array_equal(y.cpu().numpy(), x.numpy())
+    with pytest.raises(RuntimeError, match="expected all tensors on one device, got cpu and strict"):
+        x + y
+    with pytest.raises(RuntimeError, match="expected all (arrays|tensors) on one device, got cpu and strict"):
+        fastdl.tensor(np.ones((3, 2), np.float32)) @ y
+
+
+def test_engine_ops_and_gradients(strict):
+    rng = np.random.default_rng(0)
+    a0 = rng.standard_normal((3, 4)).astype(np.float32)
+    b0 = rng.standard_normal((4,)).astype(np.float32)
+
+    def run(dev):
+        a = fastdl.tensor(a0).to(dev).requires_grad_()
+        b = fastdl.tensor(b0).to(dev).requires_grad_()
+        y = ((a * b + 1).exp().log() - a / (b * b + 1)).tanh().sigmoid()
+        z = (y @ a.T).relu().sum(dim=1, keepdim=True) * y.mean(dim=0)
+        w = z.reshape(-1)[2:7].sum() + (a ** 2).max() + (a.transpose(0, 1).abs() + 1).sqrt().sum()
+        w = w + z.softmax(dim=1).sum() + y.var() + a[1].sum() + a[:, 1:3].abs().sum()
+        w.backward()
+        return w, a.grad, b.grad, [y, z]
+    got, want = run(strict), run("cpu")
+    _check_on_device([got[0], got[1], got[2], *got[3]])
+    for g, w in zip(got[:3], want[:3]):
+        np.testing.assert_allclose(_host(g), _host(w), rtol=1e-5, atol=1e-6)
+
+
+def _train(model_fn, x0, y0, loss_fn, dev, steps=2, opt_fn=None):
+    fastdl.manual_seed(0)
+    model = model_fn().to(dev)
+    opt = (opt_fn or (lambda p: optim.SGD(p, lr=0.1, momentum=0.9)))(model.parameters())
+    x, y = fastdl.tensor(x0).to(dev), fastdl.tensor(y0).to(dev)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        assert loss.device == dev
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.cpu().item()))
+    return model, opt, losses
+
+
+def _same_training(model_fn, x0, y0, loss_fn, dev, **kw):
+    m1, o1, l1 = _train(model_fn, x0, y0, loss_fn, dev, **kw)
+    m0, _, l0 = _train(model_fn, x0, y0, loss_fn, "cpu", **kw)
+    _check_on_device(list(m1.parameters()) + [p.grad for p in m1.parameters()])
+    for st in o1.state.values():
+        _check_on_device([v for v in st.values() if isinstance(v, fastdl.Tensor)])
+        assert not any(isinstance(v, np.ndarray) and v.ndim for v in st.values()), "optimizer state on the host"
+    np.testing.assert_allclose(l1, l0, rtol=1e-5)
+    for (n, p1), p0 in zip(m1.named_parameters(), m0.parameters()):
+        np.testing.assert_allclose(_host(p1), _host(p0), rtol=1e-5, atol=1e-6, err_msg=n)
+    return m1
+
+
+def test_cnn_training_step(strict):
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal((4, 1, 12, 12)).astype(np.float32)
+    y0 = rng.integers(0, 3, 4)
+    _same_training(lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3),
+                                         nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 3)),
+                   x0, y0, nn.CrossEntropyLoss(), strict)
+
+
+class _LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 8, batch_first=True)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+def test_lstm_training_step(strict):
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((3, 6, 5)).astype(np.float32)
+    y0 = rng.standard_normal((3, 2)).astype(np.float32)
+    _same_training(_LSTMNet, x0, y0, nn.MSELoss(), strict)
+
+
+OPTIMIZERS = {
+    "sgd": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    "adam": lambda p: optim.Adam(p, lr=0.01, amsgrad=True),
+    "adamw": lambda p: optim.AdamW(p, lr=0.01),
+    "rmsprop": lambda p: optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True),
+    "adagrad": lambda p: optim.Adagrad(p, lr=0.1),
+    "adadelta": lambda p: optim.Adadelta(p),
+    "adamax": lambda p: optim.Adamax(p, lr=0.01),
+    "nadam": lambda p: optim.NAdam(p, lr=0.01),
+    "radam": lambda p: optim.RAdam(p, lr=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer(strict, name):
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((6, 4)).astype(np.float32)
+    y0 = rng.integers(0, 3, 6)
+    _same_training(lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), x0, y0, nn.CrossEntropyLoss(),
+                   strict, steps=3, opt_fn=OPTIMIZERS[name])
