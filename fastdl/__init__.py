@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import backend
+from . import backend, cuda
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device as device, get_backend, get_num_threads, set_backend, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
@@ -35,5 +35,5 @@ __all__ = [
     "get_backend", "set_num_threads", "get_num_threads", "functional", "init",
     "nn", "optim", "data", "datasets", "train", "models", "backend", "ewa", "where", "einsum", "bmm", "mm",
     "tril", "triu", "maximum", "minimum", "clamp", "flatten", "logsumexp", "cumsum", "prod", "topk", "sort",
-    "gather", "index_select", "masked_fill", "norm", "device",
+    "gather", "index_select", "masked_fill", "norm", "device", "cuda",
 ] + _creation

@@ -123,14 +123,24 @@ class ArrayBackend:
     as "cuda"; the tests register ``array_api_strict`` to prove the engine touches storage only through
     the namespace and the table."""
 
-    def __init__(self, name: str, namespace, table, from_numpy, to_numpy, index_of=None):
+    def __init__(self, name: str, namespace, table, from_numpy, to_numpy, index_of=None, array_type=None):
         self.name, self.namespace, self.table = name, namespace, table
         self.from_numpy, self.to_numpy = from_numpy, to_numpy
         self.index_of = index_of or (lambda a: None)
+        self.array_type = array_type  # the storage's array class (found without __array_namespace__)
 
 
 _DEVICES: dict = {}  # device type -> ArrayBackend
 _BY_NAMESPACE: dict = {}  # id(namespace module) -> ArrayBackend
+_BY_TYPE: dict = {}  # array class -> ArrayBackend
+
+
+_LOADERS: dict = {}  # device type -> a function that registers it on first use (fastdl.cuda's)
+
+
+def register_loader(name: str, load) -> None:
+    """``load()`` registers device ``name`` (or raises saying why it cannot) when a tensor first moves there."""
+    _LOADERS[name] = load
 
 
 def device_types() -> tuple:
@@ -143,18 +153,24 @@ def register_device(backend: ArrayBackend) -> None:
     run on ``backend.table``."""
     _DEVICES[backend.name] = backend
     _BY_NAMESPACE[id(backend.namespace)] = backend
+    if backend.array_type is not None:
+        _BY_TYPE[backend.array_type] = backend
 
 
 def unregister_device(name: str) -> None:
     b = _DEVICES.pop(name, None)
     if b is not None:
         _BY_NAMESPACE.pop(id(b.namespace), None)
+        _BY_TYPE.pop(b.array_type, None)
 
 
 def _foreign(a):
     """The ArrayBackend of a non-NumPy array (None for NumPy arrays, scalars and None)."""
     if a is None or isinstance(a, (np.ndarray, np.generic, int, float, bool, complex)):
         return None
+    b = _BY_TYPE.get(type(a))
+    if b is not None:
+        return b
     ns = getattr(a, "__array_namespace__", None)
     if ns is None:
         return None
@@ -162,6 +178,16 @@ def _foreign(a):
     if b is None:
         raise TypeError(f"fastdl: arrays of {ns().__name__} are not a registered device's storage")
     return b
+
+
+def on_device(a) -> bool:
+    """Whether ``a`` is an array of a registered device other than the CPU."""
+    if type(a) is np.ndarray or a is None:
+        return False
+    try:
+        return _foreign(a) is not None
+    except TypeError:
+        return False
 
 
 def device_of(a) -> Device:
@@ -200,26 +226,18 @@ def to_device(a, dev: Device):
     src = _foreign(a)
     if (src.name if src else "cpu") == dev.type:
         return a
-    host = src.to_numpy(a) if src is not None else a
+    host = np.asarray(src.to_numpy(a) if src is not None else a)
+    if not host.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+        host = np.array(host, order="C")
     if dev.type == "cpu":
-        return np.ascontiguousarray(host)
+        return host
     b = _DEVICES.get(dev.type)
+    if b is None and dev.type in _LOADERS:
+        _LOADERS[dev.type]()  # raises, saying why, when the device cannot be used here
+        b = _DEVICES.get(dev.type)
     if b is None:
-        raise RuntimeError(f"to: device {dev} is not available ({_unavailable(dev.type)})")
-    return b.from_numpy(np.ascontiguousarray(host), dev.index)
-
-
-def _unavailable(kind: str) -> str:
-    if kind == "cuda":
-        return "fastdl.cuda.is_available() is False: " + _cuda_reason()
-    return "no such device is registered"
-
-
-def _cuda_reason() -> str:
-    import importlib.util
-    if importlib.util.find_spec("fastdl._C_cuda") is None:
-        return "this build of fastdl has no CUDA kernels (build with -Ccmake.define.FASTDL_CUDA=ON)"
-    return "CuPy or a GPU is missing (pip install 'fastdl[cuda]')"
+        raise RuntimeError(f"to: device {dev} is not available (no such device is registered)")
+    return b.from_numpy(host, dev.index)
 
 
 def host_table(base: ModuleType, to_numpy, from_numpy):
@@ -275,6 +293,9 @@ def array_namespace(x):
     storage type needs its own kernel table, not a second engine."""
     if isinstance(x, (np.ndarray, np.generic)) or np.isscalar(x):
         return np
+    b = _BY_TYPE.get(type(x))
+    if b is not None:
+        return b.namespace
     ns = getattr(x, "__array_namespace__", None)
     return ns() if ns is not None else np
 

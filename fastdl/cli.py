@@ -73,7 +73,10 @@ def cmd_train(args) -> int:
     order = np.random.default_rng(args.seed).permutation(len(xtr))
     xva, yva, xtr, ytr = xtr[order[:n_val]], ytr[order[:n_val]], xtr[order[n_val:]], ytr[order[n_val:]]
     config = MODELS[args.model]
-    model = build_model(config)
+    try:
+        model = build_model(config).to(fastdl.device(args.device))
+    except RuntimeError as exc:  # CUDA asked for but not there: say why in one line
+        raise UserError(str(exc)) from None
     train_set = data.TensorDataset(xtr, ytr)
     if dist is not None:  # each rank a shard; the batch is split so that a step sees batch_size samples in all
         if args.batch_size % world:
@@ -93,7 +96,7 @@ def cmd_train(args) -> int:
         f", threads={fastdl.get_num_threads()}"
     say(f"fastdl {fastdl.__version__}: training {args.model} ({model.num_parameters():,} parameters) on MNIST-5k "
         f"({len(xtr)} train / {n_val} validation / {len(xte)} test), {args.optimizer}, "
-        f"backend={fastdl.get_backend()}" + ranks)
+        f"backend={fastdl.get_backend()}, device={args.device}" + ranks)
     if args.save and main_rank:  # refuse an unwritable destination before training, not after
         folder = os.path.dirname(os.path.abspath(args.save))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
@@ -249,7 +252,7 @@ def info_lines() -> list:
         "float32 convolution: " + {16: "direct AVX-512 kernels", 8: "direct AVX2 kernels"}.get(
             c.conv_direct_width(), "im2col + BLAS only") + " where the output channels fill whole vectors,"
         " im2col + BLAS elsewhere",
-        f"CUDA: {'built' if c.cuda_built else 'not built'}",
+        f"CUDA: {fastdl.cuda.status()}",
     ]
     return lines
 
@@ -328,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save", default="fastdl-mnist.npz", help="where to write the trained weights (.npz, no pickle)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--plot", default=None, metavar="PNG", help="save the training curves to this image (matplotlib)")
+    t.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda (needs the CUDA build and "
+                   "CuPy: see README)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run as 'mpiexec -n N fastdl train --distributed' (needs "
                         "'fastdl[mpi]'); each rank trains on a shard with batch-size/N samples a step, rank 0 "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend
 from .tensor import Tensor
 
 
@@ -45,26 +46,36 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         seed = np.zeros(out.shape, dtype=out.dtype)
         seed.reshape(-1)[k] = 1.0
         if out.requires_grad:
-            out.backward(seed)
+            out.backward(Tensor(seed).to(out.device))  # the seed on the output's device
         for i in checked:
             g = inputs[i].grad
             if g is not None:
-                analytic[i][k] = g.data.reshape(-1)
+                analytic[i][k] = g._host().reshape(-1)
     for i in checked:
         inputs[i].grad = None
     # numerical Jacobian by central differences
     for i in checked:
-        x = inputs[i].data
+        t = inputs[i]
+        original = t.data
+        host = type(original) is np.ndarray  # on another device, perturb a host copy and move it there
+        x = original if host else t._host().copy()
         flat = x.reshape(-1)
         numeric = np.zeros_like(analytic[i])
-        for j in range(flat.size):
-            old = flat[j]
-            flat[j] = old + eps
-            plus = np.array(run().data, dtype=np.float64).reshape(-1)
-            flat[j] = old - eps
-            minus = np.array(run().data, dtype=np.float64).reshape(-1)
-            flat[j] = old
-            numeric[:, j] = (plus - minus) / (2 * eps)
+        dev = t.device
+
+        def at(value, j):
+            flat[j] = value
+            if not host:
+                t.data = backend.to_device(x, dev)
+            return np.array(run()._host(), dtype=np.float64).reshape(-1)
+        try:
+            for j in range(flat.size):
+                old = flat[j]
+                plus, minus = at(old + eps, j), at(old - eps, j)
+                flat[j] = old
+                numeric[:, j] = (plus - minus) / (2 * eps)
+        finally:
+            t.data = original
         err = np.abs(analytic[i] - numeric) - (atol + rtol * np.abs(numeric))
         bad = ~(err <= 0)
         if bad.any():

@@ -34,7 +34,7 @@ VERSION = 1
 def _encode(obj, arrays: dict):
     if isinstance(obj, Tensor):
         key = f"a{len(arrays)}"
-        arrays[key] = obj.data
+        arrays[key] = obj._host()  # a tensor on another device is copied to host memory
         return {"$t": key}
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
@@ -154,7 +154,7 @@ def _safetensors_bytes(obj: Mapping, metadata=None) -> list:
         v = obj[name]
         if not isinstance(name, str) or name == "__metadata__":
             raise TypeError(f"save: safetensors names must be strings (not '__metadata__'), got {name!r}")
-        a = v.data if isinstance(v, Tensor) else v
+        a = v._host() if isinstance(v, Tensor) else v
         if not isinstance(a, np.ndarray):
             raise TypeError(f"save: a .safetensors file holds only arrays, but {name!r} is a {type(v).__name__}; "
                             "save nested checkpoints (optimizer state, history) as .npz")

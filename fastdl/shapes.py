@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .backend import np_dtype, xp_dtype
+from .backend import np_dtype, on_device, xp_dtype
 from .reference._checks import _available_memory  # the one rule for both backends and the layers
 
 
@@ -14,7 +14,7 @@ def contiguous(a) -> np.ndarray:
     is returned as it is (its kernels take the layouts that namespace makes)."""
     if type(a) is np.ndarray:
         return a if a.flags.c_contiguous else np.array(a, order="C")
-    if getattr(a, "__array_namespace__", None) is not None and not isinstance(a, np.ndarray):
+    if on_device(a):
         return a
     a = np.asarray(a)
     return a if a.flags.c_contiguous else np.array(a, order="C")

@@ -15,8 +15,8 @@ from .tensor import Tensor, as_tensor
 
 def accuracy(logits, target) -> float:
     """Fraction of rows whose arg-max over the last axis equals the integer target."""
-    x = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    x = logits._host() if isinstance(logits, Tensor) else np.asarray(logits)
+    t = target._host() if isinstance(target, Tensor) else np.asarray(target)
     if x.shape[:-1] != t.shape:
         raise ValueError(f"accuracy: logits {x.shape} and target {t.shape} do not match")
     return float(np.mean(np.argmax(x, axis=-1) == t)) if t.size else float("nan")
@@ -71,8 +71,22 @@ class History:
 
 
 def _is_classification(out, target) -> bool:
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target if isinstance(target, Tensor) else np.asarray(target)
     return t.dtype.kind in "iu" and out.ndim == t.ndim + 1
+
+
+def _model_device(model):
+    """The device of the model's first parameter (None for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return None
+
+
+def _to(batch, device):
+    """Move a batch's tensors to ``device`` (data loaders yield CPU tensors)."""
+    if device is None or device == "cpu":
+        return batch
+    return tuple(t.to(device) if isinstance(t, Tensor) else t for t in batch)
 
 
 def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
@@ -80,9 +94,10 @@ def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
     was_training = model.training
     model.eval()
     total, n, correct, classify = 0.0, 0, 0.0, False
+    dev = _model_device(model)
     try:
         with no_grad():
-            for x, y in loader:
+            for x, y in (_to(b, dev) for b in loader):
                 out = model(x)
                 b = len(y)
                 total += float(loss_fn(out, y).item()) * b
@@ -118,7 +133,8 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
     when ``val_loader`` is given, and ``lr``.  ``scheduler`` is stepped after
     every epoch (``ReduceLROnPlateau`` with ``val_loss``).  ``resume_from``: a
     checkpoint of :class:`ModelCheckpoint` — training continues after its
-    epoch exactly as if it had never stopped.  Under ``mpiexec`` with a
+    epoch exactly as if it had never stopped.  Batches are moved to the
+    model's device (``model.to("cuda")`` is all a GPU run needs).  Under ``mpiexec`` with a
     ``distributed.DistributedDataParallel`` model and a ``DistributedSampler``
     (whose ``set_epoch`` is called here every epoch) it trains data-parallel
     unchanged; the training metrics are then each rank's own shard's.  ``progress``: a tqdm bar per
@@ -132,6 +148,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
     if scheduler is not None:
         callbacks.insert(0, LRSchedulerCallback(scheduler))
     start = resume(trainer, resume_from) if resume_from is not None else 0
+    dev = _model_device(model)  # batches follow the model to its device
     for cb in callbacks:
         cb.on_train_begin(trainer)
     for epoch in range(start, epochs):
@@ -145,7 +162,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
         bar = progress_bar(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
         total, n, correct, t0 = 0.0, 0, 0.0, time.perf_counter()
         classify = False
-        for i, (x, y) in enumerate(train_loader):
+        for i, (x, y) in enumerate(_to(b, dev) for b in train_loader):
             optimizer.zero_grad()
             out = model(x)
             loss = loss_fn(out, y)
@@ -192,12 +209,14 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs: int = 
 
 def predict(model, x, batch_size: int = 256) -> np.ndarray:
     """Model outputs for ``x`` in eval mode, batched, as a NumPy array."""
-    x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    x = np.asarray(x._host() if isinstance(x, Tensor) else x)
     was = model.training
     model.eval()
+    dev = _model_device(model)
     try:
         with no_grad():
-            outs = [model(as_tensor(x[i:i + batch_size])).data for i in range(0, len(x), batch_size)]
+            outs = [model(_to((as_tensor(x[i:i + batch_size]),), dev)[0])._host()
+                    for i in range(0, len(x), batch_size)]
     finally:
         model.train(was)
     return np.concatenate(outs) if outs else np.empty((0,))

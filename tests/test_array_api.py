@@ -19,7 +19,7 @@ def _to_numpy(a):
 
 
 def _from_numpy(h, index=None):
-    return xps.asarray(np.ascontiguousarray(h))
+    return xps.asarray(np.asarray(h))
 
 
 @pytest.fixture
@@ -154,3 +154,50 @@ def test_every_optimizer(strict, name):
     y0 = rng.integers(0, 3, 6)
     _same_training(lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), x0, y0, nn.CrossEntropyLoss(),
                    strict, steps=3, opt_fn=OPTIMIZERS[name])
+
+
+def test_state_dict_save_and_load_across_devices(strict, tmp_path):
+    fastdl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    ref = model.state_dict()
+    model.to(strict)
+    sd = model.state_dict()  # NumPy copies, from the device
+    assert all(type(v) is np.ndarray for v in sd.values())
+    for k in ref:
+        np.testing.assert_array_equal(sd[k], ref[k])
+    fastdl.save({"w": model[0].weight, "sd": sd}, tmp_path / "m.npz")
+    back = fastdl.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back["w"].numpy(), ref["0.weight"])
+    other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).to(strict)
+    other.load_state_dict(back["sd"])  # loads onto the device the model is on
+    assert all(isinstance(p.data, Array) for p in other.parameters())
+    np.testing.assert_array_equal(other.cpu().state_dict()["0.bias"], ref["0.bias"])
+    assert other[0].weight.device == "cpu"
+
+
+def test_gradcheck_on_the_device(strict):
+    rng = np.random.default_rng(4)
+    x = fastdl.tensor(rng.standard_normal((3, 4))).to(strict).requires_grad_()
+    w = fastdl.tensor(rng.standard_normal((2, 4))).to(strict).requires_grad_()
+    t = fastdl.tensor(np.array([0, 1, 1])).to(strict)
+
+    def f(x, w):
+        return nn.functional.cross_entropy((x @ w.T).tanh(), t, reduction="sum") + (x * x).sum()
+    assert fastdl.gradcheck(f, (x, w))
+    assert isinstance(x.data, Array) and isinstance(w.data, Array)  # put back as they were
+
+
+def test_fit_evaluate_predict_follow_the_model_to_its_device(strict):
+    from fastdl import data, train
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    loader = data.DataLoader(data.TensorDataset(x, y), batch_size=8)  # CPU batches
+    fastdl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)).to(strict)
+    hist = train.fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05), loader, epochs=3,
+                     val_loader=loader, progress=False)
+    assert hist["loss"][-1] < hist["loss"][0] and "val_accuracy" in hist.history
+    assert isinstance(model[0].weight.data, Array)
+    out = train.predict(model, x)
+    assert isinstance(out, np.ndarray) and out.shape == (40, 2)

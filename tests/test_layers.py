@@ -11,7 +11,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 # module (or package) prefix -> layer; a module may import from its own layer or below
 LAYERS = [
     (0, ["fastdl.reference", "fastdl.rng", "fastdl.datasets", "fastdl.progress"]),
-    (1, ["fastdl.backend"]),
+    (1, ["fastdl.backend", "fastdl.cuda"]),
     (2, ["fastdl.shapes", "fastdl.autograd", "fastdl.tensor", "fastdl.creation", "fastdl.tensor_reduce", "fastdl.tensor_shape",
          "fastdl.tensor_elementwise", "fastdl.gradcheck", "fastdl.serialization"]),
     (3, ["fastdl.functional"]),

@@ -131,7 +131,7 @@ def _reduce(loss: Tensor, reduction: str, count=None) -> Tensor:
 def _raw(v):
     """The array of a Tensor, another device's array as it is, anything else as a NumPy array."""
     v = v.data if isinstance(v, Tensor) else v
-    return v if type(v) is np.ndarray or getattr(v, "__array_namespace__", None) is not None else np.asarray(v)
+    return v if type(v) is np.ndarray or backend.on_device(v) else np.asarray(v)
 
 
 def _class_last(x: Tensor, target):

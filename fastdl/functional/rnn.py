@@ -107,7 +107,8 @@ def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool =
 def embedding(indices, weight, padding_idx=None) -> Tensor:
     """weight (V, D)[indices]; the gradient is scattered (summed) back to the rows used, except padding_idx."""
     w = as_tensor(weight)
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = idx if backend.on_device(idx) else np.asarray(idx)
     kern = backend.ops(w.data)
     y = kern.embedding_forward(w.data, idx)
     v = w.shape[0]

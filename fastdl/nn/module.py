@@ -10,8 +10,14 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..backend import CPU, on_device, to_device
 from ..shapes import astype
 from ..tensor import Tensor
+
+
+def _host_copy(a) -> np.ndarray:
+    """A NumPy copy of an array of any device (state dicts are NumPy arrays)."""
+    return a.copy() if isinstance(a, np.ndarray) else np.array(to_device(a, CPU), copy=True)
 
 
 class Parameter(Tensor):
@@ -215,10 +221,10 @@ class Module:
             pre = f"{mname}." if mname else ""
             for k, p in m._parameters.items():
                 if p is not None:
-                    out[pre + k] = p.data.copy()
+                    out[pre + k] = _host_copy(p.data)
             for k, b in m._buffers.items():
                 if b is not None and k not in getattr(m, "_non_persistent", ()):
-                    out[pre + k] = b.data.copy()
+                    out[pre + k] = _host_copy(b.data)
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True):
@@ -246,15 +252,17 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            arr = np.asarray(v.data if isinstance(v, Tensor) else v)
+            arr = v.data if isinstance(v, Tensor) else v
+            arr = np.asarray(to_device(arr, CPU) if on_device(arr) else arr)
             if arr.shape != t.data.shape:
                 raise ValueError(f"load_state_dict: {k} has shape {arr.shape} in the state dict but "
                                  f"{t.data.shape} in the model")
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: {k} has dtype {arr.dtype}")
-            staged[k] = np.array(arr, dtype=t.data.dtype, copy=True)
+            staged[k] = np.array(arr, dtype=t.dtype, copy=True)
         for k, arr in staged.items():  # only after every check passed: no half-loaded model
-            own[k].data = arr
+            t = own[k]
+            t.data = arr if type(t.data) is np.ndarray else to_device(arr, t.device)  # stays on its device
         return missing, unexpected
 
     # ---------------------------------------------------------------- calling

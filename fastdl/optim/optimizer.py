@@ -174,6 +174,6 @@ def _host_copy(v):
     """A state entry for ``state_dict``: arrays as NumPy copies (from any device), the rest as they are."""
     if isinstance(v, np.ndarray):
         return v.copy()
-    if getattr(v, "__array_namespace__", None) is not None:
+    if backend.on_device(v):
         return np.array(backend.to_device(v, backend.CPU), copy=True)
     return v

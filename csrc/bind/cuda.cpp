@@ -1,0 +1,143 @@
+// fastdl._C_cuda: the CUDA kernels (csrc/cuda/) on raw device pointers.  The Python layer
+// (fastdl/cuda/ops.py) passes CuPy arrays' pointers, sizes and the current stream; here every
+// argument that could crash a kernel is checked first (dtype code, sizes, null pointers), so a direct
+// call with bad values raises ValueError naming the argument instead of faulting the GPU.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "../cuda/kernels.h"
+
+namespace py = pybind11;
+namespace fc = fastdl::cuda;
+
+namespace {
+
+using Ptr = std::uintptr_t;
+
+void check_dtype(int dtype, const char* fn) {
+  if (dtype != 0 && dtype != 1) {
+    throw py::value_error(std::string(fn) + ": dtype must be 0 (float32) or 1 (float64), got " + std::to_string(dtype));
+  }
+}
+
+void check_size(int64_t v, const char* fn, const char* name) {
+  if (v < 0) throw py::value_error(std::string(fn) + ": " + name + " must be >= 0, got " + std::to_string(v));
+  if (v > (int64_t{1} << 48)) throw py::value_error(std::string(fn) + ": " + name + " is too large");
+}
+
+void check_mul(int64_t a, int64_t b, const char* fn) {  // a * b elements must stay within the size limit
+  if (a > 0 && b > (int64_t{1} << 48) / a) throw py::value_error(std::string(fn) + ": the array is too large");
+}
+
+void check_ptr(Ptr p, int64_t n, const char* fn, const char* name) {
+  if (n > 0 && p == 0) throw py::value_error(std::string(fn) + ": " + name + " is a null pointer");
+}
+
+void check_rows(int64_t rows, const char* fn) {
+  if (rows > 0x7fffffffLL) throw py::value_error(std::string(fn) + ": too many rows for one launch");
+}
+
+void raise_if(const std::string& err, const char* fn) {
+  if (!err.empty()) throw std::runtime_error(std::string(fn) + ": CUDA error " + err);
+}
+
+template <class T>
+T* P(Ptr p) {
+  return reinterpret_cast<T*>(p);
+}
+
+void* S(Ptr s) { return reinterpret_cast<void*>(s); }
+
+}  // namespace
+
+PYBIND11_MODULE(_C_cuda, m) {
+  m.doc() = "fastdl's CUDA kernels on device pointers (used by fastdl.cuda; see csrc/cuda/kernels.h)";
+  m.attr("architectures") = fc::architectures();
+
+  m.def("act_forward", [](int act, int dtype, Ptr x, Ptr y, int64_t n, Ptr stream) {
+    const char* fn = "act_forward";
+    if (act < 0 || act > 2) throw py::value_error("act_forward: act must be 0 (relu), 1 (tanh) or 2 (sigmoid)");
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(x, n, fn, "x"), check_ptr(y, n, fn, "y");
+    raise_if(fc::act_forward(act, dtype, P<void>(x), P<void>(y), n, S(stream)), fn);
+  });
+  m.def("act_backward", [](int act, int dtype, Ptr gy, Ptr y, Ptr gx, int64_t n, Ptr stream) {
+    const char* fn = "act_backward";
+    if (act < 0 || act > 2) throw py::value_error("act_backward: act must be 0 (relu), 1 (tanh) or 2 (sigmoid)");
+    check_dtype(dtype, fn), check_size(n, fn, "n");
+    check_ptr(gy, n, fn, "gy"), check_ptr(y, n, fn, "y"), check_ptr(gx, n, fn, "gx");
+    raise_if(fc::act_backward(act, dtype, P<void>(gy), P<void>(y), P<void>(gx), n, S(stream)), fn);
+  });
+  m.def("softmax_forward", [](int log, int dtype, Ptr x, Ptr y, int64_t rows, int64_t cols, Ptr stream) {
+    const char* fn = "softmax_forward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    check_ptr(x, rows * cols, fn, "x"), check_ptr(y, rows * cols, fn, "y");
+    raise_if(fc::softmax_forward(log != 0, dtype, P<void>(x), P<void>(y), rows, cols, S(stream)), fn);
+  });
+  m.def("softmax_backward", [](int log, int dtype, Ptr gy, Ptr y, Ptr gx, int64_t rows, int64_t cols, Ptr stream) {
+    const char* fn = "softmax_backward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    check_ptr(gy, rows * cols, fn, "gy"), check_ptr(y, rows * cols, fn, "y"), check_ptr(gx, rows * cols, fn, "gx");
+    raise_if(fc::softmax_backward(log != 0, dtype, P<void>(gy), P<void>(y), P<void>(gx), rows, cols, S(stream)), fn);
+  });
+  m.def("cross_entropy_forward", [](int dtype, Ptr x, Ptr t, Ptr loss, Ptr lse, int64_t rows, int64_t cols,
+                                    int64_t ignore_index, double eps, Ptr stream) {
+    const char* fn = "cross_entropy_forward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    if (rows > 0 && cols == 0) throw py::value_error("cross_entropy_forward: cols must be >= 1");
+    if (!(eps >= 0.0 && eps <= 1.0)) throw py::value_error("cross_entropy_forward: label_smoothing must be in [0, 1]");
+    check_ptr(x, rows * cols, fn, "x"), check_ptr(t, rows, fn, "target");
+    check_ptr(loss, rows, fn, "loss"), check_ptr(lse, rows, fn, "lse");
+    raise_if(fc::cross_entropy_forward(dtype, P<void>(x), P<int64_t>(t), P<void>(loss), P<void>(lse), rows, cols,
+                                       ignore_index, eps, S(stream)), fn);
+  });
+  m.def("cross_entropy_backward", [](int dtype, Ptr gloss, Ptr x, Ptr t, Ptr lse, Ptr gx, int64_t rows,
+                                     int64_t cols, int64_t ignore_index, double eps, Ptr stream) {
+    const char* fn = "cross_entropy_backward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    if (!(eps >= 0.0 && eps <= 1.0)) throw py::value_error("cross_entropy_backward: label_smoothing must be in [0, 1]");
+    check_ptr(gloss, rows, fn, "gloss"), check_ptr(x, rows * cols, fn, "x"), check_ptr(t, rows, fn, "target");
+    check_ptr(lse, rows, fn, "lse"), check_ptr(gx, rows * cols, fn, "gx");
+    raise_if(fc::cross_entropy_backward(dtype, P<void>(gloss), P<void>(x), P<int64_t>(t), P<void>(lse), P<void>(gx),
+                                        rows, cols, ignore_index, eps, S(stream)), fn);
+  });
+  m.def("sgd_step", [](int dtype, Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
+                       double weight_decay, bool nesterov, bool maximize, bool first_step, Ptr stream) {
+    const char* fn = "sgd_step";
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(p, n, fn, "param"), check_ptr(g, n, fn, "grad");
+    raise_if(fc::sgd_step(dtype, P<void>(p), P<void>(g), P<void>(buf), n, lr, momentum, dampening, weight_decay,
+                          nesterov, maximize, first_step, S(stream)), fn);
+  });
+  m.def("adam_step", [](int dtype, Ptr p, Ptr g, Ptr mm, Ptr v, Ptr vmax, int64_t n, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, bool decoupled, bool maximize, int64_t step,
+                        Ptr stream) {
+    const char* fn = "adam_step";
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(p, n, fn, "param"), check_ptr(g, n, fn, "grad");
+    check_ptr(mm, n, fn, "exp_avg"), check_ptr(v, n, fn, "exp_avg_sq");
+    if (step < 1) throw py::value_error("adam_step: step must be >= 1, got " + std::to_string(step));
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw py::value_error("adam_step: betas must be in [0, 1)");
+    raise_if(fc::adam_step(dtype, P<void>(p), P<void>(g), P<void>(mm), P<void>(v), P<void>(vmax), n, lr, beta1, beta2,
+                           eps, weight_decay, decoupled, maximize, step, S(stream)), fn);
+  });
+  m.def("embedding_forward", [](int dtype, Ptr w, Ptr idx, Ptr y, int64_t n, int64_t d, Ptr stream) {
+    const char* fn = "embedding_forward";
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_size(d, fn, "d"), check_mul(n, d, fn);
+    check_ptr(idx, n, fn, "indices"), check_ptr(y, n * d, fn, "y"), check_ptr(w, n * d, fn, "weight");
+    raise_if(fc::embedding_forward(dtype, P<void>(w), P<int64_t>(idx), P<void>(y), n, d, S(stream)), fn);
+  });
+  m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
+                                 int64_t padding_idx, Ptr stream) {
+    const char* fn = "embedding_backward";
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_size(d, fn, "d"), check_size(v, fn, "num_embeddings");
+    check_mul(n, d, fn), check_mul(v, d, fn);
+    check_ptr(gy, n * d, fn, "gy"), check_ptr(idx, n, fn, "indices"), check_ptr(gw, v * d, fn, "gw");
+    raise_if(fc::embedding_backward(dtype, P<void>(gy), P<int64_t>(idx), P<void>(gw), n, d, v, padding_idx,
+                                    S(stream)), fn);
+  });
+}

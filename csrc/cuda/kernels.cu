@@ -1,0 +1,373 @@
+// CUDA kernels of fastdl: element-wise activations, row softmax, fused cross-entropy, fused optimizer
+// updates and embeddings.  Each mirrors the CPU kernel of the same name (the same formulas, in the same
+// order, in the tensor's dtype), so tests/cuda compares the two on the same inputs.
+#include "kernels.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+namespace fastdl::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ inline float dexp(float x) { return expf(x); }
+__device__ inline double dexp(double x) { return exp(x); }
+__device__ inline float dlog(float x) { return logf(x); }
+__device__ inline double dlog(double x) { return log(x); }
+__device__ inline float dtanh(float x) { return tanhf(x); }
+__device__ inline double dtanh(double x) { return tanh(x); }
+__device__ inline float dsqrt(float x) { return sqrtf(x); }
+__device__ inline double dsqrt(double x) { return sqrt(x); }
+
+inline int blocks_for(int64_t n) {
+  int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 1 ? 1 : (b > 8192 ? 8192 : b));  // grid-stride loops cover the rest
+}
+
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+std::string status() {
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? std::string() : std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+}
+
+#define FASTDL_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// ---------------------------------------------------------------- activations
+template <class T>
+__global__ void act_fwd_kernel(int act, const T* x, T* y, int64_t n) {
+  FASTDL_GRID_STRIDE(i, n) {
+    T v = x[i];
+    if (act == kRelu) {
+      y[i] = v > T(0) ? v : T(0);
+    } else if (act == kTanh) {
+      y[i] = dtanh(v);
+    } else {  // sigmoid, stable on both sides
+      T e = dexp(-fabs(v));
+      y[i] = v >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+    }
+  }
+}
+
+template <class T>
+__global__ void act_bwd_kernel(int act, const T* gy, const T* y, T* gx, int64_t n) {
+  FASTDL_GRID_STRIDE(i, n) {
+    T o = y[i];
+    if (act == kRelu) {
+      gx[i] = o > T(0) ? gy[i] : T(0);
+    } else if (act == kTanh) {
+      gx[i] = gy[i] * (T(1) - o * o);
+    } else {
+      gx[i] = gy[i] * o * (T(1) - o);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- block reductions
+template <class T>
+__device__ T block_sum(T v, T* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  int nw = (blockDim.x + 31) >> 5;
+  v = threadIdx.x < nw ? shared[threadIdx.x] : T(0);
+  if (warp == 0) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) shared[0] = v;
+  }
+  __syncthreads();
+  T out = shared[0];
+  __syncthreads();  // shared is reused by the next reduction
+  return out;
+}
+
+template <class T>
+__device__ T block_max(T v, T* shared) {
+  for (int o = 16; o > 0; o >>= 1) {
+    T w = __shfl_down_sync(0xffffffffu, v, o);
+    v = (w > v || w != w) ? w : v;  // NaN propagates, as the CPU kernel's max
+  }
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  int nw = (blockDim.x + 31) >> 5;
+  v = threadIdx.x < nw ? shared[threadIdx.x] : -INFINITY;
+  if (warp == 0) {
+    for (int o = 16; o > 0; o >>= 1) {
+      T w = __shfl_down_sync(0xffffffffu, v, o);
+      v = (w > v || w != w) ? w : v;
+    }
+    if (lane == 0) shared[0] = v;
+  }
+  __syncthreads();
+  T out = shared[0];
+  __syncthreads();
+  return out;
+}
+
+// ---------------------------------------------------------------- softmax over rows
+template <class T>
+__global__ void softmax_fwd_kernel(int log, const T* x, T* y, int64_t cols) {
+  __shared__ T shared[32];
+  const T* xr = x + blockIdx.x * cols;
+  T* yr = y + blockIdx.x * cols;
+  T m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = (xr[j] > m || xr[j] != xr[j]) ? xr[j] : m;
+  m = block_max(m, shared);
+  T s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += dexp(xr[j] - m);
+  s = block_sum(s, shared);
+  if (log) {
+    T lse = m + dlog(s);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = xr[j] - lse;
+  } else {
+    T inv = T(1) / s;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = dexp(xr[j] - m) * inv;
+  }
+}
+
+template <class T>
+__global__ void softmax_bwd_kernel(int log, const T* gy, const T* y, T* gx, int64_t cols) {
+  __shared__ T shared[32];
+  const int64_t off = blockIdx.x * cols;
+  T s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += log ? gy[off + j] : gy[off + j] * y[off + j];
+  s = block_sum(s, shared);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    gx[off + j] = log ? gy[off + j] - dexp(y[off + j]) * s : y[off + j] * (gy[off + j] - s);
+  }
+}
+
+// ---------------------------------------------------------------- cross-entropy
+template <class T>
+__global__ void ce_fwd_kernel(const T* x, const int64_t* t, T* loss, T* lse_out, int64_t cols, int64_t ignore,
+                              T eps) {
+  __shared__ T shared[32];
+  const T* xr = x + blockIdx.x * cols;
+  T m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = (xr[j] > m || xr[j] != xr[j]) ? xr[j] : m;
+  m = block_max(m, shared);
+  T s = 0, total = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    s += dexp(xr[j] - m);
+    total += xr[j];
+  }
+  s = block_sum(s, shared);
+  total = block_sum(total, shared);
+  if (threadIdx.x == 0) {
+    T lse = m + dlog(s);
+    lse_out[blockIdx.x] = lse;
+    int64_t c = t[blockIdx.x];
+    if (c == ignore) {
+      loss[blockIdx.x] = T(0);
+    } else {
+      T nll = lse - xr[c];
+      loss[blockIdx.x] = eps == T(0) ? nll : (T(1) - eps) * nll + eps * (lse - total / T(cols));
+    }
+  }
+}
+
+template <class T>
+__global__ void ce_bwd_kernel(const T* gloss, const T* x, const int64_t* t, const T* lse, T* gx, int64_t cols,
+                              int64_t ignore, T eps) {
+  const int64_t row = blockIdx.x, off = row * cols;
+  const int64_t c = t[row];
+  const bool keep = c != ignore;
+  const T g = gloss[row], l = lse[row], spread = eps / T(cols);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    T v = dexp(x[off + j] - l) - (j == c ? T(1) - eps : T(0)) - spread;
+    gx[off + j] = keep ? g * v : T(0);
+  }
+}
+
+// ---------------------------------------------------------------- optimizers
+template <class T>
+__device__ inline T lerp(T a, T b, T w) {  // torch.lerp with a scalar weight
+  return w < T(0.5) ? a + w * (b - a) : b - (b - a) * (T(1) - w);
+}
+
+template <class T>
+__global__ void sgd_kernel(T* p, const T* g, T* buf, int64_t n, T lr, T momentum, T damp, T wd, bool nesterov,
+                           bool maximize, bool first) {
+  FASTDL_GRID_STRIDE(i, n) {
+    T gi = maximize ? -g[i] : g[i];
+    if (wd != T(0)) gi = gi + wd * p[i];
+    if (buf != nullptr) {
+      T b = first ? gi : momentum * buf[i] + (T(1) - damp) * gi;
+      buf[i] = b;
+      gi = nesterov ? gi + momentum * b : b;
+    }
+    p[i] -= lr * gi;
+  }
+}
+
+template <class T>
+__global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, T lr, T one_minus_b1, T b2,
+                            T one_minus_b2, T eps, T wd, bool decoupled, bool maximize, T step_size, T bc2_sqrt) {
+  FASTDL_GRID_STRIDE(i, n) {
+    T gi = maximize ? -g[i] : g[i];
+    T pi = p[i];
+    if (wd != T(0)) {
+      if (decoupled) {
+        pi *= T(1) - lr * wd;
+      } else {
+        gi = gi + wd * pi;
+      }
+    }
+    T mi = lerp(m[i], gi, one_minus_b1);
+    T vi = v[i] * b2 + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T vv = vi;
+    if (vmax != nullptr) {
+      vv = vmax[i] > vi ? vmax[i] : vi;
+      vmax[i] = vv;
+    }
+    T denom = dsqrt(vv) / bc2_sqrt + eps;
+    p[i] = pi + (-step_size) * (mi / denom);
+  }
+}
+
+// ---------------------------------------------------------------- embeddings
+template <class T>
+__global__ void emb_fwd_kernel(const T* w, const int64_t* idx, T* y, int64_t n, int64_t d) {
+  FASTDL_GRID_STRIDE(i, n * d) { y[i] = w[idx[i / d] * d + i % d]; }
+}
+
+template <class T>
+__global__ void emb_bwd_kernel(const T* gy, const int64_t* idx, T* gw, int64_t n, int64_t d, int64_t pad) {
+  FASTDL_GRID_STRIDE(i, n * d) {
+    int64_t r = idx[i / d];
+    if (r != pad) atomicAdd(gw + r * d + i % d, gy[i]);
+  }
+}
+
+template <class F>
+std::string by_dtype(int dtype, F&& f) {
+  if (dtype == 0) {
+    f(float{});
+  } else {
+    f(double{});
+  }
+  return status();
+}
+
+}  // namespace
+
+std::string act_forward(int act, int dtype, const void* x, void* y, int64_t n, void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    act_fwd_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(act, static_cast<const T*>(x),
+                                                                          static_cast<T*>(y), n);
+  });
+}
+
+std::string act_backward(int act, int dtype, const void* gy, const void* y, void* gx, int64_t n, void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    act_bwd_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        act, static_cast<const T*>(gy), static_cast<const T*>(y), static_cast<T*>(gx), n);
+  });
+}
+
+std::string softmax_forward(int log, int dtype, const void* x, void* y, int64_t rows, int64_t cols, void* stream) {
+  if (rows == 0 || cols == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    softmax_fwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        log, static_cast<const T*>(x), static_cast<T*>(y), cols);
+  });
+}
+
+std::string softmax_backward(int log, int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,
+                             void* stream) {
+  if (rows == 0 || cols == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    softmax_bwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        log, static_cast<const T*>(gy), static_cast<const T*>(y), static_cast<T*>(gx), cols);
+  });
+}
+
+std::string cross_entropy_forward(int dtype, const void* x, const int64_t* t, void* loss, void* lse, int64_t rows,
+                                  int64_t cols, int64_t ignore_index, double eps, void* stream) {
+  if (rows == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    ce_fwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), t, static_cast<T*>(loss), static_cast<T*>(lse), cols, ignore_index, T(eps));
+  });
+}
+
+std::string cross_entropy_backward(int dtype, const void* gloss, const void* x, const int64_t* t, const void* lse,
+                                   void* gx, int64_t rows, int64_t cols, int64_t ignore_index, double eps,
+                                   void* stream) {
+  if (rows == 0 || cols == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    ce_bwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gloss), static_cast<const T*>(x), t, static_cast<const T*>(lse), static_cast<T*>(gx),
+        cols, ignore_index, T(eps));
+  });
+}
+
+std::string sgd_step(int dtype, void* p, const void* g, void* buf, int64_t n, double lr, double momentum,
+                     double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step,
+                     void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    sgd_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<T*>(p), static_cast<const T*>(g), static_cast<T*>(buf), n, T(lr), T(momentum), T(dampening),
+        T(weight_decay), nesterov, maximize, first_step);
+  });
+}
+
+std::string adam_step(int dtype, void* p, const void* g, void* m, void* v, void* vmax, int64_t n, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize,
+                      int64_t step, void* stream) {
+  if (n == 0) return {};
+  const double step_size = lr / (1.0 - std::pow(beta1, static_cast<double>(step)));
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(beta2, static_cast<double>(step)));
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    adam_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<T*>(p), static_cast<const T*>(g), static_cast<T*>(m), static_cast<T*>(v), static_cast<T*>(vmax),
+        n, T(lr), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(weight_decay), decoupled, maximize,
+        T(step_size), T(bc2_sqrt));
+  });
+}
+
+std::string embedding_forward(int dtype, const void* w, const int64_t* idx, void* y, int64_t n, int64_t d,
+                              void* stream) {
+  if (n == 0 || d == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    emb_fwd_kernel<T><<<blocks_for(n * d), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(w), idx,
+                                                                              static_cast<T*>(y), n, d);
+  });
+}
+
+std::string embedding_backward(int dtype, const void* gy, const int64_t* idx, void* gw, int64_t n, int64_t d,
+                               int64_t v, int64_t padding_idx, void* stream) {
+  if (cudaMemsetAsync(gw, 0, static_cast<size_t>(v * d) * (dtype == 0 ? 4 : 8), as_stream(stream)) != cudaSuccess) {
+    return status();
+  }
+  if (n == 0 || d == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    emb_bwd_kernel<T><<<blocks_for(n * d), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(gy), idx,
+                                                                              static_cast<T*>(gw), n, d, padding_idx);
+  });
+}
+
+const char* architectures() { return FASTDL_CUDA_ARCHS; }
+
+}  // namespace fastdl::cuda

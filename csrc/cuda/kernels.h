@@ -1,0 +1,46 @@
+// CUDA kernels of fastdl (the optional module fastdl._C_cuda): plain C++ declarations on device
+// pointers, sizes and a stream, so that the bindings (csrc/bind/cuda.cpp) need no CUDA headers.
+// dtype: 0 = float32, 1 = float64.  Every launcher returns an empty string on success, else the CUDA
+// error's text (the binding raises it).  Shapes and dtypes are checked by the caller: the bindings
+// check sizes and pointers, the Python layer (fastdl/cuda/ops.py) shapes, dtypes and index ranges.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fastdl::cuda {
+
+enum Act : int { kRelu = 0, kTanh = 1, kSigmoid = 2 };
+
+std::string act_forward(int act, int dtype, const void* x, void* y, int64_t n, void* stream);
+std::string act_backward(int act, int dtype, const void* gy, const void* y, void* gx, int64_t n, void* stream);
+
+// row-wise over the last axis of a (rows, cols) array; log = 1 for log-softmax
+std::string softmax_forward(int log, int dtype, const void* x, void* y, int64_t rows, int64_t cols, void* stream);
+std::string softmax_backward(int log, int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,
+                             void* stream);
+
+// logits (rows, cols), target int64 (rows,) -> loss (rows,), lse (rows,); label smoothing eps
+std::string cross_entropy_forward(int dtype, const void* x, const int64_t* t, void* loss, void* lse, int64_t rows,
+                                  int64_t cols, int64_t ignore_index, double eps, void* stream);
+std::string cross_entropy_backward(int dtype, const void* gloss, const void* x, const int64_t* t, const void* lse,
+                                   void* gx, int64_t rows, int64_t cols, int64_t ignore_index, double eps,
+                                   void* stream);
+
+// PyTorch's update rules, in place (the CPU kernels' rules: csrc/optim.cpp)
+std::string sgd_step(int dtype, void* p, const void* g, void* buf, int64_t n, double lr, double momentum,
+                     double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step,
+                     void* stream);
+std::string adam_step(int dtype, void* p, const void* g, void* m, void* v, void* vmax, int64_t n, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize,
+                      int64_t step, void* stream);
+
+// weight (V, D); indices int64 (n,) in [0, V)
+std::string embedding_forward(int dtype, const void* w, const int64_t* idx, void* y, int64_t n, int64_t d,
+                              void* stream);
+std::string embedding_backward(int dtype, const void* gy, const int64_t* idx, void* gw, int64_t n, int64_t d,
+                               int64_t v, int64_t padding_idx, void* stream);
+
+// what the module was compiled for, e.g. "sm_80 sm_90 compute_90"
+const char* architectures();
+
+}  // namespace fastdl::cuda

@@ -1,0 +1,166 @@
+"""The CUDA kernels (``fastdl._C_cuda``).
+
+Without a GPU only the module's own argument checks run (where the module was built: CI builds it
+whenever nvcc is there).  On a GPU with CuPy, every CUDA kernel is compared with the CPU kernel on the
+same inputs, float64 gradients are checked on the GPU, LeNet-5 trains to the CPU's accuracy, and
+checkpoints move between devices."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import backend, nn, optim
+
+BUILT = importlib.util.find_spec("fastdl._C_cuda") is not None
+built = pytest.mark.skipif(not BUILT, reason="the CUDA kernels were not built (FASTDL_CUDA=ON)")
+gpu = pytest.mark.skipif(not fastdl.cuda.is_available(), reason="no GPU with CuPy here")
+
+
+# ---------------------------------------------------------------- without a GPU
+@built
+def test_module_reports_its_architectures():
+    from fastdl import _C_cuda
+    archs = _C_cuda.architectures.split()
+    assert {"80-real", "90-real", "90-virtual"} <= set(archs)
+    assert fastdl.cuda.architectures() == _C_cuda.architectures
+    assert fastdl.cuda.status().startswith(f"built ({_C_cuda.architectures})")
+
+
+@built
+def test_bad_arguments_are_refused_before_any_launch():
+    from fastdl import _C_cuda as K
+    with pytest.raises(ValueError, match="act_forward: dtype must be 0"):
+        K.act_forward(0, 7, 16, 16, 4, 0)
+    with pytest.raises(ValueError, match="act_forward: act must be"):
+        K.act_forward(9, 0, 16, 16, 4, 0)
+    with pytest.raises(ValueError, match="x is a null pointer"):
+        K.act_forward(0, 0, 0, 16, 4, 0)
+    with pytest.raises(ValueError, match="rows must be >= 0"):
+        K.softmax_forward(0, 0, 16, 16, -1, 3, 0)
+    with pytest.raises(ValueError, match="too large"):
+        K.embedding_forward(0, 16, 16, 16, 1 << 40, 1 << 20, 0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        K.cross_entropy_forward(0, 16, 16, 16, 16, 2, 3, -100, 1.5, 0)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        K.adam_step(0, 16, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 0, 0)
+    K.act_forward(0, 0, 0, 0, 0, 0)  # nothing to do: no launch, no error
+
+
+def test_without_cuda_moving_a_tensor_says_why():
+    if fastdl.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    t = fastdl.tensor(np.ones(3, np.float32))
+    with pytest.raises(RuntimeError, match="CUDA is not available: "):
+        t.cuda()
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        nn.Linear(2, 2).to("cuda")
+    assert fastdl.cuda.device_count() >= 0 and isinstance(fastdl.cuda.status(), str)
+
+
+# ---------------------------------------------------------------- on a GPU
+def _cp():
+    import cupy
+    return cupy
+
+
+def _pair(rng, shape, dtype):
+    h = rng.standard_normal(shape).astype(dtype)
+    return h, _cp().asarray(h)
+
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
+    from fastdl.cuda import ops
+    cp, cpu, tol = _cp(), backend._C, TOL[dtype]
+    rng = np.random.default_rng(0)
+
+    def same(got, want):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **tol)
+
+    x, xd = _pair(rng, (33, 517), dtype)
+    g, gd = _pair(rng, (33, 517), dtype)
+    for kind in ("relu", "tanh", "sigmoid"):
+        y = getattr(cpu, f"{kind}_forward")(x)
+        same(getattr(ops, "_act_forward")(kind)(xd), y)
+        same(ops._act_backward(kind)(gd, cp.asarray(y)), getattr(cpu, f"{kind}_backward")(g, y))
+    for log, name in ((0, "softmax"), (1, "log_softmax")):
+        for axis in (-1, 0):
+            y = getattr(cpu, f"{name}_forward")(x, axis)
+            same(ops._softmax_forward(log)(xd, axis), y)
+            same(ops._softmax_backward(log)(gd, cp.asarray(y), axis), getattr(cpu, f"{name}_backward")(g, y, axis))
+    t = rng.integers(0, 517, 33)
+    t[3] = -100
+    for eps in (0.0, 0.1):
+        loss, lse = cpu.cross_entropy_forward(x, t, -100, eps)
+        dl, dlse = ops.cross_entropy_forward(xd, cp.asarray(t), -100, eps)
+        same(dl, loss), same(dlse, lse)
+        gl = rng.standard_normal(33).astype(dtype)
+        same(ops.cross_entropy_backward(cp.asarray(gl), xd, cp.asarray(t), dlse, -100, eps),
+             cpu.cross_entropy_backward(gl, x, t, lse, -100, eps))
+    with pytest.raises(ValueError, match="outside"):
+        ops.cross_entropy_forward(xd, cp.asarray(np.full(33, 517)), -100, 0.0)
+    w, wd = _pair(rng, (50, 24), dtype)
+    idx = rng.integers(0, 50, (7, 9))
+    same(ops.embedding_forward(wd, cp.asarray(idx)), cpu.embedding_forward(w, idx))
+    gy = rng.standard_normal((7, 9, 24)).astype(dtype)
+    same(ops.embedding_backward(cp.asarray(gy), cp.asarray(idx), 50, 3), cpu.embedding_backward(gy, idx, 50, 3))
+    for step in (1, 2, 3):  # optimizer updates, state carried over steps
+        for amsgrad, decoupled in ((False, False), (True, True)):
+            p, pd = _pair(rng, (1000,), dtype)
+            gr, grd = _pair(rng, (1000,), dtype)
+            st = [np.zeros(1000, dtype) for _ in range(3)]
+            sd = [cp.zeros(1000, dtype) for _ in range(3)]
+            cpu.adam_step(p, gr, st[0], st[1], st[2] if amsgrad else None, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled,
+                          False, step)
+            ops.adam_step(pd, grd, sd[0], sd[1], sd[2] if amsgrad else None, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled,
+                          False, step)
+            same(pd, p), same(sd[0], st[0]), same(sd[1], st[1])
+        buf, bufd = np.zeros(1000, dtype), cp.zeros(1000, dtype)
+        cpu.sgd_step(p, gr, buf, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
+        ops.sgd_step(pd, grd, bufd, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
+        same(pd, p), same(bufd, buf)
+
+
+@gpu
+def test_gradcheck_in_float64_on_the_gpu():
+    rng = np.random.default_rng(1)
+    x = fastdl.tensor(rng.standard_normal((4, 6))).cuda().requires_grad_()
+    w = fastdl.tensor(rng.standard_normal((5, 6))).cuda().requires_grad_()
+    t = fastdl.tensor(rng.integers(0, 5, 4)).cuda()
+
+    def f(x, w):
+        return nn.functional.cross_entropy((x @ w.T).tanh().log_softmax(dim=1), t, reduction="sum")
+    assert fastdl.gradcheck(f, (x, w))
+
+
+@gpu
+def test_lenet5_trains_as_on_the_cpu_and_checkpoints_cross_devices(tmp_path):
+    from fastdl import data, datasets, models, train
+    (xtr, ytr), (xte, yte) = datasets.mnist_5k()
+    xtr, xte = (xtr[:, None] / 255.0).astype(np.float32), (xte[:, None] / 255.0).astype(np.float32)
+    acc = {}
+    for dev in ("cpu", "cuda"):
+        fastdl.manual_seed(0)
+        model = models.lenet5(padding=2, activation="relu", pooling="max").to(dev)
+        opt = optim.Adam(model.parameters(), lr=2e-3)
+        loader = data.DataLoader(data.TensorDataset(xtr, ytr), 64, shuffle=True, seed=0)
+        for _ in range(2):
+            for xb, yb in loader:
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xb.to(dev)), yb.to(dev)).backward()
+                opt.step()
+        out = train.predict(model.cpu(), xte)
+        acc[dev] = float((out.argmax(1) == yte).mean())
+        if dev == "cuda":
+            fastdl.save({"sd": model.to("cuda").state_dict()}, tmp_path / "ck.npz")
+            back = models.lenet5(padding=2, activation="relu", pooling="max")
+            back.load_state_dict(fastdl.load(tmp_path / "ck.npz")["sd"])
+            np.testing.assert_allclose(train.predict(back, xte[:100]), train.predict(model.cpu(), xte[:100]), rtol=1e-5)
+    assert acc["cuda"] > 0.9 and abs(acc["cuda"] - acc["cpu"]) < 0.02, acc
