@@ -384,12 +384,13 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         a = self.data
         xp = _xp(a)
         out = xp.clip(a, min, max)
-        inside = xp.ones(a.shape, dtype=bool)
+        inside = xp.ones(a.shape, dtype=backend.xp_dtype(xp, bool))
         if min is not None:
             inside &= a >= min
         if max is not None:
             inside &= a <= max
-        return _result(out, (self,), lambda g: (g * inside,))
+        return _result(out, (self,), lambda g: (g * inside if type(g) is np.ndarray else
+                                                 xp.where(inside, g, xp.zeros_like(g)),))
 
     clamp = clip
 

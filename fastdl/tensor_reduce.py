@@ -107,6 +107,8 @@ class ReduceMethods:
     def _arg_extreme(self, name, dim, keepdim):
         """``(values, indices)`` along one dim; the gradient goes to the index, as PyTorch's."""
         a = self.data
+        if type(a) is not np.ndarray:
+            return self._arg_extreme_xp(name, dim, keepdim)
         d = _one_dim(dim, name, a.ndim)
         src = a if a.ndim else a.reshape(1)
         nan = np.isnan(src) if src.dtype.kind == "f" else None
@@ -126,6 +128,32 @@ class ReduceMethods:
             return (_scatter_along(shape, dtype, d, idx_k, g).reshape(a.shape),)
         values = self._op(vals, (self,), bw)
         return ValuesIndices[name](values, self._new(idx.astype(np.int64)))
+
+    def _arg_extreme_xp(self, name, dim, keepdim):
+        """:meth:`_arg_extreme` in the array API alone (another device): NaN wins, the gradient goes to the
+        one index through a mask (no scatter-add in the standard)."""
+        a = self.data
+        xp = _xp(a)
+        d = _one_dim(dim, name, a.ndim)
+        src = a if a.ndim else xp.reshape(a, (1,))
+        pick = xp.argmax if name == "max" else xp.argmin
+        idx = pick(src, axis=d, keepdims=True)
+        if dtype_of(src).kind == "f":
+            nan = xp.isnan(src)
+            idx = xp.where(xp.any(nan, axis=d, keepdims=True), xp.argmax(astype(nan, np.int8), axis=d, keepdims=True),
+                           idx)
+        iota = xp.reshape(xp.arange(src.shape[d]), tuple(-1 if i == d else 1 for i in range(src.ndim)))
+        hit = iota == idx
+        vals = xp.sum(xp.where(hit, src, xp.zeros_like(src)), axis=d, keepdims=True)
+        if not keepdim or not a.ndim:
+            vals, idx = xp.squeeze(vals, axis=d), xp.squeeze(idx, axis=d)
+        shape = a.shape
+
+        def bw(g):
+            g = g if keepdim and a.ndim else xp.expand_dims(g, axis=d)
+            return (xp.reshape(xp.where(hit, g, xp.zeros_like(g)), shape),)
+        values = self._op(vals, (self,), bw)
+        return ValuesIndices[name](values, self._new(astype(idx, np.int64)))
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         """``max()``: the largest entry; ``max(dim)``: ``(values, indices)``; ``max(other)``: elementwise."""

@@ -201,3 +201,50 @@ def test_fit_evaluate_predict_follow_the_model_to_its_device(strict):
     assert isinstance(model[0].weight.data, Array)
     out = train.predict(model, x)
     assert isinstance(out, np.ndarray) and out.shape == (40, 2)
+
+
+LAYERS = {
+    "batchnorm1d": (lambda: nn.BatchNorm1d(4), (5, 4)),
+    "batchnorm2d": (lambda: nn.BatchNorm2d(3), (2, 3, 4, 4)),
+    "layernorm": (lambda: nn.LayerNorm(4), (5, 4)),
+    "gru": (lambda: nn.GRU(4, 3, batch_first=True), (2, 5, 4)),
+    "rnn": (lambda: nn.RNN(4, 3), (5, 2, 4)),
+    "multihead_attention": (lambda: nn.MultiheadAttention(4, 2, batch_first=True), (2, 3, 4)),
+    "gelu": (lambda: nn.GELU(), (5, 4)),
+    "softmax": (lambda: nn.Softmax(dim=1), (5, 4)),
+    "adaptive_avg_pool": (lambda: nn.AdaptiveAvgPool2d(1), (2, 3, 4, 4)),
+    "bce_with_logits": (lambda: _Loss(lambda x, t: nn.functional.binary_cross_entropy_with_logits(
+        x, t, pos_weight=fastdl.tensor(np.full(4, 2.0, np.float32)).to(t.device))), (5, 4)),
+    "l1": (lambda: _Loss(nn.L1Loss()), (5, 4)),
+    "clamp_max_dim": (lambda: _Loss(lambda x, t: x.clamp(-0.5, 0.5) + x.max(dim=1, keepdim=True)[0] * t), (5, 4)),
+}
+
+
+class _Loss(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x, fastdl.tensor(np.linspace(0, 1, x.numel(), dtype=np.float32).reshape(x.shape)).to(x.device))
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_more_layers_on_the_device(strict, name):
+    make, shape = LAYERS[name]
+    x0 = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    res = {}
+    for dev in (strict, "cpu"):
+        fastdl.manual_seed(0)
+        m = make().to(dev)
+        x = fastdl.tensor(x0).to(dev).requires_grad_()
+        out = m(x, x, x) if name == "multihead_attention" else m(x)
+        out = out[0] if isinstance(out, tuple) else out
+        assert out.device == dev
+        (out * out).sum().backward()
+        res[str(dev)] = (_host(out), _host(x.grad), [_host(p.grad) for p in m.parameters()])
+    got, want = res["strict"], res["cpu"]
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(got[2], want[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

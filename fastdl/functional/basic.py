@@ -276,19 +276,19 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     number of present labels (multi-task learning with partly labelled examples).
     """
     x = as_tensor(input)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=x.dtype)
+    t = astype(_raw(target), x.dtype, copy=False)
     if t.shape != x.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target has shape {t.shape} but input has shape {x.shape}")
     m = None
     if mask is not None:
-        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        m = _raw(mask)
         if m.shape != x.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: mask has shape {m.shape} but input has shape {x.shape}")
-        m = _c(m.astype(np.uint8))
-    count = None if m is None else int(np.count_nonzero(m))
+        m = _c(astype(m, np.uint8))
+    count = None if m is None else _count(m != 0)
     if weight is not None or pos_weight is not None:
         return _reduce(_weighted_bce(x, t, weight, pos_weight, m), reduction, count=count)
-    kern = backend.ops(x.data)
+    kern = backend.ops(x.data, t, m)
     xd = x.data
     loss = kern.bce_with_logits_forward(xd, t, m)
     per = _result(loss, (x,), lambda g: (kern.bce_with_logits_backward(_c(g), xd, t, m),))
@@ -296,9 +296,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
 
 
 def _broadcast_arg(v, x, fn, name):
-    a = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=x.dtype)
+    a = _raw(v)
+    a = astype(a, x.dtype, copy=False) if backend.on_device(a) else np.asarray(a, dtype=x.dtype)
     try:
-        return np.broadcast_to(a, x.shape)
+        return backend.array_namespace(a).broadcast_to(a, x.shape)
     except ValueError:
         raise ValueError(f"{fn}: {name} of shape {a.shape} does not broadcast to the input's {x.shape}") from None
 
@@ -309,14 +310,16 @@ def _weighted_bce(x, t, weight, pos_weight, m):
     xd = x.data
     w = None if weight is None else _broadcast_arg(weight, x, fn, "weight")
     lw = 1.0 if pos_weight is None else 1 + (_broadcast_arg(pos_weight, x, fn, "pos_weight") - 1) * t
+    xp = backend.array_namespace(xd)
     with np.errstate(over="ignore"):
-        sp = np.maximum(-xd, 0) + np.log1p(np.exp(-np.abs(xd)))  # softplus(-x), stable
-        sig_neg = np.where(xd >= 0, np.exp(-np.abs(xd)) / (1 + np.exp(-np.abs(xd))), 1 / (1 + np.exp(-np.abs(xd))))
+        e = xp.exp(-xp.abs(xd))
+        sp = xp.maximum(-xd, xp.zeros_like(xd)) + xp.log1p(e)  # softplus(-x), stable
+        sig_neg = xp.where(xd >= 0, e / (1 + e), 1 / (1 + e))
     loss = (1 - t) * xd + lw * sp
-    scale = np.ones_like(xd) if w is None else w
+    scale = xp.ones_like(xd) if w is None else w
     if m is not None:
-        scale = scale * (m != 0)
-    loss = np.where(scale != 0, loss * scale, 0).astype(xd.dtype)
+        scale = scale * astype(m != 0, x.dtype)
+    loss = astype(xp.where(scale != 0, loss * scale, xp.zeros_like(loss)), x.dtype, copy=False)
     return _result(loss, (x,), lambda g: (g * scale * ((1 - t) - lw * sig_neg),))
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from .. import init
 from ..shapes import float_arg, int_arg, want_memory
@@ -188,10 +189,11 @@ def _split3(t: Tensor):
     """The three slices of t along axis 0 as three outputs of one node (backward stacks the gradients
     back, zeros for an unused one, instead of three scatters into full-size zeros)."""
     d = t.data
+    xp = backend.array_namespace(d)
 
     def bw(grads):
-        return (np.stack([np.zeros(d.shape[1:], d.dtype) if g is None else g for g in grads]),)
-    return _results((d[0], d[1], d[2]), (t,), bw)
+        return (xp.stack([xp.zeros_like(d[0, ...]) if g is None else g for g in grads]),)
+    return _results((d[0, ...], d[1, ...], d[2, ...]), (t,), bw)
 
 
 class AdditiveAttention(Module):
