@@ -211,7 +211,8 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     def _accumulate_grad(self, g) -> None:
         """Add ``g`` (an array of this tensor's shape) into ``.grad``: the engine's results land here."""
         if self.grad is None:
-            self.grad = Tensor(copy(g) if backend.on_device(g) else np.array(g, dtype=self.dtype, copy=True))
+            self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True) if type(g) is np.ndarray or
+                               not backend.on_device(g) else copy(g))
         else:
             self.grad.data = self.grad.data + g
         if self._grad_hooks:

@@ -36,7 +36,8 @@ def test_threads_setting_round_trips():
 
 def test_info_and_selftest_cli():
     out = run_cli("info", check=True).stdout
-    assert "BLAS: OpenBLAS" in out and "threads:" in out and "CUDA: not built" in out
+    assert "BLAS: OpenBLAS" in out and "threads:" in out
+    assert f"CUDA: {fastdl.cuda.status()}\n" in out  # "not built", or built and for which GPUs
     res = run_cli("selftest")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "FAIL" not in res.stdout and res.stdout.count("pass") == 2 * len(reference.OPS)
