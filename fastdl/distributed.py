@@ -359,12 +359,12 @@ class DistributedDataParallel(Module):
         k = self._where[id(p)]
         r["count"][k] += 1
         while r["next"] < len(self._buckets) and r["count"][r["next"]] == len(self._buckets[r["next"]]):
-            self._launch(r["next"])
+            self._launch(r["next"], r)
             r["next"] += 1
         if r["requests"]:  # let MPI progress the all-reduces already started
             _mpi().Request.Testall(r["requests"])
 
-    def _launch(self, k: int) -> None:
+    def _launch(self, k: int, r: dict) -> None:
         flat, off = self._flat[k], 0
         for p in self._buckets[k]:
             n = p.data.size
@@ -373,15 +373,13 @@ class DistributedDataParallel(Module):
             else:
                 flat[off:off + n] = p.grad.data.reshape(-1)
             off += n
-        self._round["requests"].append(self.comm.Iallreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM))
+        r["requests"].append(self.comm.Iallreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM))
 
     def _finish(self) -> None:
         r, self._round = self._round, None
         self.buckets_started_in_backward = r["next"]  # the rest wait for parameters that got no gradient
         for k in range(r["next"], len(self._buckets)):  # buckets holding a parameter that got no gradient
-            self._round = r
-            self._launch(k)
-            self._round = None
+            self._launch(k, r)
         _wait(r["requests"], f"DistributedDataParallel: the gradient all-reduce ({len(self._buckets)} buckets)")
         inv = 1.0 / self.comm.Get_size()
         for flat, bucket in zip(self._flat, self._buckets):
