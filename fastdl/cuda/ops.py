@@ -274,17 +274,6 @@ def table() -> SimpleNamespace:
     return t
 
 
-def on_gpu() -> tuple:
-    """The names of the table's ops that run on the GPU (the rest go through host copies)."""
-    return tuple(sorted(set(_ACT_NAMES) | {"softmax_forward", "softmax_backward", "log_softmax_forward",
-                                          "log_softmax_backward", "cross_entropy_forward", "cross_entropy_backward",
-                                          "sgd_step", "adam_step", "embedding_forward", "embedding_backward", "matmul",
-                                          "matmul_backward", "linear_forward", "linear_backward"}))
-
-
-_ACT_NAMES = [f"{k}_{d}" for k in _ACT for d in ("forward", "backward")]
-
-
 def array_backend() -> backend.ArrayBackend:
     return backend.ArrayBackend("cuda", cp, table(), _from_numpy, cp.asnumpy, index_of=lambda a: a.device.id,
                                 array_type=cp.ndarray)

@@ -1,0 +1,145 @@
+"""The Python side of the CUDA kernel table (fastdl/cuda/ops.py), on any machine: NumPy stands in for
+CuPy, and a NumPy emulation of ``fastdl._C_cuda``, which finds arrays by their pointers, stands in for
+the kernels.  This checks the glue against the CPU kernels: argument and index-range checks, the axis
+moves and the rows and columns handed to the kernels, in-place updates, and that the table is complete.
+The CUDA kernels themselves are compared with the CPU kernels in test_cuda.py, on a GPU."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import types
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import backend, reference
+
+
+class EmulatedKernels(types.ModuleType):
+    """``fastdl._C_cuda``'s functions computed by NumPy on the arrays behind the pointers they are given."""
+
+    def __init__(self):
+        super().__init__("fastdl._C_cuda")
+        self.arrays, self.architectures = {}, "emulated"
+
+    def ptr(self, a):
+        self.arrays[a.ctypes.data] = a
+        return a.ctypes.data
+
+    def _a(self, p, shape=None):
+        a = self.arrays[p]
+        return a if shape is None else a.reshape(shape)
+
+    def act_forward(self, act, dtype, x, y, n, stream):
+        v = self._a(x, -1)
+        self._a(y, -1)[...] = [np.maximum(v, 0), np.tanh(v), 1 / (1 + np.exp(-v))][act]
+
+    def act_backward(self, act, dtype, gy, y, gx, n, stream):
+        g, o = self._a(gy, -1), self._a(y, -1)
+        self._a(gx, -1)[...] = [np.where(o > 0, g, 0), g * (1 - o * o), g * o * (1 - o)][act]
+
+    def softmax_forward(self, log, dtype, x, y, rows, cols, stream):
+        fn = reference.log_softmax_forward if log else reference.softmax_forward
+        self._a(y, (rows, cols))[...] = fn(self._a(x, (rows, cols)), -1)
+
+    def softmax_backward(self, log, dtype, gy, y, gx, rows, cols, stream):
+        fn = reference.log_softmax_backward if log else reference.softmax_backward
+        self._a(gx, (rows, cols))[...] = fn(self._a(gy, (rows, cols)), self._a(y, (rows, cols)), -1)
+
+    def cross_entropy_forward(self, dtype, x, t, loss, lse, rows, cols, ignore, eps, stream):
+        self._a(loss)[...], self._a(lse)[...] = reference.cross_entropy_forward(self._a(x), self._a(t), ignore, eps)
+
+    def cross_entropy_backward(self, dtype, gloss, x, t, lse, gx, rows, cols, ignore, eps, stream):
+        self._a(gx)[...] = reference.cross_entropy_backward(self._a(gloss), self._a(x), self._a(t), self._a(lse),
+                                                            ignore, eps)
+
+    def sgd_step(self, dtype, p, g, buf, n, *hyper):
+        reference.sgd_step(self._a(p), self._a(g), self._a(buf) if buf else None, *hyper[:-1])
+
+    def adam_step(self, dtype, p, g, m, v, vmax, n, *hyper):
+        reference.adam_step(self._a(p), self._a(g), self._a(m), self._a(v), self._a(vmax) if vmax else None,
+                            *hyper[:-1])
+
+    def embedding_forward(self, dtype, w, idx, y, n, d, stream):
+        self._a(y, (n, d))[...] = self._a(w)[self._a(idx, -1)]
+
+    def embedding_backward(self, dtype, gy, idx, gw, n, d, v, padding_idx, stream):
+        self._a(gw)[...] = reference.embedding_backward(self._a(gy), self._a(idx), v, padding_idx)
+
+
+@pytest.fixture
+def ops(monkeypatch):
+    cp = types.ModuleType("cupy")
+    for name in dir(np):
+        if not name.startswith("__"):
+            setattr(cp, name, getattr(np, name))
+    cp.asnumpy = np.asarray
+    cp.cuda = SimpleNamespace(get_current_stream=lambda: SimpleNamespace(ptr=0),
+                              Device=lambda index: contextlib.nullcontext())
+    kernels = EmulatedKernels()
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setitem(sys.modules, "fastdl._C_cuda", kernels)
+    monkeypatch.setattr(fastdl, "_C_cuda", kernels, raising=False)
+    monkeypatch.delitem(sys.modules, "fastdl.cuda.ops", raising=False)
+    mod = importlib.import_module("fastdl.cuda.ops")
+    monkeypatch.setattr(mod, "_ptr", lambda a: 0 if a is None else kernels.ptr(a))
+    yield mod
+    sys.modules.pop("fastdl.cuda.ops", None)
+    vars(fastdl.cuda).pop("ops", None)
+
+
+def test_glue_matches_the_cpu_kernels(ops):
+    cpu, rng = backend._C, np.random.default_rng(0)
+    x, g = rng.standard_normal((3, 5, 7)), rng.standard_normal((3, 5, 7))
+    for kind in ("relu", "tanh", "sigmoid"):
+        y = getattr(cpu, f"{kind}_forward")(x)
+        np.testing.assert_allclose(ops._act_forward(kind)(x), y)
+        np.testing.assert_allclose(ops._act_backward(kind)(g, y), getattr(cpu, f"{kind}_backward")(g, y))
+    for log, name in ((0, "softmax"), (1, "log_softmax")):
+        for axis in (-1, 0, 1):  # the kernels work on rows: other axes are moved last and back
+            y = getattr(cpu, f"{name}_forward")(x, axis)
+            np.testing.assert_allclose(ops._softmax_forward(log)(x, axis), y)
+            np.testing.assert_allclose(ops._softmax_backward(log)(g, y, axis),
+                                       getattr(cpu, f"{name}_backward")(g, y, axis))
+    logits, t = rng.standard_normal((6, 4)), np.array([0, 1, 3, -100, 2, 0])
+    loss, lse = ops.cross_entropy_forward(logits, t, -100, 0.1)
+    want = cpu.cross_entropy_forward(logits, t, -100, 0.1)
+    np.testing.assert_allclose(loss, want[0]), np.testing.assert_allclose(lse, want[1])
+    gl = rng.standard_normal(6)
+    np.testing.assert_allclose(ops.cross_entropy_backward(gl, logits, t, lse, -100, 0.1),
+                               cpu.cross_entropy_backward(gl, logits, t, want[1], -100, 0.1))
+    w, idx = rng.standard_normal((10, 3)), rng.integers(0, 10, (2, 4))
+    np.testing.assert_allclose(ops.embedding_forward(w, idx), cpu.embedding_forward(w, idx))
+    gy = rng.standard_normal((2, 4, 3))
+    np.testing.assert_allclose(ops.embedding_backward(gy, idx, 10, 2), cpu.embedding_backward(gy, idx, 10, 2))
+    p, grad = rng.standard_normal(20), rng.standard_normal(20)
+    q, m, v, m0, v0 = p.copy(), np.zeros(20), np.zeros(20), np.zeros(20), np.zeros(20)
+    ops.adam_step(p, grad, m, v, None, 0.01, 0.9, 0.999, 1e-8, 0.0, False, False, 1)
+    cpu.adam_step(q, grad, m0, v0, None, 0.01, 0.9, 0.999, 1e-8, 0.0, False, False, 1)
+    np.testing.assert_allclose(p, q), np.testing.assert_allclose(m, m0)
+    b, b0 = np.zeros(20), np.zeros(20)
+    ops.sgd_step(p, grad, b, 0.1, 0.9, 0.0, 0.0, False, False, True)
+    cpu.sgd_step(q, grad, b0, 0.1, 0.9, 0.0, 0.0, False, False, True)
+    np.testing.assert_allclose(p, q), np.testing.assert_allclose(b, b0)
+    a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    np.testing.assert_allclose(ops.matmul(a2, b2), a2 @ b2)
+    table = ops.table()
+    assert [n for n in reference.OPS if not hasattr(table, n)] == []
+
+
+def test_indices_and_arrays_are_checked_before_a_kernel_reads_them(ops):
+    logits = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"target holds values outside \[0, 4\)"):
+        ops.cross_entropy_forward(logits, np.array([0, 4, 1]), -100, 0.0)
+    ops.cross_entropy_forward(logits, np.array([0, -100, 1]), -100, 0.0)  # ignore_index is allowed
+    with pytest.raises(ValueError, match=r"indices holds values outside \[0, 5\)"):
+        ops.embedding_forward(np.zeros((5, 2)), np.array([0, -1]))
+    with pytest.raises(TypeError, match="must be float32 or float64"):
+        ops._act_forward("relu")(np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="gy has shape"):
+        ops._act_backward("tanh")(np.zeros(4), np.zeros(3))
+    with pytest.raises(ValueError, match="exp_avg must be"):
+        ops.adam_step(np.zeros(3), np.zeros(3), np.zeros(2), np.zeros(3), None, 0.1, 0.9, 0.99, 1e-8, 0, False, False, 1)
