@@ -13,7 +13,8 @@ import numpy as np
 from . import rng
 from .autograd import is_grad_enabled, no_grad
 from .backend import array_namespace as _xp
-from .shapes import is_float
+from .backend import to_device, xp_dtype
+from .shapes import astype, broadcast_to, copy, dtype_of, is_float
 
 _INT_KINDS = "iub"
 
@@ -93,9 +94,10 @@ class ElementwiseMethods:
         out = _xp(a).maximum(a, b) if larger else _xp(a).minimum(a, b)
 
         def bw(g):
+            xp, dt = _xp(g), dtype_of(g)
             wins = (a > b) if larger else (a < b)
-            tie = (a == b) * 0.5  # a tie splits the gradient, as PyTorch's
-            return g * (wins + tie), g * ((~wins & (a != b)) + tie)
+            tie = astype(a == b, dt) * 0.5  # a tie splits the gradient, as PyTorch's
+            return g * (astype(wins, dt) + tie), g * (astype(xp.logical_and(xp.logical_not(wins), a != b), dt) + tie)
         return self._op(out, (self, o), bw)
 
     def maximum(self, other):
@@ -244,19 +246,22 @@ class ElementwiseMethods:
                 out = compute(self, *others)
             if out.shape != self.shape:
                 raise ValueError(f"{fn}: the result has shape {out.shape}, not the tensor's {self.shape}")
-            np.copyto(self.data, out.data, casting="unsafe")
+            if type(self.data) is np.ndarray:
+                np.copyto(self.data, out.data, casting="unsafe")
+            else:  # another device: cast there, then write into the same array
+                self.data[...] = astype(out.data, self.dtype, copy=False)
         self._version += 1
         return self
 
     def zero_(self):
-        return self._inplace("zero_", lambda t: t._new(np.zeros_like(t.data)))
+        return self._inplace("zero_", lambda t: t._new(_xp(t.data).zeros_like(t.data)))
 
     def fill_(self, value):
         if hasattr(value, "_node"):
             if value.ndim:
                 raise ValueError(f"fill_: value must be a number or a 0-d tensor, got shape {value.shape}")
             return self._inplace("fill_", lambda t, v: _filled(t, v), value)
-        return self._inplace("fill_", lambda t: t._new(np.full(t.shape, value, dtype=t.dtype)))
+        return self._inplace("fill_", lambda t: t._new(_xp(t.data).full(t.shape, value, dtype=t.data.dtype)))
 
     def add_(self, other, alpha=1):
         return self._inplace("add_", lambda t, o: t.add(o, alpha), other)
@@ -287,31 +292,39 @@ class ElementwiseMethods:
         return self._inplace("copy_", lambda t, v: _filled(t, v), s)
 
     def uniform_(self, a=0.0, b=1.0):
-        return self._inplace("uniform_", lambda t: t._new(rng.generator().uniform(a, b, t.shape).astype(t.dtype)))
+        return self._inplace("uniform_", lambda t: t._new(to_device(
+            rng.generator().uniform(a, b, t.shape).astype(t.dtype), t.device)))
 
     def normal_(self, mean=0.0, std=1.0):
-        return self._inplace("normal_", lambda t: t._new(rng.generator().normal(mean, std, t.shape).astype(t.dtype)))
+        return self._inplace("normal_", lambda t: t._new(to_device(
+            rng.generator().normal(mean, std, t.shape).astype(t.dtype), t.device)))
 
     def __setitem__(self, idx, value):
         """``x[idx] = value`` as an in-place op: the gradient flows to the kept entries and to ``value``."""
         idx = _index(idx)
         v = value if hasattr(value, "_node") else None
-        vd = np.asarray(value if v is None else v.data)
-        if vd.dtype.kind == "f" and not is_float(self.dtype):
+        host = type(self.data) is np.ndarray
+        if not host:  # the array API wants every axis indexed
+            t_idx = idx if isinstance(idx, tuple) else (idx,)
+            idx = t_idx if any(i is Ellipsis for i in t_idx) else t_idx + (Ellipsis,)
+        vd = v.data if v is not None else np.asarray(value) if host else \
+            _xp(self.data).asarray(value, dtype=self.data.dtype)
+        if dtype_of(vd).kind == "f" and not is_float(self.dtype):
             raise TypeError(f"setitem: cannot write floating-point values into a {self.dtype} tensor")
 
         def compute(t, *vals):
             vt = vals[0] if vals else None  # value as a tensor (the old self when x[i] = x)
-            out = t.data.copy()
-            out[idx] = vd
-            hit = np.zeros(t.shape, dtype=bool)
+            xp = _xp(t.data)
+            out = copy(t.data)
+            out[idx] = vd if host else astype(vd, t.dtype, copy=False)
+            hit = xp.zeros(t.shape, dtype=xp_dtype(xp, bool))
             hit[idx] = True
 
             def bw(g):
                 gv = None
                 if vt is not None and vt.requires_grad:
                     gv = g[idx]  # the engine sums it back to value's shape
-                return g * ~hit, gv
+                return (g * ~hit if host else xp.where(hit, xp.zeros_like(g), g)), gv
             return t._op(out, (t, vt if vt is not None else t._new(vd)), bw)
         self._inplace("setitem", compute, *([v] if v is not None else []))
 
@@ -326,7 +339,7 @@ def _filled(t, value):
         raise ValueError(f"copy_: the source of shape {value.shape} does not broadcast to {t.shape}")
     if is_float(t.dtype) and is_float(value.dtype):
         return value.astype(t.dtype).expand(t.shape)
-    return t._new(np.broadcast_to(value.data, t.shape).astype(t.dtype))
+    return t._new(astype(broadcast_to(value.data, t.shape), t.dtype))
 
 
 def _index(idx):

@@ -89,6 +89,13 @@ class ReduceMethods:
 
     def cumsum(self, dim, dtype=None, *, axis=None):
         d = _one_dim(axis_arg(axis, dim), "cumsum", self.ndim)
+        if type(self.data) is not np.ndarray:  # the array API's cumulative_sum
+            xp = _xp(self.data)
+            src = self.data if dtype is None else astype(self.data, dtype)
+            if not self.ndim:
+                return self._op(xp.asarray(src, copy=True), (self,), lambda g: (g,))
+            out = xp.cumulative_sum(src, axis=d)
+            return self._op(out, (self,), lambda g: (xp.flip(xp.cumulative_sum(xp.flip(g, axis=d), axis=d), axis=d),))
         out = np.cumsum(self.data, axis=d, dtype=dtype) if self.ndim else self.data.copy()
         return self._op(out, (self,), lambda g: (np.flip(np.cumsum(np.flip(g, d), axis=d), d) if g.ndim else g,))
 
@@ -221,35 +228,38 @@ class ReduceMethods:
         if p == float("-inf"):
             return a.amin(axis, keepdim=keepdims)
         if p == 0:
-            return self._new((self.data != 0).sum(axis=axis, keepdims=keepdims).astype(self.dtype))
+            nz = astype(self.data != 0, self.dtype)
+            return self._new(_xp(nz).sum(nz, axis=axis, keepdims=keepdims))
         if p == 1:
             return a.sum(axis, keepdim=keepdims)
         x = self.data
-        s = (np.abs(x) ** p).sum(axis=axis, keepdims=keepdims)
+        xp = _xp(x)
+        s = xp.sum(xp.abs(x) ** p, axis=axis, keepdims=keepdims)
         out = s ** (1.0 / p)
 
         def bw(g):
             o = keep_dims(out, x.shape, axis, keepdims)
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = np.sign(x) * np.abs(x) ** (p - 1) / o ** (p - 1)
-            r = np.where(o == 0, 0, r)  # the norm's subgradient at 0 is taken as 0, as PyTorch's
+                r = xp.sign(x) * xp.abs(x) ** (p - 1) / o ** (p - 1)
+            r = xp.where(o == 0, xp.zeros_like(r), r)  # the norm's subgradient at 0 is taken as 0, as PyTorch's
             return (keep_dims(g, x.shape, axis, keepdims) * r,)
-        return self._op(out.astype(x.dtype, copy=False), (self,), bw)
+        return self._op(astype(out, self.dtype, copy=False), (self,), bw)
 
     def logsumexp(self, dim, keepdim=False, *, axis=None, keepdims=None):
         axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
-        m = self.data.max(axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
+        xp = _xp(self.data)
+        m = xp.max(self.data, axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
         shifted = (self - self._new(m)).exp().sum(axis, keepdim=True).log() + self._new(m)
         return shifted if keepdims else shifted.squeeze(axis) if axis is not None else shifted.reshape(())
 
     def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         _no_out(out, "all")
-        return self._new(np.all(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+        return self._new(_xp(self.data).all(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
 
     def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         _no_out(out, "any")
-        return self._new(np.any(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
+        return self._new(_xp(self.data).any(self.data, axis=axis_arg(axis, dim), keepdims=keep_arg(keepdim, keepdims)))
 
     # ---------------------------------------------------------------- sorting
     def _take_sorted(self, name, order, d):

@@ -10,7 +10,8 @@ import numbers
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .shapes import axis_arg, broadcast_to, permute, reshape
+from .backend import on_device, to_device
+from .shapes import astype, axis_arg, broadcast_to, dtype_of, permute, reshape
 from .tensor_reduce import _one_dim, _scatter_along
 
 
@@ -219,19 +220,28 @@ class ShapeMethods:
     def flip(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         dims = tuple(_one_dim(d, "flip", self.ndim) for d in dims)
-        return self._op(np.flip(self.data, dims).copy(), (self,), lambda g: (np.flip(g, dims),))
+        xp = _xp(self.data)
+        flip = (lambda a: np.flip(a, dims).copy()) if xp is np else (lambda a: xp.flip(a, axis=dims))
+        return self._op(flip(self.data), (self,), lambda g: (flip(g),))
 
     def tril(self, diagonal=0):
         if self.ndim < 2:
             raise ValueError(f"tril: expects at least 2 dimensions, got shape {self.shape}")
-        m = np.tril(np.ones(self.shape[-2:], dtype=bool), diagonal)
-        return self._op(np.where(m, self.data, 0).astype(self.dtype), (self,), lambda g: (g * m,))
+        return self._keep(np.tril(np.ones(self.shape[-2:], dtype=bool), diagonal))
 
     def triu(self, diagonal=0):
         if self.ndim < 2:
             raise ValueError(f"triu: expects at least 2 dimensions, got shape {self.shape}")
-        m = np.triu(np.ones(self.shape[-2:], dtype=bool), diagonal)
-        return self._op(np.where(m, self.data, 0).astype(self.dtype), (self,), lambda g: (g * m,))
+        return self._keep(np.triu(np.ones(self.shape[-2:], dtype=bool), diagonal))
+
+    def _keep(self, mask):
+        """Zeros where the (host) boolean ``mask`` is False, on this tensor's device; the gradient likewise."""
+        xp = _xp(self.data)
+        m = to_device(mask, self.device)
+
+        def keep(a):
+            return xp.where(m, a, xp.zeros_like(a))
+        return self._op(keep(self.data), (self,), lambda g: (keep(g),))
 
     # ---------------------------------------------------------------- gathering and scattering
     def gather(self, dim, index):
@@ -304,9 +314,9 @@ class ShapeMethods:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True (broadcast); the gradient passes where it is False."""
-        m = np.asarray(mask.data if hasattr(mask, "_node") else mask)
-        if m.dtype != bool:
-            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
+        m = _raw(mask, self)
+        if dtype_of(m) != bool:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {dtype_of(m)}")
         try:
             fits = np.broadcast_shapes(m.shape, self.shape) == self.shape
         except ValueError:
@@ -318,15 +328,33 @@ class ShapeMethods:
                 raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
             v = value
         else:
-            v = self._new(np.asarray(value, dtype=self.dtype))
-        out = _xp(self.data).where(m, v.data.astype(self.dtype), self.data)
-        return self._op(out, (self, v), lambda g: (g * ~m, (g * m).sum()))
+            v = self._other(value)
+        xp = _xp(self.data)
+        out = xp.where(m, astype(v.data, self.dtype, copy=False), self.data)
+
+        def bw(g):
+            z = xp.zeros_like(g)
+            return xp.where(m, z, g), xp.sum(xp.where(m, g, z))
+        return self._op(out, (self, v), bw)
 
     def where(self, condition, other):
         """``self`` where ``condition`` else ``other`` (PyTorch's ``x.where(cond, y)``)."""
-        c = np.asarray(condition.data if hasattr(condition, "_node") else condition)
-        if c.dtype != bool:
-            raise TypeError(f"where: condition must be a bool tensor, got dtype {c.dtype}")
+        c = _raw(condition, self)
+        if dtype_of(c) != bool:
+            raise TypeError(f"where: condition must be a bool tensor, got dtype {dtype_of(c)}")
         o = self._other(other)
-        out = _xp(self.data).where(c, self.data, o.data)
-        return self._op(out, (self, o), lambda g: (g * c, g * ~c))
+        xp = _xp(self.data)
+        out = xp.where(c, self.data, o.data)
+
+        def bw(g):
+            z = xp.zeros_like(g)
+            return xp.where(c, g, z), xp.where(c, z, g)
+        return self._op(out, (self, o), bw)
+
+
+def _raw(v, like):
+    """A mask or condition as an array on ``like``'s device (a Tensor's array, or NumPy/Python values moved)."""
+    a = v.data if hasattr(v, "_node") else v
+    if on_device(a) or type(like.data) is np.ndarray:
+        return a if on_device(a) else np.asarray(a)
+    return to_device(np.asarray(a), like.device)

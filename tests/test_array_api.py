@@ -217,7 +217,41 @@ LAYERS = {
         x, t, pos_weight=fastdl.tensor(np.full(4, 2.0, np.float32)).to(t.device))), (5, 4)),
     "l1": (lambda: _Loss(nn.L1Loss()), (5, 4)),
     "clamp_max_dim": (lambda: _Loss(lambda x, t: x.clamp(-0.5, 0.5) + x.max(dim=1, keepdim=True)[0] * t), (5, 4)),
+    "transformer_encoder_layer": (lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+                                  (2, 3, 8)),
+    "transformer_decoder_layer": (lambda: _Pair(nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True)),
+                                  (2, 3, 8)),
+    "causal_sdpa": (lambda: _Loss(lambda x, t: nn.functional.scaled_dot_product_attention(x, x * t, x, is_causal=True)),
+                    (2, 4, 5)),
+    "dropout2d": (lambda: nn.Dropout2d(0.5), (2, 3, 4, 4)),
+    "losses": (lambda: _Loss(lambda x, t: nn.SmoothL1Loss()(x, t) + nn.HuberLoss()(x, t) + nn.KLDivLoss(
+        reduction="batchmean")(x.log_softmax(1), t.softmax(1)) + nn.functional.nll_loss(
+        x.log_softmax(1), fastdl.tensor(np.arange(x.shape[0]) % x.shape[1]).to(x.device))), (5, 4)),
+    "tensor_ops": (lambda: _Loss(lambda x, t: x.masked_fill(x > 0.5, 0.5) + fastdl.where(x > 0, x, t) + x.flip(0)
+                                 + x.tril() + x.cumsum(1) + x.logsumexp(1, keepdim=True) + x.norm(dim=1, keepdim=True)
+                                 + nn.functional.normalize(x) + fastdl.maximum(x, t)), (5, 4)),
+    "in_place": (lambda: _Loss(_in_place), (5, 4)),
 }
+
+
+class _Pair(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x, x * 0.5)
+
+
+def _in_place(x, t):
+    y = x * 1
+    y.add_(t).mul_(2).clamp_(-1, 1)
+    y[0] = 0.0
+    y[1, 1:3] = t[1, 1:3]
+    with fastdl.no_grad():
+        z = t * 1
+        z.zero_().add_(1).fill_(2.0)
+    return y * z
 
 
 class _Loss(nn.Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, rng
+from ..shapes import broadcast_to, reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous
 
 __all__ = ["scaled_dot_product_attention", "masked_softmax", "additive_attention", "additive_mask"]
@@ -19,7 +20,8 @@ _c = contiguous
 
 def additive_mask(mask, dtype, fn: str = "attn_mask", allowed_means: str = "may attend") -> np.ndarray:
     """A boolean mask (True = ``allowed_means``) as 0 / -inf, or a float mask cast to ``dtype``."""
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._host() if isinstance(mask, Tensor) else mask  # masks are prepared on the host
+    m = np.asarray(backend.to_device(m, backend.CPU) if backend.on_device(m) else m)
     if m.dtype == np.bool_:
         keep = m if allowed_means == "may attend" else ~m
         return np.where(keep, np.zeros((), dtype), np.array(-np.inf, dtype))
@@ -84,21 +86,23 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     B = int(np.prod(batch, dtype=np.int64))
 
     def flat(t, rows, cols):
-        d = t.data if t.shape[:-2] == batch else np.broadcast_to(t.data, batch + (rows, cols))
-        return np.ascontiguousarray(d).reshape(B, rows, cols)
+        d = t.data if t.shape[:-2] == batch else broadcast_to(t.data, batch + (rows, cols), copy=True)
+        return reshape(_c(d), (B, rows, cols))
     q3, k3, v3 = flat(q, L, E), flat(k, S, E), flat(v, S, Ev)
     mask, div = None, 1
     if attn_mask is not None:
         mask, div = _mask3(additive_mask(attn_mask, q.dtype, fn=f"{fn}: attn_mask"), batch, L, S, fn)
+        if backend.on_device(q3):
+            mask = backend.to_device(np.ascontiguousarray(mask), q.device)
     seed = rng.next_seed() if dropout_p > 0 else 0
-    kern = backend.ops(q3)
+    kern = backend.ops(q3, k3, v3, mask)
     out, lse = kern.attention_forward(q3, k3, v3, mask, div, bool(is_causal), scale, float(dropout_p), seed)
 
     def bw(g):
-        gq, gk, gv = kern.attention_backward(_c(g).reshape(B, L, Ev), q3, k3, v3, out, lse, mask, div,
+        gq, gk, gv = kern.attention_backward(reshape(_c(g), (B, L, Ev)), q3, k3, v3, out, lse, mask, div,
                                              bool(is_causal), scale, float(dropout_p), seed)
-        return gq.reshape(batch + (L, E)), gk.reshape(batch + (S, E)), gv.reshape(batch + (S, Ev))
-    return _result(out.reshape(batch + (L, Ev)), (q, k, v), bw)
+        return reshape(gq, batch + (L, E)), reshape(gk, batch + (S, E)), reshape(gv, batch + (S, Ev))
+    return _result(reshape(out, batch + (L, Ev)), (q, k, v), bw)
 
 
 def masked_softmax(x, mask=None, dim: int = -1, scale: float = 1.0) -> Tensor:

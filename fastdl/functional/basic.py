@@ -102,7 +102,7 @@ def dropout2d(x, p: float = 0.5, training: bool = True) -> Tensor:
     lead = x.shape[:2] if x.ndim >= 3 else x.shape[:1]
     mask = backend.ops(x.data).dropout_mask(lead, float(p), rng.next_seed())
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    m = (mask * x.dtype.type(scale)).astype(x.dtype).reshape(lead + (1,) * (x.ndim - len(lead)))
+    m = _reshape(astype(mask, x.dtype) * scale, lead + (1,) * (x.ndim - len(lead)))
     return x * Tensor(m)
 
 
@@ -235,12 +235,17 @@ def _soft_cross_entropy(x, target, weight, reduction, eps):
 def nll_loss(input, target, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (N, C) at integer ``target`` (N,)."""
     x = as_tensor(input)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target).astype(np.int64)
+    t = astype(_raw(target), np.int64, copy=False)
     if x.ndim != 2 or t.shape != (x.shape[0],):
         raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {x.shape} and {t.shape}")
     keep = t != ignore_index
-    picked = -x[np.arange(len(t)), np.where(keep, t, 0)] * keep.astype(x.dtype)
-    return _reduce(picked, reduction, count=int(keep.sum()))
+    if type(t) is np.ndarray:
+        picked = -x[np.arange(len(t)), np.where(keep, t, 0)] * keep.astype(x.dtype)
+    else:  # another device, no integer-array indexing there: pick through a one-hot mask
+        xp = backend.array_namespace(t)
+        onehot = xp.reshape(xp.arange(x.shape[1]), (1, -1)) == xp.reshape(t, (-1, 1))  # ignored rows: none
+        picked = -(x * Tensor(astype(onehot, x.dtype))).sum(1)
+    return _reduce(picked, reduction, count=_count(keep))
 
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..shapes import float_arg
+from .. import backend
+from ..shapes import astype, float_arg
 from ..tensor import Tensor, _result, as_tensor
 from .activation import softplus
 from .basic import _reduce
@@ -21,7 +22,7 @@ __all__ = ["l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy", "k
 
 def _pair(input, target, fn):
     x = as_tensor(input)
-    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
+    t = target if isinstance(target, Tensor) else x._other(target)
     if t.shape != x.shape:
         raise ValueError(f"{fn}: target has shape {t.shape} but input has shape {x.shape}")
     if t.dtype != x.dtype:
@@ -80,15 +81,17 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> 
     sum by the batch size (the mathematically right KL), ``"mean"`` by the element count as PyTorch."""
     x, t = _pair(input, target, "kl_div")
     xd, td = x.data, t.data
+    xp = backend.array_namespace(xd)
     if log_target:
-        et = np.exp(td)
+        et = xp.exp(td)
         loss = et * (td - xd)
         gin = -et
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            loss = np.where(td > 0, td * (np.log(np.where(td > 0, td, 1)) - xd), 0 * xd)
+            pos = td > 0
+            loss = xp.where(pos, td * (xp.log(xp.where(pos, td, xp.ones_like(td))) - xd), xp.zeros_like(xd))
         gin = -td
-    per = _result(loss.astype(xd.dtype), (x,), lambda g: (g * gin,))
+    per = _result(astype(loss, x.dtype, copy=False), (x,), lambda g: (g * gin,))
     if reduction == "batchmean":
         return per.sum() / (xd.shape[0] if xd.ndim else 1)
     return _reduce(per, reduction)
