@@ -190,6 +190,22 @@ def on_device(a) -> bool:
         return False
 
 
+def to_args(target, dtype=None):
+    """``.to()``'s arguments as ``(Device or None, dtype or None)``: ``target`` is a device (a Device, or a
+    string naming a device type) or else a dtype, as in PyTorch's ``.to(device)``, ``.to(dtype)``."""
+    if target is None or isinstance(target, Device) or \
+            isinstance(target, str) and target.partition(":")[0] in device_types():
+        return (None if target is None else Device(target)), dtype
+    return None, target
+
+
+def cuda_device(device=None) -> Device:
+    """``.cuda(device)``'s argument (None, an index, or a device) as a Device."""
+    if device is None or isinstance(device, int):
+        return Device("cuda", device)
+    return Device(device)
+
+
 def device_of(a) -> Device:
     """The device of an array (NumPy: cpu)."""
     b = _foreign(a)

@@ -140,6 +140,9 @@ def rank() -> int:
     return _S.comm.Get_rank() if _S.comm is not None else 0
 
 
+_this_rank = rank  # (DistributedSampler's argument of the same name hides it there)
+
+
 def world_size() -> int:
     """The number of ranks (1 when :func:`init` was not called)."""
     return _S.comm.Get_size() if _S.comm is not None else 1
@@ -421,7 +424,7 @@ class DistributedSampler:
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False):
         num_replicas = world_size() if num_replicas is None else int(num_replicas)
-        rank_ = globals()["rank"]() if rank is None else int(rank)
+        rank_ = _this_rank() if rank is None else int(rank)
         if num_replicas < 1:
             raise ValueError(f"DistributedSampler: num_replicas must be >= 1, got {num_replicas}")
         if not 0 <= rank_ < num_replicas:

@@ -260,24 +260,15 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     def to(self, target=None, dtype=None, non_blocking: bool = False, copy: bool = False) -> "Tensor":
         """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``: PyTorch's.  A copy to another device is
         differentiable (the gradient goes back to this device)."""
-        if isinstance(target, str) and target.partition(":")[0] not in backend.device_types():
-            target, dtype = None, target  # a dtype name such as "float64"
-        elif target is not None and not isinstance(target, (str, backend.Device)):
-            target, dtype = None, target
+        dev, dtype = backend.to_args(target, dtype)
         out = self if dtype is None else self.astype(dtype)
-        if target is None:
-            return out
-        dev = backend.Device(target)
-        if dev.type == "cuda" and dev.index is None:
-            dev = backend.Device("cuda", 0)
-        if out.device == dev:
+        if dev is None or out.device == dev:  # ("cuda" and "cuda:0" are the same device)
             return out
         here = out.device
         return _result(backend.to_device(out.data, dev), (out,), lambda g: (backend.to_device(g, here),))
 
     def cuda(self, device=None) -> "Tensor":
-        return self.to(backend.Device("cuda", device if isinstance(device, int) else None) if not isinstance(
-            device, (str, backend.Device)) else device)
+        return self.to(backend.cuda_device(device))
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import CPU, on_device, to_device
+from ..backend import CPU, cuda_device, on_device, to_args, to_device
 from ..shapes import astype
 from ..tensor import Tensor
 
@@ -167,14 +167,7 @@ class Module:
     def to(self, target=None, dtype=None):
         """``.to(device)``, ``.to(dtype)`` (floating parameters and buffers) or both, in place, as PyTorch's:
         parameters stay the same objects (an optimizer made before keeps them), their data moves."""
-        from ..backend import Device, device_types, to_device
-        if isinstance(target, str) and target.partition(":")[0] not in device_types():
-            target, dtype = None, target
-        elif target is not None and not isinstance(target, (str, Device)):
-            target, dtype = None, target
-        dev = Device(target) if target is not None else None
-        if dev is not None and dev.type == "cuda" and dev.index is None:
-            dev = Device("cuda", 0)
+        dev, dtype = to_args(target, dtype)
         dt = np.dtype(dtype) if dtype is not None else None
         if dt is not None and dt.kind != "f":
             raise TypeError(f"Module.to: dtype must be floating point, got {dt}")
@@ -196,7 +189,7 @@ class Module:
         return self
 
     def cuda(self, device=None):
-        return self.to("cuda" if device is None else device if isinstance(device, str) else f"cuda:{int(device)}")
+        return self.to(cuda_device(device))
 
     def cpu(self):
         return self.to("cpu")
