@@ -62,9 +62,97 @@ struct V {
     }
   }
 };
+
+// ---------------------------------------------------------------- the LSTM cell, 16 lanes at once
+// The same arithmetic as simd_math.h's exp8 / sigmoid / tanh (Cephes exp, the odd polynomial for
+// small |x|), widened to 16 lanes with masks instead of blends, and fused into one pass per vector.
+inline __m512 exp16(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3365447505531f);
+  const __m512 xs = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+  const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(xs, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), xs);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  const __m512 z = _mm512_mul_ps(r, r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
+  __m512 out = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), _mm512_set1_ps(__builtin_huge_valf()));
+  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps());
+  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN in, NaN out
+}
+inline __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
+// 1 / d for d >= 1 (finite, or NaN): the 14-bit reciprocal and one Newton step, not a division
+inline __m512 recip16(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+// exp(-v) for sigmoid: -v clamped to 88 from above, so 1 + e stays finite (sigmoid(-88) ~ 0 either way)
+inline __m512 sigmoid16(__m512 v) {
+  const __m512 e = exp16(_mm512_min_ps(_mm512_set1_ps(88.0f), neg16(v)));  // min(c, NaN) is NaN
+  return recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+inline __m512 tanh16(__m512 v) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+  const __m512i sbit = _mm512_set1_epi32(int(0x80000000u));
+  const __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sbit, _mm512_castps_si512(v)));
+  const __m512 z = _mm512_mul_ps(v, v);
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), v, v);
+  // 1 - 2 / (e^{2|x|} + 1), |x| clamped to 9 (tanh(9) rounds to 1 in float32) so e stays finite
+  const __m512 e = exp16(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(9.0f), ax)));
+  __m512 big = _mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one);
+  big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
+                                            _mm512_and_si512(sbit, _mm512_castps_si512(v))));
+  return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), small);
+}
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
 }  // namespace
+void lstm_cell(float* a, float* c, float* h, int64_t n) {
+  // a: the pre-activations of i, f, g, o (n each, gate after gate), activated in place; n % 16 == 0
+  for (int64_t j = 0; j < n; j += 16) {
+    const __m512 i = sigmoid16(_mm512_loadu_ps(a + j)), f = sigmoid16(_mm512_loadu_ps(a + n + j)),
+                 g = tanh16(_mm512_loadu_ps(a + 2 * n + j)), o = sigmoid16(_mm512_loadu_ps(a + 3 * n + j));
+    const __m512 cv = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + j), _mm512_mul_ps(i, g));
+    _mm512_storeu_ps(a + j, i);
+    _mm512_storeu_ps(a + n + j, f);
+    _mm512_storeu_ps(a + 2 * n + j, g);
+    _mm512_storeu_ps(a + 3 * n + j, o);
+    _mm512_storeu_ps(c + j, cv);
+    _mm512_storeu_ps(h + j, _mm512_mul_ps(o, tanh16(cv)));
+  }
+}
+void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
+                        float* dg, float* dprev, int64_t n) {
+  // one row of n units, n % 16 == 0: g / dg the four gates (n apart), c this step's cells, cprev the
+  // last step's; dh (dL/dh, dout added) and dc (dL/dc, replaced by its share for the last step)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < n; j += 16) {
+    __m512 dhv = _mm512_loadu_ps(dh + j);
+    if (dout) dhv = _mm512_add_ps(dhv, _mm512_loadu_ps(dout + j));
+    const __m512 i = _mm512_loadu_ps(g + j), f = _mm512_loadu_ps(g + n + j), gg = _mm512_loadu_ps(g + 2 * n + j),
+                 o = _mm512_loadu_ps(g + 3 * n + j), tc = tanh16(_mm512_loadu_ps(c + j));
+    const __m512 dcv = _mm512_fmadd_ps(_mm512_mul_ps(dhv, o), _mm512_fnmadd_ps(tc, tc, one), _mm512_loadu_ps(dc + j));
+    _mm512_storeu_ps(dg + j, _mm512_mul_ps(_mm512_mul_ps(dcv, gg), _mm512_mul_ps(i, _mm512_sub_ps(one, i))));
+    _mm512_storeu_ps(dg + n + j,
+                     _mm512_mul_ps(_mm512_mul_ps(dcv, _mm512_loadu_ps(cprev + j)), _mm512_mul_ps(f, _mm512_sub_ps(one, f))));
+    _mm512_storeu_ps(dg + 2 * n + j, _mm512_mul_ps(_mm512_mul_ps(dcv, i), _mm512_fnmadd_ps(gg, gg, one)));
+    _mm512_storeu_ps(dg + 3 * n + j, _mm512_mul_ps(_mm512_mul_ps(dhv, tc), _mm512_mul_ps(o, _mm512_sub_ps(one, o))));
+    _mm512_storeu_ps(dc + j, _mm512_mul_ps(dcv, f));
+    _mm512_storeu_ps(dprev + j, _mm512_setzero_ps());
+  }
+}
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }

@@ -17,6 +17,15 @@ struct PackedKernels {
   // the same with C = A @ Bp (C not read)
   void (*tile_set)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
                    int mr, int nv);
+  // The LSTM cell over n (row, unit) pairs, n a multiple of the width: a holds the pre-activations of
+  // i, f, g, o (n each, gate after gate) and is activated in place; c becomes f c + i g, h = o tanh(c).
+  void (*lstm_cell)(float* a, float* c, float* h, int64_t n);
+  // Its backward for one row of n units (n a multiple of the width), or null (the caller's loop):
+  // g / dg the activated gates and their pre-activation gradients (gate after gate, n apart), c and
+  // cprev the cells after and before the step, dh += dout (dout may be null), dc the cell gradient
+  // (replaced by its part for the step before), dprev zeroed (the recurrent product adds to it).
+  void (*lstm_cell_backward)(const float* g, const float* c, const float* cprev, const float* dout, float* dh,
+                             float* dc, float* dg, float* dprev, int64_t n);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -29,6 +38,9 @@ struct PackedKernels {
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
 FASTDL_PACKED_DECLARE
+void lstm_cell(float* a, float* c, float* h, int64_t n);
+void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
+                        float* dg, float* dprev, int64_t n);
 }
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD

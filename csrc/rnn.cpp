@@ -19,10 +19,17 @@ inline bool valid(const RnnDims& d, int64_t t, int64_t b) { return !d.lengths ||
 
 constexpr int64_t kGrain = 4096;  // gate elements per thread
 
+// A few SIMD widths of floats: an inlined loop, not a call of memcpy per 64 bytes
+inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
 // This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
+// Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own and backward's h_{t-1}.
+enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlots };
 template <class T> T* keep(int slot, size_t n) {
-  thread_local std::vector<T> bufs[3];
+  thread_local std::vector<T> bufs[kSlots];
   if (bufs[slot].size() < n) {
     bufs[slot].clear();
     bufs[slot].shrink_to_fit();
@@ -36,149 +43,152 @@ template <class T> T* keep(int slot, size_t n) {
 // The packed float32 forward (see rnn.h).  W_hh is packed per block of U hidden units (U = the SIMD
 // width): the block's panel holds, for every k, the U weights of each gate in turn, so one tile of
 // the product gives rows' complete pre-activations (i, f, g, o) for those units.  A step is one
-// parallel region over unit blocks; each block runs its tiles of rows, then their gates, and writes
-// the new state into the other of two h buffers, which the next step reads.
+// parallel region over unit blocks; each block runs its tiles of rows, then their gates.
 bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, const float* bias, const float* xw,
                         const float* h0, const float* c0, const float* w_hh, const float* b_hh, float* out, float* hn,
                         float* cn, float* gates, float* cs, float* hnl) {
   const int U = conv_direct_width();
   if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, I = d.I, GU = G * U, blocks = H / U,
-                BU = B * U;
+  const int64_t G = rnn_gates(d.mode), GH = G * d.H, B = d.B, H = d.H, I = d.I, GU = G * U, blocks = H / U;
   const bool gru = d.mode == RnnMode::GRU, lstm = d.mode == RnnMode::LSTM;
   const bool fused = xw == nullptr;  // the input path too, step by step, from W_ih packed the same way
   const int MR = kern.rows(int(G));
-  const int64_t ntile = (B + MR - 1) / MR;  // tiles of rows, as even as they come (B / ntile <= MR)
-  // w (G*H, K) -> per block of units u: (K, G*U), gate after gate for each k
-  auto pack = [&](const float* w, int64_t K) {
-    std::vector<float> wp(GH * K);
+  // every buffer is this thread's, kept between calls (fresh pages per call cost page faults and
+  // the kernel's zeroing: 10% of an LSTM forward at T=50, measured)
+  auto pack = [&](const float* w, int64_t K, int slot) {
+    float* wp = keep<float>(slot, GH * K);
     parallel_for(blocks, 1, [&](int64_t u0, int64_t u1) {
       for (int64_t u = u0; u < u1; ++u)
         for (int64_t g = 0; g < G; ++g)
           for (int64_t t = 0; t < U; ++t) {
             const float* row = w + (g * H + u * U + t) * K;
-            float* dst = wp.data() + u * K * GU + g * U + t;
+            float* dst = wp + u * K * GU + g * U + t;
             for (int64_t k = 0; k < K; ++k) dst[k * GU] = row[k];
           }
     });
     return wp;
   };
-  const std::vector<float> wp = pack(w_hh, H), wpi = fused ? pack(w_ih, I) : std::vector<float>();
-  std::vector<float> hbuf(2 * B * H), c;  // c blocked: (blocks, B, U), each block's cells contiguous
-  std::memcpy(hbuf.data(), h0, sizeof(float) * B * H);
-  if (lstm) {
-    c.resize(B * H);
-    for (int64_t u = 0; u < blocks; ++u)
-      for (int64_t b = 0; b < B; ++b) std::memcpy(c.data() + (u * B + b) * U, c0 + b * H + u * U, sizeof(float) * U);
-  }
-  const int64_t parts = std::min<int64_t>(max_threads(), blocks);
-  const int64_t KC = std::max<int64_t>(16, (int64_t(32) << 10) / (GU * int64_t(sizeof(float))));
-  std::vector<float> hidden(parts * B * GU), acts(parts * B * GU), temps(2 * parts * B * U);
-  for (int64_t s = 0; s < d.T; ++s) {
-    const int64_t t = time_at(d, s);
-    const float* hp = hbuf.data() + (s & 1) * B * H;
-    float* hq = hbuf.data() + ((s + 1) & 1) * B * H;
-    const float* pre = fused ? nullptr : xw + t * B * GH;
-    parallel_parts(parts, [&](int64_t part, int64_t np) {
-      // per block of units: all rows' hidden path (B, G*U) from the packed product, the panel taken
-      // in chunks of KC rows that stay in L1 while every row tile uses them; then act (G, B, U), the
-      // activated gates, gate-major so that each activation is one call per block
-      float* hall = hidden.data() + part * B * GU;  // (G, B, U): gate after gate, every row of the block
-      float* act = acts.data() + part * B * GU;  // (G, B, U)
-      float* tmp = temps.data() + part * B * U;  // (B, U)
-      const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
-      for (int64_t u = ub; u < ue; ++u) {
-        const int64_t j0 = u * U;
-        // the tile starts from the bias: both (fused input path) or b_hh (the GRU's hidden path)
-        const float* b0 = fused ? bias : gru ? b_hh : nullptr;
-        for (int64_t r = 0; r < B; ++r)
-          for (int64_t g = 0; g < G; ++g)
-            for (int64_t k = 0; k < U; ++k) hall[g * BU + r * U + k] = b0 ? b0[g * H + j0 + k] : 0.0f;
-        if (fused)
-          for (int64_t k0 = 0; k0 < I; k0 += KC)
-            for (int64_t i = 0; i < ntile; ++i) {
-              const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
-              kern.tile(x + t * B * I + r0 * I + k0, I, wpi.data() + (u * I + k0) * GU, std::min(KC, I - k0),
-                        hall + r0 * U, U, BU, int(r1 - r0), int(G));
-            }
-        for (int64_t k0 = 0; k0 < H; k0 += KC)
-          for (int64_t i = 0; i < ntile; ++i) {
-            const int64_t r0 = i * B / ntile, r1 = (i + 1) * B / ntile;
-            kern.tile(hp + r0 * H + k0, H, wp.data() + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * U, U, BU,
-                      int(r1 - r0), int(G));
-          }
-        {  // the block's gates for every row at once: a few long activation calls per block
-          const int64_t r0 = 0, mr = B, RU = B * U;
-          const float* th = hall;
-          // pre-activations: input path (xw, gate g of row b at pre[b * GH + g * H + j0]) + hidden path
-          // (GRU: only r and z here; n takes r times its hidden part)
-          // (the fused path's tile holds the whole pre-activation already: it is activated in place)
-          float* ga = fused ? hall : act;  // gate g of row r at ga[g * RU + r * U]
-          const int64_t summed = fused ? 0 : gru ? 2 : G;
-          for (int64_t g = 0; g < summed; ++g)
-            for (int64_t r = 0; r < mr; ++r) {
-              const float* hh = th + g * RU + r * U;
-              const float* xp = pre + (r0 + r) * GH + g * H + j0;
-              float* a = act + g * RU + r * U;
-              for (int64_t k = 0; k < U; ++k) a[k] = xp[k] + hh[k];
-            }
-          if (lstm) {  // the block's cells, (B, U) contiguous, and h into tmp, by one fused call
-            float* cblock = c.data() + u * B * U;
-            float* keep = temps.data() + (np + part) * B * U;
-            if (d.lengths) std::memcpy(keep, cblock, sizeof(float) * RU);
-            SIMD(lstm_cell<float>)(ga, cblock, tmp, RU);
-            if (d.lengths)  // a finished sequence keeps its cell
-              for (int64_t b = 0; b < B; ++b)
-                if (!valid(d, t, b)) std::memcpy(cblock + b * U, keep + b * U, sizeof(float) * U);
-          } else if (gru) {
-            SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
-            for (int64_t r = 0; r < mr; ++r) {
-              const float* xp = pre + (r0 + r) * GH + 2 * H + j0;
-              const float *hn_ = th + 2 * RU + r * U, *rr = ga + r * U;
-              for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = xp[k] + rr[k] * hn_[k];
-            }
-            SIMD(tanh_f<float>)(tmp, ga + 2 * RU, RU);  // n
-            for (int64_t r = 0; r < mr; ++r) {
-              const float *z = ga + RU + r * U, *n = ga + 2 * RU + r * U, *hprev = hp + (r0 + r) * H + j0;
-              for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = (1.0f - z[k]) * n[k] + z[k] * hprev[k];
-            }
-          } else {
-            if (d.mode == RnnMode::Tanh)
-              SIMD(tanh_f<float>)(ga, ga, RU);
-            else
-              SIMD(relu_f<float>)(ga, ga, RU);
-            std::memcpy(tmp, ga, sizeof(float) * RU);
-          }
-          // the rows' new state, outputs and what backward needs; a finished sequence keeps its state
-          for (int64_t r = 0; r < mr; ++r) {
-            const int64_t b = r0 + r, row = (t * B + b) * H + j0;
-            float* hb = hq + b * H + j0;
-            if (!valid(d, t, b)) {
-              std::fill_n(out + row, U, 0.0f);
-              std::memcpy(hb, hp + b * H + j0, sizeof(float) * U);
-              if (gates)
-                for (int64_t g = 0; g < G; ++g) std::fill_n(gates + (t * B + b) * GH + g * H + j0, U, 0.0f);
-              if (cs) std::memcpy(cs + row, c.data() + (u * B + b) * U, sizeof(float) * U);
-              if (hnl) std::fill_n(hnl + row, U, 0.0f);
-              continue;
-            }
-            std::memcpy(out + row, tmp + r * U, sizeof(float) * U);
-            std::memcpy(hb, tmp + r * U, sizeof(float) * U);
-            if (gates)
-              for (int64_t g = 0; g < G; ++g)
-                std::memcpy(gates + (t * B + b) * GH + g * H + j0, ga + g * RU + r * U, sizeof(float) * U);
-            if (cs) std::memcpy(cs + row, c.data() + (u * B + b) * U, sizeof(float) * U);
-            if (hnl) std::memcpy(hnl + row, th + 2 * RU + r * U, sizeof(float) * U);
-          }
-        }
-      }
-    });
-  }
-  std::memcpy(hn, hbuf.data() + (d.T & 1) * B * H, sizeof(float) * B * H);
+  const float* const wp = pack(w_hh, H, kSlotWp);
+  const float* const wpi = fused ? pack(w_ih, I, kSlotWpi) : nullptr;
+  // Without lengths every row's state is its last output, read from out (no copy of h per step);
+  // with them a finished row keeps its state, so h goes through two buffers in turn.
+  const bool direct = d.lengths == nullptr;
+  float* const hbuf = keep<float>(kSlotH, direct ? 0 : 2 * B * H);
+  float* const c = lstm ? keep<float>(kSlotC, B * H) : nullptr;  // blocked: (blocks, B, U), each block's cells contiguous
+  if (!direct) std::memcpy(hbuf, h0, sizeof(float) * B * H);
   if (lstm)
     for (int64_t u = 0; u < blocks; ++u)
-      for (int64_t b = 0; b < B; ++b) std::memcpy(cn + b * H + u * U, c.data() + (u * B + b) * U, sizeof(float) * U);
+      for (int64_t b = 0; b < B; ++b) std::memcpy(c + (u * B + b) * U, c0 + b * H + u * U, sizeof(float) * U);
+  // Rows of the batch never meet, so splitting them over the threads would need no barrier per step;
+  // but then every thread streams all of W per step (measured: 2 threads, LSTM T=50 B=32 H=256
+  // 9.1-9.4 ms by rows against 8.3-8.9 by unit blocks; H=512 B=64, 132-143 ms against 111-118).
+  const int64_t parts = std::min<int64_t>(max_threads(), blocks);
+  const int64_t KC = std::max<int64_t>(16, (int64_t(32) << 10) / (GU * int64_t(sizeof(float))));
+  float* const hidden = keep<float>(kSlotHidden, parts * B * GU);
+  float* const acts = keep<float>(kSlotActs, parts * B * GU);
+  float* const temps = keep<float>(kSlotTemps, 2 * parts * B * U);
+  auto h_before = [&](int64_t s) {  // the state step s reads
+    return direct ? (s == 0 ? h0 : out + time_at(d, s - 1) * B * H) : hbuf + (s & 1) * B * H;
+  };
+  // Step s, unit block u, rows [rb, re): scratch (G, rows, U) at hall and act, (rows, U) at tmp and kept.
+  auto step_block = [&](int64_t s, int64_t u, int64_t rb, int64_t re, float* hall, float* act, float* tmp,
+                        float* kept) {
+    const int64_t t = time_at(d, s), nb = re - rb, RU = nb * U, j0 = u * U;
+    const float* hp = h_before(s);
+    float* hq = direct ? nullptr : hbuf + ((s + 1) & 1) * B * H;
+    const float* pre = fused ? nullptr : xw + t * B * GH;
+    const int64_t ntile = (nb + MR - 1) / MR;  // tiles of rows, as even as they come (rows / ntile <= MR)
+    // the tile starts from the bias: both (fused input path) or b_hh (the GRU's hidden path)
+    const float* b0 = fused ? bias : gru ? b_hh : nullptr;
+    for (int64_t r = 0; r < nb; ++r)
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t k = 0; k < U; ++k) hall[g * RU + r * U + k] = b0 ? b0[g * H + j0 + k] : 0.0f;
+    // the panel in chunks of KC rows that stay in L1 while every row tile uses them
+    if (fused)
+      for (int64_t k0 = 0; k0 < I; k0 += KC)
+        for (int64_t i = 0; i < ntile; ++i) {
+          const int64_t r0 = i * nb / ntile, r1 = (i + 1) * nb / ntile;
+          kern.tile(x + (t * B + rb + r0) * I + k0, I, wpi + (u * I + k0) * GU, std::min(KC, I - k0), hall + r0 * U, U,
+                    RU, int(r1 - r0), int(G));
+        }
+    for (int64_t k0 = 0; k0 < H; k0 += KC)
+      for (int64_t i = 0; i < ntile; ++i) {
+        const int64_t r0 = i * nb / ntile, r1 = (i + 1) * nb / ntile;
+        kern.tile(hp + (rb + r0) * H + k0, H, wp + (u * H + k0) * GU, std::min(KC, H - k0), hall + r0 * U, U, RU,
+                  int(r1 - r0), int(G));
+      }
+    // the block's gates for every row at once: a few long activation calls per block
+    // pre-activations: input path (xw, gate g of row b at pre[b * GH + g * H + j0]) + hidden path
+    // (GRU: only r and z here; n takes r times its hidden part); the fused path's tile holds the
+    // whole pre-activation already: it is activated in place
+    const float* th = hall;
+    float* ga = fused ? hall : act;  // gate g of row r at ga[g * RU + r * U]
+    const int64_t summed = fused ? 0 : gru ? 2 : G;
+    for (int64_t g = 0; g < summed; ++g)
+      for (int64_t r = 0; r < nb; ++r) {
+        const float* hh = th + g * RU + r * U;
+        const float* xp = pre + (rb + r) * GH + g * H + j0;
+        float* a = act + g * RU + r * U;
+        for (int64_t k = 0; k < U; ++k) a[k] = xp[k] + hh[k];
+      }
+    if (lstm) {  // the block's cells, (rows, U) contiguous, and h into tmp, by one fused call
+      float* cblock = c + (u * B + rb) * U;
+      if (!direct) std::memcpy(kept, cblock, sizeof(float) * RU);
+      kern.lstm_cell(ga, cblock, tmp, RU);
+      if (!direct)  // a finished sequence keeps its cell
+        for (int64_t r = 0; r < nb; ++r)
+          if (!valid(d, t, rb + r)) std::memcpy(cblock + r * U, kept + r * U, sizeof(float) * U);
+    } else if (gru) {
+      SIMD(sigmoid_f<float>)(ga, ga, 2 * RU);  // r, z
+      for (int64_t r = 0; r < nb; ++r) {
+        const float* xp = pre + (rb + r) * GH + 2 * H + j0;
+        const float *hn_ = th + 2 * RU + r * U, *rr = ga + r * U;
+        for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = xp[k] + rr[k] * hn_[k];
+      }
+      SIMD(tanh_f<float>)(tmp, ga + 2 * RU, RU);  // n
+      for (int64_t r = 0; r < nb; ++r) {
+        const float *z = ga + RU + r * U, *n = ga + 2 * RU + r * U, *hprev = hp + (rb + r) * H + j0;
+        for (int64_t k = 0; k < U; ++k) tmp[r * U + k] = (1.0f - z[k]) * n[k] + z[k] * hprev[k];
+      }
+    } else {
+      if (d.mode == RnnMode::Tanh)
+        SIMD(tanh_f<float>)(ga, ga, RU);
+      else
+        SIMD(relu_f<float>)(ga, ga, RU);
+      std::memcpy(tmp, ga, sizeof(float) * RU);
+    }
+    // the rows' new state, outputs and what backward needs; a finished sequence keeps its state
+    for (int64_t r = 0; r < nb; ++r) {
+      const int64_t b = rb + r, row = (t * B + b) * H + j0;
+      if (!valid(d, t, b)) {
+        std::fill_n(out + row, U, 0.0f);
+        std::memcpy(hq + b * H + j0, hp + b * H + j0, sizeof(float) * U);
+        if (gates)
+          for (int64_t g = 0; g < G; ++g) std::fill_n(gates + (t * B + b) * GH + g * H + j0, U, 0.0f);
+        if (cs) std::memcpy(cs + row, c + (u * B + b) * U, sizeof(float) * U);
+        if (hnl) std::fill_n(hnl + row, U, 0.0f);
+        continue;
+      }
+      copy_floats(out + row, tmp + r * U, U);
+      if (hq) copy_floats(hq + b * H + j0, tmp + r * U, U);
+      if (gates)
+        for (int64_t g = 0; g < G; ++g) copy_floats(gates + (t * B + b) * GH + g * H + j0, ga + g * RU + r * U, U);
+      if (cs) copy_floats(cs + row, c + (u * B + b) * U, U);
+      if (hnl) copy_floats(hnl + row, th + 2 * RU + r * U, U);
+    }
+  };
+  for (int64_t s = 0; s < d.T; ++s)  // a step: one parallel region over unit blocks
+    parallel_parts(parts, [&](int64_t part, int64_t np) {
+      const int64_t ub = part * blocks / np, ue = (part + 1) * blocks / np;
+      float *hall = hidden + part * B * GU, *act = acts + part * B * GU, *tmp = temps + part * B * U,
+            *kept = temps + (parts + part) * B * U;
+      for (int64_t u = ub; u < ue; ++u) step_block(s, u, 0, B, hall, act, tmp, kept);
+    });
+  std::memcpy(hn, h_before(d.T), sizeof(float) * B * H);
+  if (lstm)
+    for (int64_t u = 0; u < blocks; ++u)
+      for (int64_t b = 0; b < B; ++b) std::memcpy(cn + b * H + u * U, c + (u * B + b) * U, sizeof(float) * U);
   return true;
 }
 
@@ -281,7 +291,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   const bool gru = d.mode == RnnMode::GRU;
   T* const dxw = keep<T>(0, d.T * B * GH);
   T* const dhw = gru ? keep<T>(1, d.T * B * GH) : dxw;
-  std::vector<T> hprev(d.T * B * H);
+  T* const hprev = keep<T>(kSlotHprev, d.T * B * H);  // every step written below
   std::vector<T> dh(dhn ? std::vector<T>(dhn, dhn + B * H) : std::vector<T>(B * H, T(0)));
   std::vector<T> dc;
   if (d.mode == RnnMode::LSTM) dc = dcn ? std::vector<T>(dcn, dcn + B * H) : std::vector<T>(B * H, T(0));
@@ -291,7 +301,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     std::vector<T> h(h0, h0 + B * H);
     for (int64_t s = 0; s < d.T; ++s) {
       const int64_t t = time_at(d, s);
-      std::memcpy(hprev.data() + t * B * H, h.data(), sizeof(T) * B * H);
+      std::memcpy(hprev + t * B * H, h.data(), sizeof(T) * B * H);
       for (int64_t b = 0; b < B; ++b)
         if (valid(d, t, b)) std::memcpy(h.data() + b * H, out + t * B * H + b * H, sizeof(T) * H);
     }
@@ -326,7 +336,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     for (int64_t s = d.T - 1; s >= 0; --s) {
       const int64_t t = time_at(d, s);
       const T* gt = gates + t * B * GH;
-      const T* hp = hprev.data() + t * B * H;
+      const T* hp = hprev + t * B * H;
       T* dxt = dxw + t * B * GH;
       T* dht = dhw + t * B * GH;
       for (int64_t b = rb; b < re; ++b) {
@@ -338,7 +348,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
           if (gru) std::fill_n(dht + b * GH, GH, T(0));
           continue;
         }
-        if (dout) {  // total dL/dh_t (no dout: the outputs were not used)
+        if (dout && d.mode != RnnMode::LSTM) {  // total dL/dh_t (no dout: the outputs were not used)
           const T* dob = dout + (t * B + b) * H;
           for (int64_t j = 0; j < H; ++j) dhb[j] += dob[j];
         }
@@ -349,6 +359,17 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
           case RnnMode::LSTM: {
             const T* cv = cs + (t * B + b) * H;
             const T* cprev = s == 0 ? c0 + b * H : cs + (time_at(d, s - 1) * B + b) * H;
+            if constexpr (std::is_same_v<T, float>) {
+              if (pk && pk->lstm_cell_backward) {  // dout was not added above: the kernel does it
+                pk->lstm_cell_backward(g, cv, cprev, dout ? dout + (t * B + b) * H : nullptr, dhb, dc.data() + b * H, xr,
+                                       dpb, H);
+                break;
+              }
+            }
+            if (dout) {  // total dL/dh_t (no dout: the outputs were not used)
+              const T* dob = dout + (t * B + b) * H;
+              for (int64_t j = 0; j < H; ++j) dhb[j] += dob[j];
+            }
             T* tc = tcs.data() + b * H;
             T* dcb = dc.data() + b * H;
             SIMD(tanh_f<T>)(cv, tc, H);
@@ -419,7 +440,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   if (dc0 && d.mode == RnnMode::LSTM) std::memcpy(dc0, dc.data(), sizeof(T) * B * H);
   // weight gradients for all steps at once
   linear_backward<T>(dxw, x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
-  if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw, hprev.data(), T(0), dw_hh);
+  if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw, hprev, T(0), dw_hh);
   if (db_hh) {
     for (int64_t k = 0; k < GH; ++k) db_hh[k] = T(0);
     for (int64_t r = 0; r < d.T * B; ++r) {

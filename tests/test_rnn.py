@@ -322,6 +322,10 @@ def test_packed_forward(rng, mode, H, B):
                         else:
                             np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
                                                        err_msg=f"{name}, width {w}")
+                    nodout = (bw[0], None) + bw[2:]  # only h_n (and c_n) used: no output gradient
+                    for g, v in zip(_C.rnn_backward(*nodout), R.rnn_backward(*nodout)):
+                        if v is not None:
+                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()))
                     lean = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse, False)
                     assert lean[3] is None and lean[4] is None and lean[5] is None
                     for g, v in zip(lean[:3], got[:3]):
@@ -341,3 +345,52 @@ def test_inference_keeps_nothing_for_backward(rng):
     assert not out2.requires_grad
     np.testing.assert_allclose(out2.data, out.data, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(c2.data, c.data, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_directions_side_by_side(rng, mode, threads):
+    """rnn_forward_dirs (a bidirectional layer's two directions in one call, a thread each when there
+    are threads enough) gives what rnn_forward gives per direction, exactly, and the reference's."""
+    from fastdl import _C
+    from fastdl import reference as R
+    G = {"lstm": 4, "gru": 3}.get(mode, 1)
+    T, B, I, H = 5, 7, 6, 32
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    x = f(T, B, I)
+    dirs = [(f(B, H), f(B, H) if mode == "lstm" else None, f(G * H, I), f(G * H, H), f(G * H), f(G * H), rev)
+            for rev in (False, True)]
+    before = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        for ln in (None, rng.integers(1, T + 1, B)):
+            for save in (True, False):
+                got = _C.rnn_forward_dirs(mode, x, dirs, ln, save)
+                ref = R.rnn_forward_dirs(mode, x, dirs, ln, save)
+                assert len(got) == 2
+                for g, d, r in zip(got, dirs, ref):
+                    one = _C.rnn_forward(mode, x, *d[:6], ln, d[6], save)
+                    for a, b, c in zip(g, one, r):
+                        if b is None:
+                            assert a is None and c is None
+                        else:
+                            np.testing.assert_array_equal(a, b)
+                            np.testing.assert_allclose(a, c, rtol=1e-4, atol=2e-5)
+    finally:
+        fastdl.set_num_threads(before)
+
+
+def test_directions_bad_input(rng):
+    from fastdl import _C
+    from fastdl import reference as R
+    x = np.zeros((2, 3, 4), np.float32)
+    good = (np.zeros((3, 8), np.float32), None, np.zeros((8, 4), np.float32), np.zeros((8, 8), np.float32), None,
+            None, False)
+    for kern in (_C, R):
+        with pytest.raises(TypeError, match="directions"):
+            kern.rnn_forward_dirs("rnn_tanh", x, "abc", None)
+        with pytest.raises(TypeError, match=r"directions\[1\]"):
+            kern.rnn_forward_dirs("rnn_tanh", x, [good, good[:6]], None)
+        with pytest.raises(ValueError, match="weight_hh"):
+            kern.rnn_forward_dirs("rnn_tanh", x, [good, good[:3] + (np.zeros((8, 7), np.float32),) + good[4:]], None)
+        assert kern.rnn_forward_dirs("rnn_tanh", x, [], None) == []

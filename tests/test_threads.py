@@ -31,6 +31,10 @@ def cases(rng):
     bx = f(6, 5, 7, 7)
     rx, rh, rwi, rwh, rbi, rbh = f(9, 33, 20), f(33, 40), f(160, 20) * 0.3, f(160, 40) * 0.3, f(160), f(160)
     out = R.rnn_forward("lstm", rx, rh, rh, rwi, rwh, rbi, rbh, None, False)
+    # H = 48, a multiple of every SIMD width: the packed forward, its rows split over the threads
+    ph, pwi, pwh, pb = f(33, 48), f(192, 20) * 0.3, f(192, 48) * 0.3, f(192)
+    gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
+    ln = rng.integers(1, 10, 33)
     return [
         ("conv2d_forward", (x, w, b) + conv),
         ("conv2d_backward", (f(*y.shape), x, w) + conv),
@@ -44,6 +48,9 @@ def cases(rng):
         ("softmax_forward", (f(300, 301), 1)),
         ("mse_forward", (f(200_000), f(200_000))),
         ("rnn_forward", ("lstm", rx, rh, rh, rwi, rwh, rbi, rbh, None, False)),
+        ("rnn_forward", ("lstm", rx, ph, ph, pwi, pwh, pb, pb, None, True)),
+        ("rnn_forward", ("lstm", rx, ph, ph, pwi, pwh, pb, pb, ln, False)),
+        ("rnn_forward", ("gru", rx, ph, None, gwi, gwh, gb, gb, ln, True)),
         ("rnn_backward", ("lstm", f(9, 33, 40), f(33, 40), f(33, 40), rx, rh, rh, rwi, rwh, rbi, rbh, out[0], out[3],
                           out[4], None, None, False)),
     ]

@@ -1,5 +1,9 @@
 // One recurrent layer in one direction over a whole sequence (rnn_tanh, rnn_relu, gru, lstm), and BPTT.
+#include <memory>
+#include <vector>
+
 #include "../rnn.h"
+#include "../threads.h"
 #include "checks.h"
 
 namespace fastdl::bind {
@@ -98,6 +102,80 @@ py::tuple rnn_forward(const Str& mode_a, const py::object& xo, const py::object&
   });
 }
 
+// Several directions (or independent layers) over the same input at once: each a tuple (hx, cx,
+// weight_ih, weight_hh, bias_ih, bias_hh, reverse).  With at least as many threads as directions they
+// run side by side, one thread each, with no barrier between their steps (a bidirectional layer at 2
+// threads: each direction alone on its core instead of both cores meeting at every step of each);
+// with fewer, one after the other with every thread.  -> a list of rnn_forward's tuples.
+py::list rnn_forward_dirs(const Str& mode_a, const py::object& xo, const py::object& dirs_o, const py::object& lengths,
+                          const Flag& save_a) {
+  const char* fn = "rnn_forward_dirs";
+  const std::string mode = mode_a.get(fn, "mode");
+  const bool save = save_a.get(fn, "save");
+  if (!py::isinstance<py::list>(dirs_o) && !py::isinstance<py::tuple>(dirs_o))
+    type_error(std::string(fn) + ": directions must be a list of (hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, "
+                                 "reverse) tuples, got " + std::string(py::str(py::type::of(dirs_o).attr("__name__"))));
+  const py::sequence dirs = dirs_o;
+  std::vector<py::tuple> items;
+  for (size_t k = 0; k < dirs.size(); ++k) {
+    py::object it = dirs[k];
+    if (!py::isinstance<py::tuple>(it) || py::len(it) != 7)
+      type_error(std::string(fn) + ": directions[" + std::to_string(k) +
+                 "] must be a tuple (hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, reverse)");
+    items.push_back(it.cast<py::tuple>());
+  }
+  auto x0 = to_array(xo, fn, "input");
+  return by_dtype(x0, fn, "input", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    struct Dir {
+      RnnArgs a;
+      carr<T> h0, wi, wh, c0k, bik, bhk;
+      const T *c0, *bi, *bh;
+      py::array out, hn;
+      std::unique_ptr<Out<T>> cn, gates, cells, hnl;
+    };
+    std::vector<std::unique_ptr<Dir>> ds;
+    auto x = carr<T>::ensure(x0);
+    for (const py::tuple& it : items) {
+      auto dir = std::make_unique<Dir>();
+      const bool reverse = Flag{py::object(it[6])}.get(fn, "reverse");
+      auto h00 = to_array(it[0], fn, "hx"), wi0 = to_array(it[2], fn, "weight_ih"), wh0 = to_array(it[3], fn, "weight_hh");
+      dir->a = rnn_check(mode, x0, h00, it[1], wi0, wh0, it[4], it[5], lengths, reverse, fn);
+      const RnnDims& d = dir->a.d;
+      const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
+      dir->h0 = carr<T>::ensure(h00);
+      dir->wi = carr<T>::ensure(wi0);
+      dir->wh = carr<T>::ensure(wh0);
+      dir->c0 = lstm ? opt<T>(it[1], dir->c0k) : nullptr;
+      dir->bi = opt<T>(it[4], dir->bik);
+      dir->bh = opt<T>(it[5], dir->bhk);
+      dir->out = empty<T>({d.T, d.B, d.H});
+      dir->hn = empty<T>({d.B, d.H});
+      dir->cn = std::make_unique<Out<T>>(lstm, std::vector<py::ssize_t>{d.B, d.H});
+      dir->gates = std::make_unique<Out<T>>(save, std::vector<py::ssize_t>{d.T, d.B, rnn_gates(d.mode) * d.H});
+      dir->cells = std::make_unique<Out<T>>(lstm && save, std::vector<py::ssize_t>{d.T, d.B, d.H});
+      dir->hnl = std::make_unique<Out<T>>(gru && save, std::vector<py::ssize_t>{d.T, d.B, d.H});
+      ds.push_back(std::move(dir));
+    }
+    {
+      py::gil_scoped_release nogil;
+      auto run = [&](Dir& r) {
+        fastdl::rnn_forward<T>(r.a.d, x.data(), r.h0.data(), r.c0, r.wi.data(), r.wh.data(), r.bi, r.bh, ptr<T>(r.out),
+                               ptr<T>(r.hn), r.cn->p(), r.gates->p(), r.cells->p(), r.hnl->p());
+      };
+      const int64_t n = int64_t(ds.size());
+      if (n > 1 && num_threads() >= n)
+        parallel_parts(n, [&](int64_t p, int64_t) { run(*ds[p]); });  // each part serial inside
+      else
+        for (auto& r : ds) run(*r);
+    }
+    py::list res;
+    for (auto& r : ds)
+      res.append(py::make_tuple(r->out, r->hn, r->cn->obj(), r->gates->obj(), r->cells->obj(), r->hnl->obj()));
+    return res;
+  });
+}
+
 py::tuple rnn_backward(const Str& mode_a, const py::object& douto, const py::object& dhno,
                        const py::object& dcno, const py::object& xo, const py::object& h0o, const py::object& c0o,
                        const py::object& wio, const py::object& who, const py::object& bio, const py::object& bho,
@@ -160,6 +238,8 @@ void bind_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward, py::arg("mode"), py::arg("input"), py::arg("hx"), py::arg("cx"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("lengths"),
         py::arg("reverse"), py::arg("save") = true);
+  m.def("rnn_forward_dirs", &rnn_forward_dirs, py::arg("mode"), py::arg("input"), py::arg("directions"),
+        py::arg("lengths"), py::arg("save") = true);
   m.def("rnn_backward", &rnn_backward, py::arg("mode"), py::arg("dout"), py::arg("dhn"), py::arg("dcn"),
         py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("output"), py::arg("gates"), py::arg("cells"), py::arg("hn_linear"),

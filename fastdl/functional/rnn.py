@@ -24,35 +24,67 @@ def rnn_layer(mode: str, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=No
 
     Steps t >= lengths[b] leave sequence b's state unchanged, output 0 and get no gradient.
     """
-    if mode not in MODES:
-        raise ValueError(f"rnn: mode must be one of {MODES}, got {mode!r}")
-    if (b_ih is None) != (b_hh is None):
-        raise ValueError("rnn_layer: give both b_ih and b_hh, or neither")
-    x, h0, w_ih, w_hh = as_tensor(x), as_tensor(h0), as_tensor(w_ih), as_tensor(w_hh)
-    c0 = as_tensor(c0) if c0 is not None else None
-    b_ih = as_tensor(b_ih) if b_ih is not None else None
-    b_hh = as_tensor(b_hh) if b_hh is not None else None
-    ln = None if lengths is None else np.ascontiguousarray(np.asarray(lengths, dtype=np.int64))
-    kern = backend.ops(x.data)
-    raw = lambda t: None if t is None else t.data  # noqa: E731
-    lstm = mode == "lstm"
-    parents = [x, h0, w_ih, w_hh] + ([c0] if lstm else []) + ([b_ih, b_hh] if b_ih is not None else [])
-    save = is_grad_enabled() and any(p.requires_grad for p in parents)  # else nothing is kept for backward
-    out, hn, cn, gates, cells, hnl = kern.rnn_forward(mode, x.data, h0.data, raw(c0), w_ih.data, w_hh.data,
-                                                      raw(b_ih), raw(b_hh), ln, bool(reverse), save)
+    layer = _Layer(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+    return layer.finish(layer.kern.rnn_forward(mode, layer.x.data, *layer.arrays(), layer.ln, layer.reverse,
+                                               layer.save))
 
-    def bw(grads):
-        dout, dhn = (None if g is None else contiguous(g) for g in grads[:2])
-        dcn = contiguous(grads[2]) if lstm and grads[2] is not None else None
-        need_w = w_ih.requires_grad or w_hh.requires_grad or (b_ih is not None and b_ih.requires_grad)
-        dx, dh0, dc0, dwi, dwh, dbi, dbh = kern.rnn_backward(
-            mode, dout, dhn, dcn, x.data, h0.data, raw(c0), w_ih.data, w_hh.data, raw(b_ih), raw(b_hh), out, gates,
-            cells, hnl, ln, bool(reverse), x.requires_grad, h0.requires_grad or (lstm and c0.requires_grad), need_w)
-        return tuple([dx, dh0, dwi, dwh] + ([dc0] if lstm else []) + ([dbi, dbh] if b_ih is not None else []))
-    if lstm:
-        return _results((out, hn, cn), tuple(parents), bw)
-    o, h = _results((out, hn), tuple(parents), bw)
-    return o, h, None
+
+class _Layer:
+    """One layer and direction: its arguments checked and converted, the kernel chosen, and (finish)
+    the autograd node over the kernel's results."""
+
+    def __init__(self, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
+        if mode not in MODES:
+            raise ValueError(f"rnn: mode must be one of {MODES}, got {mode!r}")
+        if (b_ih is None) != (b_hh is None):
+            raise ValueError("rnn_layer: give both b_ih and b_hh, or neither")
+        self.mode, self.reverse, self.lstm = mode, bool(reverse), mode == "lstm"
+        self.x, self.h0, self.w_ih, self.w_hh = as_tensor(x), as_tensor(h0), as_tensor(w_ih), as_tensor(w_hh)
+        self.c0 = as_tensor(c0) if c0 is not None else None
+        self.b_ih = as_tensor(b_ih) if b_ih is not None else None
+        self.b_hh = as_tensor(b_hh) if b_hh is not None else None
+        self.ln = None if lengths is None else np.ascontiguousarray(np.asarray(lengths, dtype=np.int64))
+        self.kern = backend.ops(self.x.data)
+        self.parents = ([self.x, self.h0, self.w_ih, self.w_hh] + ([self.c0] if self.lstm else [])
+                        + ([self.b_ih, self.b_hh] if self.b_ih is not None else []))
+        # else nothing is kept for backward
+        self.save = is_grad_enabled() and any(p.requires_grad for p in self.parents)
+
+    def arrays(self):
+        """(hx, cx, weight_ih, weight_hh, bias_ih, bias_hh) for the kernel."""
+        raw = lambda t: None if t is None else t.data  # noqa: E731
+        return (self.h0.data, raw(self.c0), self.w_ih.data, self.w_hh.data, raw(self.b_ih), raw(self.b_hh))
+
+    def finish(self, results):
+        out, hn, cn, gates, cells, hnl = results
+        mode, lstm, kern, ln, reverse = self.mode, self.lstm, self.kern, self.ln, self.reverse
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh = self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh
+        arrays = self.arrays()
+
+        def bw(grads):
+            dout, dhn = (None if g is None else contiguous(g) for g in grads[:2])
+            dcn = contiguous(grads[2]) if lstm and grads[2] is not None else None
+            need_w = w_ih.requires_grad or w_hh.requires_grad or (b_ih is not None and b_ih.requires_grad)
+            dx, dh0, dc0, dwi, dwh, dbi, dbh = kern.rnn_backward(
+                mode, dout, dhn, dcn, x.data, *arrays, out, gates, cells, hnl, ln, reverse, x.requires_grad,
+                h0.requires_grad or (lstm and c0.requires_grad), need_w)
+            return tuple([dx, dh0, dwi, dwh] + ([dc0] if lstm else []) + ([dbi, dbh] if b_ih is not None else []))
+        if lstm:
+            return _results((out, hn, cn), tuple(self.parents), bw)
+        o, h = _results((out, hn), tuple(self.parents), bw)
+        return o, h, None
+
+
+def _directions(mode, x, layers):
+    """Both directions of a layer over the same input: one kernel call that runs them side by side
+    when the kernel table has it (the native one: a thread each), else one call each."""
+    kern = layers[0].kern
+    both = getattr(kern, "rnn_forward_dirs", None)
+    if both is None or len(layers) == 1 or any(la.kern is not kern for la in layers):
+        return [la.finish(kern.rnn_forward(mode, x.data, *la.arrays(), la.ln, la.reverse, la.save)) for la in layers]
+    save = any(la.save for la in layers)
+    results = both(mode, x.data, [la.arrays() + (la.reverse,) for la in layers], layers[0].ln, save)
+    return [la.finish(r) for la, r in zip(layers, results)]
 
 
 def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
@@ -88,11 +120,9 @@ def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool =
     layer_in = x
     for layer in range(num_layers):
         outs = []
-        for d in range(dirs):
-            k = layer * dirs + d
-            w_ih, w_hh, b_ih, b_hh = params[k]
-            o, h, c = rnn_layer(mode, layer_in, h0[k], None if c0 is None else c0[k], w_ih, w_hh, b_ih, b_hh,
-                                lengths, reverse=d == 1)
+        layers = [_Layer(mode, layer_in, h0[k], None if c0 is None else c0[k], *params[k], lengths, d == 1)
+                  for d, k in ((d, layer * dirs + d) for d in range(dirs))]
+        for o, h, c in _directions(mode, layer_in, layers):
             outs.append(o)
             hs.append(h)
             cs.append(c)

@@ -21,7 +21,7 @@ from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, 
 from .optim import adam_step, adaptive_step, rmsprop_step, sgd_step
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
-from .rnn import rnn_backward, rnn_forward
+from .rnn import rnn_backward, rnn_forward, rnn_forward_dirs
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
 from .wordvec import glove_cooccur, glove_train, word2vec_train
 
@@ -95,6 +95,7 @@ __all__ = [
     "rmsprop_step",
     "rnn_backward",
     "rnn_forward",
+    "rnn_forward_dirs",
     "sgd_step",
     "sigmoid_backward",
     "sigmoid_forward",

@@ -114,6 +114,21 @@ def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, len
     return out, hcur.astype(dt), None if ccur is None else ccur.astype(dt), gates, cells, hnl
 
 
+@_scalars(mode="str", save="bool")
+def rnn_forward_dirs(mode, input, directions, lengths, save=True):
+    """Several directions over the same input, each a tuple (hx, cx, weight_ih, weight_hh, bias_ih,
+    bias_hh, reverse): a list of rnn_forward's results, one per direction (the native kernel runs them
+    side by side, a thread each)."""
+    if not isinstance(directions, (list, tuple)):
+        raise TypeError("rnn_forward_dirs: directions must be a list of (hx, cx, weight_ih, weight_hh, bias_ih, "
+                        f"bias_hh, reverse) tuples, got {type(directions).__name__}")
+    for k, d in enumerate(directions):
+        if not isinstance(d, tuple) or len(d) != 7:
+            raise TypeError(f"rnn_forward_dirs: directions[{k}] must be a tuple (hx, cx, weight_ih, weight_hh, "
+                            "bias_ih, bias_hh, reverse)")
+    return [rnn_forward(mode, input, *d[:6], lengths, d[6], save) for d in directions]
+
+
 @_scalars(mode="str", reverse="bool", need_input="bool", need_hidden="bool", need_weights="bool")
 def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
                  hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
