@@ -65,10 +65,12 @@ struct V {
 
 // ---------------------------------------------------------------- the LSTM cell, 16 lanes at once
 // The same arithmetic as simd_math.h's exp8 / sigmoid / tanh (Cephes exp, the odd polynomial for
-// small |x|), widened to 16 lanes with masks instead of blends, and fused into one pass per vector.
-inline __m512 exp16(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3365447505531f);
-  const __m512 xs = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+// small |x|), widened to 16 lanes, and fused into one pass per vector.
+inline __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
+// exp(x) for x <= 88.3 (callers clamp): exp16 without its overflow and underflow cases; NaN stays NaN
+// (max(lo, NaN) and min(hi, NaN) return the NaN, and it goes through the polynomial)
+inline __m512 exp16_clamped(__m512 x) {
+  const __m512 xs = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), _mm512_max_ps(_mm512_set1_ps(-87.3365447505531f), x));
   const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(xs, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
                                          _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), xs);
@@ -81,13 +83,8 @@ inline __m512 exp16(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
   y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
-  __m512 out = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), _mm512_set1_ps(__builtin_huge_valf()));
-  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps());
-  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN in, NaN out
+  return _mm512_scalef_ps(y, fx);  // y * 2^fx in one instruction
 }
-inline __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
 // 1 / d for d >= 1 (finite, or NaN): the 14-bit reciprocal and one Newton step, not a division
 inline __m512 recip16(__m512 d) {
   const __m512 r = _mm512_rcp14_ps(d);
@@ -95,7 +92,7 @@ inline __m512 recip16(__m512 d) {
 }
 // exp(-v) for sigmoid: -v clamped to 88 from above, so 1 + e stays finite (sigmoid(-88) ~ 0 either way)
 inline __m512 sigmoid16(__m512 v) {
-  const __m512 e = exp16(_mm512_min_ps(_mm512_set1_ps(88.0f), neg16(v)));  // min(c, NaN) is NaN
+  const __m512 e = exp16_clamped(_mm512_min_ps(_mm512_set1_ps(88.0f), neg16(v)));  // min(c, NaN) is NaN
   return recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 inline __m512 tanh16(__m512 v) {
@@ -110,7 +107,7 @@ inline __m512 tanh16(__m512 v) {
   p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
   const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), v, v);
   // 1 - 2 / (e^{2|x|} + 1), |x| clamped to 9 (tanh(9) rounds to 1 in float32) so e stays finite
-  const __m512 e = exp16(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(9.0f), ax)));
+  const __m512 e = exp16_clamped(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(9.0f), ax)));
   __m512 big = _mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one);
   big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
                                             _mm512_and_si512(sbit, _mm512_castps_si512(v))));
