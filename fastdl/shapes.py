@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .backend import np_dtype, on_device, xp_dtype
+from .backend import CPU, device_of, np_dtype, on_device, to_device, xp_dtype
 from .reference._checks import _available_memory  # the one rule for both backends and the layers
 
 
@@ -60,6 +60,30 @@ def broadcast_to(a, shape, copy: bool = False):
     xp = _xp(a)
     out = xp.broadcast_to(a, tuple(shape))
     return xp.asarray(out, copy=True) if copy else out
+
+
+def numpy_like(fn, data, *arrays):
+    """``fn(xp, data, *arrays)`` with ``xp`` a namespace that has NumPy's whole API, for the maths the
+    array API standard lacks (integer-array indexing, scatter-add, einsum): NumPy and CuPy, which have
+    it, run ``fn`` where ``data`` is (NumPy arrays among ``arrays`` moved to its device); another
+    namespace goes through host copies, and the result (an array, or a tuple of them) comes back to
+    ``data``'s device."""
+    xp = _xp(data)
+    if xp is np:
+        return fn(np, data, *(to_device(a, CPU) for a in arrays))
+    dev = device_of(data)
+    if hasattr(getattr(xp, "add", None), "at"):  # CuPy: ufunc.at and fancy indexing on the device
+        return fn(xp, data, *(to_device(a, dev) for a in arrays))
+    out = fn(np, to_device(data, CPU), *(to_device(a, CPU) for a in arrays))
+    return tuple(to_device(o, dev) for o in out) if isinstance(out, tuple) else to_device(out, dev)
+
+
+def grid(xp, shape, dim, index):
+    """The index tuple of ``a[grid]`` picking ``index`` along ``dim`` and every place elsewhere (as
+    ``np.indices(shape, sparse=True)`` with ``index`` at ``dim``), in namespace ``xp``."""
+    n = len(shape)
+    return tuple(index if k == dim else xp.reshape(xp.arange(shape[k]), (1,) * k + (shape[k],) + (1,) * (n - k - 1))
+                 for k in range(n))
 
 
 def dtype_of(a) -> np.dtype:

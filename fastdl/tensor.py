@@ -17,7 +17,7 @@ import numpy as np
 from . import autograd, backend
 from .backend import array_namespace as _xp
 from .autograd import is_grad_enabled
-from .shapes import astype, axis_arg, copy, dtype_of, is_float, contiguous
+from .shapes import astype, axis_arg, copy, dtype_of, numpy_like, is_float, contiguous
 from .shapes import broadcast_to as _broadcast_to, reshape as _reshape
 from .tensor_elementwise import ElementwiseMethods
 from .tensor_reduce import ReduceMethods
@@ -412,29 +412,42 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
     def __getitem__(self, idx):
         idx = _index(idx)
         src_shape, dtype = self.shape, self.dtype
-        if type(self.data) is not np.ndarray:  # the array API wants every axis indexed: a trailing ... does it
-            t = idx if isinstance(idx, tuple) else (idx,)
-            if not any(i is Ellipsis for i in t):
-                idx = t + (Ellipsis,)
-        out = self.data[idx]
-        if isinstance(out, np.ndarray) and out.base is not None:
-            out = out.copy()
-
-        basic = all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
-                    for i in (idx if isinstance(idx, tuple) else (idx,)))
+        t = idx if isinstance(idx, tuple) else (idx,)
+        basic = all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in t)
+        if basic or type(self.data) is np.ndarray:
+            if type(self.data) is not np.ndarray and not any(i is Ellipsis for i in t):
+                idx = t + (Ellipsis,)  # the array API wants every axis numpy_like: a trailing ... does it
+            out = self.data[idx]
+            if isinstance(out, np.ndarray) and out.base is not None:
+                out = out.copy()
+        else:  # integer arrays or masks on another device: through shapes.numpy_like (no such indexing in the array API)
+            out = numpy_like(lambda xp, a, *arrays: a[_put_arrays(t, arrays)], self.data, *_arrays_of(t))
 
         def bw(g):
             xp = _xp(g)
-            full = xp.zeros(src_shape, dtype=backend.xp_dtype(xp, dtype))
             if basic:
+                full = xp.zeros(src_shape, dtype=backend.xp_dtype(xp, dtype))
                 full[idx] = g
-            elif xp is np:
-                np.add.at(full, idx, g)  # repeated integer indices accumulate
-            else:
-                raise NotImplementedError(f"backward of integer-array indexing on {self.device} (no scatter-add in "
-                                          "the array API): index with slices, or use index_select/gather")
-            return (full,)
+                return (full,)
+
+            def add(xp, g, *arrays):  # repeated integer indices accumulate
+                full = xp.zeros(src_shape, dtype=backend.xp_dtype(xp, dtype))
+                xp.add.at(full, _put_arrays(t, arrays), g)
+                return full
+            return (numpy_like(add, g, *_arrays_of(t)),)
         return _result(out, (self,), bw)
+
+
+def _arrays_of(t):
+    """The index arrays (integer or boolean) of an index tuple, in order."""
+    return [i for i in t if not (isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis)]
+
+
+def _put_arrays(t, arrays):
+    """Index tuple ``t`` with its arrays replaced, in order, by ``arrays`` (moved to another device)."""
+    it = iter(arrays)
+    return tuple(next(it) if not (isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis) else i
+                 for i in t)
 
 
 # -------------------------------------------------------------------- helpers

@@ -13,7 +13,8 @@ import numpy as np
 
 from .backend import array_namespace as _xp
 from .backend import xp_dtype
-from .shapes import astype, axis_arg, dtype_of, broadcast_to, keep_arg, keep_dims, reduced_count
+from .shapes import (astype, axis_arg, broadcast_to, dtype_of, grid, numpy_like, keep_arg, keep_dims, reduced_count,
+                     reshape)
 
 ValuesIndices = {name: collections.namedtuple(name, ["values", "indices"])
                  for name in ("max", "min", "sort", "topk", "kthvalue", "median", "mode", "cummax")}
@@ -28,12 +29,13 @@ def _one_dim(dim, fn: str, ndim: int) -> int:
 
 
 def _scatter_along(shape, dtype, dim, index, g):
-    """Zeros of ``shape`` with ``g`` added at ``index`` along ``dim`` (repeated indices accumulate)."""
-    full = np.zeros(shape, dtype=dtype)
-    idx = list(np.indices(index.shape, sparse=True))
-    idx[dim] = index
-    np.add.at(full, tuple(idx), g)
-    return full
+    """Zeros of ``shape`` with ``g`` added at ``index`` along ``dim`` (repeated indices accumulate), on
+    ``g``'s device."""
+    def add(xp, g, index):
+        full = xp.zeros(shape, dtype=xp_dtype(xp, dtype))
+        xp.add.at(full, grid(xp, index.shape, dim, index), g)
+        return full
+    return numpy_like(add, g, index)
 
 
 def _no_out(out, fn):
@@ -73,18 +75,20 @@ class ReduceMethods:
         _no_out(out, "prod")
         axis, keepdims = axis_arg(axis, dim), keep_arg(keepdim, keepdims)
         a = self.data
-        out = a.prod(axis=axis, keepdims=keepdims, dtype=dtype)
+        xp = _xp(a)
+        out = xp.prod(a, axis=axis, keepdims=keepdims, dtype=None if dtype is None else xp_dtype(xp, dtype))
 
         def bw(g):
-            flat = a.reshape(-1) if axis is None else np.moveaxis(a, _one_dim(axis, "prod", a.ndim), -1)
-            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
-            left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-            right = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
-            others = left * right  # the product of every other entry, no division
-            if axis is None:
-                return (g * others.reshape(a.shape),)
-            d = _one_dim(axis, "prod", a.ndim)
-            return (keep_dims(g, a.shape, d, keepdims) * np.moveaxis(others, -1, d),)
+            # the product of every other entry, no division: exclusive cumulative products from both ends
+            d = None if axis is None else _one_dim(axis, "prod", a.ndim)
+            flat = reshape(a, (-1,)) if d is None else xp.moveaxis(a, d, -1)
+            ones = xp.ones(tuple(flat.shape[:-1]) + (1,), dtype=a.dtype)
+            left = _cumprod(xp, _concat(xp, [ones, flat[..., :-1]]))
+            right = xp.flip(_cumprod(xp, _concat(xp, [ones, xp.flip(flat, axis=-1)[..., :-1]])), axis=-1)
+            others = left * right
+            if d is None:
+                return (g * reshape(others, a.shape),)
+            return (keep_dims(g, a.shape, d, keepdims) * xp.moveaxis(others, -1, d),)
         return self._op(out, (self,), bw)
 
     def cumsum(self, dim, dtype=None, *, axis=None):
@@ -263,25 +267,27 @@ class ReduceMethods:
 
     # ---------------------------------------------------------------- sorting
     def _take_sorted(self, name, order, d):
-        a = self.data if self.ndim else self.data.reshape(1)
-        vals = np.take_along_axis(a, order, axis=d)
-        shape, dtype = a.shape, a.dtype
+        a = self.data if self.ndim else reshape(self.data, (1,))
+        vals = numpy_like(lambda xp, a, o: a[grid(xp, o.shape, d, o)], a, order)
+        shape, dtype = a.shape, dtype_of(a)
 
         def bw(g):
-            full = np.zeros(shape, dtype=dtype)
-            np.put_along_axis(full, order, g if self.ndim else g.reshape(order.shape), axis=d)
-            return (full.reshape(self.shape),)
+            def put(xp, g, o):
+                full = xp.zeros(shape, dtype=xp_dtype(xp, dtype))
+                full[grid(xp, o.shape, d, o)] = reshape(g, o.shape)
+                return full
+            return (reshape(numpy_like(put, g, order), self.shape),)
         if not self.ndim:
-            vals, order = vals.reshape(()), order.reshape(())
-        return ValuesIndices[name](self._op(vals, (self,), bw), self._new(order.astype(np.int64)))
+            vals, order = reshape(vals, ()), reshape(order, ())
+        return ValuesIndices[name](self._op(vals, (self,), bw), self._new(astype(order, np.int64, copy=False)))
 
     def _order(self, d, descending):
-        a = self.data if self.ndim else self.data.reshape(1)
+        a = self.data if self.ndim else reshape(self.data, (1,))
+        xp = _xp(a)
         if not descending:
-            return np.argsort(a, axis=d, kind="stable")  # NaN sorts last, as PyTorch's
+            return _argsort(xp, a, d)  # NaN sorts last, as PyTorch's
         # descending and stable: NaN first (largest, as PyTorch), equal keys keep their order
-        key = np.flip(a, d)
-        order = np.flip(np.argsort(key, axis=d, kind="stable"), d)
+        order = xp.flip(_argsort(xp, xp.flip(a, axis=d), d), axis=d)
         return a.shape[d] - 1 - order
 
     def sort(self, dim=-1, descending=False, stable=False, *, axis=None):
@@ -292,7 +298,7 @@ class ReduceMethods:
     def argsort(self, dim=-1, descending=False, stable=False, *, axis=None):
         d = _one_dim(axis_arg(axis, dim), "argsort", self.ndim)
         order = self._order(d, descending)
-        return self._new(order.reshape(self.shape).astype(np.int64))
+        return self._new(astype(reshape(order, self.shape), np.int64, copy=False))
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """The ``k`` largest (or smallest) entries along ``dim``: ``(values, indices)``."""
@@ -301,4 +307,31 @@ class ReduceMethods:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
             raise ValueError(f"topk: k must be an integer in [0, {n}] for dim {dim} of shape {self.shape}, got {k!r}")
         order = self._order(d, largest)
-        return self._take_sorted("topk", np.take(order, np.arange(k), axis=d), d)
+        return self._take_sorted("topk", order[(slice(None),) * d + (slice(0, int(k)),)], d)
+
+
+def _argsort(xp, a, d):
+    """A stable argsort along ``d`` in namespace ``xp`` (NumPy's kind="stable", the array API's stable=True)."""
+    if xp is np:
+        return np.argsort(a, axis=d, kind="stable")
+    try:
+        return xp.argsort(a, axis=d, stable=True)
+    except TypeError:  # CuPy: no stable argument; its sort is a stable radix sort
+        return xp.argsort(a, axis=d)
+
+
+def _cumprod(xp, a):
+    """Cumulative product along the last axis (the array API has only a cumulative sum)."""
+    f = getattr(xp, "cumprod", None)
+    if f is not None:
+        return f(a, axis=-1)
+    cols = [a[..., :1]]
+    for k in range(1, a.shape[-1]):
+        cols.append(cols[-1] * a[..., k:k + 1])
+    return _concat(xp, cols)
+
+
+def _concat(xp, arrays):
+    """Concatenation along the last axis (``concat`` in the array API, ``concatenate`` in older NumPy and CuPy)."""
+    f = getattr(xp, "concat", None) or xp.concatenate
+    return f(arrays, axis=-1)

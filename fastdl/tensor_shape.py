@@ -10,8 +10,8 @@ import numbers
 import numpy as np
 
 from .backend import array_namespace as _xp
-from .backend import on_device, to_device
-from .shapes import astype, axis_arg, broadcast_to, dtype_of, permute, reshape
+from .backend import CPU, on_device, to_device
+from .shapes import astype, axis_arg, broadcast_to, dtype_of, grid, numpy_like, permute, reshape
 from .tensor_reduce import _one_dim, _scatter_along
 
 
@@ -24,14 +24,18 @@ def _shape_args(shape, fn):
 
 
 def _indices(index, fn, name="index"):
-    a = np.asarray(index.data if hasattr(index, "data") and not isinstance(index, np.ndarray) else index)
+    """``index`` (a tensor or array on any device, or a list) as a host int64 array: checked there, and
+    moved to the data's device by the op that uses it."""
+    raw = index.data if hasattr(index, "data") and not isinstance(index, np.ndarray) else index
+    a = np.asarray(to_device(raw, CPU) if on_device(raw) else raw)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{fn}: {name} must hold integers, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
 
 
 def _along(a_shape, dim, index, fn):
-    """Check ``index`` for gather/scatter along ``dim`` of a tensor of shape ``a_shape``."""
+    """Check ``index`` for gather/scatter along ``dim`` of a tensor of shape ``a_shape``; -> the index with
+    negative entries wrapped (the places it picks are ``grid(xp, index.shape, dim, index)``)."""
     if index.ndim != len(a_shape):
         raise ValueError(f"{fn}: index must have as many dimensions as the tensor ({len(a_shape)}), got "
                          f"shape {index.shape}")
@@ -41,9 +45,7 @@ def _along(a_shape, dim, index, fn):
     n = a_shape[dim]
     if index.size and (index.min() < -n or index.max() >= n):
         raise IndexError(f"{fn}: index holds values outside [-{n}, {n}) for dim {dim} of size {n}")
-    idx = list(np.indices(index.shape, sparse=True))
-    idx[dim] = index % n if n else index
-    return tuple(idx)
+    return index % n if n else index
 
 
 class ShapeMethods:
@@ -161,14 +163,15 @@ class ShapeMethods:
         if any(s < 0 for s in sizes):
             raise ValueError(f"repeat: counts must be >= 0, got {sizes}")
         shape = (1,) * (len(sizes) - self.ndim) + self.shape
-        out = np.tile(self.data.reshape(shape), sizes)
+        xp = _xp(self.data)
+        out = xp.tile(reshape(self.data, shape), tuple(sizes))
         src = self.shape
 
         def bw(g):
             split = []
             for r, s in zip(sizes, shape):
                 split += [r, s]
-            return (g.reshape(split).sum(axis=tuple(range(0, 2 * len(sizes), 2))).reshape(src),)
+            return (reshape(xp.sum(reshape(g, tuple(split)), axis=tuple(range(0, 2 * len(sizes), 2))), src),)
         return self._op(out, (self,), bw)
 
     def repeat_interleave(self, repeats, dim=None):
@@ -250,7 +253,8 @@ class ShapeMethods:
         index = _indices(index, "gather")
         idx = _along(self.shape, d, index, "gather")
         shape, dtype = self.shape, self.dtype
-        return self._op(self.data[idx], (self,), lambda g: (_scatter_along(shape, dtype, d, idx[d], g),))
+        out = numpy_like(lambda xp, a, i: a[grid(xp, i.shape, d, i)], self.data, idx)
+        return self._op(out, (self,), lambda g: (_scatter_along(shape, dtype, d, idx, g),))
 
     def take_along_dim(self, indices, dim):
         return self.gather(dim, indices)
@@ -265,22 +269,30 @@ class ShapeMethods:
                 raise ValueError(f"{fn}: src has shape {src_t.shape}, smaller than index's {index.shape}")
             piece = src_t.data[tuple(slice(0, s) for s in index.shape)]
         else:
-            piece = np.asarray(src, dtype=self.dtype)
-        out = self.data.copy()
-        if reduce_add:
-            np.add.at(out, idx, piece)
-        else:
-            out[idx] = piece
-        hit = np.zeros(self.shape, dtype=bool)
-        hit[idx] = True
-        sshape = None if src_t is None else src_t.shape
+            piece = to_device(np.asarray(src, dtype=self.dtype), self.device)
+        shape, sshape = self.shape, None if src_t is None else src_t.shape
+
+        def scatter(xp, a, i, v):
+            out = xp.asarray(a, copy=True)
+            where = grid(xp, i.shape, d, i)
+            if reduce_add:
+                xp.add.at(out, where, v)
+            else:
+                out[where] = v
+            hit = xp.zeros(shape, dtype=bool)
+            hit[where] = True
+            return out, hit
+        out, hit = numpy_like(scatter, self.data, idx, piece)
 
         def bw(g):
             gs = None
             if src_t is not None and src_t.requires_grad:
-                gs = np.zeros(sshape, dtype=g.dtype)
-                gs[tuple(slice(0, s) for s in index.shape)] = g[idx]
-            return (g if reduce_add else g * ~hit), gs
+                def pick(xp, g, i):
+                    full = xp.zeros(sshape, dtype=g.dtype)
+                    full[tuple(slice(0, s) for s in i.shape)] = g[grid(xp, i.shape, d, i)]
+                    return full
+                gs = numpy_like(pick, g, idx)
+            return (g if reduce_add else _xp(g).where(hit, _xp(g).zeros_like(g), g)), gs
         return self._op(out, (self, src_t if src_t is not None else self._new(piece)), bw)
 
     def scatter(self, dim, index, src=None, *, value=None):
@@ -302,15 +314,19 @@ class ShapeMethods:
         n = self.shape[d] if self.ndim else 1
         if index.size and (index.min() < -n or index.max() >= n):
             raise IndexError(f"index_select: index out of range for dim {dim} of size {n}")
-        a = self.data if self.ndim else self.data.reshape(1)
-        out = np.take(a, index.reshape(-1), axis=d)
-        shape, dtype = a.shape, a.dtype
+        flat = index.reshape(-1) % max(n, 1)
+        a = self.data if self.ndim else reshape(self.data, (1,))
+        xp = _xp(a)
+        out = xp.take(a, to_device(flat, self.device), axis=d)
+        shape = tuple(a.shape)
 
         def bw(g):
-            full = np.zeros(shape, dtype=dtype)
-            np.add.at(np.moveaxis(full, d, 0), index.reshape(-1), np.moveaxis(g.reshape(out.shape), d, 0))
-            return (full.reshape(self.shape),)
-        return self._op(out.reshape(out.shape if self.ndim else index.shape), (self,), bw)
+            def add(xp, g, i):
+                full = xp.zeros(shape, dtype=g.dtype)
+                xp.add.at(full, (slice(None),) * d + (i,), reshape(g, out.shape))
+                return full
+            return (reshape(numpy_like(add, g, flat), self.shape),)
+        return self._op(reshape(out, tuple(out.shape) if self.ndim else index.shape), (self,), bw)
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True (broadcast); the gradient passes where it is False."""

@@ -231,7 +231,31 @@ LAYERS = {
                                  + x.tril() + x.cumsum(1) + x.logsumexp(1, keepdim=True) + x.norm(dim=1, keepdim=True)
                                  + nn.functional.normalize(x) + fastdl.maximum(x, t)), (5, 4)),
     "in_place": (lambda: _Loss(_in_place), (5, 4)),
+    "gather_scatter": (lambda: _Loss(_gather_scatter), (5, 4)),
+    "sort_topk": (lambda: _Loss(lambda x, t: x.sort(dim=1)[0] * t + x.topk(2, dim=1)[0].sum(1, keepdim=True)), (5, 4)),
+    "prod_repeat": (lambda: _Loss(lambda x, t: x.prod(dim=1, keepdim=True) * t + x.repeat(1, 2)[:, 1:5]), (5, 4)),
+    "einsum": (lambda: _Loss(lambda x, t: fastdl.einsum("ij,kj->ik", x, t) @ x), (5, 4)),
+    "index_arrays": (lambda: _Loss(lambda x, t: x[fastdl.tensor(np.array([0, 2, 2, 4])).to(x.device)] * t[:4]), (5, 4)),
+    "weighted_cross_entropy": (lambda: _Loss(lambda x, t: nn.functional.cross_entropy(
+        x, fastdl.tensor(np.arange(x.shape[0]) % x.shape[1]).to(x.device),
+        weight=fastdl.tensor(np.linspace(0.5, 2, x.shape[1], dtype=np.float32)).to(x.device))), (5, 4)),
+    "pad_interpolate": (lambda: _Loss(lambda x, t: nn.functional.pad(x, (1, 2, 0, 1)).sum() + nn.functional.interpolate(
+        x, scale_factor=2, mode="nearest").mean() + nn.functional.interpolate(x, size=(6, 6), mode="bilinear",
+                                                                              align_corners=False).sum()),
+                        (2, 3, 4, 4)),
+    "conv_transpose": (lambda: nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1), (2, 3, 4, 4)),
+    "prelu": (lambda: nn.PReLU(4), (5, 4)),
+    "bilinear": (lambda: _Pair(nn.Bilinear(4, 4, 3)), (5, 4)),
+    "adaptive_max_pool": (lambda: nn.AdaptiveMaxPool2d(2), (2, 3, 5, 5)),
 }
+
+
+def _gather_scatter(x, t):
+    idx = fastdl.tensor(np.array([[0, 1], [2, 3], [1, 1], [3, 0], [2, 2]])).to(x.device)
+    g = x.gather(1, idx)
+    s = fastdl.zeros(x.shape).to(x.device).scatter_add(1, idx, g * t[:, :2])
+    r = x.index_select(0, fastdl.tensor(np.array([4, 0, 1])).to(x.device))
+    return s + x.scatter(1, idx, t[:, :2]) + r.sum(0)
 
 
 class _Pair(nn.Module):
@@ -282,3 +306,27 @@ def test_more_layers_on_the_device(strict, name):
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
     for a, b in zip(got[2], want[2]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_clipping_zero_grad_and_gaussian_nll_on_the_device(strict):
+    """Gradient clipping (by norm, by value), zero_grad keeping the arrays, and the Gaussian NLL loss
+    take their maths from the data's namespace."""
+    from fastdl.nn import utils
+    res = {}
+    for dev in (strict, "cpu"):
+        fastdl.manual_seed(0)
+        m = nn.Linear(4, 3).to(dev)
+        x = fastdl.tensor(np.linspace(-2, 2, 20, dtype=np.float32).reshape(5, 4)).to(dev)
+        var = fastdl.tensor(np.linspace(0, 1, 15, dtype=np.float32).reshape(5, 3)).to(dev)
+        nn.functional.gaussian_nll_loss(m(x), m(x) * 0.5, var).backward()
+        before = utils.clip_grad_norm_(m.parameters(), 0.1)
+        after = utils.clip_grad_norm_(m.parameters(), 1e9)
+        utils.clip_grad_value_(m.parameters(), 0.01)
+        grads = [_host(p.grad) for p in m.parameters()]
+        m.zero_grad(set_to_none=False)
+        assert all(isinstance(p.grad.data, Array) for p in m.parameters()) or dev == "cpu"
+        assert all(not _host(p.grad).any() for p in m.parameters())
+        res[str(dev)] = (before, after, grads)
+    assert res["strict"][0] == pytest.approx(res["cpu"][0], rel=1e-6) and res["strict"][1] < 0.1 + 1e-6
+    for a, b in zip(res["strict"][2], res["cpu"][2]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..shapes import float_arg
+from ..shapes import astype, float_arg, reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous
 
 __all__ = ["leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus", "hardtanh", "relu6",
@@ -112,13 +112,15 @@ def prelu(input, weight) -> Tensor:
     if x.dtype != w.dtype:
         raise TypeError(f"prelu: input has dtype {x.dtype} but weight has {w.dtype}")
     shape = (1, -1) + (1,) * (x.ndim - 2) if w.shape[0] != 1 else (1,) * max(x.ndim, 1)
-    wd, xd = w.data.reshape(shape), x.data
+    xp = backend.array_namespace(x.data)
+    wd, xd = reshape(w.data, shape), x.data
     neg = xd <= 0
-    y = np.where(neg, wd * xd, xd).reshape(x.shape)
+    y = reshape(xp.where(neg, wd * xd, xd), x.shape)
 
     def bw(g):
-        gx = np.where(neg, g * wd, g).reshape(x.shape)
-        gw = (g * np.where(neg, xd, 0)).reshape(np.broadcast_shapes(g.shape, wd.shape))
+        gx = reshape(xp.where(neg, g * wd, g), x.shape)
+        gw = g * xp.where(neg, xd, xp.zeros_like(xd))
+        gw = xp.broadcast_to(gw, np.broadcast_shapes(tuple(g.shape), tuple(wd.shape)))
         axes = tuple(i for i in range(gw.ndim) if i != 1 or w.shape[0] == 1)
-        return gx, gw.sum(axis=axes).reshape(w.shape)
-    return _result(y.astype(x.dtype), (x, w), bw)
+        return gx, reshape(xp.sum(gw, axis=axes), w.shape)
+    return _result(astype(y, x.dtype, copy=False), (x, w), bw)

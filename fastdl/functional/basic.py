@@ -186,7 +186,7 @@ def _count(mask) -> int:
 
 
 def _class_weight(weight, x: Tensor, fn: str) -> Tensor:
-    w = weight if isinstance(weight, Tensor) else Tensor(np.asarray(weight, dtype=x.dtype))
+    w = weight if isinstance(weight, Tensor) else Tensor(backend.to_device(np.asarray(weight, dtype=x.dtype), x.device))
     if w.shape != (x.shape[1],):
         raise ValueError(f"{fn}: weight must have one value per class ({x.shape[1]},), got shape {w.shape}")
     return w.astype(x.dtype)
@@ -197,13 +197,14 @@ def _weighted_cross_entropy(x, target, weight, ignore_index, reduction, eps):
     w = _class_weight(weight, x, "cross_entropy")
     x2, t, tshape = _class_last(x, target)
     n_cls = x2.shape[1]
+    t = backend.to_device(t, backend.CPU)  # the targets are checked and turned into indices on the host
     keep = t != ignore_index
     if np.any((t[keep] < 0) | (t[keep] >= n_cls)):
         raise ValueError(f"cross_entropy: target holds classes outside [0, {n_cls})")
     ts = np.where(keep, t, 0)
     logp = x2.log_softmax(axis=1)
     rows = np.arange(len(t))
-    keep_f = Tensor(keep.astype(x.dtype))
+    keep_f = Tensor(backend.to_device(keep.astype(x.dtype), x.device))
     wt = w[ts] * keep_f
     per = -logp[rows, ts] * wt * (1 - eps)
     if eps:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..shapes import int_arg, pair_arg
+from ..shapes import astype, int_arg, numpy_like, pair_arg, reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
 from .norm import layer_norm
@@ -73,11 +73,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     n_out = w.shape[1] * groups
     pad = (ph, pw, ph, pw)
     kern = backend.ops(x.data)
-    shape_of_out = np.zeros((x.shape[0], n_out) + out_hw, dtype=x.dtype)  # conv2d's "input": only its shape is read
+    xp = backend.array_namespace(x.data)
+    # conv2d's "input", on the data's device: only its shape is read
+    shape_of_out = xp.zeros((x.shape[0], n_out) + out_hw, dtype=backend.xp_dtype(xp, x.dtype))
     xd, wd = x.data, w.data
     y = kern.conv2d_backward(xd, shape_of_out, wd, st, pad, dil, groups, True, False, False)[0]
     if b is not None:
-        y = y + b.data.reshape(1, -1, 1, 1)
+        y = y + reshape(b.data, (1, -1, 1, 1))
     parents = (x, w) if b is None else (x, w, b)
 
     def bw(g):
@@ -86,8 +88,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         gw = kern.conv2d_backward(xd, g, wd, st, pad, dil, groups, False, True, False)[1] if w.requires_grad else None
         if b is None:
             return gx, gw
-        return gx, gw, g.sum(axis=(0, 2, 3))
-    return _result(np.ascontiguousarray(y, dtype=x.dtype), parents, bw)
+        return gx, gw, xp.sum(g, axis=(0, 2, 3))
+    return _result(contiguous(astype(y, x.dtype, copy=False)), parents, bw)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1,
@@ -145,28 +147,30 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
     H, W = x.shape[-2:]
     oh, ow = (H if output_size[0] is None else int_arg(output_size[0], "output_size", fn, 1),
               W if output_size[1] is None else int_arg(output_size[1], "output_size", fn, 1))
-    a = x.data
-    lead = a.shape[:-2]
-    vals = np.empty(lead + (oh, ow), a.dtype)
-    idx = np.empty(lead + (oh, ow), np.int64)
+    lead = tuple(x.shape[:-2])
     (hs, he), (ws, we) = _bounds(H, oh), _bounds(W, ow)
-    for i in range(oh):
-        for j in range(ow):
-            win = a[..., hs[i]:he[i], ws[j]:we[j]].reshape(lead + (-1,))
-            nan = np.isnan(win) if a.dtype.kind == "f" else np.zeros(win.shape, bool)
-            k = np.where(nan.any(-1), nan.argmax(-1), win.argmax(-1))
-            vals[..., i, j] = np.take_along_axis(win, k[..., None], -1)[..., 0]
-            ww = we[j] - ws[j]
-            idx[..., i, j] = (hs[i] + k // ww) * W + ws[j] + k % ww
-    shape = a.shape
 
-    def bw(g):
-        full = np.zeros(lead + (H * W,), g.dtype)
+    def forward(xp, a):
+        vals = xp.empty(lead + (oh, ow), dtype=a.dtype)
+        idx = xp.empty(lead + (oh, ow), dtype=xp.int64)
+        for i in range(oh):
+            for j in range(ow):
+                win = a[..., hs[i]:he[i], ws[j]:we[j]].reshape(lead + (-1,))
+                nan = xp.isnan(win) if a.dtype.kind == "f" else xp.zeros(win.shape, dtype=bool)
+                k = xp.where(nan.any(-1), nan.argmax(-1), win.argmax(-1))
+                vals[..., i, j] = xp.take_along_axis(win, k[..., None], -1)[..., 0]
+                ww = int(we[j] - ws[j])
+                idx[..., i, j] = (int(hs[i]) + k // ww) * W + int(ws[j]) + k % ww
+        return vals, idx
+
+    def backward(xp, g, idx):
+        full = xp.zeros(lead + (H * W,), dtype=g.dtype)
         flat_g, flat_i = g.reshape(-1, oh * ow), idx.reshape(-1, oh * ow)
-        rows = np.arange(flat_g.shape[0])[:, None]
-        np.add.at(full.reshape(-1, H * W), (rows, flat_i), flat_g)
-        return (full.reshape(shape),)
-    out = _result(vals, (x,), bw)
+        rows = xp.arange(flat_g.shape[0])[:, None]
+        xp.add.at(full.reshape(-1, H * W), (rows, flat_i), flat_g)
+        return full.reshape(x.shape)
+    vals, idx = numpy_like(forward, x.data)
+    out = _result(vals, (x,), lambda g: (numpy_like(backward, g, idx),))
     return (out, Tensor(idx)) if return_indices else out
 
 

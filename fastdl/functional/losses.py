@@ -163,9 +163,11 @@ def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, 
 def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> Tensor:
     x, t = _pair(input, target, "gaussian_nll_loss")
     v = as_tensor(var)
-    if (v.data < 0).any():
+    xp = backend.array_namespace(v.data)
+    if bool(xp.any(v.data < 0)):
         raise ValueError("gaussian_nll_loss: var has negative entries")
-    with_eps = v + Tensor(np.maximum(v.data, eps) - v.data)  # clamped without stopping the gradient, as PyTorch
+    # clamped without stopping the gradient, as PyTorch
+    with_eps = v + Tensor(xp.maximum(v.data, xp.asarray(eps, dtype=v.data.dtype)) - v.data)
     loss = 0.5 * (with_eps.log() + (x - t) ** 2 / with_eps)
     if full:
         loss = loss + 0.5 * float(np.log(2 * np.pi))

@@ -10,6 +10,7 @@ import string
 
 import numpy as np
 
+from ..shapes import astype, numpy_like
 from ..tensor import Tensor, _result, as_tensor
 
 __all__ = ["where", "einsum", "bmm", "mm", "tril", "triu", "maximum", "minimum", "clamp", "flatten",
@@ -141,8 +142,11 @@ def einsum(equation: str, *operands) -> Tensor:
     subs, out_sub = _parse(equation, [t.shape for t in ts])
     spec = ",".join(subs) + "->" + out_sub
     arrays = [t.data for t in ts]
+
+    def ein(xp, spec, *ops):
+        return xp.asarray(xp.einsum(spec, *ops, optimize=len(ops) > 2) if xp is np else xp.einsum(spec, *ops))
     try:
-        out = np.einsum(spec, *arrays, optimize=len(arrays) > 2)
+        out = numpy_like(lambda xp, *ops: ein(xp, spec, *ops), arrays[0], *arrays[1:])
     except ValueError as exc:
         raise ValueError(f"einsum: {equation!r} does not fit shapes {[t.shape for t in ts]}: {exc}") from None
     sizes = {}
@@ -150,29 +154,30 @@ def einsum(equation: str, *operands) -> Tensor:
         for c, n in zip(s, a.shape):
             sizes[c] = max(sizes.get(c, 1), n)
 
-    def grad_of(i, g):
+    def grad_of(i, xp, g, *arrays):
         mine = subs[i]
         uniq = "".join(dict.fromkeys(mine))
         others = [subs[j] for j in range(len(subs)) if j != i]
         seen = set(out_sub).union(*others) if others else set(out_sub)
         kept = "".join(c for c in uniq if c in seen)
-        gk = np.einsum(",".join([out_sub] + others) + "->" + kept, g,
-                       *[arrays[j] for j in range(len(subs)) if j != i], optimize=len(subs) > 2)
+        gk = ein(xp, ",".join([out_sub] + others) + "->" + kept, g, *[arrays[j] for j in range(len(subs)) if j != i])
         # letters only this operand sums over: the gradient is the same along them
-        full_u = np.broadcast_to(np.expand_dims(gk, tuple(k for k, c in enumerate(uniq) if c not in seen)),
+        full_u = xp.broadcast_to(xp.expand_dims(gk, tuple(k for k, c in enumerate(uniq) if c not in seen)),
                                  tuple(sizes[c] for c in uniq))
+        shape = tuple(arrays[i].shape)
         if len(uniq) == len(mine):
-            res = np.transpose(full_u, [uniq.index(c) for c in mine]) if uniq != mine else full_u
-            return np.ascontiguousarray(res).reshape(arrays[i].shape) if res.shape == arrays[i].shape else \
-                _unstretch(res, arrays[i].shape)
-        grid = np.indices(full_u.shape, sparse=True)
-        res = np.zeros(arrays[i].shape, dtype=g.dtype)
+            res = xp.transpose(full_u, [uniq.index(c) for c in mine]) if uniq != mine else full_u
+            return xp.ascontiguousarray(res).reshape(shape) if res.shape == shape else _unstretch(res, shape)
+        res = xp.zeros(shape, dtype=g.dtype)
+        n = len(uniq)
+        grid = [xp.arange(m).reshape((1,) * k + (m,) + (1,) * (n - k - 1)) for k, m in enumerate(full_u.shape)]
         res[tuple(grid[uniq.index(c)] for c in mine)] = full_u  # a repeated letter is a diagonal
         return res
 
     def bw(g):
-        return tuple(grad_of(i, g) if ts[i].requires_grad else None for i in range(len(ts)))
-    return _result(np.asarray(out, dtype=ts[0].dtype), tuple(ts), bw)
+        return tuple(numpy_like(lambda xp, g, *arrs: grad_of(i, xp, g, *arrs), g, *arrays) if ts[i].requires_grad
+                     else None for i in range(len(ts)))
+    return _result(astype(out, ts[0].dtype, copy=False), tuple(ts), bw)
 
 
 def _unstretch(g, shape):

@@ -1,7 +1,7 @@
 """``pad`` (constant, reflect, replicate, circular) and ``interpolate`` (nearest, linear, bilinear).
 
 Both are index maps per dimension: ``pad`` gathers each output position from one input position
-(or writes the constant), and its backward scatters the gradient back with ``np.add.at``;
+(or writes the constant), and its backward scatters the gradient back with ``add.at``;
 ``interpolate`` is, along each resized dimension, a product with an (out, in) weight matrix built
 with PyTorch's source-coordinate rules, and its backward the product with the transpose.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import to_device
+from ..shapes import astype, contiguous, dtype_of, numpy_like
 from ..tensor import Tensor, _result, as_tensor
 
 __all__ = ["pad", "interpolate", "upsample"]
@@ -54,17 +56,25 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
             shape = [1] * x.ndim
             shape[d] = len(idx)
             valid &= (idx >= 0).reshape(shape)
-    ix = np.ix_(*grids) if x.ndim else ()
     xd = x.data
-    out = xd[ix] if x.ndim else xd.copy()
-    if mode == "constant" and not valid.all():
-        out = np.where(valid, out, np.asarray(value, dtype=xd.dtype))
+    fill = mode == "constant" and not valid.all()
 
-    def bw(g):
-        full = np.zeros(xd.shape, dtype=g.dtype)
-        np.add.at(full, ix, g * valid if mode == "constant" else g)
-        return (full,)
-    return _result(np.ascontiguousarray(out, dtype=xd.dtype), (x,), bw)
+    def forward(xp, a, *grids):
+        out = a[xp.ix_(*grids)] if grids else xp.asarray(a, copy=True)
+        return xp.where(valid_on(xp), out, xp.asarray(value, dtype=a.dtype)) if fill else out
+
+    def valid_on(xp):
+        return valid if xp is np else xp.asarray(valid)
+
+    def backward(xp, g, *grids):
+        full = xp.zeros(xd.shape, dtype=g.dtype)
+        if grids:
+            xp.add.at(full, xp.ix_(*grids), xp.where(valid_on(xp), g, xp.zeros_like(g)) if fill else g)
+        else:
+            full[...] = g
+        return full
+    out = numpy_like(forward, xd, *grids[:x.ndim])
+    return _result(astype(out, dtype_of(xd), copy=False), (x,), lambda g: (numpy_like(backward, g, *grids),))
 
 
 def _weights(n_in, n_out, mode, align_corners, scale):
@@ -116,7 +126,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             scales = (None,) * nsp
     if len(size) != nsp or any(s <= 0 for s in size):
         raise ValueError(f"interpolate: the output size must be {nsp} positive integers, got {size}")
-    mats = [_weights(n, m, mode, bool(align_corners), s).astype(x.dtype)
+    mats = [to_device(_weights(n, m, mode, bool(align_corners), s).astype(x.dtype), x.device)
             for n, m, s in zip(x.shape[2:], size, scales)]
     xd = x.data
     if nsp == 1:
@@ -126,7 +136,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
 
     def bw(g):
         return (g @ mats[0] if nsp == 1 else mats[0].T @ g @ mats[1],)
-    return _result(np.ascontiguousarray(y), (x,), bw)
+    return _result(contiguous(y), (x,), bw)
 
 
 def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:

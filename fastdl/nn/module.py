@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import CPU, cuda_device, on_device, to_args, to_device
+from ..backend import CPU, array_namespace, cuda_device, on_device, to_args, to_device
 from ..shapes import astype
 from ..tensor import Tensor
 
@@ -158,7 +158,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data = np.zeros_like(p.grad.data)
+                p.grad.data = array_namespace(p.grad.data).zeros_like(p.grad.data)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

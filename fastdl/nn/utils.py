@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import array_namespace as _xp
+from ..shapes import astype
 from ..tensor import Tensor
 
 
@@ -17,21 +19,25 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
     ps = _grads(parameters)
     if not ps:
         return 0.0
+    xp = _xp(ps[0].grad.data)
     if norm_type == float("inf"):
-        total = max(float(np.max(np.abs(p.grad.data))) for p in ps)
+        total = max(float(xp.max(xp.abs(p.grad.data))) for p in ps)
     else:
-        total = float(sum(float(np.sum(np.abs(p.grad.data.astype(np.float64)) ** norm_type)) for p in ps)) ** (1.0 / norm_type)
+        total = float(sum(float(xp.sum(xp.abs(astype(p.grad.data, np.float64)) ** norm_type)) for p in ps)) \
+            ** (1.0 / norm_type)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for p in ps:
-            p.grad.data = p.grad.data * p.grad.dtype.type(coef)
+            p.grad.data = p.grad.data * float(coef)  # a Python float keeps the gradient's dtype
     return total
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp every gradient entry to [-clip_value, clip_value]."""
     for p in _grads(parameters):
-        p.grad.data = np.clip(p.grad.data, -clip_value, clip_value)
+        g = p.grad.data
+        p.grad.data = np.clip(g, -clip_value, clip_value) if type(g) is np.ndarray else \
+            _xp(g).clip(g, -float(clip_value), float(clip_value))
 
 
 def freeze(module) -> None:
