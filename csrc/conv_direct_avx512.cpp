@@ -116,20 +116,21 @@ inline __m512 tanh16(__m512 v) {
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
 }  // namespace
-void lstm_cell(float* a, float* c, float* h, int64_t n) {
-  // a: the pre-activations of i, f, g, o (n each, gate after gate), activated in place; n % 16 == 0
+void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n) {
+  // a: the pre-activations of i, f, g, o (gate g at a + g * gs), activated in place; n % 16 == 0
   for (int64_t j = 0; j < n; j += 16) {
-    const __m512 i = sigmoid16(_mm512_loadu_ps(a + j)), f = sigmoid16(_mm512_loadu_ps(a + n + j)),
-                 g = tanh16(_mm512_loadu_ps(a + 2 * n + j)), o = sigmoid16(_mm512_loadu_ps(a + 3 * n + j));
+    const __m512 i = sigmoid16(_mm512_loadu_ps(a + j)), f = sigmoid16(_mm512_loadu_ps(a + gs + j)),
+                 g = tanh16(_mm512_loadu_ps(a + 2 * gs + j)), o = sigmoid16(_mm512_loadu_ps(a + 3 * gs + j));
     const __m512 cv = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + j), _mm512_mul_ps(i, g));
     _mm512_storeu_ps(a + j, i);
-    _mm512_storeu_ps(a + n + j, f);
-    _mm512_storeu_ps(a + 2 * n + j, g);
-    _mm512_storeu_ps(a + 3 * n + j, o);
+    _mm512_storeu_ps(a + gs + j, f);
+    _mm512_storeu_ps(a + 2 * gs + j, g);
+    _mm512_storeu_ps(a + 3 * gs + j, o);
     _mm512_storeu_ps(c + j, cv);
     _mm512_storeu_ps(h + j, _mm512_mul_ps(o, tanh16(cv)));
   }
 }
+void lstm_cell(float* a, float* c, float* h, int64_t n) { lstm_cell_strided(a, n, c, h, n); }
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n) {
   // one row of n units, n % 16 == 0: g / dg the four gates (n apart), c this step's cells, cprev the

@@ -9,7 +9,7 @@ namespace fastdl {
 
 // C (mr, nv * width) += A (mr, K; rows lda apart) @ Bp (K, nv * width), Bp packed row after row;
 // C's rows are ldc apart and the width-long vectors of a row ldv apart (width: packed; larger: e.g.
-// one gate of every row after another).  mr <= rows(nv), nv in {1, 3, 4}.
+// one gate of every row after another).  mr <= rows(nv), nv in {1, 2, 3, 4}.
 struct PackedKernels {
   void (*tile)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
                int nv);
@@ -20,6 +20,8 @@ struct PackedKernels {
   // The LSTM cell over n (row, unit) pairs, n a multiple of the width: a holds the pre-activations of
   // i, f, g, o (n each, gate after gate) and is activated in place; c becomes f c + i g, h = o tanh(c).
   void (*lstm_cell)(float* a, float* c, float* h, int64_t n);
+  // The same with the gates gs apart (a + g * gs), or null (a build without it).
+  void (*lstm_cell_strided)(float* a, int64_t gs, float* c, float* h, int64_t n);
   // Its backward for one row of n units (n a multiple of the width), or null (the caller's loop):
   // g / dg the activated gates and their pre-activation gradients (gate after gate, n apart), c and
   // cprev the cells after and before the step, dh += dout (dout may be null), dc the cell gradient
@@ -39,6 +41,7 @@ struct PackedKernels {
 namespace avx512 {
 FASTDL_PACKED_DECLARE
 void lstm_cell(float* a, float* c, float* h, int64_t n);
+void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);
 }

@@ -27,7 +27,7 @@ inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, 
 // This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
 // Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own and backward's h_{t-1}.
-enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlots };
+enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlots };
 template <class T> T* keep(int slot, size_t n) {
   thread_local std::vector<T> bufs[kSlots];
   if (bufs[slot].size() < n) {
@@ -192,6 +192,112 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
   return true;
 }
 
+// The LSTM forward with the batch along the vectors: per step, gates^T (4H, B) = W_ih x_t^T + W_hh h^T
+// + bias, with x^T and h^T (K, B) the tile kernel's packed operand and W's rows (as they are, no
+// packing) its broadcast rows.  h^T of a step (H x B: 32 KB at H=256, B=32) stays in L1 while W,
+// the large operand, streams through once, one broadcast per weight and two or four FMAs each (the
+// row-major path streams W's packed panels instead, refetching them for each tile of rows).  The
+// batch is padded to whole vectors (columns never meet, the padding stays zero-fed), in groups of
+// at most four vectors.  AVX-512 builds; B at least one vector and padded by at most a quarter.
+bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const float* w_hh, const float* bias,
+                    const float* h0, const float* c0, float* out, float* hn, float* cn, float* gates, float* cs) {
+  const int U = conv_direct_width();
+  if (!U || d.mode != RnnMode::LSTM || d.H % U) return false;
+  const PackedKernels& kern = packed_kernels(U);
+  if (!kern.lstm_cell_strided) return false;
+  const int64_t B = d.B, H = d.H, I = d.I, H4 = 4 * H, nvec = (B + U - 1) / U, Bp = nvec * U;
+  if (B < U || Bp * 4 > B * 5) return false;
+  const int64_t ng = (nvec + 3) / 4;  // column groups of at most four vectors, as even as they come
+  auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
+  // x^T per step and group, (I, width) each, zero past the batch; h^T (two, in turn) and c^T the same over H
+  float* const xt = keep<float>(kSlotXt, d.T * I * Bp);
+  float* const hbuf = keep<float>(kSlotH, 2 * H * Bp);
+  float* const ct = keep<float>(kSlotC, H * Bp);
+  float* const gt = keep<float>(kSlotHidden, H4 * Bp);  // the step's gates^T, group after group
+  parallel_for(d.T, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t q = 0; q < ng; ++q) {
+        const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
+        float* dst = xt + t * I * Bp + I * c0q;
+        for (int64_t i = 0; i < I; ++i)
+          for (int64_t k = 0; k < w; ++k) dst[i * w + k] = c0q + k < B ? x[(t * B + c0q + k) * I + i] : 0.0f;
+      }
+  });
+  for (int64_t q = 0; q < ng; ++q) {  // h0^T, c0^T
+    const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
+    for (int64_t j = 0; j < H; ++j)
+      for (int64_t k = 0; k < w; ++k) {
+        hbuf[H * c0q + j * w + k] = c0q + k < B ? h0[(c0q + k) * H + j] : 0.0f;
+        ct[H * c0q + j * w + k] = c0q + k < B ? c0[(c0q + k) * H + j] : 0.0f;
+      }
+  }
+  const int64_t parts = std::min<int64_t>(max_threads(), H / U);
+  float* const kept = keep<float>(kSlotTemps, d.lengths ? H * Bp : 0);  // c^T before the step (lengths)
+  for (int64_t s = 0; s < d.T; ++s) {
+    const int64_t t = time_at(d, s);
+    const float* hcur = hbuf + (s & 1) * H * Bp;
+    float* hnext = hbuf + ((s + 1) & 1) * H * Bp;
+    parallel_parts(parts, [&](int64_t part, int64_t np) {
+      const int64_t j0 = part * H / np, j1 = (part + 1) * H / np, nj = j1 - j0;
+      for (int64_t q = 0; q < ng; ++q) {
+        const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
+        const int nv = int(w / U), MR = kern.rows(nv);
+        const int64_t KC = std::max<int64_t>(16, (int64_t(24) << 10) / (w * int64_t(sizeof(float))));
+        const int64_t ntile = (nj + MR - 1) / MR;
+        float* g = gt + H4 * c0q;  // (4H, w): gate row r at g + r * w
+        for (int64_t gate = 0; gate < 4; ++gate)
+          for (int64_t j = j0; j < j1; ++j) std::fill_n(g + (gate * H + j) * w, w, bias[gate * H + j]);
+        auto product = [&](const float* wm, int64_t K, const float* opnd) {  // g += wm's rows @ opnd (K, w)
+          for (int64_t k0 = 0; k0 < K; k0 += KC)
+            for (int64_t gate = 0; gate < 4; ++gate)
+              for (int64_t i = 0; i < ntile; ++i) {
+                const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
+                kern.tile(wm + row * K + k0, K, opnd + k0 * w, std::min(KC, K - k0), g + row * w, w, U, int(r1 - r0), nv);
+              }
+        };
+        product(w_ih, I, xt + t * I * Bp + I * c0q);
+        product(w_hh, H, hcur + H * c0q);
+        float* cq = ct + H * c0q + j0 * w;
+        float* hq = hnext + H * c0q + j0 * w;
+        const float* hp = hcur + H * c0q + j0 * w;
+        if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
+        kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
+        for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
+          const int64_t b = c0q + k;
+          const bool live = valid(d, t, b);
+          if (!live)  // a finished sequence keeps its state and cell
+            for (int64_t j = 0; j < nj; ++j) {
+              hq[j * w + k] = hp[j * w + k];
+              cq[j * w + k] = kept[H * c0q + (j0 + j) * w + k];
+            }
+          float* o = out + (t * B + b) * H + j0;
+          for (int64_t j = 0; j < nj; ++j) o[j] = live ? hq[j * w + k] : 0.0f;
+          if (gates)
+            for (int64_t gate = 0; gate < 4; ++gate) {
+              float* gr = gates + (t * B + b) * H4 + gate * H + j0;
+              const float* src = g + (gate * H + j0) * w + k;
+              for (int64_t j = 0; j < nj; ++j) gr[j] = live ? src[j * w] : 0.0f;
+            }
+          if (cs) {
+            float* cr = cs + (t * B + b) * H + j0;
+            for (int64_t j = 0; j < nj; ++j) cr[j] = cq[j * w + k];
+          }
+        }
+      }
+    });
+  }
+  const float* hl = hbuf + (d.T & 1) * H * Bp;
+  for (int64_t q = 0; q < ng; ++q) {
+    const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
+    for (int64_t k = 0; k < w && c0q + k < B; ++k)
+      for (int64_t j = 0; j < H; ++j) {
+        hn[(c0q + k) * H + j] = hl[H * c0q + j * w + k];
+        cn[(c0q + k) * H + j] = ct[H * c0q + j * w + k];
+      }
+  }
+  return true;
+}
+
 template <class T>
 void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* hn, T* cn, T* gates, T* cs, T* hnl) {
@@ -202,6 +308,7 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   std::vector<T> bias(GH, T(0)), hw(gru ? B * GH : 0);
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
   if constexpr (std::is_same_v<T, float>) {  // the packed path takes the input path step by step too
+    if (lstm && lstm_forward_t(d, x, w_ih, w_hh, bias.data(), h0, c0, out, hn, cn, gates, cs)) return;
     if (!gru && rnn_forward_packed(d, x, w_ih, bias.data(), nullptr, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
       return;
   }

@@ -282,12 +282,13 @@ def test_sequence_cross_entropy(rng):
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
-@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33), (64, 9)])
+@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33), (64, 9), (32, 16), (48, 32), (16, 80), (32, 100)])
 def test_packed_forward(rng, mode, H, B):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
     the reference, with lengths, both directions, with and without the saved arrays, under every build
-    this CPU has."""
+    this CPU has.  An LSTM whose batch fills whole vectors (16, 32, 80, 100) takes the batch-along-vectors
+    forward on AVX-512: one, two, and two groups of vectors (five and seven vectors, padded)."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)

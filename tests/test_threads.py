@@ -35,6 +35,7 @@ def cases(rng):
     ph, pwi, pwh, pb = f(33, 48), f(192, 20) * 0.3, f(192, 48) * 0.3, f(192)
     gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
     ln = rng.integers(1, 10, 33)
+    vx, vh, vln = f(9, 32, 20), f(32, 48), rng.integers(1, 10, 32)  # a batch of whole vectors
     return [
         ("conv2d_forward", (x, w, b) + conv),
         ("conv2d_backward", (f(*y.shape), x, w) + conv),
@@ -51,6 +52,8 @@ def cases(rng):
         ("rnn_forward", ("lstm", rx, ph, ph, pwi, pwh, pb, pb, None, True)),
         ("rnn_forward", ("lstm", rx, ph, ph, pwi, pwh, pb, pb, ln, False)),
         ("rnn_forward", ("gru", rx, ph, None, gwi, gwh, gb, gb, ln, True)),
+        ("rnn_forward", ("lstm", vx, vh, vh, pwi, pwh, pb, pb, None, True)),
+        ("rnn_forward", ("lstm", vx, vh, vh, pwi, pwh, pb, pb, vln, True)),
         ("rnn_backward", ("lstm", f(9, 33, 40), f(33, 40), f(33, 40), rx, rh, rh, rwi, rwh, rbi, rbh, out[0], out[3],
                           out[4], None, None, False)),
     ]
