@@ -116,6 +116,12 @@ inline __m512 tanh16(__m512 v) {
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
 }  // namespace
+void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  V::transpose(r);
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
 void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n) {
   // a: the pre-activations of i, f, g, o (gate g at a + g * gs), activated in place; n % 16 == 0
   for (int64_t j = 0; j < n; j += 16) {

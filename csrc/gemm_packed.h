@@ -22,6 +22,8 @@ struct PackedKernels {
   void (*lstm_cell)(float* a, float* c, float* h, int64_t n);
   // The same with the gates gs apart (a + g * gs), or null (a build without it).
   void (*lstm_cell_strided)(float* a, int64_t gs, float* c, float* h, int64_t n);
+  // dst[j * ldd + i] = src[i * lds + j] for a 16 x 16 block, or null (a build without it)
+  void (*transpose16)(const float* src, int64_t lds, float* dst, int64_t ldd);
   // Its backward for one row of n units (n a multiple of the width), or null (the caller's loop):
   // g / dg the activated gates and their pre-activation gradients (gate after gate, n apart), c and
   // cprev the cells after and before the step, dh += dout (dout may be null), dc the cell gradient
@@ -42,6 +44,7 @@ namespace avx512 {
 FASTDL_PACKED_DECLARE
 void lstm_cell(float* a, float* c, float* h, int64_t n);
 void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n);
+void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);
 }

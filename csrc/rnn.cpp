@@ -263,6 +263,20 @@ bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const f
         const float* hp = hcur + H * c0q + j0 * w;
         if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
         kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
+        const int64_t nb = std::min(w, B - c0q);  // the batch's columns in this group
+        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && nb % 16 == 0) {
+          // the batch's columns back to rows, 16 x 16 blocks at once (no finished sequences to mind)
+          for (int64_t k = 0; k < nb; k += 16)
+            for (int64_t j = 0; j < nj; j += 16) {
+              kern.transpose16(hq + j * w + k, w, out + (t * B + c0q + k) * H + j0 + j, H);
+              if (cs) kern.transpose16(cq + j * w + k, w, cs + (t * B + c0q + k) * H + j0 + j, H);
+              if (gates)
+                for (int64_t gate = 0; gate < 4; ++gate)
+                  kern.transpose16(g + (gate * H + j0 + j) * w + k, w, gates + (t * B + c0q + k) * H4 + gate * H + j0 + j,
+                                   H4);
+            }
+          continue;
+        }
         for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
           const int64_t b = c0q + k;
           const bool live = valid(d, t, b);
