@@ -131,6 +131,82 @@ PYBIND11_MODULE(_C_cuda, m) {
     check_ptr(idx, n, fn, "indices"), check_ptr(y, n * d, fn, "y"), check_ptr(w, n * d, fn, "weight");
     raise_if(fc::embedding_forward(dtype, P<void>(w), P<int64_t>(idx), P<void>(y), n, d, S(stream)), fn);
   });
+  // geometry tuples, each entry checked: (N, C, H, W, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw) for the
+  // convolution, (P, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw) for pooling
+  auto conv_geom = [](const py::tuple& t, const char* fn) {
+    if (py::len(t) != 14) throw py::value_error(std::string(fn) + ": geometry must have 14 entries");
+    int64_t v[14];
+    const char* names[14] = {"N", "C", "H", "W", "kh", "kw", "OH", "OW", "sh", "sw", "pt", "pl", "dh", "dw"};
+    for (int i = 0; i < 14; ++i) {
+      v[i] = t[i].cast<int64_t>();
+      check_size(v[i], fn, names[i]);
+      if ((i >= 4 && i <= 5) || i >= 8) {
+        if (i != 10 && i != 11 && v[i] < 1) throw py::value_error(std::string(fn) + ": " + names[i] + " must be >= 1");
+      }
+    }
+    const fc::ConvGeom g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+    check_mul(g.N * g.C, g.H * g.W, fn), check_mul(g.C * g.kh * g.kw, g.N * g.OH * g.OW, fn);
+    return g;
+  };
+  auto pool_geom = [](const py::tuple& t, const char* fn) {
+    if (py::len(t) != 13) throw py::value_error(std::string(fn) + ": geometry must have 13 entries");
+    int64_t v[13];
+    const char* names[13] = {"P", "H", "W", "OH", "OW", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw"};
+    for (int i = 0; i < 13; ++i) {
+      v[i] = t[i].cast<int64_t>();
+      check_size(v[i], fn, names[i]);
+      if (i >= 5 && i != 9 && i != 10 && v[i] < 1) throw py::value_error(std::string(fn) + ": " + names[i] + " must be >= 1");
+    }
+    const fc::PoolGeom g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+    check_mul(g.P, g.H * g.W, fn), check_mul(g.P, g.OH * g.OW, fn);
+    return g;
+  };
+  m.def("im2col", [conv_geom](int dtype, Ptr x, Ptr cols, const py::tuple& geom, Ptr stream) {
+    const char* fn = "im2col";
+    check_dtype(dtype, fn);
+    const fc::ConvGeom g = conv_geom(geom, fn);
+    check_ptr(x, g.N * g.C * g.H * g.W, fn, "x"), check_ptr(cols, g.C * g.kh * g.kw * g.N * g.OH * g.OW, fn, "cols");
+    raise_if(fc::im2col(dtype, P<void>(x), P<void>(cols), g, S(stream)), fn);
+  });
+  m.def("col2im", [conv_geom](int dtype, Ptr cols, Ptr gx, const py::tuple& geom, Ptr stream) {
+    const char* fn = "col2im";
+    check_dtype(dtype, fn);
+    const fc::ConvGeom g = conv_geom(geom, fn);
+    check_ptr(cols, g.C * g.kh * g.kw * g.N * g.OH * g.OW, fn, "cols"), check_ptr(gx, g.N * g.C * g.H * g.W, fn, "gx");
+    raise_if(fc::col2im(dtype, P<void>(cols), P<void>(gx), g, S(stream)), fn);
+  });
+  m.def("max_pool2d_forward", [pool_geom](int dtype, Ptr x, Ptr y, Ptr idx, const py::tuple& geom, Ptr stream) {
+    const char* fn = "max_pool2d_forward";
+    check_dtype(dtype, fn);
+    const fc::PoolGeom g = pool_geom(geom, fn);
+    check_ptr(x, g.P * g.H * g.W, fn, "x"), check_ptr(y, g.P * g.OH * g.OW, fn, "y");
+    check_ptr(idx, g.P * g.OH * g.OW, fn, "indices");
+    raise_if(fc::max_pool2d_forward(dtype, P<void>(x), P<void>(y), P<int64_t>(idx), g, S(stream)), fn);
+  });
+  m.def("max_pool2d_backward", [pool_geom](int dtype, Ptr gy, Ptr idx, Ptr gx, const py::tuple& geom, Ptr stream) {
+    const char* fn = "max_pool2d_backward";
+    check_dtype(dtype, fn);
+    const fc::PoolGeom g = pool_geom(geom, fn);
+    check_ptr(gy, g.P * g.OH * g.OW, fn, "gy"), check_ptr(idx, g.P * g.OH * g.OW, fn, "indices");
+    check_ptr(gx, g.P * g.H * g.W, fn, "gx");
+    raise_if(fc::max_pool2d_backward(dtype, P<void>(gy), P<int64_t>(idx), P<void>(gx), g, S(stream)), fn);
+  });
+  m.def("avg_pool2d_forward", [pool_geom](int dtype, Ptr x, Ptr y, const py::tuple& geom, bool count_include_pad,
+                                          Ptr stream) {
+    const char* fn = "avg_pool2d_forward";
+    check_dtype(dtype, fn);
+    const fc::PoolGeom g = pool_geom(geom, fn);
+    check_ptr(x, g.P * g.H * g.W, fn, "x"), check_ptr(y, g.P * g.OH * g.OW, fn, "y");
+    raise_if(fc::avg_pool2d_forward(dtype, P<void>(x), P<void>(y), g, count_include_pad, S(stream)), fn);
+  });
+  m.def("avg_pool2d_backward", [pool_geom](int dtype, Ptr gy, Ptr gx, const py::tuple& geom, bool count_include_pad,
+                                           Ptr stream) {
+    const char* fn = "avg_pool2d_backward";
+    check_dtype(dtype, fn);
+    const fc::PoolGeom g = pool_geom(geom, fn);
+    check_ptr(gy, g.P * g.OH * g.OW, fn, "gy"), check_ptr(gx, g.P * g.H * g.W, fn, "gx");
+    raise_if(fc::avg_pool2d_backward(dtype, P<void>(gy), P<void>(gx), g, count_include_pad, S(stream)), fn);
+  });
   m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
                                  int64_t padding_idx, Ptr stream) {
     const char* fn = "embedding_backward";

@@ -368,6 +368,198 @@ std::string embedding_backward(int dtype, const void* gy, const int64_t* idx, vo
   });
 }
 
+// ---------------------------------------------------------------- convolution: im2col and col2im
+namespace {
+
+template <class T>
+__global__ void im2col_kernel(const T* x, T* cols, ConvGeom g) {
+  const int64_t ohw = g.OH * g.OW, ncols = g.N * ohw, total = g.C * g.kh * g.kw * ncols;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t row = e / ncols, col = e % ncols;
+    const int64_t c = row / (g.kh * g.kw), i = row / g.kw % g.kh, j = row % g.kw;
+    const int64_t n = col / ohw, oh = col % ohw / g.OW, ow = col % g.OW;
+    const int64_t ih = oh * g.sh - g.pt + i * g.dh, iw = ow * g.sw - g.pl + j * g.dw;
+    cols[e] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((n * g.C + c) * g.H + ih) * g.W + iw] : T(0);
+  }
+}
+
+template <class T>
+__global__ void col2im_kernel(const T* cols, T* gx, ConvGeom g) {
+  const int64_t ohw = g.OH * g.OW, ncols = g.N * ohw, total = g.N * g.C * g.H * g.W;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t iw = e % g.W, ih = e / g.W % g.H, c = e / (g.H * g.W) % g.C, n = e / (g.C * g.H * g.W);
+    T acc = T(0);
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t th = ih + g.pt - i * g.dh;
+      if (th < 0 || th % g.sh) continue;
+      const int64_t oh = th / g.sh;
+      if (oh >= g.OH) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t tw = iw + g.pl - j * g.dw;
+        if (tw < 0 || tw % g.sw) continue;
+        const int64_t ow = tw / g.sw;
+        if (ow >= g.OW) continue;
+        acc += cols[((c * g.kh + i) * g.kw + j) * ncols + n * ohw + oh * g.OW + ow];
+      }
+    }
+    gx[e] = acc;
+  }
+}
+
+// ---------------------------------------------------------------- pooling
+template <class T>
+__global__ void max_pool_fwd_kernel(const T* x, T* y, int64_t* idx, PoolGeom g) {
+  const int64_t total = g.P * g.OH * g.OW;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t p = e / (g.OH * g.OW), oh = e / g.OW % g.OH, ow = e % g.OW;
+    const T* plane = x + p * g.H * g.W;
+    T best = -INFINITY;
+    int64_t at = -1;
+    bool first = true, nan = false;
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {  // window cells in order, as the CPU kernel's argmax
+        const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
+        const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+        const T v = in ? plane[ih * g.W + iw] : T(-INFINITY);
+        const int64_t id = in ? ih * g.W + iw : -1;
+        if (v != v) {
+          if (!nan) best = v, at = id, nan = true;  // the first NaN wins
+        } else if (!nan && (first || v > best)) {
+          best = v, at = id;
+        }
+        first = false;
+      }
+    y[e] = best;
+    idx[e] = at;
+  }
+}
+
+__device__ inline void atomic_add(float* a, float v) { atomicAdd(a, v); }
+__device__ inline void atomic_add(double* a, double v) { atomicAdd(a, v); }
+
+template <class T>
+__global__ void max_pool_bwd_kernel(const T* gy, const int64_t* idx, T* gx, PoolGeom g) {
+  const int64_t total = g.P * g.OH * g.OW;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t at = idx[e];
+    if (at >= 0) atomic_add(gx + e / (g.OH * g.OW) * g.H * g.W + at, gy[e]);
+  }
+}
+
+// the divisor of output cell (oh, ow): the window clipped to the padded input, or to the input
+__device__ inline int64_t avg_divisor(const PoolGeom& g, int64_t oh, int64_t ow, bool count_include_pad) {
+  const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  const int64_t h1 = min(h0 + g.kh, g.H + g.ph), w1 = min(w0 + g.kw, g.W + g.pw);
+  if (count_include_pad) return (h1 - h0) * (w1 - w0);
+  return (min(h1, g.H) - max(h0, int64_t(0))) * (min(w1, g.W) - max(w0, int64_t(0)));
+}
+
+template <class T>
+__global__ void avg_pool_fwd_kernel(const T* x, T* y, PoolGeom g, bool count_include_pad) {
+  const int64_t total = g.P * g.OH * g.OW;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t p = e / (g.OH * g.OW), oh = e / g.OW % g.OH, ow = e % g.OW;
+    const T* plane = x + p * g.H * g.W;
+    T acc = T(0);
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+        if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) acc += plane[ih * g.W + iw];
+      }
+    y[e] = acc / T(avg_divisor(g, oh, ow, count_include_pad));
+  }
+}
+
+template <class T>
+__global__ void avg_pool_bwd_kernel(const T* gy, T* gx, PoolGeom g, bool count_include_pad) {
+  const int64_t total = g.P * g.H * g.W;
+  FASTDL_GRID_STRIDE(e, total) {
+    const int64_t p = e / (g.H * g.W), ih = e / g.W % g.H, iw = e % g.W;
+    T acc = T(0);
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t th = ih + g.ph - i;
+      if (th < 0 || th % g.sh) continue;
+      const int64_t oh = th / g.sh;
+      if (oh >= g.OH) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t tw = iw + g.pw - j;
+        if (tw < 0 || tw % g.sw) continue;
+        const int64_t ow = tw / g.sw;
+        if (ow >= g.OW) continue;
+        acc += gy[(p * g.OH + oh) * g.OW + ow] / T(avg_divisor(g, oh, ow, count_include_pad));
+      }
+    }
+    gx[e] = acc;
+  }
+}
+
+}  // namespace
+
+std::string im2col(int dtype, const void* x, void* cols, const ConvGeom& g, void* stream) {
+  const int64_t total = g.C * g.kh * g.kw * g.N * g.OH * g.OW;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    im2col_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x),
+                                                                             static_cast<T*>(cols), g);
+  });
+}
+
+std::string col2im(int dtype, const void* cols, void* gx, const ConvGeom& g, void* stream) {
+  const int64_t total = g.N * g.C * g.H * g.W;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    col2im_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(cols),
+                                                                             static_cast<T*>(gx), g);
+  });
+}
+
+std::string max_pool2d_forward(int dtype, const void* x, void* y, int64_t* idx, const PoolGeom& g, void* stream) {
+  const int64_t total = g.P * g.OH * g.OW;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    max_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x),
+                                                                                   static_cast<T*>(y), idx, g);
+  });
+}
+
+std::string max_pool2d_backward(int dtype, const void* gy, const int64_t* idx, void* gx, const PoolGeom& g,
+                                void* stream) {
+  const size_t bytes = static_cast<size_t>(g.P * g.H * g.W) * (dtype == 0 ? 4 : 8);
+  if (bytes && cudaMemsetAsync(gx, 0, bytes, as_stream(stream)) != cudaSuccess) return status();
+  const int64_t total = g.P * g.OH * g.OW;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    max_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(gy), idx,
+                                                                                   static_cast<T*>(gx), g);
+  });
+}
+
+std::string avg_pool2d_forward(int dtype, const void* x, void* y, const PoolGeom& g, bool count_include_pad,
+                               void* stream) {
+  const int64_t total = g.P * g.OH * g.OW;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    avg_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), g, count_include_pad);
+  });
+}
+
+std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolGeom& g, bool count_include_pad,
+                                void* stream) {
+  const int64_t total = g.P * g.H * g.W;
+  if (total == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    avg_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gy), static_cast<T*>(gx), g, count_include_pad);
+  });
+}
+
 const char* architectures() { return FASTDL_CUDA_ARCHS; }
 
 }  // namespace fastdl::cuda

@@ -40,6 +40,32 @@ std::string embedding_forward(int dtype, const void* w, const int64_t* idx, void
 std::string embedding_backward(int dtype, const void* gy, const int64_t* idx, void* gw, int64_t n, int64_t d,
                                int64_t v, int64_t padding_idx, void* stream);
 
+// Convolution as im2col + cuBLAS (the GEMMs through CuPy): x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW),
+// row (c, i, j), column (n, oh, ow) reading x[n, c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 in the
+// padding); col2im is its adjoint, written as a gather (each input cell sums the entries that read
+// it: no atomics, a fixed order).
+struct ConvGeom {
+  int64_t N, C, H, W, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw;
+};
+std::string im2col(int dtype, const void* x, void* cols, const ConvGeom& g, void* stream);
+std::string col2im(int dtype, const void* cols, void* gx, const ConvGeom& g, void* stream);
+
+// Pooling over planes (P, H, W) -> (P, OH, OW), PyTorch's rules as the CPU kernels (csrc/pool.cpp):
+// max: padding is -inf, a NaN wins, the first maximum on ties, idx the flat input index ih * W + iw (-1
+// for a window all in the padding); its backward adds gy at idx (atomically: windows may share a cell).
+// avg: the divisor counts the padding (count_include_pad) or only the input, windows clipped as PyTorch's;
+// its backward is a gather over the windows covering each cell.
+struct PoolGeom {
+  int64_t P, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+std::string max_pool2d_forward(int dtype, const void* x, void* y, int64_t* idx, const PoolGeom& g, void* stream);
+std::string max_pool2d_backward(int dtype, const void* gy, const int64_t* idx, void* gx, const PoolGeom& g,
+                                void* stream);
+std::string avg_pool2d_forward(int dtype, const void* x, void* y, const PoolGeom& g, bool count_include_pad,
+                               void* stream);
+std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolGeom& g, bool count_include_pad,
+                                void* stream);
+
 // what the module was compiled for, e.g. "sm_80 sm_90 compute_90"
 const char* architectures();
 

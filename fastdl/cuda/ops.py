@@ -11,9 +11,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import cupy as cp
+import numpy as np
 
 from .. import _C_cuda as K
 from .. import backend, reference
+from ..reference._checks import _scalars
+from ..reference.conv import _conv_geometry
+from ..reference.pool import _pool_check
 
 _ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
 
@@ -221,6 +225,146 @@ def embedding_backward(gy, indices, num_embeddings, padding_idx=-1):
     return gw
 
 
+# ---------------------------------------------------------------- convolution: im2col + cuBLAS
+# im2col + GEMM rather than an implicit-GEMM kernel: cuBLAS (through CuPy) runs the products near the
+# GPU's peak, and the im2col / col2im gathers are simple enough to check by reading; the price is the
+# (C*kh*kw, N*OH*OW) column matrix in GPU memory.
+@_scalars(stride="pair", padding="quad", dilation="pair", groups="int")
+def conv2d_forward(input, weight, bias, stride, padding, dilation, groups):
+    fn = "conv2d_forward"
+    x, w = _float(input, fn, "input"), _float(weight, fn, "weight")
+    oh, ow = _conv_geometry(x, w, stride, padding, dilation, groups, fn)
+    n, c, h, wd = x.shape
+    k, cg, kh, kw = w.shape
+    b = None if bias is None else _like(bias, x, fn, "bias", "input", (k,))
+    cols = _im2col(x, (kh, kw), (oh, ow), stride, padding, dilation)  # (C*kh*kw, N*OH*OW)
+    kg, rows = k // groups, cg * kh * kw
+    y = cp.empty((k, n * oh * ow), x.dtype)
+    for gi in range(groups):  # one GEMM per group: W_g (kg, rows) @ cols_g (rows, N*OH*OW)
+        cp.matmul(w[gi * kg:(gi + 1) * kg].reshape(kg, rows), cols[gi * rows:(gi + 1) * rows], out=y[gi * kg:(gi + 1) * kg])
+    y = cp.ascontiguousarray(y.reshape(k, n, oh, ow).transpose(1, 0, 2, 3))
+    return y if b is None else y + b.reshape(1, k, 1, 1)
+
+
+@_scalars(stride="pair", padding="quad", dilation="pair", groups="int", need_input="bool", need_weight="bool",
+          need_bias="bool")
+def conv2d_backward(gy, input, weight, stride, padding, dilation, groups, need_input=True, need_weight=True,
+                    need_bias=True):
+    fn = "conv2d_backward"
+    x, w = _float(input, fn, "input"), _float(weight, fn, "weight")
+    oh, ow = _conv_geometry(x, w, stride, padding, dilation, groups, fn)
+    n, c, h, wd = x.shape
+    k, cg, kh, kw = w.shape
+    g = _like(gy, x, fn, "gy", "input", (n, k, oh, ow))
+    kg, rows = k // groups, cg * kh * kw
+    gk = cp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(k, n * oh * ow)  # (K, N*OH*OW)
+    gx = gw = gb = None
+    if need_weight:
+        cols = _im2col(x, (kh, kw), (oh, ow), stride, padding, dilation)
+        gw = cp.empty((k, rows), x.dtype)
+        for gi in range(groups):
+            cp.matmul(gk[gi * kg:(gi + 1) * kg], cols[gi * rows:(gi + 1) * rows].T, out=gw[gi * kg:(gi + 1) * kg])
+        gw = gw.reshape(w.shape)
+    if need_input:
+        gcols = cp.empty((c * kh * kw, n * oh * ow), x.dtype)
+        for gi in range(groups):
+            cp.matmul(w[gi * kg:(gi + 1) * kg].reshape(kg, rows).T, gk[gi * kg:(gi + 1) * kg],
+                      out=gcols[gi * rows:(gi + 1) * rows])
+        gx = cp.empty_like(x)
+        K.col2im(_code(x), _ptr(gcols), _ptr(gx), _conv_geom(x, (kh, kw), (oh, ow), stride, padding, dilation),
+                 _stream())
+    if need_bias:
+        gb = g.sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
+def _conv_geom(x, k, out, stride, padding, dilation):
+    n, c, h, w = x.shape
+    return (n, c, h, w, k[0], k[1], out[0], out[1], stride[0], stride[1], padding[0], padding[1], dilation[0],
+            dilation[1])
+
+
+def _im2col(x, k, out, stride, padding, dilation):
+    cols = cp.empty((x.shape[1] * k[0] * k[1], x.shape[0] * out[0] * out[1]), x.dtype)
+    K.im2col(_code(x), _ptr(x), _ptr(cols), _conv_geom(x, k, out, stride, padding, dilation), _stream())
+    return cols
+
+
+# ---------------------------------------------------------------- pooling
+def _planes(x, fn, name):
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{fn}: {name} must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    return int(np.prod(x.shape[:-2]))
+
+
+@_scalars(kernel_size="pair", stride="pair", padding="pair", dilation="pair", ceil_mode="bool")
+def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+    fn = "max_pool2d_forward"
+    x = _float(input, fn, "input")
+    p = _planes(x, fn, "input")
+    if x.size == 0:
+        raise ValueError(f"{fn}: input must not be empty, got shape {x.shape}")
+    oh, ow = _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, fn)
+    y = cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    idx = cp.empty(y.shape, cp.int64)
+    K.max_pool2d_forward(_code(x), _ptr(x), _ptr(y), _ptr(idx),
+                         (p,) + x.shape[-2:] + (oh, ow) + kernel_size + stride + padding + dilation, _stream())
+    return y, idx
+
+
+@_scalars(input_size="pair")
+def max_pool2d_backward(gy, indices, input_size):
+    fn = "max_pool2d_backward"
+    g = _float(gy, fn, "gy")
+    p = _planes(g, fn, "gy")
+    h, w = input_size
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: input_size must be >= 1")
+    idx = _contiguous(cp.asarray(indices))
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: indices must hold integers, got {idx.dtype}")
+    idx = idx.astype(cp.int64, copy=False)
+    if idx.shape != g.shape:
+        raise ValueError(f"{fn}: indices has shape {idx.shape} but gy has {g.shape}")
+    if idx.size and bool(((idx < -1) | (idx >= h * w)).any()):  # -1: an all-padding window
+        raise IndexError(f"{fn}: indices out of range for the input size")
+    gx = cp.empty(g.shape[:-2] + (h, w), g.dtype)
+    # the window geometry is not needed: the kernel adds gy at the recorded indices
+    K.max_pool2d_backward(_code(g), _ptr(g), _ptr(idx), _ptr(gx), (p, h, w) + g.shape[-2:] + (1,) * 8, _stream())
+    return gx
+
+
+@_scalars(kernel_size="pair", stride="pair", padding="pair", ceil_mode="bool", count_include_pad="bool")
+def avg_pool2d_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    fn = "avg_pool2d_forward"
+    x = _float(input, fn, "input")
+    p = _planes(x, fn, "input")
+    if x.size == 0:
+        raise ValueError(f"{fn}: input must not be empty, got shape {x.shape}")
+    oh, ow = _pool_check(x, kernel_size, stride, padding, (1, 1), ceil_mode, fn)
+    y = cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    K.avg_pool2d_forward(_code(x), _ptr(x), _ptr(y), (p,) + x.shape[-2:] + (oh, ow) + kernel_size + stride + padding
+                         + (1, 1), bool(count_include_pad), _stream())
+    return y
+
+
+@_scalars(input_size="pair", kernel_size="pair", stride="pair", padding="pair", ceil_mode="bool",
+          count_include_pad="bool")
+def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    fn = "avg_pool2d_backward"
+    g = _float(gy, fn, "gy")
+    p = _planes(g, fn, "gy")
+    h, w = input_size
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: input_size must be >= 1")
+    if _pool_check(g, kernel_size, stride, padding, (1, 1), ceil_mode, fn, (h, w)) != g.shape[-2:]:
+        raise ValueError(f"{fn}: gy {g.shape} does not match the pooled input size")
+    gx = cp.empty(g.shape[:-2] + (h, w), g.dtype)
+    K.avg_pool2d_backward(_code(g), _ptr(g), _ptr(gx), (p, h, w) + g.shape[-2:] + kernel_size + stride + padding
+                          + (1, 1), bool(count_include_pad), _stream())
+    return gx
+
+
 # ---------------------------------------------------------------- GEMMs (cuBLAS through CuPy)
 def matmul(a, b):
     a, b = _float(a, "matmul", "a"), _float(b, "matmul", "b")
@@ -269,7 +413,8 @@ def table() -> SimpleNamespace:
     t.softmax_forward, t.softmax_backward = _softmax_forward(0), _softmax_backward(0)
     t.log_softmax_forward, t.log_softmax_backward = _softmax_forward(1), _softmax_backward(1)
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
-              embedding_backward, matmul, matmul_backward, linear_forward, linear_backward):
+              embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
+              conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward):
         setattr(t, f.__name__, f)
     return t
 

@@ -46,7 +46,25 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.cross_entropy_forward(0, 16, 16, 16, 16, 2, 3, -100, 1.5, 0)
     with pytest.raises(ValueError, match="step must be >= 1"):
         K.adam_step(0, 16, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 0, 0)
+    geom = (2, 3, 8, 8, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="im2col: geometry must have 14 entries"):
+        K.im2col(0, 16, 16, geom[:-1], 0)
+    with pytest.raises(ValueError, match="im2col: sh must be >= 1"):
+        K.im2col(0, 16, 16, geom[:8] + (0,) + geom[9:], 0)
+    with pytest.raises(ValueError, match="col2im: cols is a null pointer"):
+        K.col2im(0, 0, 16, geom, 0)
+    with pytest.raises(ValueError, match="too large"):
+        K.im2col(0, 16, 16, (1 << 30, 1 << 30) + geom[2:], 0)
+    pool = (6, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="max_pool2d_forward: indices is a null pointer"):
+        K.max_pool2d_forward(0, 16, 16, 0, pool, 0)
+    with pytest.raises(ValueError, match="avg_pool2d_backward: P must be >= 0"):
+        K.avg_pool2d_backward(0, 16, 16, (-1,) + pool[1:], True, 0)
+    with pytest.raises(ValueError, match="dtype must be 0"):
+        K.avg_pool2d_forward(3, 16, 16, pool, True, 0)
     K.act_forward(0, 0, 0, 0, 0, 0)  # nothing to do: no launch, no error
+    K.im2col(0, 0, 0, (0,) + geom[1:], 0)
+    K.max_pool2d_forward(0, 0, 0, 0, (0,) + pool[1:], 0)
 
 
 def test_without_cuda_moving_a_tensor_says_why():
@@ -126,6 +144,46 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
         cpu.sgd_step(p, gr, buf, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
         ops.sgd_step(pd, grd, bufd, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
         same(pd, p), same(bufd, buf)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_convolution_and_pooling_kernels_equal_the_cpu_kernels(dtype):
+    """im2col + cuBLAS convolution (groups, stride, asymmetric padding, dilation) forward and both
+    backward passes, and max / average pooling (padding, dilation, ceil mode, a NaN, both divisor rules)."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(2)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]  # GEMMs sum in another order
+
+    def same(got, want, **kw):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **(kw or tol))
+
+    for groups, stride, pad, dil in ((1, (1, 1), (2, 2, 2, 2), (1, 1)), (2, (2, 1), (0, 1, 2, 0), (1, 2)),
+                                     (8, (1, 1), (1, 1, 1, 1), (1, 1))):
+        x, xd = _pair(rng, (3, 8, 13, 11), dtype)
+        w, wd = _pair(rng, (16, 8 // groups, 5, 3), dtype)
+        b, bd = _pair(rng, (16,), dtype)
+        y = cpu.conv2d_forward(x, w, b, stride, pad, dil, groups)
+        same(ops.conv2d_forward(xd, wd, bd, stride, pad, dil, groups), y)
+        g, gd = _pair(rng, y.shape, dtype)
+        for got, want in zip(ops.conv2d_backward(gd, xd, wd, stride, pad, dil, groups),
+                             cpu.conv2d_backward(g, x, w, stride, pad, dil, groups)):
+            same(got, want)
+    x, xd = _pair(rng, (2, 5, 14, 15), dtype)
+    x[0, 1, 3, 4] = np.nan
+    xd = cp.asarray(x)
+    for k, st, pd, dl, ceil in (((2, 2), (2, 2), (0, 0), (1, 1), False), ((3, 3), (2, 2), (1, 1), (1, 1), True),
+                                ((3, 2), (1, 3), (1, 1), (2, 1), True)):
+        y, i = cpu.max_pool2d_forward(x, k, st, pd, dl, ceil)
+        yd, idd = ops.max_pool2d_forward(xd, k, st, pd, dl, ceil)
+        same(yd, y, rtol=0, atol=0), np.testing.assert_array_equal(cp.asnumpy(idd), i)
+        g, gd = _pair(rng, y.shape, dtype)
+        same(ops.max_pool2d_backward(gd, idd, (14, 15)), cpu.max_pool2d_backward(g, i, (14, 15)))
+        if dl == (1, 1):
+            for cip in (True, False):
+                same(ops.avg_pool2d_forward(xd, k, st, pd, ceil, cip), cpu.avg_pool2d_forward(x, k, st, pd, ceil, cip))
+                same(ops.avg_pool2d_backward(gd, (14, 15), k, st, pd, ceil, cip),
+                     cpu.avg_pool2d_backward(g, (14, 15), k, st, pd, ceil, cip))
 
 
 @gpu

@@ -69,6 +69,67 @@ class EmulatedKernels(types.ModuleType):
     def embedding_backward(self, dtype, gy, idx, gw, n, d, v, padding_idx, stream):
         self._a(gw)[...] = reference.embedding_backward(self._a(gy), self._a(idx), v, padding_idx)
 
+    # the convolution's columns and the pools, cell by cell from the geometry the glue passes
+    @staticmethod
+    def _taps(geom):
+        n, c, h, w, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw = geom
+        for i in range(kh):
+            for j in range(kw):
+                for y in range(oh):
+                    for x in range(ow):
+                        ih, iw = y * sh - pt + i * dh, x * sw - pl + j * dw
+                        if 0 <= ih < h and 0 <= iw < w:
+                            yield i, j, y, x, ih, iw
+
+    def im2col(self, dtype, x, cols, geom, stream):
+        n, c, h, w, kh, kw, oh, ow = geom[:8]
+        src, out = self._a(x), self._a(cols, (c, kh, kw, n, oh, ow))
+        out[...] = 0
+        for i, j, y, x_, ih, iw in self._taps(geom):
+            out[:, i, j, :, y, x_] = src[:, :, ih, iw].T
+
+    def col2im(self, dtype, cols, gx, geom, stream):
+        n, c, h, w, kh, kw, oh, ow = geom[:8]
+        src, out = self._a(cols, (c, kh, kw, n, oh, ow)), self._a(gx)
+        out[...] = 0
+        for i, j, y, x_, ih, iw in self._taps(geom):
+            out[:, :, ih, iw] += src[:, i, j, :, y, x_].T
+
+    def max_pool2d_forward(self, dtype, x, y, idx, geom, stream):
+        p, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw = geom
+        src, vals, ids = self._a(x, (p, h * w)), self._a(y, (p, oh, ow)), self._a(idx, (p, oh, ow))
+        for a in range(oh):
+            for b in range(ow):
+                cells = [((a * sh - ph + i * dh), (b * sw - pw + j * dw)) for i in range(kh) for j in range(kw)]
+                flat = [r * w + q if 0 <= r < h and 0 <= q < w else -1 for r, q in cells]
+                v = np.stack([src[:, f] if f >= 0 else np.full(p, -np.inf) for f in flat], 1)
+                nan = np.isnan(v)
+                k = np.where(nan.any(1), nan.argmax(1), np.argmax(np.where(nan, -np.inf, v), 1))
+                vals[:, a, b], ids[:, a, b] = v[np.arange(p), k], np.array(flat)[k]
+
+    def max_pool2d_backward(self, dtype, gy, idx, gx, geom, stream):
+        p, h, w, oh, ow = geom[:5]
+        g, ids, out = self._a(gy, (p, oh * ow)), self._a(idx, (p, oh * ow)), self._a(gx, (p, h * w))
+        out[...] = 0
+        for r in range(p):
+            hit = ids[r] >= 0
+            np.add.at(out[r], ids[r][hit], g[r][hit])
+
+    def avg_pool2d_forward(self, dtype, x, y, geom, count_include_pad, stream):
+        p, h, w, oh, ow, kh, kw, sh, sw, ph, pw = geom[:11]
+        self._a(y, (p, oh, ow))[...] = reference.avg_pool2d_forward(
+            self._a(x, (p, h, w)), (kh, kw), (sh, sw), (ph, pw), self._ceil(h, oh, kh, sh, ph), count_include_pad)
+
+    def avg_pool2d_backward(self, dtype, gy, gx, geom, count_include_pad, stream):
+        p, h, w, oh, ow, kh, kw, sh, sw, ph, pw = geom[:11]
+        self._a(gx, (p, h, w))[...] = reference.avg_pool2d_backward(
+            self._a(gy, (p, oh, ow)), (h, w), (kh, kw), (sh, sw), (ph, pw), self._ceil(h, oh, kh, sh, ph),
+            count_include_pad)
+
+    @staticmethod
+    def _ceil(n, out, k, s, p):
+        return out != (n + 2 * p - k) // s + 1  # more outputs than floor mode gives: ceil mode
+
 
 @pytest.fixture
 def ops(monkeypatch):
@@ -124,6 +185,30 @@ def test_glue_matches_the_cpu_kernels(ops):
     ops.sgd_step(p, grad, b, 0.1, 0.9, 0.0, 0.0, False, False, True)
     cpu.sgd_step(q, grad, b0, 0.1, 0.9, 0.0, 0.0, False, False, True)
     np.testing.assert_allclose(p, q), np.testing.assert_allclose(b, b0)
+    # convolution (groups, stride, asymmetric padding, dilation) and the pools, against the CPU kernels
+    for groups, stride, pad, dil in ((1, (1, 1), (1, 1, 1, 1), (1, 1)), (2, (2, 1), (0, 1, 2, 0), (1, 2))):
+        xc, wc, bc = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2)), rng.standard_normal(6)
+        yc = cpu.conv2d_forward(xc, wc, bc, stride, pad, dil, groups)
+        np.testing.assert_allclose(ops.conv2d_forward(xc, wc, bc, stride, pad, dil, groups), yc, atol=1e-12)
+        gc = rng.standard_normal(yc.shape)
+        for got, want in zip(ops.conv2d_backward(gc, xc, wc, stride, pad, dil, groups),
+                             cpu.conv2d_backward(gc, xc, wc, stride, pad, dil, groups)):
+            np.testing.assert_allclose(got, want, atol=1e-12)
+    xp_ = rng.standard_normal((2, 3, 7, 8))
+    xp_[0, 1, 2, 3] = np.nan
+    for k, st, pd, dl, ceil in (((2, 2), (2, 2), (0, 0), (1, 1), False), ((3, 2), (2, 3), (1, 1), (1, 2), True)):
+        y, i = ops.max_pool2d_forward(xp_, k, st, pd, dl, ceil)
+        y0, i0 = cpu.max_pool2d_forward(xp_, k, st, pd, dl, ceil)
+        np.testing.assert_array_equal(y, y0), np.testing.assert_array_equal(i, i0)
+        gp = rng.standard_normal(y.shape)
+        np.testing.assert_allclose(ops.max_pool2d_backward(gp, i, (7, 8)), cpu.max_pool2d_backward(gp, i0, (7, 8)))
+        for cip in (True, False):
+            if dl != (1, 1):
+                continue
+            ya = ops.avg_pool2d_forward(xp_, k, st, pd, ceil, cip)
+            np.testing.assert_allclose(ya, cpu.avg_pool2d_forward(xp_, k, st, pd, ceil, cip))
+            np.testing.assert_allclose(ops.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip),
+                                       cpu.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip))
     a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
     np.testing.assert_allclose(ops.matmul(a2, b2), a2 @ b2)
     table = ops.table()
