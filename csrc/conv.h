@@ -34,5 +34,9 @@ template <class T>
 void conv2d_backward_naive(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const Conv2dShape& s);
 bool conv_naive();
 void set_conv_naive(bool on);
+// Output planes of at most this many pixels run the whole batch as one GEMM (conv.cpp); tests set 0 to
+// reach the other paths with small shapes, -1 restores the default.
+int64_t conv_small_plane();
+void set_conv_small_plane(int64_t limit);
 
 }  // namespace fastdl

@@ -56,6 +56,9 @@ def conv_direct_width(cap: typing.SupportsInt | typing.SupportsIndex | None = No
 def conv_naive(on: bool | None = None) -> bool:
     """Whether every convolution runs the plain-loop kernels (conv_naive.cpp) instead of the fast paths; on=True/False sets it (tests), None only asks."""
 
+def conv_small_plane(limit: typing.SupportsInt | typing.SupportsIndex | None = None) -> int:
+    """Output planes of at most this many pixels (default 64) run the whole batch as one GEMM; limit (tests, benchmarks): 0 turns that path off, -1 restores the default, None only asks."""
+
 def cpu_features() -> str: ...
 
 def cross_entropy_backward(gloss: object, logits: object, target: object, lse: object, ignore_index: int = -100, label_smoothing: float = 0.0) -> numpy.ndarray: ...

@@ -52,13 +52,20 @@ def test_conv2d_kernel_paths(rng, case, dtype):
     n, c, k, h, w_, kh, kw, stride, pad, dil, g = case
     x, w, b = r(rng, n, c, h, w_).astype(dtype), r(rng, k, c // g, kh, kw).astype(dtype), r(rng, k).astype(dtype)
     args = (stride, pad, dil, g)
-    y = _C.conv2d_forward(x, w, b, *args)
-    gy = r(rng, *y.shape).astype(dtype)
-    tol = 2e-4 if dtype == np.float32 else 1e-10
-    got = (y,) + tuple(_C.conv2d_backward(gy, x, w, *args))
-    want = (R.conv2d_forward(x, w, b, *args),) + tuple(R.conv2d_backward(gy, x, w, *args))
-    for name, u, v in zip(("y", "gx", "gw", "gb"), got, want):
-        np.testing.assert_allclose(u, v, rtol=tol, atol=tol * np.abs(v).max(), err_msg=name)
+    want = None
+    try:
+        for limit in (-1, 0):  # small output planes: the whole batch as one GEMM, and the other paths
+            _C.conv_small_plane(limit)
+            y = _C.conv2d_forward(x, w, b, *args)
+            if want is None:
+                gy = r(rng, *y.shape).astype(dtype)
+                want = (R.conv2d_forward(x, w, b, *args),) + tuple(R.conv2d_backward(gy, x, w, *args))
+            tol = 2e-4 if dtype == np.float32 else 1e-10
+            got = (y,) + tuple(_C.conv2d_backward(gy, x, w, *args))
+            for name, u, v in zip(("y", "gx", "gw", "gb"), got, want):
+                np.testing.assert_allclose(u, v, rtol=tol, atol=tol * np.abs(v).max(), err_msg=f"{name}, limit {limit}")
+    finally:
+        _C.conv_small_plane(-1)
 
 
 # The direct float32 kernels (vectorised over output channels; AVX-512 and AVX2 builds; forward,
@@ -93,6 +100,7 @@ def test_conv2d_direct_builds(rng, case):
     gy = r(rng, *want_y.shape).astype(np.float32)
     want = (want_y,) + tuple(R.conv2d_backward(gy, x, w, *args)[:2])
     widths = [cap for cap in (16, 8) if _C.conv_direct_width(cap) == cap] + [0]
+    _C.conv_small_plane(0)  # these shapes are for the direct kernels, small output planes included
     try:
         for cap in widths:
             assert _C.conv_direct_width(cap) == cap
@@ -101,6 +109,7 @@ def test_conv2d_direct_builds(rng, case):
                 np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4 * np.abs(v).max(), err_msg=f"{name}, width {cap}")
     finally:
         _C.conv_direct_width(-1)
+        _C.conv_small_plane(-1)
 
 
 def test_conv2d_same_result_on_one_and_two_threads(rng):
@@ -121,9 +130,19 @@ def test_conv2d_same_result_on_one_and_two_threads(rng):
         np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
 
 
+@pytest.fixture(params=[-1, 0], ids=["batch-gemm-small-planes", "per-image-paths"])
+def small_plane(request):
+    """Small output planes run the whole batch as one GEMM (-1: the default); 0 sends them down the
+    per-image paths (direct kernels, wide and split columns) that the small cases are written for."""
+    from fastdl import _C
+    _C.conv_small_plane(request.param)
+    yield request.param
+    _C.conv_small_plane(-1)
+
+
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d(rng, xs, ws, stride, padding, dilation, groups, bias):
+def test_conv2d(rng, xs, ws, stride, padding, dilation, groups, bias, small_plane):
     x = r(rng, *xs)
     w = r(rng, ws[0], xs[1] // groups, ws[1], ws[2])
     args = (x, w, r(rng, ws[0])) if bias else (x, w)

@@ -148,6 +148,15 @@ void bind_conv(py::module_& m) {
       "Vector width (floats) of the direct float32 convolution in use: 16 (AVX-512), 8 (AVX2) or 0 (im2col + "
       "GEMM only).  cap (tests, benchmarks): 0, 8 or 16 caps it, -1 restores the CPU's widest.");
   m.def(
+      "conv_small_plane",
+      [](std::optional<int64_t> limit) {
+        if (limit) set_conv_small_plane(*limit);
+        return fastdl::conv_small_plane();
+      },
+      py::arg("limit") = py::none(),
+      "Output planes of at most this many pixels (default 64) run the whole batch as one GEMM; limit (tests, "
+      "benchmarks): 0 turns that path off, -1 restores the default, None only asks.");
+  m.def(
       "conv_naive",
       [](std::optional<bool> on) {
         if (on) set_conv_naive(*on);
