@@ -1,4 +1,4 @@
-"""Convolution, pooling and batch-norm kernels, and a LeNet-5 training step: native vs the
+"""Convolution, pooling and batch-norm kernels, and LeNet-5 and ResNet-18 training steps: native vs the
 NumPy reference (vs PyTorch when installed), at 1 and 2 threads.
 
 Shapes (N, Cin->Cout, HxW, kernel, stride, pad) are those of the issue: LeNet conv1/conv2,
@@ -137,6 +137,26 @@ def child(threads: int, repeat: int, quick_ref: bool) -> dict:
     lenet_flops = 3 * 2 * 64 * (6 * 25 * 28 * 28 + 16 * 6 * 25 * 10 * 10 + 400 * 120 + 120 * 84 + 84 * 10)
     add("LeNet-5 train step (64, Adam)", "GFLOP/s", lenet_flops, lenet_step("native"), lenet_step("reference"), tstep,
         lambda: True, ref_repeat=5)
+    # a ResNet-18 training step (batch 8, 64x64, SGD): its last stages are 4x4 and 2x2 planes with 256-512
+    # channels, the shapes a per-image convolution handles worst (no reference: it would take minutes)
+    xr, yr = f32(8, 3, 64, 64), rng.integers(0, 1000, 8)
+    fastdl.manual_seed(0)
+    rn = models.resnet18()
+    rn_step = harness.train_step("native", rn, optim.SGD(rn.parameters(), lr=0.01), nn.CrossEntropyLoss(),
+                                 fastdl.tensor(xr), yr)
+    trstep = None
+    if torch:
+        from bench_cuda import torch_resnet18
+        trn = torch_resnet18(torch)
+        tropt = torch.optim.SGD(trn.parameters(), lr=0.01)
+        txr, tyr = torch.from_numpy(xr), torch.from_numpy(yr)
+
+        def trstep():
+            tropt.zero_grad()
+            TF.cross_entropy(trn(txr), tyr).backward()
+            tropt.step()
+    add("ResNet-18 train step (8, 64x64, SGD)", "GFLOP/s", 3 * 1.82e9 * 8 * (64 / 224) ** 2, rn_step, None, trstep,
+        lambda: True)
     return dict(threads=threads, torch=getattr(torch, "__version__", None), blas=_C.blas_corename(),
                 simd=_C.simd_isa(), rows=rows)
 
