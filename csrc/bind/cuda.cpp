@@ -207,6 +207,55 @@ PYBIND11_MODULE(_C_cuda, m) {
     check_ptr(gy, g.P * g.OH * g.OW, fn, "gy"), check_ptr(gx, g.P * g.H * g.W, fn, "gx");
     raise_if(fc::avg_pool2d_backward(dtype, P<void>(gy), P<void>(gx), g, count_include_pad, S(stream)), fn);
   });
+  m.def("batch_norm_forward", [](int dtype, Ptr x, Ptr w, Ptr b, Ptr rm, Ptr rv, Ptr y, Ptr mean, Ptr rstd, int64_t n,
+                                 int64_t c, int64_t sp, bool training, double momentum, double eps, Ptr stream) {
+    const char* fn = "batch_norm_forward";
+    check_dtype(dtype, fn), check_size(n, fn, "N"), check_size(c, fn, "C"), check_size(sp, fn, "S");
+    check_mul(n, c, fn), check_mul(n * c, sp, fn);
+    if (c > 0x7fffffffLL) throw py::value_error("batch_norm_forward: too many channels for one launch");
+    if (!(eps > 0)) throw py::value_error("batch_norm_forward: eps must be > 0");
+    if (training && n * sp < 2 && c > 0)
+      throw py::value_error("batch_norm_forward: expected more than 1 value per channel when training");
+    if (!training && (rm == 0 || rv == 0) && c > 0)
+      throw py::value_error("batch_norm_forward: evaluation needs running_mean and running_var");
+    check_ptr(x, n * c * sp, fn, "x"), check_ptr(y, n * c * sp, fn, "y"), check_ptr(mean, c, fn, "mean");
+    check_ptr(rstd, c, fn, "rstd");
+    raise_if(fc::batch_norm_forward(dtype, P<void>(x), P<void>(w), P<void>(b), P<void>(rm), P<void>(rv), P<void>(y),
+                                    P<void>(mean), P<void>(rstd), n, c, sp, training, momentum, eps, S(stream)), fn);
+  });
+  m.def("batch_norm_backward", [](int dtype, Ptr gy, Ptr x, Ptr w, Ptr mean, Ptr rstd, Ptr gx, Ptr gw, Ptr gb, int64_t n,
+                                  int64_t c, int64_t sp, bool training, Ptr stream) {
+    const char* fn = "batch_norm_backward";
+    check_dtype(dtype, fn), check_size(n, fn, "N"), check_size(c, fn, "C"), check_size(sp, fn, "S");
+    check_mul(n, c, fn), check_mul(n * c, sp, fn);
+    if (c > 0x7fffffffLL) throw py::value_error("batch_norm_backward: too many channels for one launch");
+    check_ptr(gy, n * c * sp, fn, "gy"), check_ptr(x, n * c * sp, fn, "x"), check_ptr(mean, c, fn, "mean");
+    check_ptr(rstd, c, fn, "rstd");
+    raise_if(fc::batch_norm_backward(dtype, P<void>(gy), P<void>(x), P<void>(w), P<void>(mean), P<void>(rstd),
+                                     P<void>(gx), P<void>(gw), P<void>(gb), n, c, sp, training, S(stream)), fn);
+  });
+  m.def("layer_norm_forward", [](int dtype, Ptr x, Ptr w, Ptr b, Ptr y, Ptr mean, Ptr rstd, int64_t rows, int64_t d,
+                                 double eps, Ptr stream) {
+    const char* fn = "layer_norm_forward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(d, fn, "D"), check_rows(rows, fn),
+        check_mul(rows, d, fn);
+    if (!(eps > 0)) throw py::value_error("layer_norm_forward: eps must be > 0");
+    if (rows > 0 && d == 0) throw py::value_error("layer_norm_forward: D must be >= 1");
+    check_ptr(x, rows * d, fn, "x"), check_ptr(y, rows * d, fn, "y"), check_ptr(mean, rows, fn, "mean");
+    check_ptr(rstd, rows, fn, "rstd");
+    raise_if(fc::layer_norm_forward(dtype, P<void>(x), P<void>(w), P<void>(b), P<void>(y), P<void>(mean),
+                                    P<void>(rstd), rows, d, eps, S(stream)), fn);
+  });
+  m.def("layer_norm_backward", [](int dtype, Ptr gy, Ptr x, Ptr w, Ptr mean, Ptr rstd, Ptr gx, Ptr gw, Ptr gb,
+                                  int64_t rows, int64_t d, Ptr stream) {
+    const char* fn = "layer_norm_backward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(d, fn, "D"), check_rows(rows, fn),
+        check_mul(rows, d, fn);
+    check_ptr(gy, rows * d, fn, "gy"), check_ptr(x, rows * d, fn, "x"), check_ptr(mean, rows, fn, "mean");
+    check_ptr(rstd, rows, fn, "rstd");
+    raise_if(fc::layer_norm_backward(dtype, P<void>(gy), P<void>(x), P<void>(w), P<void>(mean), P<void>(rstd),
+                                     P<void>(gx), P<void>(gw), P<void>(gb), rows, d, S(stream)), fn);
+  });
   m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
                                  int64_t padding_idx, Ptr stream) {
     const char* fn = "embedding_backward";

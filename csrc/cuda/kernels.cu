@@ -560,6 +560,189 @@ std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolG
   });
 }
 
+// ---------------------------------------------------------------- normalization
+namespace {
+
+// element e of channel c in x (N, C, S)
+__device__ inline int64_t bn_at(int64_t e, int64_t c, int64_t C, int64_t S) { return (e / S * C + c) * S + e % S; }
+
+template <class T>
+__global__ void bn_fwd_kernel(const T* x, const T* w, const T* b, T* rm, T* rv, T* y, T* mean_out, T* rstd_out,
+                              int64_t N, int64_t C, int64_t S, bool training, double momentum, double eps) {
+  __shared__ double shared[32];
+  const int64_t c = blockIdx.x, cnt = N * S;
+  double mean, var;
+  if (training) {
+    double acc = 0;
+    for (int64_t e = threadIdx.x; e < cnt; e += blockDim.x) acc += double(x[bn_at(e, c, C, S)]);
+    mean = block_sum(acc, shared) / double(cnt);
+    acc = 0;
+    for (int64_t e = threadIdx.x; e < cnt; e += blockDim.x) {
+      const double d = double(x[bn_at(e, c, C, S)]) - mean;
+      acc += d * d;
+    }
+    var = block_sum(acc, shared) / double(cnt);
+    if (threadIdx.x == 0) {
+      if (rm) rm[c] = T((1.0 - momentum) * double(rm[c]) + momentum * mean);
+      if (rv) rv[c] = T((1.0 - momentum) * double(rv[c]) + momentum * var * double(cnt) / double(cnt > 1 ? cnt - 1 : 1));
+    }
+  } else {
+    mean = double(rm[c]);
+    var = double(rv[c]);
+  }
+  const double rstd = 1.0 / sqrt(var + eps);
+  if (threadIdx.x == 0) {
+    mean_out[c] = T(mean);
+    rstd_out[c] = T(rstd);
+  }
+  const double gamma = w ? double(w[c]) : 1.0, beta = b ? double(b[c]) : 0.0;
+  for (int64_t e = threadIdx.x; e < cnt; e += blockDim.x) {
+    const int64_t i = bn_at(e, c, C, S);
+    y[i] = T((double(x[i]) - mean) * rstd * gamma + beta);
+  }
+}
+
+template <class T>
+__global__ void bn_bwd_kernel(const T* gy, const T* x, const T* w, const T* mean, const T* rstd, T* gx, T* gw, T* gb,
+                              int64_t N, int64_t C, int64_t S, bool training) {
+  __shared__ double shared[32];
+  const int64_t c = blockIdx.x, cnt = N * S;
+  const double m = double(mean[c]), r = double(rstd[c]);
+  double sg = 0, sgx = 0;
+  for (int64_t e = threadIdx.x; e < cnt; e += blockDim.x) {
+    const int64_t i = bn_at(e, c, C, S);
+    const double g = double(gy[i]);
+    sg += g;
+    sgx += g * (double(x[i]) - m) * r;
+  }
+  sg = block_sum(sg, shared);
+  sgx = block_sum(sgx, shared);
+  if (threadIdx.x == 0) {
+    if (gw) gw[c] = T(sgx);
+    if (gb) gb[c] = T(sg);
+  }
+  if (!gx) return;
+  const double k = (w ? double(w[c]) : 1.0) * r, mg = sg / double(cnt), mgx = sgx / double(cnt);
+  for (int64_t e = threadIdx.x; e < cnt; e += blockDim.x) {
+    const int64_t i = bn_at(e, c, C, S);
+    const double g = double(gy[i]);
+    gx[i] = T(training ? k * (g - mg - (double(x[i]) - m) * r * mgx) : k * g);
+  }
+}
+
+template <class T>
+__global__ void ln_fwd_kernel(const T* x, const T* w, const T* b, T* y, T* mean_out, T* rstd_out, int64_t D, double eps) {
+  __shared__ double shared[32];
+  const T* xr = x + blockIdx.x * D;
+  T* yr = y + blockIdx.x * D;
+  double acc = 0;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) acc += double(xr[j]);
+  const double mean = block_sum(acc, shared) / double(D);
+  acc = 0;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    const double d = double(xr[j]) - mean;
+    acc += d * d;
+  }
+  const double rstd = 1.0 / sqrt(block_sum(acc, shared) / double(D) + eps);
+  if (threadIdx.x == 0) {
+    mean_out[blockIdx.x] = T(mean);
+    rstd_out[blockIdx.x] = T(rstd);
+  }
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    double v = (double(xr[j]) - mean) * rstd;
+    if (w) v *= double(w[j]);
+    if (b) v += double(b[j]);
+    yr[j] = T(v);
+  }
+}
+
+template <class T>
+__global__ void ln_bwd_rows_kernel(const T* gy, const T* x, const T* w, const T* mean, const T* rstd, T* gx, int64_t D) {
+  __shared__ double shared[32];
+  const int64_t row = blockIdx.x;
+  const T *g = gy + row * D, *xr = x + row * D;
+  const double m = double(mean[row]), r = double(rstd[row]);
+  double s1 = 0, s2 = 0;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    const double gg = double(g[j]) * (w ? double(w[j]) : 1.0);
+    s1 += gg;
+    s2 += gg * (double(xr[j]) - m) * r;
+  }
+  const double m1 = block_sum(s1, shared) / double(D), m2 = block_sum(s2, shared) / double(D);
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    const double gg = double(g[j]) * (w ? double(w[j]) : 1.0);
+    gx[row * D + j] = T(r * (gg - m1 - (double(xr[j]) - m) * r * m2));
+  }
+}
+
+template <class T>
+__global__ void ln_bwd_cols_kernel(const T* gy, const T* x, const T* mean, const T* rstd, T* gw, T* gb, int64_t R,
+                                   int64_t D) {
+  FASTDL_GRID_STRIDE(j, D) {  // one column per thread, rows in order: adjacent threads read adjacent columns
+    double sw = 0, sb = 0;
+    for (int64_t row = 0; row < R; ++row) {
+      const double g = double(gy[row * D + j]);
+      sw += g * (double(x[row * D + j]) - double(mean[row])) * double(rstd[row]);
+      sb += g;
+    }
+    if (gw) gw[j] = T(sw);
+    if (gb) gb[j] = T(sb);
+  }
+}
+
+}  // namespace
+
+std::string batch_norm_forward(int dtype, const void* x, const void* weight, const void* bias, void* running_mean,
+                               void* running_var, void* y, void* mean, void* rstd, int64_t N, int64_t C, int64_t S,
+                               bool training, double momentum, double eps, void* stream) {
+  if (C == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    bn_fwd_kernel<T><<<static_cast<unsigned>(C), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
+        static_cast<T*>(running_mean), static_cast<T*>(running_var), static_cast<T*>(y), static_cast<T*>(mean),
+        static_cast<T*>(rstd), N, C, S, training, momentum, eps);
+  });
+}
+
+std::string batch_norm_backward(int dtype, const void* gy, const void* x, const void* weight, const void* mean,
+                                const void* rstd, void* gx, void* gw, void* gb, int64_t N, int64_t C, int64_t S,
+                                bool training, void* stream) {
+  if (C == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    bn_bwd_kernel<T><<<static_cast<unsigned>(C), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(mean),
+        static_cast<const T*>(rstd), static_cast<T*>(gx), static_cast<T*>(gw), static_cast<T*>(gb), N, C, S, training);
+  });
+}
+
+std::string layer_norm_forward(int dtype, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                               void* rstd, int64_t R, int64_t D, double eps, void* stream) {
+  if (R == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    ln_fwd_kernel<T><<<static_cast<unsigned>(R), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y),
+        static_cast<T*>(mean), static_cast<T*>(rstd), D, eps);
+  });
+}
+
+std::string layer_norm_backward(int dtype, const void* gy, const void* x, const void* weight, const void* mean,
+                                const void* rstd, void* gx, void* gw, void* gb, int64_t R, int64_t D, void* stream) {
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    if (gx && R > 0)
+      ln_bwd_rows_kernel<T><<<static_cast<unsigned>(R), kThreads, 0, as_stream(stream)>>>(
+          static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<const T*>(weight),
+          static_cast<const T*>(mean), static_cast<const T*>(rstd), static_cast<T*>(gx), D);
+    if ((gw || gb) && D > 0)
+      ln_bwd_cols_kernel<T><<<blocks_for(D), kThreads, 0, as_stream(stream)>>>(
+          static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<const T*>(mean),
+          static_cast<const T*>(rstd), static_cast<T*>(gw), static_cast<T*>(gb), R, D);
+  });
+}
+
 const char* architectures() { return FASTDL_CUDA_ARCHS; }
 
 }  // namespace fastdl::cuda

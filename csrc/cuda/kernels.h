@@ -66,6 +66,22 @@ std::string avg_pool2d_forward(int dtype, const void* x, void* y, const PoolGeom
 std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolGeom& g, bool count_include_pad,
                                 void* stream);
 
+// Batch norm over x viewed as (N, C, S): a block per channel, statistics in float64.  weight, bias,
+// running_mean / running_var may be null; training updates the running statistics in place (the
+// unbiased variance), evaluation reads them.  -> y, mean, rstd (C each).  The backward: gx, gw, gb
+// (each may be null), as the CPU kernel (csrc/norm.cpp).
+std::string batch_norm_forward(int dtype, const void* x, const void* weight, const void* bias, void* running_mean,
+                               void* running_var, void* y, void* mean, void* rstd, int64_t N, int64_t C, int64_t S,
+                               bool training, double momentum, double eps, void* stream);
+std::string batch_norm_backward(int dtype, const void* gy, const void* x, const void* weight, const void* mean,
+                                const void* rstd, void* gx, void* gw, void* gb, int64_t N, int64_t C, int64_t S,
+                                bool training, void* stream);
+// Layer norm over the rows of (R, D): a block per row, statistics in float64; weight / bias (D) or null.
+std::string layer_norm_forward(int dtype, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                               void* rstd, int64_t R, int64_t D, double eps, void* stream);
+std::string layer_norm_backward(int dtype, const void* gy, const void* x, const void* weight, const void* mean,
+                                const void* rstd, void* gx, void* gw, void* gb, int64_t R, int64_t D, void* stream);
+
 // what the module was compiled for, e.g. "sm_80 sm_90 compute_90"
 const char* architectures();
 

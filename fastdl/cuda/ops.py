@@ -17,6 +17,7 @@ from .. import _C_cuda as K
 from .. import backend, reference
 from ..reference._checks import _scalars
 from ..reference.conv import _conv_geometry
+from ..reference.norm import _ln_axes
 from ..reference.pool import _pool_check
 
 _ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
@@ -365,6 +366,101 @@ def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode,
     return gx
 
 
+# ---------------------------------------------------------------- normalization
+def _chan(v, x, fn, name, n):
+    return None if v is None else _like(v, x, fn, name, "input", (n,))
+
+
+def _running(v, x, fn, name, n):
+    """A running statistic, updated in place by the kernel: never converted (a copy would swallow the update)."""
+    if v is None:
+        return None
+    if not isinstance(v, cp.ndarray) or v.dtype != x.dtype or v.shape != (n,) or not v.flags.c_contiguous:
+        raise ValueError(f"{fn}: {name} must be a C-contiguous CUDA array of shape ({n},) and the input's dtype")
+    return v
+
+
+@_scalars(training="bool", momentum="float", eps="float")
+def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    fn = "batch_norm_forward"
+    x = _float(input, fn, "input")
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must be (N, C) or (N, C, ...), got shape {x.shape}")
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0")
+    n, c, sp = x.shape[0], x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64))
+    w, b = _chan(weight, x, fn, "weight", c), _chan(bias, x, fn, "bias", c)
+    rm, rv = _running(running_mean, x, fn, "running_mean", c), _running(running_var, x, fn, "running_var", c)
+    if training and n * sp < 2 and c > 0:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape {x.shape}")
+    if not training and (rm is None or rv is None):
+        raise ValueError(f"{fn}: evaluation needs running_mean and running_var")
+    y, mean, rstd = cp.empty_like(x), cp.empty(c, x.dtype), cp.empty(c, x.dtype)
+    K.batch_norm_forward(_code(x), _ptr(x), _ptr(w), _ptr(b), _ptr(rm), _ptr(rv), _ptr(y), _ptr(mean), _ptr(rstd), n, c,
+                         sp, bool(training), float(momentum), float(eps), _stream())
+    return y, mean, rstd
+
+
+@_scalars(training="bool", need_input="bool", need_weight="bool", need_bias="bool")
+def batch_norm_backward(gy, input, weight, mean, rstd, training, need_input=True, need_weight=True, need_bias=True):
+    fn = "batch_norm_backward"
+    x = _float(input, fn, "input")
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must be (N, C) or (N, C, ...), got shape {x.shape}")
+    g = _like(gy, x, fn, "gy", "input")
+    n, c, sp = x.shape[0], x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64))
+    if mean is None or rstd is None:
+        raise TypeError(f"{fn}: mean and rstd must be arrays, got None")
+    w, m, r = _chan(weight, x, fn, "weight", c), _chan(mean, x, fn, "mean", c), _chan(rstd, x, fn, "rstd", c)
+    gx = cp.empty_like(x) if need_input else None
+    gw = cp.empty(c, x.dtype) if need_weight else None
+    gb = cp.empty(c, x.dtype) if need_bias else None
+    K.batch_norm_backward(_code(x), _ptr(g), _ptr(x), _ptr(w), _ptr(m), _ptr(r), _ptr(gx), _ptr(gw), _ptr(gb), n, c, sp,
+                          bool(training), _stream())
+    return gx, gw, gb
+
+
+def _ln_rows(x, normalized_shape, fn):
+    _ln_axes(x, tuple(normalized_shape), fn)
+    d = int(np.prod(normalized_shape, dtype=np.int64))
+    return x.size // max(d, 1), d
+
+
+@_scalars(normalized_shape="ints", eps="float")
+def layer_norm_forward(input, normalized_shape, weight, bias, eps):
+    fn = "layer_norm_forward"
+    x = _float(input, fn, "input")
+    rows, d = _ln_rows(x, normalized_shape, fn)
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0")
+    w = None if weight is None else _like(cp.reshape(weight, (-1,)), x, fn, "weight", "input", (d,))
+    b = None if bias is None else _like(cp.reshape(bias, (-1,)), x, fn, "bias", "input", (d,))
+    y, mean, rstd = cp.empty_like(x), cp.empty(rows, x.dtype), cp.empty(rows, x.dtype)
+    K.layer_norm_forward(_code(x), _ptr(x), _ptr(w), _ptr(b), _ptr(y), _ptr(mean), _ptr(rstd), rows, d, float(eps),
+                         _stream())
+    return y, mean, rstd
+
+
+@_scalars(normalized_shape="ints", need_input="bool", need_weight="bool", need_bias="bool")
+def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_input=True, need_weight=True,
+                        need_bias=True):
+    fn = "layer_norm_backward"
+    x = _float(input, fn, "input")
+    g = _like(gy, x, fn, "gy", "input")
+    rows, d = _ln_rows(x, normalized_shape, fn)
+    if mean is None or rstd is None:
+        raise TypeError(f"{fn}: mean and rstd must be arrays, got None")
+    m = _like(cp.reshape(mean, (-1,)), x, fn, "mean", "input", (rows,))
+    r = _like(cp.reshape(rstd, (-1,)), x, fn, "rstd", "input", (rows,))
+    w = None if weight is None else _like(cp.reshape(weight, (-1,)), x, fn, "weight", "input", (d,))
+    gx = cp.empty_like(x) if need_input else None
+    gw = cp.empty(tuple(normalized_shape), x.dtype) if need_weight else None
+    gb = cp.empty(tuple(normalized_shape), x.dtype) if need_bias else None
+    K.layer_norm_backward(_code(x), _ptr(g), _ptr(x), _ptr(w), _ptr(m), _ptr(r), _ptr(gx), _ptr(gw), _ptr(gb), rows, d,
+                          _stream())
+    return gx, gw, gb
+
+
 # ---------------------------------------------------------------- GEMMs (cuBLAS through CuPy)
 def matmul(a, b):
     a, b = _float(a, "matmul", "a"), _float(b, "matmul", "b")
@@ -414,7 +510,8 @@ def table() -> SimpleNamespace:
     t.log_softmax_forward, t.log_softmax_backward = _softmax_forward(1), _softmax_backward(1)
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
               embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
-              conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward):
+              conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward,
+              batch_norm_forward, batch_norm_backward, layer_norm_forward, layer_norm_backward):
         setattr(t, f.__name__, f)
     return t
 

@@ -62,6 +62,14 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.avg_pool2d_backward(0, 16, 16, (-1,) + pool[1:], True, 0)
     with pytest.raises(ValueError, match="dtype must be 0"):
         K.avg_pool2d_forward(3, 16, 16, pool, True, 0)
+    with pytest.raises(ValueError, match="batch_norm_forward: evaluation needs running_mean"):
+        K.batch_norm_forward(0, 16, 0, 0, 0, 0, 16, 16, 16, 2, 3, 4, False, 0.1, 1e-5, 0)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        K.batch_norm_forward(0, 16, 0, 0, 0, 0, 16, 16, 16, 1, 3, 1, True, 0.1, 1e-5, 0)
+    with pytest.raises(ValueError, match="layer_norm_forward: eps must be > 0"):
+        K.layer_norm_forward(0, 16, 0, 0, 16, 16, 16, 2, 3, 0.0, 0)
+    with pytest.raises(ValueError, match="layer_norm_backward: rstd is a null pointer"):
+        K.layer_norm_backward(0, 16, 16, 0, 16, 0, 16, 0, 0, 2, 3, 0)
     K.act_forward(0, 0, 0, 0, 0, 0)  # nothing to do: no launch, no error
     K.im2col(0, 0, 0, (0,) + geom[1:], 0)
     K.max_pool2d_forward(0, 0, 0, 0, (0,) + pool[1:], 0)
@@ -184,6 +192,45 @@ def test_convolution_and_pooling_kernels_equal_the_cpu_kernels(dtype):
                 same(ops.avg_pool2d_forward(xd, k, st, pd, ceil, cip), cpu.avg_pool2d_forward(x, k, st, pd, ceil, cip))
                 same(ops.avg_pool2d_backward(gd, (14, 15), k, st, pd, ceil, cip),
                      cpu.avg_pool2d_backward(g, (14, 15), k, st, pd, ceil, cip))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalization_kernels_equal_the_cpu_kernels(dtype):
+    """Batch norm (training with the running statistics updated in place, evaluation) and layer norm over
+    two trailing dimensions, forward and backward."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(3)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+
+    def same(got, want):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **tol)
+
+    x, xd = _pair(rng, (16, 24, 7, 9), dtype)
+    g, gd = _pair(rng, x.shape, dtype)
+    w, wd = _pair(rng, (24,), dtype)
+    b, bd = _pair(rng, (24,), dtype)
+    rm, rv = np.zeros(24, dtype), np.ones(24, dtype)
+    rmd, rvd = cp.asarray(rm), cp.asarray(rv)
+    for training in (True, False):
+        want = cpu.batch_norm_forward(x, w, b, rm, rv, training, 0.1, 1e-5)
+        got = ops.batch_norm_forward(xd, wd, bd, rmd, rvd, training, 0.1, 1e-5)
+        for u, v in zip(got + (rmd, rvd), want + (rm, rv)):
+            same(u, v)
+        for u, v in zip(ops.batch_norm_backward(gd, xd, wd, got[1], got[2], training),
+                        cpu.batch_norm_backward(g, x, w, want[1], want[2], training)):
+            same(u, v)
+    x, xd = _pair(rng, (6, 33, 4, 65), dtype)
+    g, gd = _pair(rng, x.shape, dtype)
+    w, wd = _pair(rng, (4, 65), dtype)
+    b, bd = _pair(rng, (4, 65), dtype)
+    want = cpu.layer_norm_forward(x, (4, 65), w, b, 1e-5)
+    got = ops.layer_norm_forward(xd, (4, 65), wd, bd, 1e-5)
+    for u, v in zip(got, want):
+        same(u, v)
+    for u, v in zip(ops.layer_norm_backward(gd, xd, (4, 65), wd, got[1], got[2]),
+                    cpu.layer_norm_backward(g, x, (4, 65), w, want[1], want[2])):
+        same(u, v)
 
 
 @gpu

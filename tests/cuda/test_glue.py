@@ -126,6 +126,31 @@ class EmulatedKernels(types.ModuleType):
             self._a(gy, (p, oh, ow)), (h, w), (kh, kw), (sh, sw), (ph, pw), self._ceil(h, oh, kh, sh, ph),
             count_include_pad)
 
+    def batch_norm_forward(self, dtype, x, w, b, rm, rv, y, mean, rstd, n, c, sp, training, momentum, eps, stream):
+        xs = self._a(x, (n, c, sp))
+        opt = lambda p: self._a(p) if p else None  # noqa: E731
+        out = reference.batch_norm_forward(xs, opt(w), opt(b), opt(rm), opt(rv), training, momentum, eps)
+        self._a(y, (n, c, sp))[...], self._a(mean)[...], self._a(rstd)[...] = out
+
+    def batch_norm_backward(self, dtype, gy, x, w, mean, rstd, gx, gw, gb, n, c, sp, training, stream):
+        out = reference.batch_norm_backward(self._a(gy, (n, c, sp)), self._a(x, (n, c, sp)), self._a(w) if w else None,
+                                            self._a(mean), self._a(rstd), training)
+        for p, v, shape in zip((gx, gw, gb), out, ((n, c, sp), (c,), (c,))):
+            if p:
+                self._a(p, shape)[...] = v
+
+    def layer_norm_forward(self, dtype, x, w, b, y, mean, rstd, rows, d, eps, stream):
+        opt = lambda p: self._a(p, -1) if p else None  # noqa: E731
+        out = reference.layer_norm_forward(self._a(x, (rows, d)), (d,), opt(w), opt(b), eps)
+        self._a(y, (rows, d))[...], self._a(mean, -1)[...], self._a(rstd, -1)[...] = out
+
+    def layer_norm_backward(self, dtype, gy, x, w, mean, rstd, gx, gw, gb, rows, d, stream):
+        out = reference.layer_norm_backward(self._a(gy, (rows, d)), self._a(x, (rows, d)), (d,),
+                                            self._a(w, -1) if w else None, self._a(mean, -1), self._a(rstd, -1))
+        for p, v in zip((gx, gw, gb), out):
+            if p:
+                self._a(p, -1)[...] = v.reshape(-1)
+
     @staticmethod
     def _ceil(n, out, k, s, p):
         return out != (n + 2 * p - k) // s + 1  # more outputs than floor mode gives: ceil mode
@@ -209,6 +234,26 @@ def test_glue_matches_the_cpu_kernels(ops):
             np.testing.assert_allclose(ya, cpu.avg_pool2d_forward(xp_, k, st, pd, ceil, cip))
             np.testing.assert_allclose(ops.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip),
                                        cpu.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip))
+    # normalization: the glue's shapes (channels, spatial size, rows) and the running statistics in place
+    xb, gb_ = rng.standard_normal((4, 3, 5, 2)), rng.standard_normal((4, 3, 5, 2))
+    wb, bb = rng.standard_normal(3), rng.standard_normal(3)
+    rm, rv, rm0, rv0 = np.zeros(3), np.ones(3), np.zeros(3), np.ones(3)
+    for training in (True, False):
+        got = ops.batch_norm_forward(xb, wb, bb, rm, rv, training, 0.1, 1e-5)
+        want = cpu.batch_norm_forward(xb, wb, bb, rm0, rv0, training, 0.1, 1e-5)
+        for u, v in zip(got + (rm, rv), want + (rm0, rv0)):
+            np.testing.assert_allclose(u, v, rtol=1e-10)
+        for u, v in zip(ops.batch_norm_backward(gb_, xb, wb, got[1], got[2], training),
+                        cpu.batch_norm_backward(gb_, xb, wb, want[1], want[2], training)):
+            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+    xl, gl_ = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal((3, 4, 5, 6))
+    wl, bl = rng.standard_normal((5, 6)), rng.standard_normal((5, 6))
+    got, want = ops.layer_norm_forward(xl, (5, 6), wl, bl, 1e-5), cpu.layer_norm_forward(xl, (5, 6), wl, bl, 1e-5)
+    for u, v in zip(got, want):
+        np.testing.assert_allclose(u, v, rtol=1e-10)
+    for u, v in zip(ops.layer_norm_backward(gl_, xl, (5, 6), wl, got[1], got[2]),
+                    cpu.layer_norm_backward(gl_, xl, (5, 6), wl, want[1], want[2])):
+        np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
     a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
     np.testing.assert_allclose(ops.matmul(a2, b2), a2 @ b2)
     table = ops.table()
