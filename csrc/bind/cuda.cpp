@@ -256,6 +256,30 @@ PYBIND11_MODULE(_C_cuda, m) {
     raise_if(fc::layer_norm_backward(dtype, P<void>(gy), P<void>(x), P<void>(w), P<void>(mean), P<void>(rstd),
                                      P<void>(gx), P<void>(gw), P<void>(gb), rows, d, S(stream)), fn);
   });
+  m.def("lstm_cell_forward", [](int dtype, Ptr xw, Ptr hw, Ptr c, Ptr h, Ptr out, Ptr gates, Ptr cs, Ptr lengths,
+                                int64_t t, int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "lstm_cell_forward";
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, 4 * hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(xw, 4 * n, fn, "xw"), check_ptr(hw, 4 * n, fn, "hw"), check_ptr(c, n, fn, "c"), check_ptr(h, n, fn, "h");
+    check_ptr(out, n, fn, "out");
+    raise_if(fc::lstm_cell_forward(dtype, P<void>(xw), P<void>(hw), P<void>(c), P<void>(h), P<void>(out), P<void>(gates),
+                                   P<void>(cs), P<int64_t>(lengths), t, b, hid, S(stream)), fn);
+  });
+  m.def("lstm_cell_backward", [](int dtype, Ptr gates, Ptr c, Ptr cprev, Ptr dout, Ptr dh, Ptr dc, Ptr dpre, Ptr direct,
+                                 Ptr lengths, int64_t t, int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "lstm_cell_backward";
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, 4 * hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(gates, 4 * n, fn, "gates"), check_ptr(c, n, fn, "c"), check_ptr(cprev, n, fn, "cprev");
+    check_ptr(dh, n, fn, "dh"), check_ptr(dc, n, fn, "dc"), check_ptr(dpre, 4 * n, fn, "dpre");
+    check_ptr(direct, n, fn, "direct");
+    raise_if(fc::lstm_cell_backward(dtype, P<void>(gates), P<void>(c), P<void>(cprev), P<void>(dout), P<void>(dh),
+                                    P<void>(dc), P<void>(dpre), P<void>(direct), P<int64_t>(lengths), t, b, hid,
+                                    S(stream)), fn);
+  });
   m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
                                  int64_t padding_idx, Ptr stream) {
     const char* fn = "embedding_backward";

@@ -743,6 +743,91 @@ std::string layer_norm_backward(int dtype, const void* gy, const void* x, const 
   });
 }
 
+// ---------------------------------------------------------------- the LSTM cell
+namespace {
+
+template <class T>
+__device__ inline T dsigmoid(T v) {
+  const T e = dexp(-fabs(v));
+  return v >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+template <class T>
+__global__ void lstm_fwd_kernel(const T* xw, const T* hw, T* c, T* h, T* out, T* gates, T* cs, const int64_t* lengths,
+                                int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    const bool live = !lengths || t < lengths[b];
+    const T* px = xw + b * 4 * H;
+    const T* ph = hw + b * 4 * H;
+    T* g = gates ? gates + b * 4 * H : nullptr;
+    if (!live) {  // a finished sequence: state kept, output 0, no gates
+      out[e] = T(0);
+      if (g) g[j] = g[H + j] = g[2 * H + j] = g[3 * H + j] = T(0);
+      if (cs) cs[e] = c[e];
+      continue;
+    }
+    const T i = dsigmoid(px[j] + ph[j]), f = dsigmoid(px[H + j] + ph[H + j]), gg = dtanh(px[2 * H + j] + ph[2 * H + j]),
+            o = dsigmoid(px[3 * H + j] + ph[3 * H + j]);
+    const T cv = f * c[e] + i * gg, hv = o * dtanh(cv);
+    c[e] = cv;
+    h[e] = hv;
+    out[e] = hv;
+    if (g) g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
+    if (cs) cs[e] = cv;
+  }
+}
+
+template <class T>
+__global__ void lstm_bwd_kernel(const T* gates, const T* c, const T* cprev, const T* dout, const T* dh, T* dc, T* dpre,
+                                T* direct, const int64_t* lengths, int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    T* d = dpre + b * 4 * H;
+    if (lengths && t >= lengths[b]) {  // identity step: the gradient passes through, nothing to this step
+      d[j] = d[H + j] = d[2 * H + j] = d[3 * H + j] = T(0);
+      direct[e] = dh[e];
+      continue;
+    }
+    const T* g = gates + b * 4 * H;
+    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+    const T gh = dh[e] + (dout ? dout[e] : T(0)), tc = dtanh(c[e]);
+    const T dcv = dc[e] + gh * o * (T(1) - tc * tc);
+    d[j] = dcv * gg * i * (T(1) - i);
+    d[H + j] = dcv * cprev[e] * f * (T(1) - f);
+    d[2 * H + j] = dcv * i * (T(1) - gg * gg);
+    d[3 * H + j] = gh * tc * o * (T(1) - o);
+    dc[e] = dcv * f;
+    direct[e] = T(0);
+  }
+}
+
+}  // namespace
+
+std::string lstm_cell_forward(int dtype, const void* xw, const void* hw, void* c, void* h, void* out, void* gates,
+                              void* cs, const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    lstm_fwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(xw), static_cast<const T*>(hw), static_cast<T*>(c), static_cast<T*>(h),
+        static_cast<T*>(out), static_cast<T*>(gates), static_cast<T*>(cs), lengths, t, B, H);
+  });
+}
+
+std::string lstm_cell_backward(int dtype, const void* gates, const void* c, const void* cprev, const void* dout,
+                               const void* dh, void* dc, void* dpre, void* direct, const int64_t* lengths, int64_t t,
+                               int64_t B, int64_t H, void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    lstm_bwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gates), static_cast<const T*>(c), static_cast<const T*>(cprev),
+        static_cast<const T*>(dout), static_cast<const T*>(dh), static_cast<T*>(dc), static_cast<T*>(dpre),
+        static_cast<T*>(direct), lengths, t, B, H);
+  });
+}
+
 const char* architectures() { return FASTDL_CUDA_ARCHS; }
 
 }  // namespace fastdl::cuda

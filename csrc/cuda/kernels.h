@@ -82,6 +82,19 @@ std::string layer_norm_forward(int dtype, const void* x, const void* weight, con
 std::string layer_norm_backward(int dtype, const void* gy, const void* x, const void* weight, const void* mean,
                                 const void* rstd, void* gx, void* gw, void* gb, int64_t R, int64_t D, void* stream);
 
+// One LSTM step for B rows (the recurrent GEMMs are cuBLAS's, through CuPy): the pre-activations are
+// xw (B, 4H) + hw (B, 4H), gates i, f, g, o; c (B, H) and h (B, H) the state, updated in place; out (B, H)
+// the step's output; gates (B, 4H) and cs (B, H) saved for backward (each may be null).  A row with
+// lengths[b] <= t (lengths may be null) keeps its state and outputs 0, as the CPU kernel.
+std::string lstm_cell_forward(int dtype, const void* xw, const void* hw, void* c, void* h, void* out, void* gates,
+                              void* cs, const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream);
+// Its backward for step t: dh (B, H) dL/dh_t from the later steps, dout (B, H) or null the output's
+// gradient, dc (B, H) in place; -> dpre (B, 4H) the pre-activations' gradient and direct (B, H) the part of
+// dL/dh_{t-1} not through W_hh (dh itself for a finished row, else 0).  cprev: the cell before the step.
+std::string lstm_cell_backward(int dtype, const void* gates, const void* c, const void* cprev, const void* dout,
+                               const void* dh, void* dc, void* dpre, void* direct, const int64_t* lengths, int64_t t,
+                               int64_t B, int64_t H, void* stream);
+
 // what the module was compiled for, e.g. "sm_80 sm_90 compute_90"
 const char* architectures();
 

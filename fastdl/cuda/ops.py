@@ -461,6 +461,106 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
     return gx, gw, gb
 
 
+# ---------------------------------------------------------------- the LSTM (cuBLAS for the products, the fused cell)
+def _lstm_args(fn, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
+    x = _float(x, fn, "input")
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: input must have 3 dimensions, got shape {x.shape}")
+    t, b, i = x.shape
+    w_hh = _float(w_hh, fn, "weight_hh")
+    if w_hh.ndim != 2:
+        raise ValueError(f"{fn}: weight_hh must have 2 dimensions, got shape {w_hh.shape}")
+    h = w_hh.shape[1]
+    w_hh = _like(w_hh, x, fn, "weight_hh", "input", (4 * h, h))
+    w_ih = _like(w_ih, x, fn, "weight_ih", "input", (4 * h, i))
+    hx = _like(hx, x, fn, "hx", "input", (b, h))
+    if cx is None:
+        raise TypeError(f"{fn}: an LSTM needs the initial cell state cx")
+    cx = _like(cx, x, fn, "cx", "input", (b, h))
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError(f"{fn}: give both bias_ih and bias_hh, or neither")
+    bias = None
+    if b_ih is not None:
+        bias = _like(b_ih, x, fn, "bias_ih", "input", (4 * h,)) + _like(b_hh, x, fn, "bias_hh", "input", (4 * h,))
+    ln = None
+    if lengths is not None:
+        ln = _contiguous(cp.asarray(lengths))
+        if ln.dtype.kind not in "iu":
+            raise TypeError(f"{fn}: lengths must hold integers, got {ln.dtype}")
+        ln = ln.astype(cp.int64, copy=False)
+        if ln.shape != (b,):
+            raise ValueError(f"{fn}: lengths has shape {ln.shape}, expected ({b},)")
+        bad = (ln < 1) | (ln > t)
+        if bool(bad.any()):
+            k = int(cp.argmax(bad))
+            raise ValueError(f"{fn}: lengths[{k}] = {int(ln[k])} is not in [1, {t}]")
+    return x, hx, cx, w_ih, w_hh, bias, ln, t, b, h
+
+
+def _lstm_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, save=True):
+    fn = "rnn_forward"
+    x, h0, c0, w_ih, w_hh, bias, ln, T, B, H = _lstm_args(fn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                          lengths)
+    xw = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, 4 * H)  # the input path of every step, one GEMM
+    if bias is not None:
+        xw += bias
+    h, c = cp.array(h0, copy=True), cp.array(c0, copy=True)
+    out = cp.empty((T, B, H), x.dtype)
+    gates = cp.empty((T, B, 4 * H), x.dtype) if save else None
+    cells = cp.empty((T, B, H), x.dtype) if save else None
+    hw = cp.empty((B, 4 * H), x.dtype)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        cp.matmul(h, w_hh.T, out=hw)
+        K.lstm_cell_forward(_code(x), _ptr(xw[t]), _ptr(hw), _ptr(c), _ptr(h), _ptr(out[t]),
+                            _ptr(None if gates is None else gates[t]), _ptr(None if cells is None else cells[t]),
+                            _ptr(ln), t, B, H, _stream())
+    return out, h, c, gates, cells, None
+
+
+def _lstm_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
+                   hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
+    fn = "rnn_backward"
+    x, h0, c0, w_ih, w_hh, bias, ln, T, B, H = _lstm_args(fn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                          lengths)
+    if output is None or gates is None or cells is None:
+        raise TypeError(f"{fn}: output, gates and cells must be arrays, got None")
+    out = _like(output, x, fn, "output", "input", (T, B, H))
+    gates = _like(gates, x, fn, "gates", "input", (T, B, 4 * H))
+    cells = _like(cells, x, fn, "cells", "input", (T, B, H))
+    dout = None if dout is None else _like(dout, x, fn, "dout", "input", (T, B, H))
+    order = [T - 1 - s for s in range(T)] if reverse else list(range(T))
+    hprev, cur = cp.empty((T, B, H), x.dtype), cp.array(h0, copy=True)
+    for t in order:  # the state before each step: the last valid output, or h0
+        hprev[t] = cur
+        cur = out[t] if ln is None else cp.where((t < ln)[:, None], out[t], cur)
+    dh = cp.zeros((B, H), x.dtype) if dhn is None else cp.array(_like(dhn, x, fn, "dhn", "input", (B, H)), copy=True)
+    dc = cp.zeros((B, H), x.dtype) if dcn is None else cp.array(_like(dcn, x, fn, "dcn", "input", (B, H)), copy=True)
+    dpre, direct = cp.empty((T, B, 4 * H), x.dtype), cp.empty((B, H), x.dtype)
+    for k in range(T - 1, -1, -1):
+        t = order[k]
+        cprev = c0 if k == 0 else cells[order[k - 1]]
+        K.lstm_cell_backward(_code(x), _ptr(gates[t]), _ptr(cells[t]), _ptr(cprev),
+                             _ptr(None if dout is None else dout[t]), _ptr(dh), _ptr(dc), _ptr(dpre[t]), _ptr(direct),
+                             _ptr(ln), t, B, H, _stream())
+        dh = direct + dpre[t] @ w_hh
+    flat = dpre.reshape(T * B, 4 * H)
+    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
+    dw_ih = flat.T @ x.reshape(T * B, -1) if need_weights else None
+    dw_hh = flat.T @ hprev.reshape(T * B, H) if need_weights else None
+    db = flat.sum(axis=0) if need_weights and bias is not None else None
+    return (dx, dh if need_hidden else None, dc if need_hidden else None, dw_ih, dw_hh, db,
+            None if db is None else db.copy())
+
+
+def _rnn_on(fn_lstm, fn_host):
+    """The LSTM on the GPU; the other modes through the host table (no CUDA kernel of theirs yet)."""
+    def run(mode, *args, **kw):
+        return (fn_lstm if mode == "lstm" else fn_host)(mode, *args, **kw)
+    run.__name__ = fn_host.__name__
+    return run
+
+
 # ---------------------------------------------------------------- GEMMs (cuBLAS through CuPy)
 def matmul(a, b):
     a, b = _float(a, "matmul", "a"), _float(b, "matmul", "b")
@@ -508,6 +608,7 @@ def table() -> SimpleNamespace:
         setattr(t, f"{kind}_backward", _act_backward(kind))
     t.softmax_forward, t.softmax_backward = _softmax_forward(0), _softmax_backward(0)
     t.log_softmax_forward, t.log_softmax_backward = _softmax_forward(1), _softmax_backward(1)
+    t.rnn_forward, t.rnn_backward = _rnn_on(_lstm_forward, t.rnn_forward), _rnn_on(_lstm_backward, t.rnn_backward)
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
               embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
               conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward,

@@ -70,6 +70,10 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.layer_norm_forward(0, 16, 0, 0, 16, 16, 16, 2, 3, 0.0, 0)
     with pytest.raises(ValueError, match="layer_norm_backward: rstd is a null pointer"):
         K.layer_norm_backward(0, 16, 16, 0, 16, 0, 16, 0, 0, 2, 3, 0)
+    with pytest.raises(ValueError, match="lstm_cell_forward: hw is a null pointer"):
+        K.lstm_cell_forward(0, 16, 0, 16, 16, 16, 0, 0, 0, 0, 2, 3, 0)
+    with pytest.raises(ValueError, match="lstm_cell_backward: t must be >= 0"):
+        K.lstm_cell_backward(0, 16, 16, 16, 0, 16, 16, 16, 16, 0, -1, 2, 3, 0)
     K.act_forward(0, 0, 0, 0, 0, 0)  # nothing to do: no launch, no error
     K.im2col(0, 0, 0, (0,) + geom[1:], 0)
     K.max_pool2d_forward(0, 0, 0, 0, (0,) + pool[1:], 0)
@@ -231,6 +235,34 @@ def test_normalization_kernels_equal_the_cpu_kernels(dtype):
     for u, v in zip(ops.layer_norm_backward(gd, xd, (4, 65), wd, got[1], got[2]),
                     cpu.layer_norm_backward(g, x, (4, 65), w, want[1], want[2])):
         same(u, v)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_equals_the_cpu_kernel(dtype):
+    """The LSTM layer on the GPU (cuBLAS products, the fused cell kernel) forward and backward, both
+    directions, with finished sequences."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(4)
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    T, B, I, H = 7, 9, 20, 48
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(dtype)  # noqa: E731
+    args = [f(T, B, I), f(B, H), f(B, H), f(4 * H, I), f(4 * H, H), f(4 * H), f(4 * H)]
+    dev = [cp.asarray(a) for a in args]
+    for ln in (None, rng.integers(1, T + 1, B)):
+        for reverse in (False, True):
+            want = cpu.rnn_forward("lstm", *args, ln, reverse, True)
+            got = ops._lstm_forward("lstm", *dev, None if ln is None else cp.asarray(ln), reverse, True)
+            for u, v in zip(got, want):
+                if v is not None:
+                    np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
+            grads = (f(T, B, H), f(B, H), f(B, H))
+            bw = ("lstm",) + grads + tuple(args) + (want[0], want[3], want[4], None, ln, reverse)
+            dbw = ("lstm",) + tuple(cp.asarray(g) for g in grads) + tuple(dev) + (got[0], got[3], got[4], None,
+                                                                                   None if ln is None else cp.asarray(ln),
+                                                                                   reverse)
+            for u, v in zip(ops._lstm_backward(*dbw), cpu.rnn_backward(*bw)):
+                np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
 
 
 @gpu

@@ -151,6 +151,33 @@ class EmulatedKernels(types.ModuleType):
             if p:
                 self._a(p, -1)[...] = v.reshape(-1)
 
+    def lstm_cell_forward(self, dtype, xw, hw, c, h, out, gates, cs, lengths, t, b, hid, stream):
+        pre = self._a(xw, (b, 4 * hid)) + self._a(hw, (b, 4 * hid))
+        sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+        i, f, g, o = sig(pre[:, :hid]), sig(pre[:, hid:2 * hid]), np.tanh(pre[:, 2 * hid:3 * hid]), sig(pre[:, 3 * hid:])
+        live = np.ones(b, bool) if not lengths else t < self._a(lengths)
+        cv, hv = self._a(c, (b, hid)), self._a(h, (b, hid))
+        cn = f * cv + i * g
+        cv[live], hv[live] = cn[live], (o * np.tanh(cn))[live]
+        self._a(out, (b, hid))[...] = np.where(live[:, None], hv, 0)
+        if gates:
+            self._a(gates, (b, 4 * hid))[...] = np.where(live[:, None], np.concatenate([i, f, g, o], 1), 0)
+        if cs:
+            self._a(cs, (b, hid))[...] = cv
+
+    def lstm_cell_backward(self, dtype, gates, c, cprev, dout, dh, dc, dpre, direct, lengths, t, b, hid, stream):
+        gr = self._a(gates, (b, 4 * hid))
+        i, f, g, o = gr[:, :hid], gr[:, hid:2 * hid], gr[:, 2 * hid:3 * hid], gr[:, 3 * hid:]
+        live = (np.ones(b, bool) if not lengths else t < self._a(lengths))[:, None]
+        gh = self._a(dh, (b, hid)) + (self._a(dout, (b, hid)) if dout else 0)
+        tc = np.tanh(self._a(c, (b, hid)))
+        dcv = self._a(dc, (b, hid)) + gh * o * (1 - tc * tc)
+        d = np.concatenate([dcv * g * i * (1 - i), dcv * self._a(cprev, (b, hid)) * f * (1 - f), dcv * i * (1 - g * g),
+                            gh * tc * o * (1 - o)], 1)
+        self._a(dpre, (b, 4 * hid))[...] = np.where(live, d, 0)
+        self._a(direct, (b, hid))[...] = np.where(live, 0, self._a(dh, (b, hid)))
+        self._a(dc, (b, hid))[...] = np.where(live, dcv * f, self._a(dc, (b, hid)))
+
     @staticmethod
     def _ceil(n, out, k, s, p):
         return out != (n + 2 * p - k) // s + 1  # more outputs than floor mode gives: ceil mode
@@ -254,6 +281,31 @@ def test_glue_matches_the_cpu_kernels(ops):
     for u, v in zip(ops.layer_norm_backward(gl_, xl, (5, 6), wl, got[1], got[2]),
                     cpu.layer_norm_backward(gl_, xl, (5, 6), wl, want[1], want[2])):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+    # the LSTM: steps in either direction, finished sequences, saved arrays, with and without dout
+    T, B, I, H = 5, 4, 3, 6
+    xs, h0, c0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    wi, wh, bi, bh = (rng.standard_normal(sh) * 0.5 for sh in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,)))
+    for ln in (None, np.array([5, 2, 3, 1])):
+        for reverse in (False, True):
+            for bias in ((bi, bh), (None, None)):
+                got = ops._lstm_forward("lstm", xs, h0, c0, wi, wh, *bias, ln, reverse, True)
+                want = cpu.rnn_forward("lstm", xs, h0, c0, wi, wh, *bias, ln, reverse, True)
+                for u, v in zip(got, want):
+                    assert (u is None) == (v is None)
+                    if v is not None:
+                        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+                for dout in (rng.standard_normal((T, B, H)), None):
+                    args = ("lstm", dout, rng.standard_normal((B, H)), rng.standard_normal((B, H)), xs, h0, c0, wi, wh,
+                            *bias, want[0], want[3], want[4], None, ln, reverse)
+                    for u, v in zip(ops._lstm_backward(*args), cpu.rnn_backward(*args)):
+                        assert (u is None) == (v is None)
+                        if v is not None:
+                            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ops.table().rnn_forward("lstm", xs, h0, c0, wi, wh, bi, bh, None, True, False)[0],
+                               cpu.rnn_forward("lstm", xs, h0, c0, wi, wh, bi, bh, None, True, False)[0])
+    gru = ops.table().rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None, False, True)
+    np.testing.assert_allclose(gru[0], cpu.rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None,
+                                                       False, True)[0])  # the other modes: the host's kernels
     a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
     np.testing.assert_allclose(ops.matmul(a2, b2), a2 @ b2)
     table = ops.table()
