@@ -416,7 +416,7 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         basic = all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in t)
         if basic or type(self.data) is np.ndarray:
             if type(self.data) is not np.ndarray and not any(i is Ellipsis for i in t):
-                idx = t + (Ellipsis,)  # the array API wants every axis numpy_like: a trailing ... does it
+                idx = t + (Ellipsis,)  # the array API wants every axis indexed: a trailing ... does it
             out = self.data[idx]
             if isinstance(out, np.ndarray) and out.base is not None:
                 out = out.copy()
