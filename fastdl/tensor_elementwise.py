@@ -202,7 +202,7 @@ class ElementwiseMethods:
         if self.data.size != 1:
             raise TypeError(f"only a tensor with one element can be converted to a Python {kind}, "
                             f"got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return np.asarray(self._host()).reshape(()).item()  # (a device's value comes over to the host)
 
     def __float__(self):
         return float(self._scalar("float"))
@@ -219,7 +219,7 @@ class ElementwiseMethods:
         if self.data.size != 1:
             raise RuntimeError(f"the truth value of a tensor with {self.data.size} values is ambiguous; "
                                "use .any() or .all()")
-        return bool(self.data.reshape(()).item())
+        return bool(np.asarray(self._host()).reshape(()).item())
 
     # ---------------------------------------------------------------- in place
     def _inplace(self, fn: str, compute, *others):

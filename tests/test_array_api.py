@@ -147,6 +147,32 @@ OPTIMIZERS = {
 }
 
 
+def test_lbfgs_on_the_device(strict):
+    """L-BFGS (its vectors on the host, the parameters on the device) takes the CPU run's steps."""
+    rng = np.random.default_rng(5)
+    x0, y0 = rng.standard_normal((8, 3)).astype(np.float32), rng.standard_normal((8, 1)).astype(np.float32)
+    res = {}
+    for dev in (strict, "cpu"):
+        fastdl.manual_seed(0)
+        m = nn.Linear(3, 1).to(dev)
+        opt = optim.LBFGS(m.parameters(), lr=0.5, max_iter=5, line_search_fn="strong_wolfe")
+        x, y = fastdl.tensor(x0).to(dev), fastdl.tensor(y0).to(dev)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            return loss
+        for _ in range(2):
+            opt.step(closure)
+        loss = closure()  # a one-element tensor on the device as a Python number
+        assert isinstance(float(loss), float) and bool(loss > 0) in (True, False) and int(loss * 0) == 0
+        assert all(isinstance(p.data, Array) for p in m.parameters()) or dev == "cpu"
+        res[str(dev)] = [_host(p) for p in m.parameters()]
+    for a, b in zip(res["strict"], res["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer(strict, name):
     rng = np.random.default_rng(3)

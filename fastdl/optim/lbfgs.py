@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 from ..autograd import enable_grad
+from ..backend import CPU, to_device
+from ..shapes import copy
 from .optimizer import Optimizer
 
 
@@ -104,20 +106,22 @@ class LBFGS(Optimizer):
             raise ValueError("LBFGS: doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
 
+    # The directions, curvature pairs and line search are NumPy vectors on the host (on another device
+    # the gradients come over and the steps go back): L-BFGS's work is in its closure, not here.
     def _flat_grad(self):
-        return np.concatenate([np.zeros(p.numel(), p.dtype) if p.grad is None else p.grad.data.reshape(-1)
-                               for p in self._params])
+        return np.concatenate([np.zeros(p.numel(), p.dtype) if p.grad is None
+                               else to_device(p.grad.data, CPU).reshape(-1) for p in self._params])
 
     def _add(self, t, d):
         off = 0
         for p in self._params:
             n = p.numel()
-            p.data += (d[off:off + n] * p.dtype.type(t)).reshape(p.shape)
+            p.data += to_device((d[off:off + n] * p.dtype.type(t)).reshape(p.shape), p.device)
             off += n
 
     def _set(self, x):
         for p, v in zip(self._params, x):
-            np.copyto(p.data, v)
+            p.data[...] = v
 
     def _evaluate(self, closure, x, t, d):
         self._add(t, d)
@@ -182,7 +186,7 @@ class LBFGS(Optimizer):
                 break
             evals = 0
             if group["line_search_fn"] == "strong_wolfe":
-                x0 = [p.data.copy() for p in self._params]
+                x0 = [copy(p.data) for p in self._params]
                 loss, flat_grad, t, evals = _strong_wolfe(lambda x, tt, dd: self._evaluate(closure, x, tt, dd),
                                                           x0, float(t), d, loss, flat_grad, gtd)
                 self._add(t, d)
