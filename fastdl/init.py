@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from .backend import to_device
 from .rng import generator
 from .tensor import Tensor
 
@@ -37,9 +38,11 @@ def _fans(t: Tensor):
 
 
 def _fill(t: Tensor, values) -> Tensor:
-    t.data = np.asarray(values, dtype=t.dtype).reshape(t.shape)
-    if not t.data.flags.c_contiguous or not t.data.flags.writeable:
-        t.data = np.array(t.data, order="C")
+    """``t``'s values replaced (drawn on the host, as the CPU run draws them), on ``t``'s device."""
+    host = np.asarray(values, dtype=t.dtype).reshape(t.shape)
+    if not host.flags.c_contiguous or not host.flags.writeable:
+        host = np.array(host, order="C")
+    t.data = to_device(host, t.device)
     return t
 
 

@@ -134,10 +134,10 @@ class ElementwiseMethods:
 
     def equal(self, other) -> bool:
         o = self._other(other)
-        return self.shape == o.shape and bool(np.array_equal(self.data, o.data))
+        return self.shape == o.shape and bool(np.array_equal(self._host(), o._host()))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
-        return bool(np.allclose(self.data, self._other(other).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+        return bool(np.allclose(self._host(), self._other(other)._host(), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def mm(self, other):
         o = self._other(other)

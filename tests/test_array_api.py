@@ -356,3 +356,19 @@ def test_clipping_zero_grad_and_gaussian_nll_on_the_device(strict):
     assert res["strict"][0] == pytest.approx(res["cpu"][0], rel=1e-6) and res["strict"][1] < 0.1 + 1e-6
     for a, b in zip(res["strict"][2], res["cpu"][2]):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_init_equal_and_allclose_keep_to_the_device(strict):
+    """nn.init on a parameter already on the device leaves it there (the same draws as the CPU run), and
+    equal / allclose compare device tensors."""
+    from fastdl.nn import init
+    res = {}
+    for dev in (strict, "cpu"):
+        fastdl.manual_seed(0)
+        m = nn.Linear(5, 4).to(dev)
+        init.xavier_uniform_(m.weight)
+        init.zeros_(m.bias)
+        assert isinstance(m.weight.data, Array) or dev == "cpu"
+        res[str(dev)] = _host(m.weight)
+        assert m.weight.equal(m.weight) and m.weight.allclose(m.weight * 1.0000001)
+    np.testing.assert_array_equal(res["strict"], res["cpu"])
