@@ -181,7 +181,7 @@ class ElementwiseMethods:
 
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
         size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
-        out = self._new(np.full(size, fill_value, dtype=self.dtype if dtype is None else dtype))
+        out = self._new(to_device(np.full(size, fill_value, dtype=self.dtype if dtype is None else dtype), self.device))
         return out.requires_grad_(requires_grad)
 
     def new_zeros(self, *size, dtype=None, requires_grad=False):
@@ -195,8 +195,9 @@ class ElementwiseMethods:
     new_empty = new_zeros
 
     def new_tensor(self, data, dtype=None, requires_grad=False):
-        arr = np.array(data.data if hasattr(data, "_node") else data, dtype=self.dtype if dtype is None else dtype)
-        return self._new(arr).requires_grad_(requires_grad)
+        src = data._host() if hasattr(data, "_node") else data
+        arr = np.array(src, dtype=self.dtype if dtype is None else dtype)
+        return self._new(to_device(arr, self.device)).requires_grad_(requires_grad)  # on this tensor's device
 
     def _scalar(self, kind):
         if self.data.size != 1:

@@ -372,3 +372,6 @@ def test_init_equal_and_allclose_keep_to_the_device(strict):
         res[str(dev)] = _host(m.weight)
         assert m.weight.equal(m.weight) and m.weight.allclose(m.weight * 1.0000001)
     np.testing.assert_array_equal(res["strict"], res["cpu"])
+    w = nn.Linear(2, 2).to(strict).weight
+    for t in (w.new_zeros(3), w.new_ones((2, 2)), w.new_full((1,), 7.0), w.new_tensor([1.0, 2.0])):
+        assert isinstance(t.data, Array) and t.dtype == np.float32  # PyTorch's rule: on the tensor's device
