@@ -1,8 +1,10 @@
 #include "elementwise.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "common.h"
+#include "conv_direct.h"
 #include "simd.h"
 
 namespace fastdl {
@@ -28,16 +30,42 @@ FASTDL_BINARY(sigmoid_backward, sigmoid_b)
 #undef FASTDL_UNARY
 #undef FASTDL_BINARY
 
+#ifdef FASTDL_HAVE_AVX512_BUILD
+namespace avx512act {
+template <class T> void act_forward(const T*, T*, int64_t, int, T, T);
+template <class T> void act_backward(const T*, const T*, T*, int64_t, int, T, T);
+}  // namespace avx512act
+#endif
+
+// float32 on a CPU that runs the AVX-512 kernels: act_kernels.inc's AVX-512 build
+template <class T> bool act512() {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  return std::is_same_v<T, float> && conv_direct_width() == 16;
+#else
+  return false;
+#endif
+}
+
 // The per-range loops are in act_kernels.inc, compiled for each instruction set.
 template <class T> void activation_forward(const T* x, T* y, int64_t n, Act kind, double alpha, double beta) {
+  const bool wide = act512<T>();
   parallel_for(n, kGrain / 4, [&](int64_t s, int64_t e) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+    if (wide) return avx512act::act_forward<T>(x + s, y + s, e - s, int(kind), T(alpha), T(beta));
+#endif
+    (void)wide;
     SIMD(act_forward<T>)(x + s, y + s, e - s, int(kind), T(alpha), T(beta));
   });
 }
 
 template <class T>
 void activation_backward(const T* gy, const T* x, T* gx, int64_t n, Act kind, double alpha, double beta) {
+  const bool wide = act512<T>();
   parallel_for(n, kGrain / 4, [&](int64_t s, int64_t e) {
+#ifdef FASTDL_HAVE_AVX512_BUILD
+    if (wide) return avx512act::act_backward<T>(gy + s, x + s, gx + s, e - s, int(kind), T(alpha), T(beta));
+#endif
+    (void)wide;
     SIMD(act_backward<T>)(gy + s, x + s, gx + s, e - s, int(kind), T(alpha), T(beta));
   });
 }
