@@ -205,6 +205,18 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     return y
 
 
+def _segments(op, a, starts, sizes):
+    """op's reduction of each non-empty run a[start:start + size] of rows (bags in order).  Not
+    ``op.reduceat(a, starts, axis=0)``: NumPy's reduceat along the first axis of a 2-D array is slow
+    (64 bags of 200 rows of 128 floats: 14.8 ms, against 0.7 ms for these slices)."""
+    full = sizes > 0
+    if full.all() and np.all(sizes == sizes[0]):  # one bag per row of a 2-D input: equal runs
+        return op.reduce(a.reshape(len(sizes), int(sizes[0]), -1), axis=1)
+    if np.count_nonzero(full) > 4096:  # many small bags: the per-bag Python loop would cost more
+        return op.reduceat(a, starts[full], axis=0)
+    return np.stack([op.reduce(a[s:s + n], axis=0) for s, n in zip(starts[full], sizes[full])])
+
+
 def embedding_bag(input, weight, offsets=None, mode: str = "mean", per_sample_weights=None,
                   padding_idx=None) -> Tensor:
     """Sum, mean or max of the embeddings of each bag: ``input`` (B, L) holds one bag per row, or ``input`` (n,)
@@ -259,17 +271,17 @@ def embedding_bag(input, weight, offsets=None, mode: str = "mean", per_sample_we
     if mode == "max":
         if flat.size:
             masked = np.where(keep[:, None], rows, -np.inf)
-            out[nonempty] = np.maximum.reduceat(masked, starts[nonempty], axis=0)
+            out[nonempty] = _segments(np.maximum, masked, starts, sizes)
         out[counts == 0] = 0
         # the entry that won each (bag, dim): the first one equal to the maximum
         hit = keep[:, None] & (rows == out[bag])
         first = np.where(hit, np.arange(flat.size)[:, None], flat.size)
         pick = np.full((nb, d), flat.size, np.int64)
         if flat.size:
-            pick[nonempty] = np.minimum.reduceat(first, starts[nonempty], axis=0)
+            pick[nonempty] = _segments(np.minimum, first, starts, sizes)
     else:
         if flat.size:
-            out[nonempty] = np.add.reduceat(rows, starts[nonempty], axis=0)
+            out[nonempty] = _segments(np.add, rows, starts, sizes)
         if mode == "mean":
             out = out / np.maximum(counts, 1)[:, None]
     parents = (w,) if psw is None else (w, psw)
