@@ -298,18 +298,22 @@ def _planes(x, fn, name):
     return int(np.prod(x.shape[:-2]))
 
 
-@_scalars(kernel_size="pair", stride="pair", padding="pair", dilation="pair", ceil_mode="bool")
-def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
-    fn = "max_pool2d_forward"
+def _pool_input(input, kernel_size, stride, padding, dilation, ceil_mode, fn):
+    """The pooled input checked as the CPU kernel checks it -> (x, its geometry tuple for the kernel, y)."""
     x = _float(input, fn, "input")
     p = _planes(x, fn, "input")
     if x.size == 0:
         raise ValueError(f"{fn}: input must not be empty, got shape {x.shape}")
     oh, ow = _pool_check(x, kernel_size, stride, padding, dilation, ceil_mode, fn)
-    y = cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    geom = (p,) + x.shape[-2:] + (oh, ow) + tuple(kernel_size) + tuple(stride) + tuple(padding) + tuple(dilation)
+    return x, geom, cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
+
+
+@_scalars(kernel_size="pair", stride="pair", padding="pair", dilation="pair", ceil_mode="bool")
+def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+    x, geom, y = _pool_input(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d_forward")
     idx = cp.empty(y.shape, cp.int64)
-    K.max_pool2d_forward(_code(x), _ptr(x), _ptr(y), _ptr(idx),
-                         (p,) + x.shape[-2:] + (oh, ow) + kernel_size + stride + padding + dilation, _stream())
+    K.max_pool2d_forward(_code(x), _ptr(x), _ptr(y), _ptr(idx), geom, _stream())
     return y, idx
 
 
@@ -337,15 +341,8 @@ def max_pool2d_backward(gy, indices, input_size):
 
 @_scalars(kernel_size="pair", stride="pair", padding="pair", ceil_mode="bool", count_include_pad="bool")
 def avg_pool2d_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    fn = "avg_pool2d_forward"
-    x = _float(input, fn, "input")
-    p = _planes(x, fn, "input")
-    if x.size == 0:
-        raise ValueError(f"{fn}: input must not be empty, got shape {x.shape}")
-    oh, ow = _pool_check(x, kernel_size, stride, padding, (1, 1), ceil_mode, fn)
-    y = cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
-    K.avg_pool2d_forward(_code(x), _ptr(x), _ptr(y), (p,) + x.shape[-2:] + (oh, ow) + kernel_size + stride + padding
-                         + (1, 1), bool(count_include_pad), _stream())
+    x, geom, y = _pool_input(input, kernel_size, stride, padding, (1, 1), ceil_mode, "avg_pool2d_forward")
+    K.avg_pool2d_forward(_code(x), _ptr(x), _ptr(y), geom, bool(count_include_pad), _stream())
     return y
 
 
