@@ -141,10 +141,12 @@ def test_different_models_are_named_on_every_rank(run_scenario):
 
 
 def test_a_rank_that_never_joins_fails_the_others_within_the_timeout(run_scenario):
-    (r0, _), _, out = run_scenario("hang", expect_rc=1)  # rank 0 raises, then the job is aborted
+    # rank 0 raises, then the job is aborted: rank 1 sleeps for longer than mpirun's timeout, so the job
+    # ending at all (with rank 0's status) is the abort.  MPI_Abort's own message is not checked: under
+    # load mpiexec sometimes ends before the ranks' output reaches the pipe.
+    (r0, _), _, _ = run_scenario("hang", expect_rc=1)
     assert "did not complete within 2 s on rank 0 of 2" in r0["error"]
     assert 1.9 < r0["waited"] < 30
-    assert "MPI_Abort" in out
 
 
 def test_an_exception_on_one_rank_ends_the_job_at_once(run_scenario):
