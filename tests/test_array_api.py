@@ -273,6 +273,8 @@ LAYERS = {
     "prelu": (lambda: nn.PReLU(4), (5, 4)),
     "bilinear": (lambda: _Pair(nn.Bilinear(4, 4, 3)), (5, 4)),
     "adaptive_max_pool": (lambda: nn.AdaptiveMaxPool2d(2), (2, 3, 5, 5)),
+    "masked_softmax": (lambda: _Loss(lambda x, t: nn.functional.masked_softmax(x, t > 0.3, dim=0) + nn.functional.masked_softmax(
+        x, np.array([True, False, True, True]), dim=1)), (5, 4)),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, rng
-from ..shapes import broadcast_to, reshape
+from ..shapes import broadcast_to, dtype_of, reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous
 
 __all__ = ["scaled_dot_product_attention", "masked_softmax", "additive_attention", "additive_mask"]
@@ -114,27 +114,31 @@ def masked_softmax(x, mask=None, dim: int = -1, scale: float = 1.0) -> Tensor:
     if not -x.ndim <= dim < x.ndim:
         raise IndexError(f"masked_softmax: dim {dim} is out of range for x of shape {x.shape}")
     dim %= x.ndim
+    xp = backend.array_namespace(x.data)
     m = None
     if mask is not None:
-        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-        if m.dtype.kind not in "biu":
-            raise TypeError(f"masked_softmax: mask must be boolean (True = keep), got dtype {m.dtype}")
+        m = mask.data if isinstance(mask, Tensor) else mask
+        m = m if backend.on_device(m) else backend.to_device(np.asarray(m), x.device)  # a host mask goes over
+        if dtype_of(m).kind not in "biu":
+            raise TypeError(f"masked_softmax: mask must be boolean (True = keep), got dtype {dtype_of(m)}")
         try:
-            m = np.broadcast_to(m, x.shape)
+            np.broadcast_shapes(tuple(m.shape), x.shape)
         except ValueError:
-            raise ValueError(f"masked_softmax: mask of shape {m.shape} does not broadcast to x's {x.shape}") from None
+            raise ValueError(f"masked_softmax: mask of shape {tuple(m.shape)} does not broadcast to x's "
+                             f"{x.shape}") from None
+        m = broadcast_to(m, x.shape)
     last = dim == x.ndim - 1
-    xd = x.data if last else np.moveaxis(x.data, dim, -1)
+    move = (lambda a: a) if last else (lambda a: xp.moveaxis(a, dim, -1))  # noqa: E731
+    xd = move(x.data)
     if m is not None:
-        m = np.ascontiguousarray(m if last else np.moveaxis(m, dim, -1))
+        m = _c(move(m))
     kern = backend.ops(xd)
     y = kern.masked_softmax_forward(_c(xd), m, float(scale))
 
     def bw(g):
-        gl = g if last else np.moveaxis(g, dim, -1)
-        gx = kern.masked_softmax_backward(_c(gl), y, float(scale))
-        return (gx if last else np.moveaxis(gx, -1, dim),)
-    return _result(y if last else np.moveaxis(y, -1, dim), (x,), bw)
+        gx = kern.masked_softmax_backward(_c(move(g)), y, float(scale))
+        return (gx if last else xp.moveaxis(gx, -1, dim),)
+    return _result(y if last else xp.moveaxis(y, -1, dim), (x,), bw)
 
 
 def additive_attention(query_proj, key_proj, v) -> Tensor:
