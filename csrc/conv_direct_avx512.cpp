@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <utility>
 
 #include "conv_direct.h"
@@ -64,27 +68,10 @@ struct V {
 };
 
 // ---------------------------------------------------------------- the LSTM cell, 16 lanes at once
-// The same arithmetic as simd_math.h's exp8 / sigmoid / tanh (Cephes exp, the odd polynomial for
-// small |x|), widened to 16 lanes, and fused into one pass per vector.
+// simd_math.h's exp and tanh polynomial (this namespace's own copies), fused into one pass per vector;
+// arguments are clamped so that exp stays finite, and 1 / d is a reciprocal, not a division.
+#include "simd_math.h"
 inline __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
-// exp(x) for x <= 88.3 (callers clamp): exp16 without its overflow and underflow cases; NaN stays NaN
-// (max(lo, NaN) and min(hi, NaN) return the NaN, and it goes through the polynomial)
-inline __m512 exp16_clamped(__m512 x) {
-  const __m512 xs = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), _mm512_max_ps(_mm512_set1_ps(-87.3365447505531f), x));
-  const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(xs, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
-                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), xs);
-  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-  const __m512 z = _mm512_mul_ps(r, r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(y, fx);  // y * 2^fx in one instruction
-}
 // 1 / d for d >= 1 (finite, or NaN): the 14-bit reciprocal and one Newton step, not a division
 inline __m512 recip16(__m512 d) {
   const __m512 r = _mm512_rcp14_ps(d);
@@ -96,22 +83,11 @@ inline __m512 sigmoid16(__m512 v) {
   return recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 inline __m512 tanh16(__m512 v) {
-  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
-  const __m512i sbit = _mm512_set1_epi32(int(0x80000000u));
-  const __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sbit, _mm512_castps_si512(v)));
-  const __m512 z = _mm512_mul_ps(v, v);
-  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
-  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), v, v);
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), ax = abs16(v);
   // 1 - 2 / (e^{2|x|} + 1), |x| clamped to 9 (tanh(9) rounds to 1 in float32) so e stays finite
   const __m512 e = exp16_clamped(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(9.0f), ax)));
-  __m512 big = _mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one);
-  big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
-                                            _mm512_and_si512(sbit, _mm512_castps_si512(v))));
-  return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), small);
+  const __m512 big = with_sign16(_mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one), v);
+  return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), tanh_small16(v));
 }
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"

@@ -119,10 +119,10 @@ FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
 }
 
 #if defined(__AVX512F__)
-// 16 lanes of exp8's arithmetic (the AVX-512 build of the activation family, act_avx512.cpp)
-FASTDL_MATH_INLINE __m512 exp16(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3365447505531f);
-  const __m512 xs = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+// 16 lanes of exp8's polynomial for x clamped to [lo, hi], a NaN passing through (max(lo, NaN) and
+// min(hi, NaN) return the NaN): for callers that clamp their arguments themselves (the AVX-512 LSTM cell)
+FASTDL_MATH_INLINE __m512 exp16_clamped(__m512 x) {
+  const __m512 xs = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), _mm512_max_ps(_mm512_set1_ps(-87.3365447505531f), x));
   const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(xs, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
                                          _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), xs);
@@ -135,10 +135,32 @@ FASTDL_MATH_INLINE __m512 exp16(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
   y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  __m512 out = _mm512_scalef_ps(y, fx);
-  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), _mm512_set1_ps(std::numeric_limits<float>::infinity()));
-  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps());
-  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN in, NaN out
+  return _mm512_scalef_ps(y, fx);  // y * 2^fx in one instruction
+}
+// exp8 16 lanes wide: inf above hi, 0 below lo, NaN in NaN out
+FASTDL_MATH_INLINE __m512 exp16(__m512 x) {
+  __m512 out = exp16_clamped(x);
+  out = _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.3762626647949f), _CMP_GT_OQ),
+                           _mm512_set1_ps(std::numeric_limits<float>::infinity()));
+  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_LT_OQ),
+                            _mm512_setzero_ps());
+}
+// tanh's odd polynomial for |x| < 0.625 (no cancellation there), and a magnitude given x's sign
+FASTDL_MATH_INLINE __m512 tanh_small16(__m512 v) {
+  const __m512 z = _mm512_mul_ps(v, v);
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  return _mm512_fmadd_ps(_mm512_mul_ps(p, z), v, v);
+}
+FASTDL_MATH_INLINE __m512 abs16(__m512 v) {
+  return _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32(int(0x80000000u)), _mm512_castps_si512(v)));
+}
+FASTDL_MATH_INLINE __m512 with_sign16(__m512 mag, __m512 v) {
+  const __m512i sbit = _mm512_set1_epi32(int(0x80000000u));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(mag), _mm512_and_si512(sbit, _mm512_castps_si512(v))));
 }
 #endif
 
@@ -197,20 +219,12 @@ FASTDL_MATH_INLINE void tanh_array<float>(const float* __restrict__ x, float* __
   int64_t i = 0;
 #if defined(__AVX512F__)
   for (; i + 16 <= n; i += 16) {  // the same steps 16 lanes at a time
-    const __m512 v = _mm512_loadu_ps(x + i);
-    const __m512i sbit = _mm512_set1_epi32(int(0x80000000u));
-    const __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sbit, _mm512_castps_si512(v)));
-    const __m512 z = _mm512_mul_ps(v, v);
-    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
-    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), v, v);
+    const __m512 v = _mm512_loadu_ps(x + i), ax = abs16(v);
     const __m512 e = exp16(_mm512_add_ps(ax, ax));
-    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(sbit, _mm512_castps_si512(v))));
-    _mm512_storeu_ps(y + i, _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), small));
+    const __m512 big = with_sign16(
+        _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f)))), v);
+    _mm512_storeu_ps(y + i, _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ),
+                                               tanh_small16(v)));
   }
 #endif
   for (; i + 8 <= n; i += 8) {

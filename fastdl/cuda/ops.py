@@ -317,14 +317,20 @@ def max_pool2d_forward(input, kernel_size, stride, padding, dilation, ceil_mode)
     return y, idx
 
 
-@_scalars(input_size="pair")
-def max_pool2d_backward(gy, indices, input_size):
-    fn = "max_pool2d_backward"
+def _pool_grad(gy, input_size, fn):
+    """A pool's output gradient checked -> (gy, planes, (H, W), the input gradient's empty array)."""
     g = _float(gy, fn, "gy")
     p = _planes(g, fn, "gy")
     h, w = input_size
     if h < 1 or w < 1:
         raise ValueError(f"{fn}: input_size must be >= 1")
+    return g, p, (h, w), cp.empty(g.shape[:-2] + (h, w), g.dtype)
+
+
+@_scalars(input_size="pair")
+def max_pool2d_backward(gy, indices, input_size):
+    fn = "max_pool2d_backward"
+    g, p, (h, w), gx = _pool_grad(gy, input_size, fn)
     idx = _contiguous(cp.asarray(indices))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{fn}: indices must hold integers, got {idx.dtype}")
@@ -333,7 +339,6 @@ def max_pool2d_backward(gy, indices, input_size):
         raise ValueError(f"{fn}: indices has shape {idx.shape} but gy has {g.shape}")
     if idx.size and bool(((idx < -1) | (idx >= h * w)).any()):  # -1: an all-padding window
         raise IndexError(f"{fn}: indices out of range for the input size")
-    gx = cp.empty(g.shape[:-2] + (h, w), g.dtype)
     # the window geometry is not needed: the kernel adds gy at the recorded indices
     K.max_pool2d_backward(_code(g), _ptr(g), _ptr(idx), _ptr(gx), (p, h, w) + g.shape[-2:] + (1,) * 8, _stream())
     return gx
@@ -350,14 +355,9 @@ def avg_pool2d_forward(input, kernel_size, stride, padding, ceil_mode, count_inc
           count_include_pad="bool")
 def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad):
     fn = "avg_pool2d_backward"
-    g = _float(gy, fn, "gy")
-    p = _planes(g, fn, "gy")
-    h, w = input_size
-    if h < 1 or w < 1:
-        raise ValueError(f"{fn}: input_size must be >= 1")
+    g, p, (h, w), gx = _pool_grad(gy, input_size, fn)
     if _pool_check(g, kernel_size, stride, padding, (1, 1), ceil_mode, fn, (h, w)) != g.shape[-2:]:
         raise ValueError(f"{fn}: gy {g.shape} does not match the pooled input size")
-    gx = cp.empty(g.shape[:-2] + (h, w), g.dtype)
     K.avg_pool2d_backward(_code(g), _ptr(g), _ptr(gx), (p, h, w) + g.shape[-2:] + kernel_size + stride + padding
                           + (1, 1), bool(count_include_pad), _stream())
     return gx

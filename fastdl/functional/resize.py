@@ -73,7 +73,7 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
         else:
             full[...] = g
         return full
-    out = numpy_like(forward, xd, *grids[:x.ndim])
+    out = numpy_like(forward, xd, *grids)
     return _result(astype(out, dtype_of(xd), copy=False), (x,), lambda g: (numpy_like(backward, g, *grids),))
 
 

@@ -36,8 +36,7 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp every gradient entry to [-clip_value, clip_value]."""
     for p in _grads(parameters):
         g = p.grad.data
-        p.grad.data = np.clip(g, -clip_value, clip_value) if type(g) is np.ndarray else \
-            _xp(g).clip(g, -float(clip_value), float(clip_value))
+        p.grad.data = _xp(g).clip(g, -float(clip_value), float(clip_value))
 
 
 def freeze(module) -> None:
