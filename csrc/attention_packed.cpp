@@ -19,6 +19,14 @@
 
 namespace fastdl {
 
+#ifdef FASTDL_HAVE_AVX512_BUILD
+namespace avx512act {  // act_avx512.cpp
+template <class T> T attn_online_row(T*, int64_t, int64_t, const T*, T*, T*);
+template <class T> void attn_prob_row(T*, int64_t, int64_t, const T*, T);
+template <class T> void attn_ds_row(const T*, T*, int64_t, T, T);
+}  // namespace avx512act
+#endif
+
 namespace {
 constexpr int64_t kBQ = 64;           // query rows per block
 constexpr int64_t kWholeRow = 1024;  // up to this many keys one block holds a whole row
@@ -41,6 +49,13 @@ Tile tile_of(int width) {
   t.online_row = SIMD(attn_online_row<float>);
   t.prob_row = SIMD(attn_prob_row<float>);
   t.ds_row = SIMD(attn_ds_row<float>);
+#ifdef FASTDL_HAVE_AVX512_BUILD
+  if (width == 16) {
+    t.online_row = avx512act::attn_online_row<float>;
+    t.prob_row = avx512act::attn_prob_row<float>;
+    t.ds_row = avx512act::attn_ds_row<float>;
+  }
+#endif
   t.nv = width == 16 ? 4 : 3;
   t.mr = t.pk->rows(t.nv);
   t.w = width;
