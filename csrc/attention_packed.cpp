@@ -24,6 +24,7 @@ namespace avx512act {  // act_avx512.cpp
 template <class T> T attn_online_row(T*, int64_t, int64_t, const T*, T*, T*);
 template <class T> void attn_prob_row(T*, int64_t, int64_t, const T*, T);
 template <class T> void attn_ds_row(const T*, T*, int64_t, T, T);
+template <class T> void attn_scale_row(const T*, T, T*, int64_t);
 }  // namespace avx512act
 #endif
 
@@ -41,6 +42,7 @@ struct Tile {
   float (*online_row)(float*, int64_t, int64_t, const float*, float*, float*);
   void (*prob_row)(float*, int64_t, int64_t, const float*, float);
   void (*ds_row)(const float*, float*, int64_t, float, float);
+  void (*scale_row)(const float*, float, float*, int64_t);
 };
 
 Tile tile_of(int width) {
@@ -49,11 +51,13 @@ Tile tile_of(int width) {
   t.online_row = SIMD(attn_online_row<float>);
   t.prob_row = SIMD(attn_prob_row<float>);
   t.ds_row = SIMD(attn_ds_row<float>);
+  t.scale_row = SIMD(attn_scale_row<float>);
 #ifdef FASTDL_HAVE_AVX512_BUILD
   if (width == 16) {
     t.online_row = avx512act::attn_online_row<float>;
     t.prob_row = avx512act::attn_prob_row<float>;
     t.ds_row = avx512act::attn_ds_row<float>;
+    t.scale_row = avx512act::attn_scale_row<float>;
   }
 #endif
   t.nv = width == 16 ? 4 : 3;
@@ -80,13 +84,19 @@ int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // out (cols, rows; rows ldo apart) = a (rows, cols; lda)^T, in 16 x 16 tiles: each written row of
 // 16 is one cache line, and the 16 rows read stay in L1 (a plain column-by-column transpose cost as
-// much as the products).
-void transpose(const float* a, int64_t rows, int64_t cols, int64_t lda, float* out, int64_t ldo) {
+// much as the products).  Whole tiles go through the tile kernel's SIMD transpose where its build
+// has one (t16), the rest element by element.
+void transpose(const float* a, int64_t rows, int64_t cols, int64_t lda, float* out, int64_t ldo,
+               void (*t16)(const float*, int64_t, float*, int64_t)) {
   constexpr int64_t kT = 16;
   for (int64_t i0 = 0; i0 < rows; i0 += kT) {
     const int64_t ni = std::min(kT, rows - i0);
     for (int64_t j0 = 0; j0 < cols; j0 += kT) {
       const int64_t nj = std::min(kT, cols - j0);
+      if (t16 && ni == kT && nj == kT) {
+        t16(a + i0 * lda + j0, lda, out + j0 * ldo + i0, ldo);
+        continue;
+      }
       for (int64_t j = j0; j < j0 + nj; ++j) {
         float* o = out + j * ldo + i0;
         const float* src = a + i0 * lda + j;
@@ -96,16 +106,18 @@ void transpose(const float* a, int64_t rows, int64_t cols, int64_t lda, float* o
   }
 }
 
-// dst[p][c][r'] = src[(p*PW + r') * ld + c]: the rows of src (R, C) as column panels of the
+// dst[p][c][r'] = scale * src[(p*PW + r') * ld + c]: the rows of src (R, C) as column panels of the
 // transpose (C, R), zero-padded to whole panels.
-void pack_t(const float* src, int64_t R, int64_t C, int64_t ld, int64_t PW, float* dst) {
+void pack_t(const Tile& t, const float* src, int64_t R, int64_t C, int64_t ld, float* dst, float scale = 1.0f) {
+  const int64_t PW = t.pw;
   for (int64_t p = 0; p < R; p += PW) {
     float* d = dst + p * C;
     const int64_t n = std::min(PW, R - p);
-    transpose(src + p * ld, n, C, ld, d, PW);
+    transpose(src + p * ld, n, C, ld, d, PW, t.pk->transpose16);
     if (n < PW)
       for (int64_t c = 0; c < C; ++c) std::fill(d + c * PW + n, d + (c + 1) * PW, 0.0f);
   }
+  if (scale != 1.0f) t.scale_row(dst, scale, dst, round_up(R, PW) * C);
 }
 
 // src (R, C) as column panels dst[p][r][c'] = src[r * ld + p*PW + c'], zero-padded; returns dst, or
@@ -159,34 +171,33 @@ struct Fwd {
   double p;
   uint64_t seed;
 
-  void block(int64_t b, int64_t i0, int64_t nq, const float* Kt, const float* Vr, fvec& qs, fvec& sb, fvec& acc, float* m, float* l) const {
+  // Kt holds the keys times the scale, so the scores are Q @ Kt.
+  void block(int64_t b, int64_t i0, int64_t nq, const float* Kt, const float* Vr, fvec& sb, fvec& acc, float* m,
+             float* l) const {
     const float ninf = -std::numeric_limits<float>::infinity();
     const float* Q = q + (b * L + i0) * E;
-    for (int64_t i = 0; i < nq * E; ++i) qs[i] = scale * Q[i];
-    std::fill(acc.begin(), acc.begin() + nq * Evp, 0.0f);
     std::fill(m, m + nq, ninf);
     std::fill(l, l + nq, 0.0f);
     const int64_t kend = causal ? std::min(S, i0 + nq) : S;
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
       const int64_t nk = std::min(BK, kend - j0), ld = round_up(nk, t.pw);
-      product(t, qs.data(), E, nq, E, Kt + j0 * E, E * t.pw, 0, sb.data(), ld, ld, false);
+      product(t, Q, E, nq, E, Kt + j0 * E, E * t.pw, 0, sb.data(), ld, ld, false);
       for (int64_t r = 0; r < nq; ++r) {
         float* s = sb.data() + r * ld;
         const float* mr = attn_mask_row(mask, b, i0 + r, S);
         const float alpha = t.online_row(s, nk, attn_valid_keys(causal, i0 + r, j0, nk),
                                                          mr ? mr + j0 : nullptr, &m[r], &l[r]);
         if (p > 0) attn_drop_row(s, nk, b, i0 + r, j0, L, S, p, seed);
-        if (alpha != 1.0f)
-          for (float *o = acc.data() + r * Evp, *e = o + Evp; o < e; ++o) *o *= alpha;
+        if (alpha != 1.0f && j0 > 0) t.scale_row(acc.data() + r * Evp, alpha, acc.data() + r * Evp, Evp);
       }
-      product(t, sb.data(), ld, nq, nk, Vr, S * t.pw, j0, acc.data(), Evp, Evp);
+      // the first block sets the accumulators (nothing to rescale yet), later ones add to them
+      product(t, sb.data(), ld, nq, nk, Vr, S * t.pw, j0, acc.data(), Evp, Evp, j0 > 0);
     }
     for (int64_t r = 0; r < nq; ++r) {
       float* o = out + (b * L + i0 + r) * Ev;
       const float* a = acc.data() + r * Evp;
       if (l[r] > 0.0f) {
-        const float inv = 1.0f / l[r];
-        for (int64_t c = 0; c < Ev; ++c) o[c] = a[c] * inv;
+        t.scale_row(a, 1.0f / l[r], o, Ev);
         lse[b * L + i0 + r] = m[r] + std::log(l[r]);
       } else {
         std::fill(o, o + Ev, l[r] == l[r] ? 0.0f : l[r]);
@@ -207,17 +218,17 @@ void attention_forward_packed(const float* q, const float* k, const float* v, At
   const int64_t nqb = (L + kBQ - 1) / kBQ;
   const Fwd f{t, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed};
   auto pack_head = [&](int64_t b, float* Kt, float* Vr) {  // returns the values' panels
-    pack_t(k + b * S * E, S, E, E, t.pw, Kt);
+    pack_t(t, k + b * S * E, S, E, E, Kt, scale);
     return pack_r(v + b * S * Ev, S, Ev, Ev, t.pw, Vr);
   };
   const int64_t nthr = max_threads();
   if (B >= 2 * nthr || nqb == 1) {  // a head per task: its keys and values packed once, in cache
     parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
-      fvec Kt(Sp * E), Vr(S * Evp), qs(kBQ * E), sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
+      fvec Kt(Sp * E), Vr(S * Evp), sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
       for (int64_t b = b0; b < b1; ++b) {
         const float* vr = pack_head(b, Kt.data(), Vr.data());
         for (int64_t i0 = 0; i0 < L; i0 += kBQ)
-          f.block(b, i0, std::min(kBQ, L - i0), Kt.data(), vr, qs, sb, acc, m.data(), l.data());
+          f.block(b, i0, std::min(kBQ, L - i0), Kt.data(), vr, sb, acc, m.data(), l.data());
       }
     });
     return;
@@ -229,10 +240,10 @@ void attention_forward_packed(const float* q, const float* k, const float* v, At
     for (int64_t b = b0; b < b1; ++b) vr[b] = pack_head(b, Kt.data() + b * Sp * E, Vr.data() + b * S * Evp);
   });
   parallel_for(B * nqb, 1, [&](int64_t t0, int64_t t1) {
-    fvec qs(kBQ * E), sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
+    fvec sb(kBQ * BK), acc(kBQ * Evp), m(kBQ), l(kBQ);
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t b = task / nqb, i0 = (task % nqb) * kBQ;
-      f.block(b, i0, std::min(kBQ, L - i0), Kt.data() + b * Sp * E, vr[b], qs, sb, acc, m.data(), l.data());
+      f.block(b, i0, std::min(kBQ, L - i0), Kt.data() + b * Sp * E, vr[b], sb, acc, m.data(), l.data());
     }
   });
 }
@@ -246,16 +257,15 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
   const int64_t BK = key_block(t, S);
   // A head per task: its dK, dV and dQ are this task's alone.
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
-    fvec Kt(Sp * E), Vt(Sp * Ev), Kr(S * Ep), Qr(L * Ep), Or(L * Evp), qs(L * E), D(L);
+    fvec Kt(Sp * E), Vt(Sp * Ev), Kr(S * Ep), Qr(L * Ep), Or(L * Evp), D(L);
     fvec dq(L * Ep), dk(S * Ep), dv(S * Evp), sb(kBQ * BK), dp(kBQ * BK), tr(kBQ * BK);
     for (int64_t b = b0; b < b1; ++b) {
       const float *Qb = q + b * L * E, *Kb = k + b * S * E, *Vb = v + b * S * Ev, *Gb = gout + b * L * Ev;
-      pack_t(Kb, S, E, E, PW, Kt.data());
-      pack_t(Vb, S, Ev, Ev, PW, Vt.data());
+      pack_t(t, Kb, S, E, E, Kt.data(), scale);  // the forward's scores: Q @ (scale K)^T
+      pack_t(t, Vb, S, Ev, Ev, Vt.data());
       const float* kr = pack_r(Kb, S, E, E, PW, Kr.data());
       const float* qr = pack_r(Qb, L, E, E, PW, Qr.data());
       const float* gr = pack_r(Gb, L, Ev, Ev, PW, Or.data());
-      for (int64_t i = 0; i < L * E; ++i) qs[i] = scale * Qb[i];
       for (int64_t i = 0; i < L; ++i) {
         const float *g = Gb + i * Ev, *o = out + (b * L + i) * Ev;
         float d = 0;
@@ -271,7 +281,7 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
           const int64_t nq = std::min(kBQ, L - i0);
           const int64_t nk = causal ? std::min(nkb, i0 + nq - j0) : nkb;
           const int64_t ld = round_up(nk, PW);
-          product(t, qs.data() + i0 * E, E, nq, E, Kt.data() + j0 * E, E * PW, 0, sb.data(), ld, ld, false);
+          product(t, Qb + i0 * E, E, nq, E, Kt.data() + j0 * E, E * PW, 0, sb.data(), ld, ld, false);
           product(t, Gb + i0 * Ev, Ev, nq, Ev, Vt.data() + j0 * Ev, Ev * PW, 0, dp.data(), ld, ld, false);
           for (int64_t r = 0; r < nq; ++r) {
             float *s = sb.data() + r * ld, *d = dp.data() + r * ld;
@@ -285,9 +295,9 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
           // dQ_i += dS K_j
           product(t, dp.data(), ld, nq, nk, kr, S * PW, j0, dq.data() + i0 * Ep, Ep, Ep);
           // dV_j += P^T dO_i and dK_j += dS^T Q_i, through the transposed blocks
-          transpose(sb.data(), nq, nk, ld, tr.data(), nq);
+          transpose(sb.data(), nq, nk, ld, tr.data(), nq, t.pk->transpose16);
           product(t, tr.data(), nq, nk, nq, gr, L * PW, i0, dv.data() + j0 * Evp, Evp, Evp);
-          transpose(dp.data(), nq, nk, ld, tr.data(), nq);
+          transpose(dp.data(), nq, nk, ld, tr.data(), nq, t.pk->transpose16);
           product(t, tr.data(), nq, nk, nq, qr, L * PW, i0, dk.data() + j0 * Ep, Ep, Ep);
         }
       }

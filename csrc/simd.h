@@ -40,6 +40,7 @@ namespace fastdl {
   template <class T> T attn_online_row(T*, int64_t, int64_t, const T*, T*, T*);                               \
   template <class T> void attn_prob_row(T*, int64_t, int64_t, const T*, T);                                   \
   template <class T> void attn_ds_row(const T*, T*, int64_t, T, T);                                           \
+  template <class T> void attn_scale_row(const T*, T, T*, int64_t);                                           \
   template <class T> void masked_softmax_row(const T*, const uint8_t*, T*, int64_t, T);                       \
   template <class T> void additive_row(const T*, const T*, const T*, T*, int64_t, int64_t);                   \
   template <class T> void additive_row_backward(const T*, const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t);
