@@ -19,7 +19,10 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import sys
 import threading
+
+import numpy as np
 
 from .backend import array_namespace
 
@@ -205,6 +208,42 @@ def current_backward():
     return getattr(_state, "pass_id", None)
 
 
+def _ref_chain(gp):
+    """``sys.getrefcount`` of the NumPy array ``gp`` and of each array under it (its bases), as seen
+    from here; None when something other than an array owns the memory."""
+    if type(gp) is not np.ndarray:
+        return None
+    out = [sys.getrefcount(gp)]
+    b = gp.base
+    while type(b) is np.ndarray:
+        out.append(sys.getrefcount(b))
+        b = b.base
+    return out if b is None else None
+
+
+def _counts_at_handover(gp):  # _ref_chain called from the same depth as in _sole
+    return _ref_chain(gp)
+
+
+def _fresh_counts():
+    """The counts _sole sees for a gradient nobody else holds (a view of a fresh array), measured on
+    this interpreter rather than assumed: one that counts differently only makes the engine copy."""
+    leaves = {0: (None, np.empty(4)[:2])}
+    for got in leaves.values():
+        _, gp = got
+        return _counts_at_handover(gp)
+
+
+def _sole(gp) -> bool:
+    """True when the engine holds the only reference to the leaf gradient ``gp`` and to the memory
+    under it, so the leaf may keep it as its ``.grad`` without a copy (PyTorch's AccumulateGrad steals
+    such a gradient too).  A gradient that is an input's own array, the caller's ``grad``, a view of a
+    saved tensor, or one of several views of one buffer has more references and is copied."""
+    chain = _ref_chain(gp)
+    return (chain is not None and gp.flags.writeable and chain[0] == _FRESH[0]
+            and all(c == _FRESH[1] for c in chain[1:]))
+
+
 def _differentiate(root, grad, emit) -> None:
     first = [None] * root._node.n_out
     first[root._index] = grad
@@ -243,6 +282,13 @@ def _differentiate(root, grad, emit) -> None:
                 for k in done_at.get(i, ()):
                     got = leaves.pop(k, None)
                     if got is not None:
-                        emit(*got)
+                        p, gp = got
+                        sole = _sole(gp)  # a statement of its own: as emit's argument gp would be on the stack
+                        emit(p, gp, sole)
     for got in leaves.values():
-        emit(*got)
+        p, gp = got
+        sole = _sole(gp)
+        emit(p, gp, sole)
+
+
+_FRESH = _fresh_counts()

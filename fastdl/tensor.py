@@ -208,11 +208,16 @@ class Tensor(ReduceMethods, ShapeMethods, ElementwiseMethods):
         if all(t is not self for _, t in node.retained):
             node.retained.append((self._index, self))
 
-    def _accumulate_grad(self, g) -> None:
-        """Add ``g`` (an array of this tensor's shape) into ``.grad``: the engine's results land here."""
+    def _accumulate_grad(self, g, sole: bool = False) -> None:
+        """Add ``g`` (an array of this tensor's shape) into ``.grad``: the engine's results land here.
+        ``sole``: the engine holds the only reference to ``g`` (``autograd._sole``), so the first
+        gradient is kept as it is instead of copied."""
         if self.grad is None:
-            self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True) if type(g) is np.ndarray or
-                               not backend.on_device(g) else copy(g))
+            if sole and g.dtype == self.dtype:
+                self.grad = Tensor(g)
+            else:
+                self.grad = Tensor(np.array(g, dtype=self.dtype, copy=True) if type(g) is np.ndarray or
+                                   not backend.on_device(g) else copy(g))
         else:
             self.grad.data = self.grad.data + g
         if self._grad_hooks:

@@ -196,6 +196,42 @@ def test_gradcheck_catches_wrong_backward():
         fastdl.gradcheck(lambda t: t * 2, (fastdl.tensor([1.0], requires_grad=True),))
 
 
+def test_leaf_keeps_a_fresh_gradient_and_copies_a_shared_one(monkeypatch):
+    """A gradient only the engine holds becomes .grad without a copy (PyTorch's AccumulateGrad steals
+    it too); one the caller, another leaf or a saved array can still see is copied."""
+    seen = []
+    accumulate = fastdl.Tensor._accumulate_grad
+
+    def spy(self, g, sole=False):
+        seen.append(sole)
+        accumulate(self, g, sole)
+    monkeypatch.setattr(fastdl.Tensor, "_accumulate_grad", spy)
+    x = fastdl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    (x * 2).sum().backward()
+    assert seen == [True]
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    # the caller's gradient, straight through add (the same array for both inputs) and through a view
+    g = np.ones((2, 3))
+    y = fastdl.tensor(np.zeros((2, 3)), requires_grad=True)
+    x.grad = None
+    seen.clear()
+    (x + y).backward(g)
+    (y.reshape(6) * 1.0).reshape(2, 3).backward(g)
+    x.backward(g)
+    assert not any(seen[:2]) and not seen[-1]
+    g[:] = 7.0  # the caller reuses its array: no .grad may change
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(y.grad.numpy(), np.full((2, 3), 2.0))
+    assert not np.shares_memory(x.grad.numpy(), y.grad.numpy())
+    # several views of one buffer (split's outputs' gradients land in one array) are not stolen
+    z = fastdl.tensor(np.ones((4, 3)), requires_grad=True)
+    w = fastdl.tensor(np.ones((4, 3)), requires_grad=True)
+    a, b = (z * w).split(2)
+    (a.sum() + 2 * b.sum()).backward()
+    np.testing.assert_array_equal(z.grad.numpy(), np.repeat([[1.0], [2.0]], 2, axis=0) * np.ones((4, 3)))
+    assert not np.shares_memory(z.grad.numpy(), w.grad.numpy())
+
+
 def test_post_accumulate_grad_hook_fires_as_soon_as_a_leaf_is_final():
     """The last layer's weight is handed over while backward still works on the first layer's."""
     from fastdl import autograd
