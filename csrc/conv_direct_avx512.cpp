@@ -144,6 +144,10 @@ void packed_tile_set(const float* A, int64_t lda, const float* Bp, int64_t K, fl
                      int mr, int nv) {
   packed_tile_run<false>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
 }
+void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
+                    int mr, int nv) {
+  packed_tile_run<true, true>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
+}
 int packed_rows(int nv) { return packed_rows_of(nv); }
 double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 }  // namespace avx512

@@ -30,6 +30,10 @@ struct PackedKernels {
   // (replaced by its part for the step before), dprev zeroed (the recurrent product adds to it).
   void (*lstm_cell_backward)(const float* g, const float* c, const float* cprev, const float* dout, float* dh,
                              float* dc, float* dg, float* dprev, int64_t n);
+  // tile with A given transposed: C (mr, nv * width) += A^T @ Bp, A's column r (A[k * lda + r]) being
+  // row r of the left operand (attention's P^T dO and dS^T Q without transposing P and dS)
+  void (*tile_at)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
+                  int nv);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -38,6 +42,8 @@ struct PackedKernels {
   int packed_rows(int nv);                                                                                 \
   void packed_tile_set(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,     \
                        int64_t ldv, int mr, int nv);                                                       \
+  void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,      \
+                      int64_t ldv, int mr, int nv);                                                        \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
