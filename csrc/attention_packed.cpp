@@ -67,6 +67,17 @@ Tile tile_of(int width) {
   return t;
 }
 
+// The tile for products whose columns are a head's `cols` features (P V, dS K, P^T dO, dS^T Q): as
+// few vectors a row as cover them, so a head of 32 features on 64-wide panels does not multiply 32
+// columns of zeros (the narrower tile also takes more rows: 12 for two vectors).
+Tile narrow(const Tile& t, int64_t cols) {
+  Tile n = t;
+  n.nv = int(std::clamp<int64_t>((cols + t.w - 1) / t.w, 1, t.nv));
+  n.mr = t.pk->rows(n.nv);
+  n.pw = n.nv * t.w;
+  return n;
+}
+
 // Buffers on 64-byte boundaries: with rows whole panels long, every vector load of a panel or an
 // accumulator is aligned (a split load costs two).
 template <class T> struct Aligned64 {
@@ -166,6 +177,7 @@ int64_t key_block(const Tile& t, int64_t S) {
 // The forward of query rows [i0, i0 + nq) of head b against packed keys and values.
 struct Fwd {
   const Tile& t;
+  const Tile& tv;  // narrow(t, Ev): the values' panels and the output accumulators
   const float *q, *v;
   const AttnMask<float>& mask;
   float *out, *lse;
@@ -195,7 +207,7 @@ struct Fwd {
         if (alpha != 1.0f && j0 > 0) t.scale_row(acc.data() + r * Evp, alpha, acc.data() + r * Evp, Evp);
       }
       // the first block sets the accumulators (nothing to rescale yet), later ones add to them
-      product(t, sb.data(), ld, nq, nk, Vr, S * t.pw, j0, acc.data(), Evp, Evp, j0 > 0);
+      product(tv, sb.data(), ld, nq, nk, Vr, S * tv.pw, j0, acc.data(), Evp, Evp, j0 > 0);
     }
     for (int64_t r = 0; r < nq; ++r) {
       float* o = out + (b * L + i0 + r) * Ev;
@@ -218,12 +230,13 @@ void attention_forward_packed(const float* q, const float* k, const float* v, At
                               float* lse, int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal,
                               float scale, double dropout_p, uint64_t seed) {
   const Tile t = tile_of(conv_direct_width());
-  const int64_t Sp = round_up(std::max<int64_t>(S, 1), t.pw), Evp = round_up(Ev, t.pw), BK = key_block(t, S);
+  const Tile tv = narrow(t, Ev);
+  const int64_t Sp = round_up(std::max<int64_t>(S, 1), t.pw), Evp = round_up(Ev, tv.pw), BK = key_block(t, S);
   const int64_t nqb = (L + kBQ - 1) / kBQ;
-  const Fwd f{t, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed};
+  const Fwd f{t, tv, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed};
   auto pack_head = [&](int64_t b, float* Kt, float* Vr) {  // returns the values' panels
     pack_t(t, k + b * S * E, S, E, E, Kt, scale);
-    return pack_r(v + b * S * Ev, S, Ev, Ev, t.pw, Vr);
+    return pack_r(v + b * S * Ev, S, Ev, Ev, tv.pw, Vr);
   };
   const int64_t nthr = max_threads();
   if (B >= 2 * nthr || nqb == 1) {  // a head per task: its keys and values packed once, in cache
@@ -257,7 +270,8 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
                                int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal, float scale,
                                double dropout_p, uint64_t seed) {
   const Tile t = tile_of(conv_direct_width());
-  const int64_t PW = t.pw, Sp = round_up(std::max<int64_t>(S, 1), PW), Ep = round_up(E, PW), Evp = round_up(Ev, PW);
+  const Tile te = narrow(t, E), tv = narrow(t, Ev);  // for the products with E and Ev columns
+  const int64_t PW = t.pw, Sp = round_up(std::max<int64_t>(S, 1), PW), Ep = round_up(E, te.pw), Evp = round_up(Ev, tv.pw);
   const int64_t BK = key_block(t, S);
   // A head per task: its dK, dV and dQ are this task's alone.
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
@@ -267,9 +281,9 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
       const float *Qb = q + b * L * E, *Kb = k + b * S * E, *Vb = v + b * S * Ev, *Gb = gout + b * L * Ev;
       pack_t(t, Kb, S, E, E, Kt.data(), scale);  // the forward's scores: Q @ (scale K)^T
       pack_t(t, Vb, S, Ev, Ev, Vt.data());
-      const float* kr = pack_r(Kb, S, E, E, PW, Kr.data());
-      const float* qr = pack_r(Qb, L, E, E, PW, Qr.data());
-      const float* gr = pack_r(Gb, L, Ev, Ev, PW, Or.data());
+      const float* kr = pack_r(Kb, S, E, E, te.pw, Kr.data());
+      const float* qr = pack_r(Qb, L, E, E, te.pw, Qr.data());
+      const float* gr = pack_r(Gb, L, Ev, Ev, tv.pw, Or.data());
       for (int64_t i = 0; i < L; ++i) {
         const float *g = Gb + i * Ev, *o = out + (b * L + i) * Ev;
         float d = 0;
@@ -297,10 +311,10 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
             if (dropout_p > 0) attn_drop_row(s, nk, b, i0 + r, j0, L, S, dropout_p, seed);
           }
           // dQ_i += dS K_j
-          product(t, dp.data(), ld, nq, nk, kr, S * PW, j0, dq.data() + i0 * Ep, Ep, Ep);
+          product(te, dp.data(), ld, nq, nk, kr, S * te.pw, j0, dq.data() + i0 * Ep, Ep, Ep);
           // dV_j += P^T dO_i and dK_j += dS^T Q_i, reading P and dS transposed in place
-          product(t, sb.data(), ld, nk, nq, gr, L * PW, i0, dv.data() + j0 * Evp, Evp, Evp, true, true);
-          product(t, dp.data(), ld, nk, nq, qr, L * PW, i0, dk.data() + j0 * Ep, Ep, Ep, true, true);
+          product(tv, sb.data(), ld, nk, nq, gr, L * tv.pw, i0, dv.data() + j0 * Evp, Evp, Evp, true, true);
+          product(te, dp.data(), ld, nk, nq, qr, L * te.pw, i0, dk.data() + j0 * Ep, Ep, Ep, true, true);
         }
       }
       for (int64_t i = 0; i < L; ++i) std::copy(dq.data() + i * Ep, dq.data() + i * Ep + E, gq + (b * L + i) * E);

@@ -291,10 +291,11 @@ def test_nan_in_gives_nan_out(rng):
         assert np.isnan(a[0, :5]).any() != causal  # causally, rows before key 5 never see it
 
 
-@pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24)])
+@pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24), (2, 75, 140, 32, 40)])
 def test_every_packed_width_matches_the_reference(rng, shape):
     """The packed tile path at each vector width this CPU runs (16: AVX-512, 8: AVX2), and the BLAS
-    path (width 0), against the reference: masks, causal, dropout, few and many heads."""
+    path (width 0), against the reference: masks, causal, dropout, few and many heads, head sizes
+    that take one to four vectors of a tile row."""
     widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
     try:
         for w in widths:
