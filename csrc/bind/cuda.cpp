@@ -51,6 +51,22 @@ T* P(Ptr p) {
 
 void* S(Ptr s) { return reinterpret_cast<void*>(s); }
 
+// the shared checks of the attention kernels: sizes, head sizes, the grid, the mask's layout, dropout
+void check_attention(int dtype, int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, Ptr mask, int64_t mb,
+                     int64_t ml, int64_t div, double dropout_p, const char* fn) {
+  check_dtype(dtype, fn), check_size(B, fn, "B"), check_size(L, fn, "L"), check_size(S, fn, "S");
+  check_size(E, fn, "E"), check_size(Ev, fn, "Ev"), check_mul(B, L, fn), check_mul(B, S, fn);
+  check_mul(B * L, E > Ev ? E : Ev, fn), check_mul(B * S, E, fn);
+  check_mul(B * S, Ev, fn);
+  if (E > fc::attention_max_features() || Ev > fc::attention_max_features())
+    throw py::value_error(std::string(fn) + ": E and Ev must be at most " + std::to_string(fc::attention_max_features()));
+  if (B > 65535) throw py::value_error(std::string(fn) + ": B (batch x heads) must be at most 65535");
+  check_rows(L, fn), check_rows(S, fn);
+  if (mask != 0 && (mb < 1 || div < 1 || (ml != 1 && ml != L)))
+    throw py::value_error(std::string(fn) + ": mask layout needs mb >= 1, div >= 1 and ml 1 or L");
+  if (!(dropout_p >= 0 && dropout_p < 1)) throw py::value_error(std::string(fn) + ": dropout_p must be in [0, 1)");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C_cuda, m) {
@@ -233,6 +249,33 @@ PYBIND11_MODULE(_C_cuda, m) {
     check_ptr(rstd, c, fn, "rstd");
     raise_if(fc::batch_norm_backward(dtype, P<void>(gy), P<void>(x), P<void>(w), P<void>(mean), P<void>(rstd),
                                      P<void>(gx), P<void>(gw), P<void>(gb), n, c, sp, training, S(stream)), fn);
+  });
+  m.attr("attention_max_features") = fc::attention_max_features();
+  m.def("attention_forward", [](int dtype, Ptr q, Ptr k, Ptr v, Ptr mask, int64_t mb, int64_t ml, int64_t div, Ptr out,
+                                Ptr lse, int64_t B, int64_t L, int64_t S_, int64_t E, int64_t Ev, bool causal,
+                                double scale, double dropout_p, uint64_t seed, Ptr stream) {
+    const char* fn = "attention_forward";
+    check_attention(dtype, B, L, S_, E, Ev, mask, mb, ml, div, dropout_p, fn);
+    check_ptr(q, B * L * E, fn, "q"), check_ptr(k, B * S_ * E, fn, "k"), check_ptr(v, B * S_ * Ev, fn, "v");
+    check_ptr(out, B * L * Ev, fn, "out"), check_ptr(lse, B * L, fn, "lse");
+    raise_if(fc::attention_forward(dtype, P<void>(q), P<void>(k), P<void>(v), P<void>(mask), mb, ml, div, P<void>(out),
+                                   P<void>(lse), B, L, S_, E, Ev, causal, scale, dropout_p, seed, S(stream)),
+             fn);
+  });
+  m.def("attention_backward", [](int dtype, Ptr gout, Ptr q, Ptr k, Ptr v, Ptr out, Ptr lse, Ptr mask, int64_t mb,
+                                 int64_t ml, int64_t div, Ptr D, Ptr gq, Ptr gk, Ptr gv, int64_t B, int64_t L,
+                                 int64_t S_, int64_t E, int64_t Ev, bool causal, double scale, double dropout_p,
+                                 uint64_t seed, Ptr stream) {
+    const char* fn = "attention_backward";
+    check_attention(dtype, B, L, S_, E, Ev, mask, mb, ml, div, dropout_p, fn);
+    check_ptr(gout, B * L * Ev, fn, "gout"), check_ptr(q, B * L * E, fn, "q"), check_ptr(k, B * S_ * E, fn, "k");
+    check_ptr(v, B * S_ * Ev, fn, "v"), check_ptr(out, B * L * Ev, fn, "out"), check_ptr(lse, B * L, fn, "lse");
+    check_ptr(D, B * L, fn, "D"), check_ptr(gq, B * L * E, fn, "gq"), check_ptr(gk, B * S_ * E, fn, "gk");
+    check_ptr(gv, B * S_ * Ev, fn, "gv");
+    raise_if(fc::attention_backward(dtype, P<void>(gout), P<void>(q), P<void>(k), P<void>(v), P<void>(out),
+                                    P<void>(lse), P<void>(mask), mb, ml, div, P<void>(D), P<void>(gq), P<void>(gk),
+                                    P<void>(gv), B, L, S_, E, Ev, causal, scale, dropout_p, seed, S(stream)),
+             fn);
   });
   m.def("layer_norm_forward", [](int dtype, Ptr x, Ptr w, Ptr b, Ptr y, Ptr mean, Ptr rstd, int64_t rows, int64_t d,
                                  double eps, Ptr stream) {

@@ -247,6 +247,223 @@ __global__ void emb_bwd_kernel(const T* gy, const int64_t* idx, T* gw, int64_t n
   }
 }
 
+
+// ---------------------------------------------------------------- scaled dot-product attention
+// A warp per query row (forward, dQ) or per key row (dK, dV), the head's features split over the
+// lanes (at most kAttnMaxE = 8 x 32 each of q/k and v), a running maximum and sum per row: the scores
+// are never stored, so memory stays O(rows x features) whatever L and S.  Plain FMAs, no tensor cores:
+// a reference-grade kernel that the CPU kernel checks, not yet a fast one.  The same formulas as
+// csrc/attention.cpp: s = scale q.k + mask, keys j <= i when causal, a masked (-inf) key weighs 0,
+// a row with nothing to attend gives 0 and lse = -inf, a NaN score makes its row NaN, and dropout
+// keeps weight (b, i, j) where counter_uniform(seed, (b L + i) S + j) >= p (the same hash).
+constexpr int kAttnWarps = 4;
+constexpr int kAttnPer = 8;  // features per lane
+
+__device__ inline double d_counter_uniform(uint64_t seed, int64_t i) {
+  uint64_t z = seed + static_cast<uint64_t>(i + 1) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+template <class T> __device__ inline T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+struct AttnArgs {
+  int64_t B, L, S, E, Ev, mb, ml, div;
+  bool causal;
+  double scale, p;
+  uint64_t seed;
+};
+
+template <class T>
+__device__ inline const T* attn_mask_row_d(const T* mask, const AttnArgs& a, int64_t b, int64_t i) {
+  if (!mask) return nullptr;
+  const int64_t m = (b / a.div) % a.mb;
+  return mask + (m * a.ml + (a.ml == 1 ? 0 : i)) * a.S;
+}
+
+// the score of (query row qi, key j): every lane gets the sum
+template <class T>
+__device__ inline T attn_score(const T (&qr)[kAttnPer], const T* kj, int64_t E, int lane, T scale, const T* mrow,
+                               int64_t j) {
+  T d = T(0);
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    if (e < E) d += qr[u] * kj[e];
+  }
+  d = scale * warp_sum(d);
+  return mrow ? d + mrow[j] : d;
+}
+
+template <class T>
+__device__ inline T attn_keep(const AttnArgs& a, int64_t b, int64_t i, int64_t j) {
+  if (a.p <= 0) return T(1);
+  return d_counter_uniform(a.seed, (b * a.L + i) * a.S + j) >= a.p ? T(1.0 / (1.0 - a.p)) : T(0);
+}
+
+template <class T>
+__global__ void attn_fwd_kernel(const T* q, const T* k, const T* v, const T* mask, T* out, T* lse, AttnArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.y, i = blockIdx.x * static_cast<int64_t>(kAttnWarps) + (threadIdx.x >> 5);
+  if (i >= a.L) return;
+  const T scale = T(a.scale), ninf = -INFINITY;
+  T qr[kAttnPer], acc[kAttnPer];
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    qr[u] = e < a.E ? q[(b * a.L + i) * a.E + e] : T(0);
+    acc[u] = T(0);
+  }
+  const T* mrow = attn_mask_row_d(mask, a, b, i);
+  T m = ninf, l = T(0);
+  bool nan = false;
+  const int64_t kend = a.causal ? (i + 1 < a.S ? i + 1 : a.S) : a.S;
+  for (int64_t j = 0; j < kend; ++j) {
+    const T s = attn_score(qr, k + (b * a.S + j) * a.E, a.E, lane, scale, mrow, j);
+    if (s != s) {
+      nan = true;
+      continue;
+    }
+    if (s == ninf) continue;
+    if (s > m) {
+      const T alpha = m == ninf ? T(0) : dexp(m - s);
+      l *= alpha;
+#pragma unroll
+      for (int u = 0; u < kAttnPer; ++u) acc[u] *= alpha;
+      m = s;
+    }
+    const T e = dexp(s - m);
+    l += e;
+    const T w = e * attn_keep<T>(a, b, i, j);
+    const T* vj = v + (b * a.S + j) * a.Ev;
+#pragma unroll
+    for (int u = 0; u < kAttnPer; ++u) {
+      const int64_t c = lane + 32 * u;
+      if (c < a.Ev) acc[u] += w * vj[c];
+    }
+  }
+  const T nanv = T(NAN);
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t c = lane + 32 * u;
+    if (c < a.Ev) out[(b * a.L + i) * a.Ev + c] = nan ? nanv : (l > T(0) ? acc[u] / l : T(0));
+  }
+  if (lane == 0) lse[b * a.L + i] = nan ? nanv : (l > T(0) ? m + dlog(l) : ninf);
+}
+
+// the probability of (i, j) from the saved lse, as attn_prob_row: 0 for a masked key or a row that
+// attends to nothing, NaN for a visible key of a NaN row
+template <class T> __device__ inline T attn_prob(T s, T lse) {
+  const T ninf = -INFINITY;
+  if (lse == ninf) return T(0);
+  if (lse != lse) return s == ninf ? T(0) : lse;
+  return dexp(s - lse);
+}
+
+// D_i = sum_c gout[i, c] out[i, c]
+template <class T>
+__global__ void attn_rowdot_kernel(const T* gout, const T* out, T* D, int64_t rows, int64_t Ev) {
+  const int lane = threadIdx.x & 31;
+  const int64_t r = blockIdx.x * static_cast<int64_t>(kAttnWarps) + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  T d = T(0);
+  for (int64_t c = lane; c < Ev; c += 32) d += gout[r * Ev + c] * out[r * Ev + c];
+  d = warp_sum(d);
+  if (lane == 0) D[r] = d;
+}
+
+// dQ: a warp per query row, over its keys
+template <class T>
+__global__ void attn_dq_kernel(const T* gout, const T* q, const T* k, const T* v, const T* lse, const T* D,
+                               const T* mask, T* gq, AttnArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.y, i = blockIdx.x * static_cast<int64_t>(kAttnWarps) + (threadIdx.x >> 5);
+  if (i >= a.L) return;
+  const T scale = T(a.scale);
+  T qr[kAttnPer], gr[kAttnPer], dq[kAttnPer];
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    qr[u] = e < a.E ? q[(b * a.L + i) * a.E + e] : T(0);
+    gr[u] = e < a.Ev ? gout[(b * a.L + i) * a.Ev + e] : T(0);
+    dq[u] = T(0);
+  }
+  const T* mrow = attn_mask_row_d(mask, a, b, i);
+  const T li = lse[b * a.L + i], di = D[b * a.L + i];
+  const int64_t kend = a.causal ? (i + 1 < a.S ? i + 1 : a.S) : a.S;
+  for (int64_t j = 0; j < kend; ++j) {
+    const T* kj = k + (b * a.S + j) * a.E;
+    const T p = attn_prob(attn_score(qr, kj, a.E, lane, scale, mrow, j), li);
+    T dp = T(0);
+#pragma unroll
+    for (int u = 0; u < kAttnPer; ++u) {
+      const int64_t c = lane + 32 * u;
+      if (c < a.Ev) dp += gr[u] * v[(b * a.S + j) * a.Ev + c];
+    }
+    dp = warp_sum(dp) * attn_keep<T>(a, b, i, j);
+    const T ds = scale * p * (dp - di);
+#pragma unroll
+    for (int u = 0; u < kAttnPer; ++u) {
+      const int64_t e = lane + 32 * u;
+      if (e < a.E) dq[u] += ds * kj[e];
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    if (e < a.E) gq[(b * a.L + i) * a.E + e] = dq[u];
+  }
+}
+
+// dK and dV: a warp per key row, over the queries that see it
+template <class T>
+__global__ void attn_dkv_kernel(const T* gout, const T* q, const T* k, const T* v, const T* lse, const T* D,
+                                const T* mask, T* gk, T* gv, AttnArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.y, j = blockIdx.x * static_cast<int64_t>(kAttnWarps) + (threadIdx.x >> 5);
+  if (j >= a.S) return;
+  const T scale = T(a.scale);
+  T kr[kAttnPer], vr[kAttnPer], dk[kAttnPer], dv[kAttnPer];
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    kr[u] = e < a.E ? k[(b * a.S + j) * a.E + e] : T(0);
+    vr[u] = e < a.Ev ? v[(b * a.S + j) * a.Ev + e] : T(0);
+    dk[u] = dv[u] = T(0);
+  }
+  for (int64_t i = a.causal ? j : 0; i < a.L; ++i) {
+    const T* qi = q + (b * a.L + i) * a.E;
+    const T* gi = gout + (b * a.L + i) * a.Ev;
+    const T p = attn_prob(attn_score(kr, qi, a.E, lane, scale, attn_mask_row_d(mask, a, b, i), j), lse[b * a.L + i]);
+    T dp = T(0);
+#pragma unroll
+    for (int u = 0; u < kAttnPer; ++u) {
+      const int64_t c = lane + 32 * u;
+      if (c < a.Ev) dp += vr[u] * gi[c];
+    }
+    const T keep = attn_keep<T>(a, b, i, j);
+    dp = warp_sum(dp) * keep;
+    const T ds = scale * p * (dp - D[b * a.L + i]), pk = p * keep;
+#pragma unroll
+    for (int u = 0; u < kAttnPer; ++u) {
+      const int64_t e = lane + 32 * u;
+      if (e < a.E) dk[u] += ds * qi[e];
+      if (e < a.Ev) dv[u] += pk * gi[e];
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kAttnPer; ++u) {
+    const int64_t e = lane + 32 * u;
+    if (e < a.E) gk[(b * a.S + j) * a.E + e] = dk[u];
+    if (e < a.Ev) gv[(b * a.S + j) * a.Ev + e] = dv[u];
+  }
+}
+
 template <class F>
 std::string by_dtype(int dtype, F&& f) {
   if (dtype == 0) {
@@ -825,6 +1042,55 @@ std::string lstm_cell_backward(int dtype, const void* gates, const void* c, cons
         static_cast<const T*>(gates), static_cast<const T*>(c), static_cast<const T*>(cprev),
         static_cast<const T*>(dout), static_cast<const T*>(dh), static_cast<T*>(dc), static_cast<T*>(dpre),
         static_cast<T*>(direct), lengths, t, B, H);
+  });
+}
+
+namespace {
+AttnArgs attn_args(int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, int64_t mb, int64_t ml, int64_t div,
+                   bool causal, double scale, double p, uint64_t seed) {
+  return AttnArgs{B, L, S, E, Ev, mb, ml, div, causal, scale, p, seed};
+}
+dim3 attn_grid(int64_t rows, int64_t B) {
+  return dim3(static_cast<unsigned>((rows + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(B));
+}
+}  // namespace
+
+int attention_max_features() { return 32 * kAttnPer; }
+
+std::string attention_forward(int dtype, const void* q, const void* k, const void* v, const void* mask, int64_t mb,
+                              int64_t ml, int64_t div, void* out, void* lse, int64_t B, int64_t L, int64_t S,
+                              int64_t E, int64_t Ev, bool causal, double scale, double dropout_p, uint64_t seed,
+                              void* stream) {
+  if (B * L == 0) return {};
+  const AttnArgs a = attn_args(B, L, S, E, Ev, mb, ml, div, causal, scale, dropout_p, seed);
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    attn_fwd_kernel<T><<<attn_grid(L, B), 32 * kAttnWarps, 0, as_stream(stream)>>>(
+        static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), static_cast<const T*>(mask),
+        static_cast<T*>(out), static_cast<T*>(lse), a);
+  });
+}
+
+std::string attention_backward(int dtype, const void* gout, const void* q, const void* k, const void* v,
+                               const void* out, const void* lse, const void* mask, int64_t mb, int64_t ml, int64_t div,
+                               void* D, void* gq, void* gk, void* gv, int64_t B, int64_t L, int64_t S, int64_t E,
+                               int64_t Ev, bool causal, double scale, double dropout_p, uint64_t seed, void* stream) {
+  const AttnArgs a = attn_args(B, L, S, E, Ev, mb, ml, div, causal, scale, dropout_p, seed);
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    const auto st = as_stream(stream);
+    if (B * L > 0) {
+      attn_rowdot_kernel<T><<<static_cast<unsigned>((B * L + kAttnWarps - 1) / kAttnWarps), 32 * kAttnWarps, 0, st>>>(
+          static_cast<const T*>(gout), static_cast<const T*>(out), static_cast<T*>(D), B * L, Ev);
+      attn_dq_kernel<T><<<attn_grid(L, B), 32 * kAttnWarps, 0, st>>>(
+          static_cast<const T*>(gout), static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),
+          static_cast<const T*>(lse), static_cast<const T*>(D), static_cast<const T*>(mask), static_cast<T*>(gq), a);
+    }
+    if (B * S > 0)
+      attn_dkv_kernel<T><<<attn_grid(S, B), 32 * kAttnWarps, 0, st>>>(
+          static_cast<const T*>(gout), static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),
+          static_cast<const T*>(lse), static_cast<const T*>(D), static_cast<const T*>(mask), static_cast<T*>(gk),
+          static_cast<T*>(gv), a);
   });
 }
 

@@ -95,6 +95,20 @@ std::string lstm_cell_backward(int dtype, const void* gates, const void* c, cons
                                const void* dh, void* dc, void* dpre, void* direct, const int64_t* lengths, int64_t t,
                                int64_t B, int64_t H, void* stream);
 
+// Scaled dot-product attention, the contract of csrc/attention.h: q (B, L, E), k (B, S, E), v (B, S, Ev)
+// -> out (B, L, Ev), lse (B, L); mask (mb, ml, S) additive or null, batch b reading slice (b / div) % mb.
+// E and Ev at most attention_max_features().  The backward writes gq, gk, gv whole and uses D (B*L
+// scratch).
+int attention_max_features();
+std::string attention_forward(int dtype, const void* q, const void* k, const void* v, const void* mask, int64_t mb,
+                              int64_t ml, int64_t div, void* out, void* lse, int64_t B, int64_t L, int64_t S,
+                              int64_t E, int64_t Ev, bool causal, double scale, double dropout_p, uint64_t seed,
+                              void* stream);
+std::string attention_backward(int dtype, const void* gout, const void* q, const void* k, const void* v,
+                               const void* out, const void* lse, const void* mask, int64_t mb, int64_t ml, int64_t div,
+                               void* D, void* gq, void* gk, void* gv, int64_t B, int64_t L, int64_t S, int64_t E,
+                               int64_t Ev, bool causal, double scale, double dropout_p, uint64_t seed, void* stream);
+
 // what the module was compiled for, e.g. "sm_80 sm_90 compute_90"
 const char* architectures();
 

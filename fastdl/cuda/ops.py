@@ -8,6 +8,7 @@ without a fault (class and embedding indices in range) is checked here first.  I
 """
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import cupy as cp
@@ -16,6 +17,7 @@ import numpy as np
 from .. import _C_cuda as K
 from .. import backend, reference
 from ..reference._checks import _scalars
+from ..reference.attention import _scale_in_range, _seed
 from ..reference.conv import _conv_geometry
 from ..reference.norm import _ln_axes
 from ..reference.pool import _pool_check
@@ -558,6 +560,79 @@ def _rnn_on(fn_lstm, fn_host):
     return run
 
 
+# ---------------------------------------------------------------- scaled dot-product attention
+def _attention_args(fn, q, k, v, mask, mask_div, scale, dropout_p):
+    """reference._sdpa_args for CUDA arrays: (q, k, v, mask, scale, mb, ml)."""
+    q, k, v = _float(q, fn, "q"), _float(k, fn, "k"), _float(v, fn, "v")
+    for a, n in ((q, "q"), (k, "k"), (v, "v")):
+        if a.ndim != 3:
+            raise ValueError(f"{fn}: {n} must be 3-d, got shape {a.shape}")
+    B, L, E = q.shape
+    S, Ev = k.shape[1], v.shape[2]
+    k = _like(k, q, fn, "k", "q", (B, S, E))
+    v = _like(v, q, fn, "v", "q", (B, S, Ev))
+    mb = ml = 1
+    if mask is not None:
+        mask = _float(mask, fn, "mask")
+        if mask.dtype != q.dtype:
+            raise TypeError(f"{fn}: mask must be an additive mask of q's dtype {q.dtype}, got {mask.dtype}")
+        if mask.ndim != 3 or mask.shape[2] != S or mask.shape[1] not in (1, L) or (mask.shape[0] < 1 and B > 0):
+            raise ValueError(f"{fn}: mask must have shape (mb >= 1, 1 or L={L}, S={S}), got {tuple(mask.shape)}")
+        mb, ml = mask.shape[:2]
+        if mask_div < 1:
+            raise ValueError(f"{fn}: mask_div must be >= 1, got {mask_div}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(E) if E > 0 else 1.0
+    elif not math.isfinite(float(scale)):
+        raise ValueError(f"{fn}: scale must be finite, got {scale}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{fn}: dropout_p must be in [0, 1), got {dropout_p}")
+    _scale_in_range(float(scale), np.dtype(q.dtype), fn)
+    return q, k, v, mask, float(scale), max(mb, 1), ml
+
+
+@_scalars(mask_div="int", is_causal="bool", dropout_p="float", seed="int")
+def attention_forward(q, k, v, mask=None, mask_div=1, is_causal=False, scale=None, dropout_p=0.0, seed=0):
+    fn = "attention_forward"
+    q, k, v, mask, scale, mb, ml = _attention_args(fn, q, k, v, mask, mask_div, scale, dropout_p)
+    _seed(seed, fn)
+    B, L, E = q.shape
+    S, Ev = k.shape[1], v.shape[2]
+    out, lse = cp.empty((B, L, Ev), q.dtype), cp.empty((B, L), q.dtype)
+    K.attention_forward(_code(q), _ptr(q), _ptr(k), _ptr(v), _ptr(mask), mb, ml, mask_div, _ptr(out), _ptr(lse), B, L,
+                        S, E, Ev, is_causal, scale, dropout_p, seed, _stream())
+    return out, lse
+
+
+@_scalars(mask_div="int", is_causal="bool", dropout_p="float", seed="int")
+def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal=False, scale=None, dropout_p=0.0,
+                       seed=0):
+    fn = "attention_backward"
+    q, k, v, mask, scale, mb, ml = _attention_args(fn, q, k, v, mask, mask_div, scale, dropout_p)
+    _seed(seed, fn)
+    B, L, E = q.shape
+    S, Ev = k.shape[1], v.shape[2]
+    gout = _like(gout, q, fn, "gout", "q", (B, L, Ev))
+    out = _like(out, q, fn, "out", "q", (B, L, Ev))
+    lse = _like(lse, q, fn, "lse", "q", (B, L))
+    gq, gk, gv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
+    D = cp.empty((B, L), q.dtype)
+    K.attention_backward(_code(q), _ptr(gout), _ptr(q), _ptr(k), _ptr(v), _ptr(out), _ptr(lse), _ptr(mask), mb, ml,
+                         mask_div, _ptr(D), _ptr(gq), _ptr(gk), _ptr(gv), B, L, S, E, Ev, is_causal, scale, dropout_p,
+                         seed, _stream())
+    return gq, gk, gv
+
+
+def _attention_on(ours, host, n_arrays):
+    """Our kernel for heads it holds (E, Ev <= K.attention_max_features), the host kernel beyond; the
+    first n_arrays arguments carry the head sizes last (q, k, v; gout, q, k, v)."""
+    def run(*args, **kw):
+        if any(getattr(a, "ndim", 0) == 3 and a.shape[2] > K.attention_max_features for a in args[:n_arrays]):
+            return host(*args, **kw)
+        return ours(*args, **kw)
+    return run
+
+
 # ---------------------------------------------------------------- GEMMs (cuBLAS through CuPy)
 def matmul(a, b):
     a, b = _float(a, "matmul", "a"), _float(b, "matmul", "b")
@@ -606,6 +681,8 @@ def table() -> SimpleNamespace:
     t.softmax_forward, t.softmax_backward = _softmax_forward(0), _softmax_backward(0)
     t.log_softmax_forward, t.log_softmax_backward = _softmax_forward(1), _softmax_backward(1)
     t.rnn_forward, t.rnn_backward = _rnn_on(_lstm_forward, t.rnn_forward), _rnn_on(_lstm_backward, t.rnn_backward)
+    t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
+    t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
               embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
               conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward,

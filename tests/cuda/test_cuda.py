@@ -74,6 +74,15 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.lstm_cell_forward(0, 16, 0, 16, 16, 16, 0, 0, 0, 0, 2, 3, 0)
     with pytest.raises(ValueError, match="lstm_cell_backward: t must be >= 0"):
         K.lstm_cell_backward(0, 16, 16, 16, 0, 16, 16, 16, 16, 0, -1, 2, 3, 0)
+    with pytest.raises(ValueError, match="attention_forward: E and Ev must be at most"):
+        K.attention_forward(0, 16, 16, 16, 0, 1, 1, 1, 16, 16, 2, 3, 4, K.attention_max_features + 1, 4, False, 0.5,
+                            0.0, 0, 0)
+    with pytest.raises(ValueError, match="attention_forward: mask layout"):
+        K.attention_forward(0, 16, 16, 16, 16, 1, 2, 1, 16, 16, 2, 3, 4, 8, 8, False, 0.5, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="attention_backward: dropout_p must be in"):
+        K.attention_backward(0, *[16] * 7, 1, 1, 1, *[16] * 4, 2, 3, 4, 8, 8, False, 0.5, 1.0, 0, 0)
+    with pytest.raises(ValueError, match="attention_backward: gv is a null pointer"):
+        K.attention_backward(0, *[16] * 6, 0, 1, 1, 1, 16, 16, 16, 0, 2, 3, 4, 8, 8, False, 0.5, 0.0, 0, 0)
     K.act_forward(0, 0, 0, 0, 0, 0)  # nothing to do: no launch, no error
     K.im2col(0, 0, 0, (0,) + geom[1:], 0)
     K.max_pool2d_forward(0, 0, 0, 0, (0,) + pool[1:], 0)
@@ -263,6 +272,33 @@ def test_lstm_equals_the_cpu_kernel(dtype):
                                                                                    reverse)
             for u, v in zip(ops._lstm_backward(*dbw), cpu.rnn_backward(*bw)):
                 np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_equals_the_cpu_kernel(dtype):
+    """Scaled dot-product attention on the GPU (a warp per row, online softmax) forward and backward:
+    masks shared across heads or per query, causal, dropout with the CPU's mask, a fully masked row,
+    heads of 1 to 8 lanes' features, and a long row."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(5)
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for B, L, S, E, Ev in ((6, 9, 11, 8, 5), (2, 40, 300, 64, 64), (3, 5, 7, 200, 33)):
+        q, k, v, go = ((rng.standard_normal(sh) * 0.5).astype(dtype) for sh in ((B, L, E), (B, S, E), (B, S, Ev),
+                                                                                 (B, L, Ev)))
+        hidden = np.zeros((2, 1, S), dtype)
+        hidden[0, 0, :] = -np.inf  # every key of this slice masked: its rows give 0, no NaN
+        for mask, div in ((None, 1), (hidden, 1), (rng.standard_normal((1, L, S)).astype(dtype), 1)):
+            for causal, p in ((False, 0.0), (True, 0.3)):
+                kw = dict(mask=mask, mask_div=div, is_causal=causal, dropout_p=p, seed=11)
+                dkw = dict(kw, mask=None if mask is None else cp.asarray(mask))
+                want = cpu.attention_forward(q, k, v, **kw)
+                got = ops.attention_forward(cp.asarray(q), cp.asarray(k), cp.asarray(v), **dkw)
+                for u, w in zip(got, want):
+                    np.testing.assert_allclose(cp.asnumpy(u), w, **tol)
+                dev = [cp.asarray(a) for a in (go, q, k, v)] + list(got)
+                for u, w in zip(ops.attention_backward(*dev, **dkw), cpu.attention_backward(go, q, k, v, *want, **kw)):
+                    np.testing.assert_allclose(cp.asnumpy(u), w, **tol)
 
 
 @gpu

@@ -178,6 +178,23 @@ class EmulatedKernels(types.ModuleType):
         self._a(direct, (b, hid))[...] = np.where(live, 0, self._a(dh, (b, hid)))
         self._a(dc, (b, hid))[...] = np.where(live, dcv * f, self._a(dc, (b, hid)))
 
+    attention_max_features = 256
+
+    def attention_forward(self, dtype, q, k, v, mask, mb, ml, div, out, lse, b, lq, s, e, ev, causal, scale, p, seed,
+                          stream):
+        m = self._a(mask, (mb, ml, s)) if mask else None
+        self._a(out, (b, lq, ev))[...], self._a(lse, (b, lq))[...] = reference.attention_forward(
+            self._a(q, (b, lq, e)), self._a(k, (b, s, e)), self._a(v, (b, s, ev)), m, div, causal, scale, p, seed)
+
+    def attention_backward(self, dtype, gout, q, k, v, out, lse, mask, mb, ml, div, d, gq, gk, gv, b, lq, s, e, ev,
+                           causal, scale, p, seed, stream):
+        m = self._a(mask, (mb, ml, s)) if mask else None
+        grads = reference.attention_backward(self._a(gout, (b, lq, ev)), self._a(q, (b, lq, e)), self._a(k, (b, s, e)),
+                                             self._a(v, (b, s, ev)), self._a(out, (b, lq, ev)), self._a(lse, (b, lq)),
+                                             m, div, causal, scale, p, seed)
+        for ptr, g in zip((gq, gk, gv), grads):
+            self._a(ptr)[...] = g
+
     @staticmethod
     def _ceil(n, out, k, s, p):
         return out != (n + 2 * p - k) // s + 1  # more outputs than floor mode gives: ceil mode
@@ -306,6 +323,27 @@ def test_glue_matches_the_cpu_kernels(ops):
     gru = ops.table().rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None, False, True)
     np.testing.assert_allclose(gru[0], cpu.rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None,
                                                        False, True)[0])  # the other modes: the host's kernels
+    # attention: masks (one row for all queries, or one per query, shared across heads), causal, dropout,
+    # the scale, and heads too large for the kernel going to the host's
+    B, L, S, E, Ev = 6, 5, 7, 4, 3
+    q, k, v = rng.standard_normal((B, L, E)), rng.standard_normal((B, S, E)), rng.standard_normal((B, S, Ev))
+    go = rng.standard_normal((B, L, Ev))
+    for mask, div in ((None, 1), (np.where(rng.random((2, 1, S)) < 0.3, -np.inf, 0.0), 3),
+                      (rng.standard_normal((3, L, S)), 1)):
+        for causal, p, scale in ((False, 0.0, None), (True, 0.25, 0.7)):
+            kw = dict(mask=mask, mask_div=div, is_causal=causal, scale=scale, dropout_p=p, seed=5)
+            got, want = ops.attention_forward(q, k, v, **kw), cpu.attention_forward(q, k, v, **kw)
+            for u, w in zip(got, want):
+                np.testing.assert_allclose(u, w, rtol=1e-10, atol=1e-12)
+            for u, w in zip(ops.attention_backward(go, q, k, v, *want, **kw), cpu.attention_backward(go, q, k, v, *want,
+                                                                                                      **kw)):
+                np.testing.assert_allclose(u, w, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="attention_forward: mask must have shape"):
+        ops.attention_forward(q, k, v, np.zeros((1, 2, S)))
+    with pytest.raises(ValueError, match="attention_backward: lse has shape"):
+        ops.attention_backward(go, q, k, v, go, np.zeros(B))
+    big = rng.standard_normal((1, 2, 300))
+    np.testing.assert_allclose(ops.table().attention_forward(big, big, big)[0], cpu.attention_forward(big, big, big)[0])
     a2, b2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
     np.testing.assert_allclose(ops.matmul(a2, b2), a2 @ b2)
     table = ops.table()
