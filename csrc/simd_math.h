@@ -145,6 +145,26 @@ FASTDL_MATH_INLINE __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_LT_OQ),
                             _mm512_setzero_ps());
 }
+// exp(x) for x <= 0, -inf or NaN, 16 lanes (the attention rows, GELU's erfc): x = n ln2 + r with
+// n = round(x / ln2) by the 1.5 * 2^23 shifter (two FMA-port ops, where roundscale takes two on one
+// port), a degree-5 polynomial fitted to e^r's relative error on |r| <= ln2/2 (1.8e-7 relative in
+// float32, measured; Cephes' degree 7 buys ~1 ulp that a softmax cannot use), 2^n by scalef.  No
+// clamp: a lane below lo (-inf included) may compute garbage but the final mask zeroes it, and a NaN
+// lane (unordered, so not below lo) stays NaN.
+FASTDL_MATH_INLINE __m512 exp16_nonpos(__m512 x) {
+  const __m512 shifter = _mm512_set1_ps(12582912.0f);
+  const __m512 fx = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(8.290238639e-03f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.189793859e-02f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.666763745e-01f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.999914944e-01f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(9.999997067e-01f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_NLT_UQ),
+                             _mm512_scalef_ps(y, fx));
+}
 // tanh's odd polynomial for |x| < 0.625 (no cancellation there), and a magnitude given x's sign
 FASTDL_MATH_INLINE __m512 tanh_small16(__m512 v) {
   const __m512 z = _mm512_mul_ps(v, v);
