@@ -68,27 +68,8 @@ struct V {
 };
 
 // ---------------------------------------------------------------- the LSTM cell, 16 lanes at once
-// simd_math.h's exp and tanh polynomial (this namespace's own copies), fused into one pass per vector;
-// arguments are clamped so that exp stays finite, and 1 / d is a reciprocal, not a division.
+// simd_math.h's sigmoid16 and tanh16 (this namespace's own copies), fused into one pass per vector.
 #include "simd_math.h"
-inline __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
-// 1 / d for d >= 1 (finite, or NaN): the 14-bit reciprocal and one Newton step, not a division
-inline __m512 recip16(__m512 d) {
-  const __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-}
-// exp(-v) for sigmoid: -v clamped to 88 from above, so 1 + e stays finite (sigmoid(-88) ~ 0 either way)
-inline __m512 sigmoid16(__m512 v) {
-  const __m512 e = exp16_clamped(_mm512_min_ps(_mm512_set1_ps(88.0f), neg16(v)));  // min(c, NaN) is NaN
-  return recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-inline __m512 tanh16(__m512 v) {
-  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), ax = abs16(v);
-  // 1 - 2 / (e^{2|x|} + 1), |x| clamped to 9 (tanh(9) rounds to 1 in float32) so e stays finite
-  const __m512 e = exp16_clamped(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(9.0f), ax)));
-  const __m512 big = with_sign16(_mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one), v);
-  return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), tanh_small16(v));
-}
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
 }  // namespace

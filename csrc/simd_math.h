@@ -182,6 +182,27 @@ FASTDL_MATH_INLINE __m512 with_sign16(__m512 mag, __m512 v) {
   const __m512i sbit = _mm512_set1_epi32(int(0x80000000u));
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(mag), _mm512_and_si512(sbit, _mm512_castps_si512(v))));
 }
+// sigmoid and tanh 16 lanes wide (the AVX-512 LSTM cell, SiLU and the tanh GELU): arguments clamped
+// so that exp stays finite, and 1 / d is a reciprocal, not a division.
+FASTDL_MATH_INLINE __m512 neg16(__m512 v) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))); }
+// 1 / d for d >= 1 (finite, or NaN): the 14-bit reciprocal and one Newton step, not a division
+FASTDL_MATH_INLINE __m512 recip16(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+// exp(-v) for sigmoid: -v clamped to 88 from above, so 1 + e stays finite (sigmoid(-88) ~ 0 either way)
+FASTDL_MATH_INLINE __m512 sigmoid16(__m512 v) {
+  const __m512 e = exp16_clamped(_mm512_min_ps(_mm512_set1_ps(88.0f), neg16(v)));  // min(c, NaN) is NaN
+  return recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+FASTDL_MATH_INLINE __m512 tanh16(__m512 v) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), ax = abs16(v);
+  // 1 - 2 / (e^{2|x|} + 1), |x| clamped to 10 so e stays finite (tanh(x) rounds to 1 in float32 from
+  // 9.01, and this formula gives exactly 1 at 10; at 9 it gave 1 - 2^-24)
+  const __m512 e = exp16_clamped(_mm512_mul_ps(two, _mm512_min_ps(_mm512_set1_ps(10.0f), ax)));
+  const __m512 big = with_sign16(_mm512_fnmadd_ps(two, recip16(_mm512_add_ps(e, one)), one), v);
+  return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), tanh_small16(v));
+}
 #endif
 
 FASTDL_MATH_INLINE float hsum8(__m256 v) {
