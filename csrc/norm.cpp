@@ -157,6 +157,72 @@ void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
   }
 }
 
+template <class T>
+void group_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, int64_t N, int64_t C,
+                        int64_t S, int64_t G, double eps) {
+  const int64_t CG = C / G, D = CG * S;
+  parallel_for(N * G, chan_grain(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const T* p = x + row * D;
+      const double mu = D ? SIMD(sum_d<T>)(p, D) / D : 0.0;
+      const double ss = SIMD(sq_dev_d<T>)(p, D, mu);
+      const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
+      mean[row] = T(mu);
+      rstd[row] = T(r);
+      const T tmu = T(mu), tr = T(r);
+      for (int64_t k = 0; k < CG; ++k) {  // channel c: y = (x - mu) r w + b over its S elements
+        const int64_t c = (row % G) * CG + k;
+        const T w = gamma ? gamma[c] : T(1), b = beta ? beta[c] : T(0);
+        const T* pc = p + k * S;
+        T* o = y + row * D + k * S;
+        for (int64_t i = 0; i < S; ++i) o[i] = (pc[i] - tmu) * tr * w + b;
+      }
+    }
+  });
+}
+
+template <class T>
+void group_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* rstd, T* gx, T* ggamma,
+                         T* gbeta, int64_t N, int64_t C, int64_t S, int64_t G) {
+  const int64_t CG = C / G, D = CG * S;
+  // per (sample, channel): sum gy and sum gy xhat, the sums every gradient is made of
+  std::vector<double> sg(N * C), sgx(N * C);
+  parallel_for(N * G, chan_grain(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t n = row / G, c0 = (row % G) * CG;
+      const T mu = mean[row], r = rstd[row];
+      double a = 0, b = 0;  // sums of gy w and gy w xhat over the group
+      for (int64_t k = 0; k < CG; ++k) {
+        double s = 0, t = 0;
+        SIMD(sum_g_gxhat_d<T>)(gy + row * D + k * S, x + row * D + k * S, S, double(mu), double(r), &s, &t);
+        sg[n * C + c0 + k] = s;
+        sgx[n * C + c0 + k] = t;
+        const double w = gamma ? double(gamma[c0 + k]) : 1.0;
+        a += w * s;
+        b += w * t;
+      }
+      if (!gx) continue;
+      const T ma = T(D ? a / D : 0.0), mb = T(D ? b / D : 0.0);
+      for (int64_t k = 0; k < CG; ++k) {
+        const T w = gamma ? gamma[c0 + k] : T(1);
+        const T* g = gy + row * D + k * S;
+        const T* p = x + row * D + k * S;
+        T* o = gx + row * D + k * S;
+        for (int64_t i = 0; i < S; ++i) o[i] = r * (g[i] * w - ma - (p[i] - mu) * r * mb);
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0, t = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      s += sg[n * C + c];
+      t += sgx[n * C + c];
+    }
+    if (ggamma) ggamma[c] = T(t);
+    if (gbeta) gbeta[c] = T(s);
+  }
+}
+
 #define FASTDL_INSTANTIATE(T)                                                                                  \
   template void batch_norm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t, \
                                             int64_t, double, double);                                          \
@@ -166,7 +232,11 @@ void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
                                        int64_t, int64_t, bool);                                                \
   template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, double);     \
   template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
-                                       int64_t);
+                                       int64_t);                                                               \
+  template void group_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, int64_t,     \
+                                      int64_t, double);                                                        \
+  template void group_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
+                                       int64_t, int64_t, int64_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
 #undef FASTDL_INSTANTIATE

@@ -30,4 +30,15 @@ template <class T>
 void layer_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* rstd, T* gx, T* ggamma,
                          T* gbeta, int64_t M, int64_t D);
 
+// Group norm over x (N, C, S), C a multiple of G: each sample's group of C/G channels (D = C/G * S
+// contiguous elements) is normalised as one layer-norm row, then y = xhat gamma[c] + beta[c]
+// (gamma, beta (C) or null).  mean, rstd: (N * G).  The backward gives gx, ggamma, gbeta (each may
+// be null), with the statistics' gradient through the whole group.
+template <class T>
+void group_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, int64_t N, int64_t C,
+                        int64_t S, int64_t G, double eps);
+template <class T>
+void group_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* rstd, T* gx, T* ggamma,
+                         T* gbeta, int64_t N, int64_t C, int64_t S, int64_t G);
+
 }  // namespace fastdl

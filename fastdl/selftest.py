@@ -57,6 +57,8 @@ def _cases(rng, dt):
         ("batch_norm_backward", (r(2, 3, 7, 8), px, r(3), r(3), np.abs(r(3)) + 0.5, True)),
         ("layer_norm_forward", (px, [7, 8], r(7, 8), r(7, 8), 1e-5)),
         ("layer_norm_backward", (r(2, 3, 7, 8), px, [7, 8], r(7, 8), r(6), np.abs(r(6)) + 0.5)),
+        ("group_norm_forward", (r(2, 6, 7, 3), 3, r(6), r(6), 1e-5)),
+        ("group_norm_backward", (r(2, 6, 7, 3), r(2, 6, 7, 3), 3, r(6), r(6), np.abs(r(6)) + 0.5)),
         ("rnn_forward", ("lstm", rx, rh, rh * 0.5, rwi, rwh, rb, rb * 0.5, rlen, True)),
         ("rnn_backward", ("gru", r(5, 3, 6), r(3, 6), None, rx, rh, None, gwi, gwh, gb, gb * 0.5, gf[0], gf[3], None,
                           gf[5], rlen, False)),

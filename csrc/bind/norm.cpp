@@ -107,10 +107,11 @@ std::pair<int64_t, int64_t> ln_dims(const py::array& x, const std::vector<int64_
 
 // An optional (D,)-element weight or bias; null for None.
 template <class T>
-const T* opt_row(const py::object& o, carr<T>& keep, int64_t D, const char* fn, const char* name) {
+const T* opt_row(const py::object& o, carr<T>& keep, int64_t D, const char* fn, const char* name,
+                 const char* want = "normalized_shape") {
   if (o.is_none()) return nullptr;
   keep = to_carr<T>(o, fn, name);
-  if (keep.size() != D) value_error(std::string(fn) + ": " + name + " must have normalized_shape, got " + shape_of(keep));
+  if (keep.size() != D) value_error(std::string(fn) + ": " + name + " must have " + want + ", got " + shape_of(keep));
   return keep.data();
 }
 
@@ -168,6 +169,72 @@ py::tuple layer_norm_backward(const py::object& gyo, const py::object& xo, const
   });
 }
 
+// (N, C, S, G) of a group norm's input (N, C, ...) and num_groups
+struct GnDims {
+  int64_t N, C, S, G;
+};
+GnDims gn_dims(const py::array& x, const Int& groups_a, const char* fn) {
+  const int64_t G = groups_a.get(fn, "num_groups");
+  if (x.ndim() < 2) value_error(std::string(fn) + ": input must be (N, C, ...), got " + shape_of(x));
+  const int64_t N = x.shape(0), C = x.shape(1);
+  if (G < 1 || C % G) value_error(std::string(fn) + ": num_groups must be >= 1 and divide C=" + std::to_string(C) +
+                                  ", got " + std::to_string(G));
+  return {N, C, N * C ? x.size() / (N * C) : 0, G};
+}
+
+py::tuple group_norm_forward(const py::object& xo, const Int& groups_a, const py::object& w0, const py::object& b0,
+                             const Float& eps_a) {
+  const char* fn = "group_norm_forward";
+  const double eps = eps_a.get(fn, "eps");
+  auto x0 = to_array(xo, fn, "input");
+  return by_dtype(x0, fn, "input", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const GnDims d = gn_dims(x0, groups_a, fn);
+    if (!(eps > 0)) value_error(std::string(fn) + ": eps must be > 0");
+    auto x = carr<T>::ensure(x0);
+    carr<T> gk, bk;
+    const T* g = opt_row<T>(w0, gk, d.C, fn, "weight", "one entry per channel");
+    const T* b = opt_row<T>(b0, bk, d.C, fn, "bias", "one entry per channel");
+    py::array y = empty<T>(shape_vec(x0)), mean = empty<T>({d.N * d.G}), rstd = empty<T>({d.N * d.G});
+    {
+      py::gil_scoped_release nogil;
+      fastdl::group_norm_forward<T>(x.data(), g, b, ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), d.N, d.C, d.S, d.G, eps);
+    }
+    return py::make_tuple(y, mean, rstd);
+  });
+}
+
+py::tuple group_norm_backward(const py::object& gyo, const py::object& xo, const Int& groups_a, const py::object& w0,
+                              const py::object& mo, const py::object& ro, const Flag& need_input_a,
+                              const Flag& need_weight_a, const Flag& need_bias_a) {
+  const char* fn = "group_norm_backward";
+  const bool need_input = need_input_a.get(fn, "need_input");
+  const bool need_weight = need_weight_a.get(fn, "need_weight");
+  const bool need_bias = need_bias_a.get(fn, "need_bias");
+  auto gy0 = to_array(gyo, fn, "gy"), x0 = to_array(xo, fn, "input"), m0 = to_array(mo, fn, "mean"),
+       r0 = to_array(ro, fn, "rstd");
+  return by_dtype(x0, fn, "input", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    same_dtype(x0, "input", gy0, "gy", fn);
+    same_shape(x0, "input", gy0, "gy", fn);
+    const GnDims d = gn_dims(x0, groups_a, fn);
+    auto gy = carr<T>::ensure(gy0), x = carr<T>::ensure(x0), mean = to_carr<T>(m0, fn, "mean"),
+         rstd = to_carr<T>(r0, fn, "rstd");
+    if (mean.size() != d.N * d.G || rstd.size() != d.N * d.G)
+      value_error(std::string(fn) + ": mean and rstd must have one entry per sample and group (" +
+                  std::to_string(d.N * d.G) + ")");
+    carr<T> gk;
+    const T* g = opt_row<T>(w0, gk, d.C, fn, "weight", "one entry per channel");
+    Out<T> gx(need_input, shape_vec(x0)), gw(need_weight, {d.C}), gb(need_bias, {d.C});
+    {
+      py::gil_scoped_release nogil;
+      fastdl::group_norm_backward<T>(gy.data(), x.data(), g, mean.data(), rstd.data(), gx.p(), gw.p(), gb.p(), d.N, d.C,
+                                     d.S, d.G);
+    }
+    return py::make_tuple(gx.obj(), gw.obj(), gb.obj());
+  });
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -179,6 +246,11 @@ void bind_norm(py::module_& m) {
   m.def("layer_norm_forward", &layer_norm_forward, py::arg("input"), py::arg("normalized_shape"), py::arg("weight"),
         py::arg("bias"), py::arg("eps"));
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("gy"), py::arg("input"), py::arg("normalized_shape"),
+        py::arg("weight"), py::arg("mean"), py::arg("rstd"), py::arg("need_input") = true,
+        py::arg("need_weight") = true, py::arg("need_bias") = true);
+  m.def("group_norm_forward", &group_norm_forward, py::arg("input"), py::arg("num_groups"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"));
+  m.def("group_norm_backward", &group_norm_backward, py::arg("gy"), py::arg("input"), py::arg("num_groups"),
         py::arg("weight"), py::arg("mean"), py::arg("rstd"), py::arg("need_input") = true,
         py::arg("need_weight") = true, py::arg("need_bias") = true);
 }

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..shapes import astype, int_arg, numpy_like, pair_arg, reshape
+from ..shapes import astype, float_arg, int_arg, numpy_like, pair_arg, reshape
 from ..tensor import Tensor, _result, as_tensor, contiguous
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
-from .norm import layer_norm
 
 __all__ = ["conv1d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool1d", "adaptive_avg_pool1d", "group_norm", "embedding_bag"]
@@ -194,15 +193,20 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     g = int_arg(num_groups, "num_groups", "group_norm", 1)
     if x.ndim < 2 or x.shape[1] % g:
         raise ValueError(f"group_norm: input must be (N, C, ...) with C divisible by num_groups={g}, got {x.shape}")
-    n, c = x.shape[:2]
-    size = int(np.prod(x.shape[2:], dtype=np.int64)) * (c // g)
-    y = layer_norm(x.reshape(n, g, size), (size,), None, None, eps).reshape(x.shape)
-    affine = (1, c) + (1,) * (x.ndim - 2)
-    if weight is not None:
-        y = y * as_tensor(weight).reshape(affine)
-    if bias is not None:
-        y = y + as_tensor(bias).reshape(affine)
-    return y
+    eps = float_arg(eps, "eps", "group_norm", 0.0, lo_open=True)
+    w = None if weight is None else as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    kern = backend.ops(x.data)
+    y, mean, rstd = kern.group_norm_forward(contiguous(x.data), g, None if w is None else w.data,
+                                            None if b is None else b.data, eps)
+    parents = tuple(t for t in (x, w, b) if t is not None)
+    xd, wd = x.data, None if w is None else w.data
+
+    def bw(gy):
+        gx, gw, gb = kern.group_norm_backward(contiguous(gy), xd, g, wd, mean, rstd, x.requires_grad,
+                                              w is not None and w.requires_grad, b is not None and b.requires_grad)
+        return tuple(v for v, t in ((gx, x), (gw, w), (gb, b)) if t is not None)
+    return _result(y, parents, bw)
 
 
 def _segments(op, a, starts, sizes):

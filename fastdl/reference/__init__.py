@@ -17,7 +17,8 @@ from .embedding import embedding_backward, embedding_forward
 from .gemm import linear_backward, linear_forward, matmul, matmul_backward
 from .loss import (bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
                    cross_entropy_forward, mse_backward, mse_forward)
-from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
+from .norm import (batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
+                   layer_norm_backward, layer_norm_forward)
 from .optim import adam_step, adaptive_step, rmsprop_step, sgd_step
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
@@ -36,6 +37,7 @@ OPS = (
     "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
+    "group_norm_forward", "group_norm_backward",
     "rnn_forward", "rnn_backward", "embedding_forward", "embedding_backward",
     "sgd_step", "adam_step", "rmsprop_step", "adaptive_step",
     "attention_forward", "attention_backward", "masked_softmax_forward", "masked_softmax_backward",
@@ -76,6 +78,8 @@ __all__ = [
     "dropout_mask",
     "embedding_backward",
     "embedding_forward",
+    "group_norm_backward",
+    "group_norm_forward",
     "layer_norm_backward",
     "layer_norm_forward",
     "linear_backward",

@@ -159,3 +159,74 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
     rows = tuple(range(x.ndim - len(axes)))
     return (gx, (gy * xhat).sum(axis=rows).astype(x.dtype) if need_weight else None,
             gy.sum(axis=rows).astype(x.dtype) if need_bias else None)
+
+
+def _gn_dims(x, num_groups, fn):
+    """(N, C, G, the grouped shape (N, G, C/G * S)) of a group norm's input (N, C, ...)."""
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must be (N, C, ...), got {x.shape}")
+    n, c = x.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(f"{fn}: num_groups must be >= 1 and divide C={c}, got {num_groups}")
+    return n, c, num_groups, (n, num_groups, x.size // (n * num_groups) if n * c else 0)
+
+
+def _channel(v, c, fn, name, dtype, ndim):
+    """An optional per-channel weight or bias, shaped to broadcast over (N, C, ...)."""
+    if v is None:
+        return None
+    v = _convertible(v, dtype, fn, name)
+    if v.size != c:
+        raise ValueError(f"{fn}: {name} must have one entry per channel, got {v.shape}")
+    return v.reshape((1, c) + (1,) * (ndim - 2))
+
+
+@_scalars(num_groups="int", eps="float")
+def group_norm_forward(input, num_groups, weight, bias, eps):
+    """x (N, C, ...) -> (y, mean, rstd): each sample's group of C / num_groups channels normalised as
+    one row (statistics (N * num_groups,)), then scaled and shifted per channel."""
+    fn = "group_norm_forward"
+    x = _float(input, fn, "input")
+    n, c, g, grouped = _gn_dims(x, num_groups, fn)
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0")
+    weight = _channel(weight, c, fn, "weight", x.dtype, x.ndim)
+    bias = _channel(bias, c, fn, "bias", x.dtype, x.ndim)
+    x64 = x.astype(np.float64).reshape(grouped)
+    d = max(grouped[2], 1)  # an empty group has mean 0 and variance 0, as natively
+    mean = x64.sum(axis=2, keepdims=True) / d
+    rstd = 1 / np.sqrt(((x64 - mean) ** 2).sum(axis=2, keepdims=True) / d + eps)
+    y = ((x64 - mean) * rstd).reshape(x.shape)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), rstd.reshape(-1).astype(x.dtype)
+
+
+@_scalars(num_groups="int", need_input="bool", need_weight="bool", need_bias="bool")
+def group_norm_backward(gy, input, num_groups, weight, mean, rstd, need_input=True, need_weight=True, need_bias=True):
+    """gx = rstd (g - mean(g) - xhat mean(g xhat)) over each group with g = gy gamma; ggamma and gbeta
+    sum gy xhat and gy over every axis but the channels'."""
+    fn = "group_norm_backward"
+    gy, x = _array(gy, fn, "gy"), _float(input, fn, "input")
+    _array(mean, fn, "mean"), _array(rstd, fn, "rstd")
+    _same_dtype(x, "input", gy, "gy", fn)
+    _same_shape(x, "input", gy, "gy", fn)
+    n, c, g, grouped = _gn_dims(x, num_groups, fn)
+    mean, rstd = _convertible(mean, x.dtype, fn, "mean"), _convertible(rstd, x.dtype, fn, "rstd")
+    if mean.size != n * g or rstd.size != n * g:
+        raise ValueError(f"{fn}: mean and rstd must have one entry per sample and group ({n * g})")
+    weight = _channel(weight, c, fn, "weight", x.dtype, x.ndim)
+    m, r = mean.reshape(n, g, 1), rstd.reshape(n, g, 1)
+    xhat = ((x.reshape(grouped) - m) * r).reshape(x.shape)
+    gg = (gy * (1 if weight is None else weight)).reshape(grouped)
+    xh = xhat.reshape(grouped)
+    gx = None
+    if need_input:
+        d = max(grouped[2], 1)
+        gx = r * (gg - gg.sum(axis=2, keepdims=True) / d - xh * (gg * xh).sum(axis=2, keepdims=True) / d)
+        gx = gx.reshape(x.shape).astype(x.dtype)
+    axes = (0,) + tuple(range(2, x.ndim))
+    return (gx, (gy * xhat).sum(axis=axes).astype(x.dtype) if need_weight else None,
+            gy.sum(axis=axes).astype(x.dtype) if need_bias else None)
