@@ -74,6 +74,9 @@ def test_masked_softmax_and_additive_ops(rng):
     check_op(F.additive_attention, qp, kp, v,
              expected=lambda a, b, c: np.tanh(a[:, :, None, :] + b[:, None, :, :]) @ c)
     check_op(F.additive_attention, qp[:, 0], kp, v)
+    # the mask broadcasts to x's shape, never beyond it (found by the fuzzer: (1, 4) against a (3, 4) mask)
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 4\) does not broadcast to x's \(1, 4\)"):
+        F.masked_softmax(x[0, :1, :4], np.ones((3, 4), bool))
 
 
 def test_fully_masked_rows_give_zeros_and_finite_gradients(rng):

@@ -122,10 +122,12 @@ def masked_softmax(x, mask=None, dim: int = -1, scale: float = 1.0) -> Tensor:
         if dtype_of(m).kind not in "biu":
             raise TypeError(f"masked_softmax: mask must be boolean (True = keep), got dtype {dtype_of(m)}")
         try:
-            np.broadcast_shapes(tuple(m.shape), x.shape)
+            fits = np.broadcast_shapes(tuple(m.shape), x.shape) == tuple(x.shape)  # to x's shape, not beyond it
         except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"masked_softmax: mask of shape {tuple(m.shape)} does not broadcast to x's "
-                             f"{x.shape}") from None
+                             f"{x.shape}")
         m = broadcast_to(m, x.shape)
     last = dim == x.ndim - 1
     move = (lambda a: a) if last else (lambda a: xp.moveaxis(a, dim, -1))  # noqa: E731
