@@ -1,5 +1,6 @@
 #include "norm.h"
 
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -97,18 +98,24 @@ void batch_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean,
   });
 }
 
+// The mean and 1 / sqrt(var + eps) of one row of D (statistics in float64; an empty row has mean 0
+// and variance 0), stored to *mean, *rstd and returned in T: layer norm's rows and group norm's groups.
+template <class T> std::pair<T, T> row_stats(const T* p, int64_t D, double eps, T* mean, T* rstd) {
+  const double mu = D ? SIMD(sum_d<T>)(p, D) / D : 0.0;
+  const double ss = SIMD(sq_dev_d<T>)(p, D, mu);
+  const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
+  *mean = T(mu);
+  *rstd = T(r);
+  return {T(mu), T(r)};
+}
+
 template <class T>
 void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, int64_t M, int64_t D,
                         double eps) {
   parallel_for(M, chan_grain(D), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       const T* p = x + m * D;
-      const double mu = D ? SIMD(sum_d<T>)(p, D) / D : 0.0;
-      const double ss = SIMD(sq_dev_d<T>)(p, D, mu);
-      const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
-      mean[m] = T(mu);
-      rstd[m] = T(r);
-      const T tmu = T(mu), tr = T(r);
+      const auto [tmu, tr] = row_stats(p, D, eps, mean + m, rstd + m);
       T* o = y + m * D;
       for (int64_t i = 0; i < D; ++i) {
         const T xh = (p[i] - tmu) * tr;
@@ -164,12 +171,7 @@ void group_norm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean
   parallel_for(N * G, chan_grain(D), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       const T* p = x + row * D;
-      const double mu = D ? SIMD(sum_d<T>)(p, D) / D : 0.0;
-      const double ss = SIMD(sq_dev_d<T>)(p, D, mu);
-      const double r = 1.0 / std::sqrt((D ? ss / D : 0.0) + eps);
-      mean[row] = T(mu);
-      rstd[row] = T(r);
-      const T tmu = T(mu), tr = T(r);
+      const auto [tmu, tr] = row_stats(p, D, eps, mean + row, rstd + row);
       for (int64_t k = 0; k < CG; ++k) {  // channel c: y = (x - mu) r w + b over its S elements
         const int64_t c = (row % G) * CG + k;
         const T w = gamma ? gamma[c] : T(1), b = beta ? beta[c] : T(0);

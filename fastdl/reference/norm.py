@@ -113,6 +113,15 @@ def _row(v, normalized_shape, fn, name, dtype):
     return v.reshape(tuple(normalized_shape))
 
 
+def _normed(xhat, weight, bias, mean, rstd, dtype):
+    """(xhat * weight + bias, mean, rstd) in the input's dtype, the statistics flat: the forwards' tail."""
+    if weight is not None:
+        xhat = xhat * weight
+    if bias is not None:
+        xhat = xhat + bias
+    return xhat.astype(dtype), mean.reshape(-1).astype(dtype), rstd.reshape(-1).astype(dtype)
+
+
 @_scalars(normalized_shape="ints", eps="float")
 def layer_norm_forward(input, normalized_shape, weight, bias, eps):
     """Normalize over the trailing ``normalized_shape`` dims: -> (y, mean, rstd) with one mean/rstd per row."""
@@ -126,12 +135,7 @@ def layer_norm_forward(input, normalized_shape, weight, bias, eps):
     x64 = x.astype(np.float64)
     mean = x64.mean(axis=axes, keepdims=True)
     rstd = 1 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
-    y = (x64 - mean) * rstd
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), rstd.reshape(-1).astype(x.dtype)
+    return _normed((x64 - mean) * rstd, weight, bias, mean, rstd, x.dtype)
 
 
 @_scalars(normalized_shape="ints", need_input="bool", need_weight="bool", need_bias="bool")
@@ -196,12 +200,7 @@ def group_norm_forward(input, num_groups, weight, bias, eps):
     d = max(grouped[2], 1)  # an empty group has mean 0 and variance 0, as natively
     mean = x64.sum(axis=2, keepdims=True) / d
     rstd = 1 / np.sqrt(((x64 - mean) ** 2).sum(axis=2, keepdims=True) / d + eps)
-    y = ((x64 - mean) * rstd).reshape(x.shape)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), rstd.reshape(-1).astype(x.dtype)
+    return _normed(((x64 - mean) * rstd).reshape(x.shape), weight, bias, mean, rstd, x.dtype)
 
 
 @_scalars(num_groups="int", need_input="bool", need_weight="bool", need_bias="bool")
