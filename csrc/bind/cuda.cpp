@@ -323,6 +323,53 @@ PYBIND11_MODULE(_C_cuda, m) {
                                     P<void>(dc), P<void>(dpre), P<void>(direct), P<int64_t>(lengths), t, b, hid,
                                     S(stream)), fn);
   });
+  m.def("gru_cell_forward", [](int dtype, Ptr xw, Ptr hw, Ptr bhh, Ptr h, Ptr out, Ptr gates, Ptr hnl, Ptr lengths,
+                               int64_t t, int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "gru_cell_forward";
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, 3 * hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(xw, 3 * n, fn, "xw"), check_ptr(hw, 3 * n, fn, "hw"), check_ptr(h, n, fn, "h");
+    check_ptr(out, n, fn, "out");
+    raise_if(fc::gru_cell_forward(dtype, P<void>(xw), P<void>(hw), P<void>(bhh), P<void>(h), P<void>(out),
+                                  P<void>(gates), P<void>(hnl), P<int64_t>(lengths), t, b, hid, S(stream)), fn);
+  });
+  m.def("gru_cell_backward", [](int dtype, Ptr gates, Ptr hnl, Ptr hprev, Ptr dout, Ptr dh, Ptr dxw, Ptr dhw,
+                                Ptr direct, Ptr lengths, int64_t t, int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "gru_cell_backward";
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, 3 * hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(gates, 3 * n, fn, "gates"), check_ptr(hnl, n, fn, "hnl"), check_ptr(hprev, n, fn, "hprev");
+    check_ptr(dh, n, fn, "dh"), check_ptr(dxw, 3 * n, fn, "dxw"), check_ptr(dhw, 3 * n, fn, "dhw");
+    check_ptr(direct, n, fn, "direct");
+    raise_if(fc::gru_cell_backward(dtype, P<void>(gates), P<void>(hnl), P<void>(hprev), P<void>(dout), P<void>(dh),
+                                   P<void>(dxw), P<void>(dhw), P<void>(direct), P<int64_t>(lengths), t, b, hid,
+                                   S(stream)), fn);
+  });
+  m.def("rnn_cell_forward", [](int act, int dtype, Ptr xw, Ptr hw, Ptr h, Ptr out, Ptr gates, Ptr lengths, int64_t t,
+                               int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "rnn_cell_forward";
+    if (act != 0 && act != 1) throw py::value_error("rnn_cell_forward: act must be 0 (relu) or 1 (tanh)");
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(xw, n, fn, "xw"), check_ptr(hw, n, fn, "hw"), check_ptr(h, n, fn, "h"), check_ptr(out, n, fn, "out");
+    raise_if(fc::rnn_cell_forward(act, dtype, P<void>(xw), P<void>(hw), P<void>(h), P<void>(out), P<void>(gates),
+                                  P<int64_t>(lengths), t, b, hid, S(stream)), fn);
+  });
+  m.def("rnn_cell_backward", [](int act, int dtype, Ptr out, Ptr dout, Ptr dh, Ptr dpre, Ptr direct, Ptr lengths,
+                                int64_t t, int64_t b, int64_t hid, Ptr stream) {
+    const char* fn = "rnn_cell_backward";
+    if (act != 0 && act != 1) throw py::value_error("rnn_cell_backward: act must be 0 (relu) or 1 (tanh)");
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(hid, fn, "H"), check_size(t, fn, "t");
+    check_mul(b, hid, fn);
+    const int64_t n = b * hid;
+    check_ptr(out, n, fn, "out"), check_ptr(dh, n, fn, "dh"), check_ptr(dpre, n, fn, "dpre");
+    check_ptr(direct, n, fn, "direct");
+    raise_if(fc::rnn_cell_backward(act, dtype, P<void>(out), P<void>(dout), P<void>(dh), P<void>(dpre),
+                                   P<void>(direct), P<int64_t>(lengths), t, b, hid, S(stream)), fn);
+  });
   m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
                                  int64_t padding_idx, Ptr stream) {
     const char* fn = "embedding_backward";

@@ -1045,6 +1045,140 @@ std::string lstm_cell_backward(int dtype, const void* gates, const void* c, cons
   });
 }
 
+// ---------------------------------------------------------------- the GRU and the simple (Elman) RNN cells
+namespace {
+
+template <class T>
+__global__ void gru_fwd_kernel(const T* xw, const T* hw, const T* bhh, T* h, T* out, T* gates, T* hnl,
+                               const int64_t* lengths, int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    T* g = gates ? gates + b * 3 * H : nullptr;
+    if (lengths && t >= lengths[b]) {  // a finished sequence: state kept, output 0, no gates
+      out[e] = T(0);
+      if (g) g[j] = g[H + j] = g[2 * H + j] = T(0);
+      if (hnl) hnl[e] = T(0);
+      continue;
+    }
+    const T* px = xw + b * 3 * H;
+    const T* ph = hw + b * 3 * H;
+    const T hr = ph[j] + (bhh ? bhh[j] : T(0)), hz = ph[H + j] + (bhh ? bhh[H + j] : T(0)),
+            hn = ph[2 * H + j] + (bhh ? bhh[2 * H + j] : T(0));
+    const T r = dsigmoid(px[j] + hr), z = dsigmoid(px[H + j] + hz), n = dtanh(px[2 * H + j] + r * hn);
+    const T hv = (T(1) - z) * n + z * h[e];
+    h[e] = hv;
+    out[e] = hv;
+    if (g) g[j] = r, g[H + j] = z, g[2 * H + j] = n;
+    if (hnl) hnl[e] = hn;
+  }
+}
+
+template <class T>
+__global__ void gru_bwd_kernel(const T* gates, const T* hnl, const T* hprev, const T* dout, const T* dh, T* dxw,
+                               T* dhw, T* direct, const int64_t* lengths, int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    T* dx = dxw + b * 3 * H;
+    T* dg = dhw + b * 3 * H;
+    if (lengths && t >= lengths[b]) {  // identity step: the gradient passes through, nothing to this step
+      dx[j] = dx[H + j] = dx[2 * H + j] = dg[j] = dg[H + j] = dg[2 * H + j] = T(0);
+      direct[e] = dh[e];
+      continue;
+    }
+    const T* g = gates + b * 3 * H;
+    const T r = g[j], z = g[H + j], n = g[2 * H + j];
+    const T gh = dh[e] + (dout ? dout[e] : T(0));
+    const T dan = gh * (T(1) - z) * (T(1) - n * n);
+    const T dr = dan * hnl[e] * r * (T(1) - r), dz = gh * (hprev[e] - n) * z * (T(1) - z);
+    dx[j] = dg[j] = dr;
+    dx[H + j] = dg[H + j] = dz;
+    dx[2 * H + j] = dan;
+    dg[2 * H + j] = dan * r;
+    direct[e] = gh * z;
+  }
+}
+
+template <class T>
+__global__ void elman_fwd_kernel(int act, const T* xw, const T* hw, T* h, T* out, T* gates, const int64_t* lengths,
+                                 int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    if (lengths && t >= lengths[e / H]) {
+      out[e] = T(0);
+      if (gates) gates[e] = T(0);
+      continue;
+    }
+    const T a = xw[e] + hw[e];
+    const T hv = act == kTanh ? dtanh(a) : (a < T(0) ? T(0) : a);  // relu passes a NaN on, as the CPU's
+    h[e] = hv;
+    out[e] = hv;
+    if (gates) gates[e] = hv;
+  }
+}
+
+template <class T>
+__global__ void elman_bwd_kernel(int act, const T* out, const T* dout, const T* dh, T* dpre, T* direct,
+                                 const int64_t* lengths, int64_t t, int64_t B, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * H) {
+    if (lengths && t >= lengths[e / H]) {
+      dpre[e] = T(0);
+      direct[e] = dh[e];
+      continue;
+    }
+    const T gh = dh[e] + (dout ? dout[e] : T(0)), o = out[e];
+    dpre[e] = act == kTanh ? gh * (T(1) - o * o) : (o > T(0) ? gh : T(0));
+    direct[e] = T(0);
+  }
+}
+
+}  // namespace
+
+std::string gru_cell_forward(int dtype, const void* xw, const void* hw, const void* bhh, void* h, void* out,
+                             void* gates, void* hnl, const int64_t* lengths, int64_t t, int64_t B, int64_t H,
+                             void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    gru_fwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(xw), static_cast<const T*>(hw), static_cast<const T*>(bhh), static_cast<T*>(h),
+        static_cast<T*>(out), static_cast<T*>(gates), static_cast<T*>(hnl), lengths, t, B, H);
+  });
+}
+
+std::string gru_cell_backward(int dtype, const void* gates, const void* hnl, const void* hprev, const void* dout,
+                              const void* dh, void* dxw, void* dhw, void* direct, const int64_t* lengths, int64_t t,
+                              int64_t B, int64_t H, void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    gru_bwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gates), static_cast<const T*>(hnl), static_cast<const T*>(hprev),
+        static_cast<const T*>(dout), static_cast<const T*>(dh), static_cast<T*>(dxw), static_cast<T*>(dhw),
+        static_cast<T*>(direct), lengths, t, B, H);
+  });
+}
+
+std::string rnn_cell_forward(int act, int dtype, const void* xw, const void* hw, void* h, void* out, void* gates,
+                             const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    elman_fwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        act, static_cast<const T*>(xw), static_cast<const T*>(hw), static_cast<T*>(h), static_cast<T*>(out),
+        static_cast<T*>(gates), lengths, t, B, H);
+  });
+}
+
+std::string rnn_cell_backward(int act, int dtype, const void* out, const void* dout, const void* dh, void* dpre,
+                              void* direct, const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream) {
+  if (B * H == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    elman_bwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
+        act, static_cast<const T*>(out), static_cast<const T*>(dout), static_cast<const T*>(dh),
+        static_cast<T*>(dpre), static_cast<T*>(direct), lengths, t, B, H);
+  });
+}
+
 namespace {
 AttnArgs attn_args(int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, int64_t mb, int64_t ml, int64_t div,
                    bool causal, double scale, double p, uint64_t seed) {

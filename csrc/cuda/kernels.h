@@ -95,6 +95,28 @@ std::string lstm_cell_backward(int dtype, const void* gates, const void* c, cons
                                const void* dh, void* dc, void* dpre, void* direct, const int64_t* lengths, int64_t t,
                                int64_t B, int64_t H, void* stream);
 
+// One GRU step (gates r, z, n), as the CPU kernel: xw (B, 3H) the input path with b_ih, hw (B, 3H) the
+// hidden path without bias (cuBLAS's), bhh (3H) or null its bias, added here (r multiplies the n part of
+// the hidden path, so the two are kept apart); h (B, H) the state, updated in place; out (B, H);
+// gates (B, 3H) and hnl (B, H), the hidden path's n part with its bias, saved for backward (each may be
+// null).  Finished rows as the LSTM's.
+std::string gru_cell_forward(int dtype, const void* xw, const void* hw, const void* bhh, void* h, void* out,
+                             void* gates, void* hnl, const int64_t* lengths, int64_t t, int64_t B, int64_t H,
+                             void* stream);
+// Its backward for step t: dh (B, H), dout (B, H) or null, hprev (B, H) the state before the step ->
+// dxw (B, 3H) the input path's pre-activation gradient, dhw (B, 3H) the hidden path's (its n part
+// times r), direct (B, H) the part of dL/dh_{t-1} not through W_hh (dh itself for a finished row).
+std::string gru_cell_backward(int dtype, const void* gates, const void* hnl, const void* hprev, const void* dout,
+                              const void* dh, void* dxw, void* dhw, void* direct, const int64_t* lengths, int64_t t,
+                              int64_t B, int64_t H, void* stream);
+// The simple RNN's step, act kTanh or kRelu: h = act(xw + hw), xw with both biases; gates (B, H) or null
+// saves the new state (the CPU kernel's "gate").  Its backward: dpre (B, H) = (dh + dout) act'(out),
+// direct as above.
+std::string rnn_cell_forward(int act, int dtype, const void* xw, const void* hw, void* h, void* out, void* gates,
+                             const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream);
+std::string rnn_cell_backward(int act, int dtype, const void* out, const void* dout, const void* dh, void* dpre,
+                              void* direct, const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream);
+
 // Scaled dot-product attention, the contract of csrc/attention.h: q (B, L, E), k (B, S, E), v (B, S, Ev)
 // -> out (B, L, Ev), lse (B, L); mask (mb, ml, S) additive or null, batch b reading slice (b / div) % mb.
 // E and Ev at most attention_max_features().  The backward writes gq, gk, gv whole and uses D (B*L

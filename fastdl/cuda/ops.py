@@ -460,8 +460,14 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
     return gx, gw, gb
 
 
-# ---------------------------------------------------------------- the LSTM (cuBLAS for the products, the fused cell)
-def _lstm_args(fn, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
+# ---------------------------------------------------------------- recurrent layers (cuBLAS for the products, fused cells)
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+
+def _rnn_args(fn, mode, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
+    if mode not in _GATES:
+        raise ValueError(f"{fn}: mode must be 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got '{mode}'")
+    g = _GATES[mode]
     x = _float(x, fn, "input")
     if x.ndim != 3:
         raise ValueError(f"{fn}: input must have 3 dimensions, got shape {x.shape}")
@@ -470,17 +476,20 @@ def _lstm_args(fn, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
     if w_hh.ndim != 2:
         raise ValueError(f"{fn}: weight_hh must have 2 dimensions, got shape {w_hh.shape}")
     h = w_hh.shape[1]
-    w_hh = _like(w_hh, x, fn, "weight_hh", "input", (4 * h, h))
-    w_ih = _like(w_ih, x, fn, "weight_ih", "input", (4 * h, i))
+    w_hh = _like(w_hh, x, fn, "weight_hh", "input", (g * h, h))
+    w_ih = _like(w_ih, x, fn, "weight_ih", "input", (g * h, i))
     hx = _like(hx, x, fn, "hx", "input", (b, h))
-    if cx is None:
-        raise TypeError(f"{fn}: an LSTM needs the initial cell state cx")
-    cx = _like(cx, x, fn, "cx", "input", (b, h))
+    if mode == "lstm":
+        if cx is None:
+            raise TypeError(f"{fn}: an LSTM needs the initial cell state cx")
+        cx = _like(cx, x, fn, "cx", "input", (b, h))
+    else:
+        cx = None
     if (b_ih is None) != (b_hh is None):
         raise ValueError(f"{fn}: give both bias_ih and bias_hh, or neither")
-    bias = None
     if b_ih is not None:
-        bias = _like(b_ih, x, fn, "bias_ih", "input", (4 * h,)) + _like(b_hh, x, fn, "bias_hh", "input", (4 * h,))
+        b_ih = _like(b_ih, x, fn, "bias_ih", "input", (g * h,))
+        b_hh = _like(b_hh, x, fn, "bias_hh", "input", (g * h,))
     ln = None
     if lengths is not None:
         ln = _contiguous(cp.asarray(lengths))
@@ -493,40 +502,59 @@ def _lstm_args(fn, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
         if bool(bad.any()):
             k = int(cp.argmax(bad))
             raise ValueError(f"{fn}: lengths[{k}] = {int(ln[k])} is not in [1, {t}]")
-    return x, hx, cx, w_ih, w_hh, bias, ln, t, b, h
+    return x, hx, cx, w_ih, w_hh, b_ih, b_hh, ln, t, b, h, g
 
 
-def _lstm_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, save=True):
+def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, save=True):
+    """One layer over the sequence: the input path of every step as one GEMM, then per step the
+    recurrent GEMM (cuBLAS) and the mode's fused cell."""
     fn = "rnn_forward"
-    x, h0, c0, w_ih, w_hh, bias, ln, T, B, H = _lstm_args(fn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                          lengths)
-    xw = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, 4 * H)  # the input path of every step, one GEMM
-    if bias is not None:
-        xw += bias
-    h, c = cp.array(h0, copy=True), cp.array(c0, copy=True)
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, ln, T, B, H, G = _rnn_args(fn, mode, input, hx, cx, weight_ih, weight_hh,
+                                                                  bias_ih, bias_hh, lengths)
+    gru = mode == "gru"
+    xw = (x.reshape(T * B, -1) @ w_ih.T).reshape(T, B, G * H)  # the input path of every step, one GEMM
+    if b_ih is not None:
+        xw += b_ih if gru else b_ih + b_hh  # the GRU's b_hh stays with the hidden path (the cell adds it)
+    h = cp.array(h0, copy=True)
+    c = cp.array(c0, copy=True) if mode == "lstm" else None
     out = cp.empty((T, B, H), x.dtype)
-    gates = cp.empty((T, B, 4 * H), x.dtype) if save else None
-    cells = cp.empty((T, B, H), x.dtype) if save else None
-    hw = cp.empty((B, 4 * H), x.dtype)
+    gates = cp.empty((T, B, G * H), x.dtype) if save else None
+    cells = cp.empty((T, B, H), x.dtype) if save and mode == "lstm" else None
+    hnl = cp.empty((T, B, H), x.dtype) if save and gru else None
+    hw = cp.empty((B, G * H), x.dtype)
+    at = lambda a, t: None if a is None else a[t]  # noqa: E731
     for s in range(T):
         t = T - 1 - s if reverse else s
         cp.matmul(h, w_hh.T, out=hw)
-        K.lstm_cell_forward(_code(x), _ptr(xw[t]), _ptr(hw), _ptr(c), _ptr(h), _ptr(out[t]),
-                            _ptr(None if gates is None else gates[t]), _ptr(None if cells is None else cells[t]),
-                            _ptr(ln), t, B, H, _stream())
-    return out, h, c, gates, cells, None
+        if mode == "lstm":
+            K.lstm_cell_forward(_code(x), _ptr(xw[t]), _ptr(hw), _ptr(c), _ptr(h), _ptr(out[t]), _ptr(at(gates, t)),
+                                _ptr(at(cells, t)), _ptr(ln), t, B, H, _stream())
+        elif gru:
+            K.gru_cell_forward(_code(x), _ptr(xw[t]), _ptr(hw), _ptr(b_hh), _ptr(h), _ptr(out[t]), _ptr(at(gates, t)),
+                               _ptr(at(hnl, t)), _ptr(ln), t, B, H, _stream())
+        else:
+            K.rnn_cell_forward(_ACT[mode[4:]], _code(x), _ptr(xw[t]), _ptr(hw), _ptr(h), _ptr(out[t]),
+                               _ptr(at(gates, t)), _ptr(ln), t, B, H, _stream())
+    return out, h, c, gates, cells, hnl
 
 
-def _lstm_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
-                   hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
+def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, output, gates, cells,
+                 hn_linear, lengths, reverse, need_input=True, need_hidden=True, need_weights=True):
+    """Backpropagation through time: per step (last first) the fused cell's backward and one GEMM for
+    dL/dh_{t-1}; the weight gradients of all steps at once."""
     fn = "rnn_backward"
-    x, h0, c0, w_ih, w_hh, bias, ln, T, B, H = _lstm_args(fn, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                          lengths)
-    if output is None or gates is None or cells is None:
-        raise TypeError(f"{fn}: output, gates and cells must be arrays, got None")
-    out = _like(output, x, fn, "output", "input", (T, B, H))
-    gates = _like(gates, x, fn, "gates", "input", (T, B, 4 * H))
-    cells = _like(cells, x, fn, "cells", "input", (T, B, H))
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, ln, T, B, H, G = _rnn_args(fn, mode, input, hx, cx, weight_ih, weight_hh,
+                                                                  bias_ih, bias_hh, lengths)
+    lstm, gru = mode == "lstm", mode == "gru"
+
+    def saved(v, name, shape):
+        if v is None:
+            raise TypeError(f"{fn}: {name} must be an array, got None")
+        return _like(v, x, fn, name, "input", shape)
+    out = saved(output, "output", (T, B, H))
+    gates = saved(gates, "gates", (T, B, G * H))
+    cells = saved(cells, "cells", (T, B, H)) if lstm else None
+    hnl = saved(hn_linear, "hn_linear", (T, B, H)) if gru else None
     dout = None if dout is None else _like(dout, x, fn, "dout", "input", (T, B, H))
     order = [T - 1 - s for s in range(T)] if reverse else list(range(T))
     hprev, cur = cp.empty((T, B, H), x.dtype), cp.array(h0, copy=True)
@@ -534,30 +562,46 @@ def _lstm_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bi
         hprev[t] = cur
         cur = out[t] if ln is None else cp.where((t < ln)[:, None], out[t], cur)
     dh = cp.zeros((B, H), x.dtype) if dhn is None else cp.array(_like(dhn, x, fn, "dhn", "input", (B, H)), copy=True)
-    dc = cp.zeros((B, H), x.dtype) if dcn is None else cp.array(_like(dcn, x, fn, "dcn", "input", (B, H)), copy=True)
-    dpre, direct = cp.empty((T, B, 4 * H), x.dtype), cp.empty((B, H), x.dtype)
+    dc = None
+    if lstm:
+        dc = cp.zeros((B, H), x.dtype) if dcn is None else cp.array(_like(dcn, x, fn, "dcn", "input", (B, H)), copy=True)
+    dxw = cp.empty((T, B, G * H), x.dtype)
+    dhw = cp.empty((T, B, G * H), x.dtype) if gru else dxw  # the same but for the GRU's n gate
+    direct = cp.empty((B, H), x.dtype)
     for k in range(T - 1, -1, -1):
         t = order[k]
-        cprev = c0 if k == 0 else cells[order[k - 1]]
-        K.lstm_cell_backward(_code(x), _ptr(gates[t]), _ptr(cells[t]), _ptr(cprev),
-                             _ptr(None if dout is None else dout[t]), _ptr(dh), _ptr(dc), _ptr(dpre[t]), _ptr(direct),
-                             _ptr(ln), t, B, H, _stream())
-        dh = direct + dpre[t] @ w_hh
-    flat = dpre.reshape(T * B, 4 * H)
-    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
-    dw_ih = flat.T @ x.reshape(T * B, -1) if need_weights else None
-    dw_hh = flat.T @ hprev.reshape(T * B, H) if need_weights else None
-    db = flat.sum(axis=0) if need_weights and bias is not None else None
-    return (dx, dh if need_hidden else None, dc if need_hidden else None, dw_ih, dw_hh, db,
-            None if db is None else db.copy())
+        go = _ptr(None if dout is None else dout[t])
+        if lstm:
+            cprev = c0 if k == 0 else cells[order[k - 1]]
+            K.lstm_cell_backward(_code(x), _ptr(gates[t]), _ptr(cells[t]), _ptr(cprev), go, _ptr(dh), _ptr(dc),
+                                 _ptr(dxw[t]), _ptr(direct), _ptr(ln), t, B, H, _stream())
+        elif gru:
+            K.gru_cell_backward(_code(x), _ptr(gates[t]), _ptr(hnl[t]), _ptr(hprev[t]), go, _ptr(dh), _ptr(dxw[t]),
+                                _ptr(dhw[t]), _ptr(direct), _ptr(ln), t, B, H, _stream())
+        else:
+            K.rnn_cell_backward(_ACT[mode[4:]], _code(x), _ptr(out[t]), go, _ptr(dh), _ptr(dxw[t]), _ptr(direct),
+                                _ptr(ln), t, B, H, _stream())
+        dh = direct + dhw[t] @ w_hh
+    fx, fh = dxw.reshape(T * B, G * H), dhw.reshape(T * B, G * H)
+    dx = (fx @ w_ih).reshape(x.shape) if need_input else None
+    dw_ih = fx.T @ x.reshape(T * B, -1) if need_weights else None
+    dw_hh = fh.T @ hprev.reshape(T * B, H) if need_weights else None
+    db_ih = fx.sum(axis=0) if need_weights and b_ih is not None else None
+    db_hh = None if db_ih is None else (fh.sum(axis=0) if gru else db_ih.copy())
+    return dx, dh if need_hidden else None, dc if need_hidden and lstm else None, dw_ih, dw_hh, db_ih, db_hh
 
 
-def _rnn_on(fn_lstm, fn_host):
-    """The LSTM on the GPU; the other modes through the host table (no CUDA kernel of theirs yet)."""
-    def run(mode, *args, **kw):
-        return (fn_lstm if mode == "lstm" else fn_host)(mode, *args, **kw)
-    run.__name__ = fn_host.__name__
-    return run
+def rnn_forward_dirs(mode, input, directions, lengths, save=True):
+    """Both directions of a layer, one after the other on the stream (the CPU kernel's threads have no
+    counterpart here)."""
+    if not isinstance(directions, (list, tuple)):
+        raise TypeError("rnn_forward_dirs: directions must be a list of (hx, cx, weight_ih, weight_hh, bias_ih, "
+                        f"bias_hh, reverse) tuples, got {type(directions).__name__}")
+    for k, d in enumerate(directions):
+        if not isinstance(d, tuple) or len(d) != 7:
+            raise TypeError(f"rnn_forward_dirs: directions[{k}] must be a tuple (hx, cx, weight_ih, weight_hh, "
+                            "bias_ih, bias_hh, reverse)")
+    return [rnn_forward(mode, input, *d[:6], lengths, d[6], save) for d in directions]
 
 
 # ---------------------------------------------------------------- scaled dot-product attention
@@ -680,7 +724,7 @@ def table() -> SimpleNamespace:
         setattr(t, f"{kind}_backward", _act_backward(kind))
     t.softmax_forward, t.softmax_backward = _softmax_forward(0), _softmax_backward(0)
     t.log_softmax_forward, t.log_softmax_backward = _softmax_forward(1), _softmax_backward(1)
-    t.rnn_forward, t.rnn_backward = _rnn_on(_lstm_forward, t.rnn_forward), _rnn_on(_lstm_backward, t.rnn_backward)
+    t.rnn_forward, t.rnn_backward, t.rnn_forward_dirs = rnn_forward, rnn_backward, rnn_forward_dirs
     t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
     t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,

@@ -74,6 +74,14 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.lstm_cell_forward(0, 16, 0, 16, 16, 16, 0, 0, 0, 0, 2, 3, 0)
     with pytest.raises(ValueError, match="lstm_cell_backward: t must be >= 0"):
         K.lstm_cell_backward(0, 16, 16, 16, 0, 16, 16, 16, 16, 0, -1, 2, 3, 0)
+    with pytest.raises(ValueError, match="gru_cell_forward: h is a null pointer"):
+        K.gru_cell_forward(0, 16, 16, 0, 0, 16, 0, 0, 0, 0, 2, 3, 0)
+    with pytest.raises(ValueError, match="gru_cell_backward: hnl is a null pointer"):
+        K.gru_cell_backward(0, 16, 0, 16, 0, 16, 16, 16, 16, 0, 0, 2, 3, 0)
+    with pytest.raises(ValueError, match="rnn_cell_forward: act must be 0"):
+        K.rnn_cell_forward(2, 0, 16, 16, 16, 16, 0, 0, 0, 2, 3, 0)
+    with pytest.raises(ValueError, match="rnn_cell_backward: H must be >= 0"):
+        K.rnn_cell_backward(1, 0, 16, 0, 16, 16, 16, 0, 0, 2, -3, 0)
     with pytest.raises(ValueError, match="attention_forward: E and Ev must be at most"):
         K.attention_forward(0, 16, 16, 16, 0, 1, 1, 1, 16, 16, 2, 3, 4, K.attention_max_features + 1, 4, False, 0.5,
                             0.0, 0, 0)
@@ -248,30 +256,34 @@ def test_normalization_kernels_equal_the_cpu_kernels(dtype):
 
 @gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_equals_the_cpu_kernel(dtype):
-    """The LSTM layer on the GPU (cuBLAS products, the fused cell kernel) forward and backward, both
-    directions, with finished sequences."""
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_recurrent_layers_equal_the_cpu_kernel(mode, dtype):
+    """Each recurrent mode on the GPU (cuBLAS products, the mode's fused cell kernel) forward and
+    backward, both directions, with finished sequences."""
     from fastdl.cuda import ops
     cp, cpu, rng = _cp(), backend._C, np.random.default_rng(4)
     tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
     T, B, I, H = 7, 9, 20, 48
+    g = {"lstm": 4, "gru": 3}.get(mode, 1)
     f = lambda *s: (rng.standard_normal(s) * 0.5).astype(dtype)  # noqa: E731
-    args = [f(T, B, I), f(B, H), f(B, H), f(4 * H, I), f(4 * H, H), f(4 * H), f(4 * H)]
-    dev = [cp.asarray(a) for a in args]
+    args = [f(T, B, I), f(B, H), f(B, H) if mode == "lstm" else None, f(g * H, I), f(g * H, H), f(g * H), f(g * H)]
+    dev = [None if a is None else cp.asarray(a) for a in args]
     for ln in (None, rng.integers(1, T + 1, B)):
         for reverse in (False, True):
-            want = cpu.rnn_forward("lstm", *args, ln, reverse, True)
-            got = ops._lstm_forward("lstm", *dev, None if ln is None else cp.asarray(ln), reverse, True)
+            want = cpu.rnn_forward(mode, *args, ln, reverse, True)
+            got = ops.rnn_forward(mode, *dev, None if ln is None else cp.asarray(ln), reverse, True)
             for u, v in zip(got, want):
+                assert (u is None) == (v is None)
                 if v is not None:
                     np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
-            grads = (f(T, B, H), f(B, H), f(B, H))
-            bw = ("lstm",) + grads + tuple(args) + (want[0], want[3], want[4], None, ln, reverse)
-            dbw = ("lstm",) + tuple(cp.asarray(g) for g in grads) + tuple(dev) + (got[0], got[3], got[4], None,
-                                                                                   None if ln is None else cp.asarray(ln),
-                                                                                   reverse)
-            for u, v in zip(ops._lstm_backward(*dbw), cpu.rnn_backward(*bw)):
-                np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
+            grads = (f(T, B, H), f(B, H), f(B, H) if mode == "lstm" else None)
+            bw = (mode,) + grads + tuple(args) + (want[0], want[3], want[4], want[5], ln, reverse)
+            dbw = (mode,) + tuple(None if a is None else cp.asarray(a) for a in grads) + tuple(dev) + (
+                got[0], got[3], got[4], got[5], None if ln is None else cp.asarray(ln), reverse)
+            for u, v in zip(ops.rnn_backward(*dbw), cpu.rnn_backward(*bw)):
+                assert (u is None) == (v is None)
+                if v is not None:
+                    np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
 
 
 @gpu

@@ -178,6 +178,49 @@ class EmulatedKernels(types.ModuleType):
         self._a(direct, (b, hid))[...] = np.where(live, 0, self._a(dh, (b, hid)))
         self._a(dc, (b, hid))[...] = np.where(live, dcv * f, self._a(dc, (b, hid)))
 
+    def gru_cell_forward(self, dtype, xw, hw, bhh, h, out, gates, hnl, lengths, t, b, hid, stream):
+        px, ph = self._a(xw, (b, 3 * hid)), self._a(hw, (b, 3 * hid)) + (self._a(bhh) if bhh else 0)
+        sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+        r, z = sig(px[:, :hid] + ph[:, :hid]), sig(px[:, hid:2 * hid] + ph[:, hid:2 * hid])
+        n = np.tanh(px[:, 2 * hid:] + r * ph[:, 2 * hid:])
+        live = (np.ones(b, bool) if not lengths else t < self._a(lengths))[:, None]
+        hv = self._a(h, (b, hid))
+        hv[...] = np.where(live, (1 - z) * n + z * hv, hv)
+        self._a(out, (b, hid))[...] = np.where(live, hv, 0)
+        if gates:
+            self._a(gates, (b, 3 * hid))[...] = np.where(live, np.concatenate([r, z, n], 1), 0)
+        if hnl:
+            self._a(hnl, (b, hid))[...] = np.where(live, ph[:, 2 * hid:], 0)
+
+    def gru_cell_backward(self, dtype, gates, hnl, hprev, dout, dh, dxw, dhw, direct, lengths, t, b, hid, stream):
+        gr = self._a(gates, (b, 3 * hid))
+        r, z, n = gr[:, :hid], gr[:, hid:2 * hid], gr[:, 2 * hid:]
+        live = (np.ones(b, bool) if not lengths else t < self._a(lengths))[:, None]
+        d = self._a(dh, (b, hid))
+        gh = d + (self._a(dout, (b, hid)) if dout else 0)
+        dan = gh * (1 - z) * (1 - n * n)
+        dr, dz = dan * self._a(hnl, (b, hid)) * r * (1 - r), gh * (self._a(hprev, (b, hid)) - n) * z * (1 - z)
+        self._a(dxw, (b, 3 * hid))[...] = np.where(live, np.concatenate([dr, dz, dan], 1), 0)
+        self._a(dhw, (b, 3 * hid))[...] = np.where(live, np.concatenate([dr, dz, dan * r], 1), 0)
+        self._a(direct, (b, hid))[...] = np.where(live, gh * z, d)
+
+    def rnn_cell_forward(self, act, dtype, xw, hw, h, out, gates, lengths, t, b, hid, stream):
+        a = self._a(xw, (b, hid)) + self._a(hw, (b, hid))
+        new = np.tanh(a) if act == 1 else np.maximum(a, 0)
+        live = (np.ones(b, bool) if not lengths else t < self._a(lengths))[:, None]
+        hv = self._a(h, (b, hid))
+        hv[...] = np.where(live, new, hv)
+        self._a(out, (b, hid))[...] = np.where(live, new, 0)
+        if gates:
+            self._a(gates, (b, hid))[...] = np.where(live, new, 0)
+
+    def rnn_cell_backward(self, act, dtype, out, dout, dh, dpre, direct, lengths, t, b, hid, stream):
+        live = (np.ones(b, bool) if not lengths else t < self._a(lengths))[:, None]
+        d, o = self._a(dh, (b, hid)), self._a(out, (b, hid))
+        gh = d + (self._a(dout, (b, hid)) if dout else 0)
+        self._a(dpre, (b, hid))[...] = np.where(live, gh * (1 - o * o) if act == 1 else gh * (o > 0), 0)
+        self._a(direct, (b, hid))[...] = np.where(live, 0, d)
+
     attention_max_features = 256
 
     def attention_forward(self, dtype, q, k, v, mask, mb, ml, div, out, lse, b, lq, s, e, ev, causal, scale, p, seed,
@@ -298,31 +341,42 @@ def test_glue_matches_the_cpu_kernels(ops):
     for u, v in zip(ops.layer_norm_backward(gl_, xl, (5, 6), wl, got[1], got[2]),
                     cpu.layer_norm_backward(gl_, xl, (5, 6), wl, want[1], want[2])):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
-    # the LSTM: steps in either direction, finished sequences, saved arrays, with and without dout
+    # every recurrent mode: steps in either direction, finished sequences, saved arrays, with and without dout
     T, B, I, H = 5, 4, 3, 6
     xs, h0, c0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    wi, wh, bi, bh = (rng.standard_normal(sh) * 0.5 for sh in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,)))
-    for ln in (None, np.array([5, 2, 3, 1])):
-        for reverse in (False, True):
-            for bias in ((bi, bh), (None, None)):
-                got = ops._lstm_forward("lstm", xs, h0, c0, wi, wh, *bias, ln, reverse, True)
-                want = cpu.rnn_forward("lstm", xs, h0, c0, wi, wh, *bias, ln, reverse, True)
-                for u, v in zip(got, want):
-                    assert (u is None) == (v is None)
-                    if v is not None:
-                        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
-                for dout in (rng.standard_normal((T, B, H)), None):
-                    args = ("lstm", dout, rng.standard_normal((B, H)), rng.standard_normal((B, H)), xs, h0, c0, wi, wh,
-                            *bias, want[0], want[3], want[4], None, ln, reverse)
-                    for u, v in zip(ops._lstm_backward(*args), cpu.rnn_backward(*args)):
+    for mode, g in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1), ("rnn_relu", 1)):
+        wi, wh, bi, bh = (rng.standard_normal(sh) * 0.5 for sh in ((g * H, I), (g * H, H), (g * H,), (g * H,)))
+        cx = c0 if mode == "lstm" else None
+        for ln in (None, np.array([5, 2, 3, 1])):
+            for reverse in (False, True):
+                for bias in ((bi, bh), (None, None)):
+                    got = ops.rnn_forward(mode, xs, h0, cx, wi, wh, *bias, ln, reverse, True)
+                    want = cpu.rnn_forward(mode, xs, h0, cx, wi, wh, *bias, ln, reverse, True)
+                    for u, v in zip(got, want):
                         assert (u is None) == (v is None)
                         if v is not None:
-                            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(ops.table().rnn_forward("lstm", xs, h0, c0, wi, wh, bi, bh, None, True, False)[0],
-                               cpu.rnn_forward("lstm", xs, h0, c0, wi, wh, bi, bh, None, True, False)[0])
-    gru = ops.table().rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None, False, True)
-    np.testing.assert_allclose(gru[0], cpu.rnn_forward("gru", xs, h0, None, wi[:3 * H], wh[:3 * H], None, None, None,
-                                                       False, True)[0])  # the other modes: the host's kernels
+                            np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+                    for dout in (rng.standard_normal((T, B, H)), None):
+                        dcn = rng.standard_normal((B, H)) if mode == "lstm" else None
+                        args = (mode, dout, rng.standard_normal((B, H)), dcn, xs, h0, cx, wi, wh, *bias, want[0],
+                                want[3], want[4], want[5], ln, reverse)
+                        for u, v in zip(ops.rnn_backward(*args), cpu.rnn_backward(*args)):
+                            assert (u is None) == (v is None)
+                            if v is not None:
+                                np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(ops.table().rnn_forward(mode, xs, h0, cx, wi, wh, bi, bh, None, True, False)[0],
+                                   cpu.rnn_forward(mode, xs, h0, cx, wi, wh, bi, bh, None, True, False)[0])
+        both = ops.table().rnn_forward_dirs(mode, xs, [(h0, cx, wi, wh, bi, bh, False), (h0, cx, wi, wh, bi, bh, True)],
+                                            None, True)
+        for u, v in zip(both, cpu.rnn_forward_dirs(mode, xs, [(h0, cx, wi, wh, bi, bh, False),
+                                                               (h0, cx, wi, wh, bi, bh, True)], None, True)):
+            np.testing.assert_allclose(u[0], v[0], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="rnn_forward: mode must be"):
+        ops.rnn_forward("elman", xs, h0, None, wi, wh, None, None, None, False)
+    with pytest.raises(TypeError, match="rnn_backward: hn_linear must be an array"):
+        g3 = (rng.standard_normal((3 * H, I)), rng.standard_normal((3 * H, H)))
+        ops.rnn_backward("gru", None, None, None, xs, h0, None, *g3, None, None, want[0], np.zeros((T, B, 3 * H)),
+                         None, None, None, False)
     # attention: masks (one row for all queries, or one per query, shared across heads), causal, dropout,
     # the scale, and heads too large for the kernel going to the host's
     B, L, S, E, Ev = 6, 5, 7, 4, 3
