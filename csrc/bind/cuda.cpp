@@ -223,6 +223,27 @@ PYBIND11_MODULE(_C_cuda, m) {
     check_ptr(gy, g.P * g.OH * g.OW, fn, "gy"), check_ptr(gx, g.P * g.H * g.W, fn, "gx");
     raise_if(fc::avg_pool2d_backward(dtype, P<void>(gy), P<void>(gx), g, count_include_pad, S(stream)), fn);
   });
+  // the adaptive pools' sizes: P planes of H x W to OH x OW, each pooled side at least 1
+  auto adaptive = [](int64_t p, int64_t h, int64_t w, int64_t oh, int64_t ow, const char* fn) {
+    check_size(p, fn, "P"), check_size(h, fn, "H"), check_size(w, fn, "W"), check_size(oh, fn, "OH");
+    check_size(ow, fn, "OW");
+    if (h < 1 || w < 1 || oh < 1 || ow < 1) throw py::value_error(std::string(fn) + ": H, W, OH and OW must be >= 1");
+    check_mul(h, w, fn), check_mul(oh, ow, fn), check_mul(p, h * w, fn), check_mul(p, oh * ow, fn);
+  };
+  m.def("adaptive_avg_pool2d_forward", [adaptive](int dtype, Ptr x, Ptr y, int64_t p, int64_t h, int64_t w, int64_t oh,
+                                                  int64_t ow, Ptr stream) {
+    const char* fn = "adaptive_avg_pool2d_forward";
+    check_dtype(dtype, fn), adaptive(p, h, w, oh, ow, fn);
+    check_ptr(x, p * h * w, fn, "x"), check_ptr(y, p * oh * ow, fn, "y");
+    raise_if(fc::adaptive_avg_pool2d_forward(dtype, P<void>(x), P<void>(y), p, h, w, oh, ow, S(stream)), fn);
+  });
+  m.def("adaptive_avg_pool2d_backward", [adaptive](int dtype, Ptr gy, Ptr gx, int64_t p, int64_t h, int64_t w,
+                                                   int64_t oh, int64_t ow, Ptr stream) {
+    const char* fn = "adaptive_avg_pool2d_backward";
+    check_dtype(dtype, fn), adaptive(p, h, w, oh, ow, fn);
+    check_ptr(gy, p * oh * ow, fn, "gy"), check_ptr(gx, p * h * w, fn, "gx");
+    raise_if(fc::adaptive_avg_pool2d_backward(dtype, P<void>(gy), P<void>(gx), p, h, w, oh, ow, S(stream)), fn);
+  });
   m.def("batch_norm_forward", [](int dtype, Ptr x, Ptr w, Ptr b, Ptr rm, Ptr rv, Ptr y, Ptr mean, Ptr rstd, int64_t n,
                                  int64_t c, int64_t sp, bool training, double momentum, double eps, Ptr stream) {
     const char* fn = "batch_norm_forward";

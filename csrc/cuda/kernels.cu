@@ -777,6 +777,66 @@ std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolG
   });
 }
 
+// ---------------------------------------------------------------- adaptive average pooling
+namespace {
+__device__ inline int64_t win_lo(int64_t i, int64_t n, int64_t out) { return i * n / out; }
+__device__ inline int64_t win_hi(int64_t i, int64_t n, int64_t out) { return ((i + 1) * n + out - 1) / out; }
+
+template <class T>
+__global__ void adaptive_avg_fwd_kernel(const T* x, T* y, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  FASTDL_GRID_STRIDE(e, P * OH * OW) {
+    const int64_t p = e / (OH * OW), i = e / OW % OH, j = e % OW;
+    const int64_t r0 = win_lo(i, H, OH), r1 = win_hi(i, H, OH), c0 = win_lo(j, W, OW), c1 = win_hi(j, W, OW);
+    const T* src = x + p * H * W;
+    T s = T(0);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) s += src[r * W + c];
+    y[e] = s / T((r1 - r0) * (c1 - c0));
+  }
+}
+
+// each input cell gathers the shares of the windows holding it: the rows i with win_lo(i) <= r < win_hi(i)
+// start at r * OH / H (win_hi(i) > r from there on) and end before the first window starting past r
+// (win_lo rises with i); columns the same
+template <class T>
+__global__ void adaptive_avg_bwd_kernel(const T* gy, T* gx, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  FASTDL_GRID_STRIDE(e, P * H * W) {
+    const int64_t p = e / (H * W), r = e / W % H, c = e % W;
+    const T* g = gy + p * OH * OW;
+    T s = T(0);
+    for (int64_t i = r * OH / H; i < OH && win_lo(i, H, OH) <= r; ++i) {
+      if (win_hi(i, H, OH) <= r) continue;
+      const int64_t rows = win_hi(i, H, OH) - win_lo(i, H, OH);
+      for (int64_t j = c * OW / W; j < OW && win_lo(j, W, OW) <= c; ++j) {
+        if (win_hi(j, W, OW) <= c) continue;
+        s += g[i * OW + j] / T(rows * (win_hi(j, W, OW) - win_lo(j, W, OW)));
+      }
+    }
+    gx[e] = s;
+  }
+}
+}  // namespace
+
+std::string adaptive_avg_pool2d_forward(int dtype, const void* x, void* y, int64_t P, int64_t H, int64_t W, int64_t OH,
+                                        int64_t OW, void* stream) {
+  if (P * OH * OW == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    adaptive_avg_fwd_kernel<T><<<blocks_for(P * OH * OW), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), P, H, W, OH, OW);
+  });
+}
+
+std::string adaptive_avg_pool2d_backward(int dtype, const void* gy, void* gx, int64_t P, int64_t H, int64_t W,
+                                         int64_t OH, int64_t OW, void* stream) {
+  if (P * H * W == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    adaptive_avg_bwd_kernel<T><<<blocks_for(P * H * W), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(gy), static_cast<T*>(gx), P, H, W, OH, OW);
+  });
+}
+
 // ---------------------------------------------------------------- normalization
 namespace {
 

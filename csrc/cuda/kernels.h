@@ -66,6 +66,14 @@ std::string avg_pool2d_forward(int dtype, const void* x, void* y, const PoolGeom
 std::string avg_pool2d_backward(int dtype, const void* gy, void* gx, const PoolGeom& g, bool count_include_pad,
                                 void* stream);
 
+// Adaptive average pooling (P, H, W) -> (P, OH, OW), as the CPU kernel: output cell (i, j) averages
+// rows [floor(i H / OH), ceil((i + 1) H / OH)) and the same for columns.  The backward is a gather:
+// each input cell sums its windows' shares (no atomics, a fixed order).
+std::string adaptive_avg_pool2d_forward(int dtype, const void* x, void* y, int64_t P, int64_t H, int64_t W, int64_t OH,
+                                        int64_t OW, void* stream);
+std::string adaptive_avg_pool2d_backward(int dtype, const void* gy, void* gx, int64_t P, int64_t H, int64_t W,
+                                         int64_t OH, int64_t OW, void* stream);
+
 // Batch norm over x viewed as (N, C, S): a block per channel, statistics in float64.  weight, bias,
 // running_mean / running_var may be null; training updates the running statistics in place (the
 // unbiased variance), evaluation reads them.  -> y, mean, rstd (C each).  The backward: gx, gw, gb

@@ -365,6 +365,33 @@ def avg_pool2d_backward(gy, input_size, kernel_size, stride, padding, ceil_mode,
     return gx
 
 
+
+@_scalars(output_size="pair")
+def adaptive_avg_pool2d_forward(input, output_size):
+    fn = "adaptive_avg_pool2d_forward"
+    x = _float(input, fn, "input")
+    p = _planes(x, fn, "input")
+    oh, ow = output_size
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{fn}: output_size must be >= 1")
+    if x.size == 0:
+        raise ValueError(f"{fn}: input must not be empty, got shape {x.shape}")
+    y = cp.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    K.adaptive_avg_pool2d_forward(_code(x), _ptr(x), _ptr(y), p, *x.shape[-2:], oh, ow, _stream())
+    return y
+
+
+@_scalars(input_size="pair")
+def adaptive_avg_pool2d_backward(gy, input_size):
+    fn = "adaptive_avg_pool2d_backward"
+    g, p, (h, w), gx = _pool_grad(gy, input_size, fn)
+    oh, ow = g.shape[-2:]
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{fn}: gy {g.shape} has an empty pooled size")
+    K.adaptive_avg_pool2d_backward(_code(g), _ptr(g), _ptr(gx), p, h, w, oh, ow, _stream())
+    return gx
+
+
 # ---------------------------------------------------------------- normalization
 def _chan(v, x, fn, name, n):
     return None if v is None else _like(v, x, fn, name, "input", (n,))
@@ -730,6 +757,7 @@ def table() -> SimpleNamespace:
     for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
               embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
               conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward,
+              adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward,
               batch_norm_forward, batch_norm_backward, layer_norm_forward, layer_norm_backward):
         setattr(t, f.__name__, f)
     return t

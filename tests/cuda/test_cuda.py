@@ -62,6 +62,10 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.avg_pool2d_backward(0, 16, 16, (-1,) + pool[1:], True, 0)
     with pytest.raises(ValueError, match="dtype must be 0"):
         K.avg_pool2d_forward(3, 16, 16, pool, True, 0)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d_forward: H, W, OH and OW must be >= 1"):
+        K.adaptive_avg_pool2d_forward(0, 16, 16, 2, 3, 4, 0, 1, 0)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d_backward: gx is a null pointer"):
+        K.adaptive_avg_pool2d_backward(0, 16, 0, 2, 3, 4, 1, 1, 0)
     with pytest.raises(ValueError, match="batch_norm_forward: evaluation needs running_mean"):
         K.batch_norm_forward(0, 16, 0, 0, 0, 0, 16, 16, 16, 2, 3, 4, False, 0.1, 1e-5, 0)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
@@ -179,7 +183,8 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_convolution_and_pooling_kernels_equal_the_cpu_kernels(dtype):
     """im2col + cuBLAS convolution (groups, stride, asymmetric padding, dilation) forward and both
-    backward passes, and max / average pooling (padding, dilation, ceil mode, a NaN, both divisor rules)."""
+    backward passes, max / average pooling (padding, dilation, ceil mode, a NaN, both divisor rules) and
+    adaptive average pooling."""
     from fastdl.cuda import ops
     cp, cpu, rng = _cp(), backend._C, np.random.default_rng(2)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]  # GEMMs sum in another order
@@ -213,6 +218,12 @@ def test_convolution_and_pooling_kernels_equal_the_cpu_kernels(dtype):
                 same(ops.avg_pool2d_forward(xd, k, st, pd, ceil, cip), cpu.avg_pool2d_forward(x, k, st, pd, ceil, cip))
                 same(ops.avg_pool2d_backward(gd, (14, 15), k, st, pd, ceil, cip),
                      cpu.avg_pool2d_backward(g, (14, 15), k, st, pd, ceil, cip))
+    for h, w, oh, ow in ((14, 15, 4, 6), (3, 2, 7, 5), (8, 8, 1, 1)):  # overlapping, repeated, global windows
+        x, xd = _pair(rng, (2, 5, h, w), dtype)
+        y = cpu.adaptive_avg_pool2d_forward(x, (oh, ow))
+        same(ops.adaptive_avg_pool2d_forward(xd, (oh, ow)), y)
+        g, gd = _pair(rng, y.shape, dtype)
+        same(ops.adaptive_avg_pool2d_backward(gd, (h, w)), cpu.adaptive_avg_pool2d_backward(g, (h, w)))
 
 
 @gpu

@@ -151,6 +151,29 @@ class EmulatedKernels(types.ModuleType):
             if p:
                 self._a(p, -1)[...] = v.reshape(-1)
 
+    def adaptive_avg_pool2d_forward(self, dtype, x, y, p, h, w, oh, ow, stream):
+        self._a(y, (p, oh, ow))[...] = reference.adaptive_avg_pool2d_forward(self._a(x, (p, h, w)), (oh, ow))
+
+    def adaptive_avg_pool2d_backward(self, dtype, gy, gx, p, h, w, oh, ow, stream):
+        # the kernel's gather, cell by cell: the windows holding input row r run from r * OH // H up to
+        # the first that starts past r (so its bounds are checked here against the reference's scatter)
+        lo = lambda i, n, o: i * n // o  # noqa: E731
+        hi = lambda i, n, o: -(-(i + 1) * n // o)  # noqa: E731
+        g, out = self._a(gy, (p, oh, ow)), self._a(gx, (p, h, w))
+        for r in range(h):
+            for c in range(w):
+                s = np.zeros(p)
+                i = r * oh // h
+                while i < oh and lo(i, h, oh) <= r:
+                    if hi(i, h, oh) > r:
+                        j = c * ow // w
+                        while j < ow and lo(j, w, ow) <= c:
+                            if hi(j, w, ow) > c:
+                                s += g[:, i, j] / ((hi(i, h, oh) - lo(i, h, oh)) * (hi(j, w, ow) - lo(j, w, ow)))
+                            j += 1
+                    i += 1
+                out[:, r, c] = s
+
     def lstm_cell_forward(self, dtype, xw, hw, c, h, out, gates, cs, lengths, t, b, hid, stream):
         pre = self._a(xw, (b, 4 * hid)) + self._a(hw, (b, 4 * hid))
         sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
@@ -321,6 +344,16 @@ def test_glue_matches_the_cpu_kernels(ops):
             np.testing.assert_allclose(ya, cpu.avg_pool2d_forward(xp_, k, st, pd, ceil, cip))
             np.testing.assert_allclose(ops.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip),
                                        cpu.avg_pool2d_backward(gp, (7, 8), k, st, pd, ceil, cip))
+    # adaptive average pooling: windows that overlap, repeat (more outputs than inputs) or tile evenly
+    for (h, w), (oh, ow) in (((7, 8), (3, 5)), ((2, 3), (5, 7)), ((6, 6), (3, 2)), ((5, 4), (1, 1))):
+        xa = rng.standard_normal((2, 3, h, w))
+        ya = ops.adaptive_avg_pool2d_forward(xa, (oh, ow))
+        np.testing.assert_allclose(ya, cpu.adaptive_avg_pool2d_forward(xa, (oh, ow)))
+        ga = rng.standard_normal(ya.shape)
+        np.testing.assert_allclose(ops.adaptive_avg_pool2d_backward(ga, (h, w)),
+                                   cpu.adaptive_avg_pool2d_backward(ga, (h, w)), rtol=1e-12)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d_forward: output_size must be >= 1"):
+        ops.adaptive_avg_pool2d_forward(xa, (0, 2))
     # normalization: the glue's shapes (channels, spatial size, rows) and the running statistics in place
     xb, gb_ = rng.standard_normal((4, 3, 5, 2)), rng.standard_normal((4, 3, 5, 2))
     wb, bb = rng.standard_normal(3), rng.standard_normal(3)
