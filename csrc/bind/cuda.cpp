@@ -141,6 +141,30 @@ PYBIND11_MODULE(_C_cuda, m) {
     raise_if(fc::adam_step(dtype, P<void>(p), P<void>(g), P<void>(mm), P<void>(v), P<void>(vmax), n, lr, beta1, beta2,
                            eps, weight_decay, decoupled, maximize, step, S(stream)), fn);
   });
+  m.def("rmsprop_step", [](int dtype, Ptr p, Ptr g, Ptr sq, Ptr gavg, Ptr buf, int64_t n, double lr, double alpha,
+                           double eps, double weight_decay, double momentum, bool maximize, Ptr stream) {
+    const char* fn = "rmsprop_step";
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(p, n, fn, "param"), check_ptr(g, n, fn, "grad");
+    check_ptr(sq, n, fn, "square_avg");
+    if (!(alpha >= 0 && alpha <= 1)) throw py::value_error("rmsprop_step: alpha must be in [0, 1]");
+    raise_if(fc::rmsprop_step(dtype, P<void>(p), P<void>(g), P<void>(sq), P<void>(gavg), P<void>(buf), n, lr, alpha,
+                              eps, weight_decay, momentum, maximize, S(stream)), fn);
+  });
+  m.def("adaptive_step", [](int kind, int dtype, Ptr p, Ptr g, Ptr a, Ptr b, int64_t n, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, bool decoupled, bool maximize, int64_t step,
+                            double extra, double extra2, Ptr stream) {
+    const char* fn = "adaptive_step";
+    if (kind < 0 || kind > 4) throw py::value_error("adaptive_step: kind must be 0 to 4 (adagrad .. radam)");
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(p, n, fn, "param"), check_ptr(g, n, fn, "grad");
+    check_ptr(a, n, fn, "state_a");
+    if (kind != 0) check_ptr(b, n, fn, "state_b");
+    if (step < 1) throw py::value_error("adaptive_step: step must be >= 1, got " + std::to_string(step));
+    if (!(beta1 >= 0 && beta1 <= 1 && beta2 >= 0 && beta2 < 1))
+      throw py::value_error("adaptive_step: beta1 must be in [0, 1] and beta2 in [0, 1)");
+    if (kind == 3 && !(extra2 < 1)) throw py::value_error("adaptive_step: nadam's momentum product (extra2) must be < 1");
+    raise_if(fc::adaptive_step(kind, dtype, P<void>(p), P<void>(g), P<void>(a), P<void>(b), n, lr, beta1, beta2, eps,
+                               weight_decay, decoupled, maximize, step, extra, extra2, S(stream)), fn);
+  });
   m.def("embedding_forward", [](int dtype, Ptr w, Ptr idx, Ptr y, int64_t n, int64_t d, Ptr stream) {
     const char* fn = "embedding_forward";
     check_dtype(dtype, fn), check_size(n, fn, "n"), check_size(d, fn, "d"), check_mul(n, d, fn);

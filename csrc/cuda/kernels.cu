@@ -233,6 +233,91 @@ __global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, T 
   }
 }
 
+template <class T>
+__global__ void rmsprop_kernel(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, T lr, T alpha, T aw, T eps, T wd,
+                               T mom, bool maximize) {
+  FASTDL_GRID_STRIDE(i, n) {
+    T gi = maximize ? -g[i] : g[i];
+    if (wd != T(0)) gi += wd * p[i];
+    const T s = sq[i] * alpha + aw * gi * gi;
+    sq[i] = s;
+    T avg;
+    if (gavg != nullptr) {
+      const T ga = lerp(gavg[i], gi, aw);
+      gavg[i] = ga;
+      const T var = alpha == T(0) ? T(0) * s : s - ga * ga;  // alpha 0: exactly 0, as the CPU's (0 * s keeps a NaN)
+      avg = dsqrt(var < T(0) ? T(0) : var) + eps;
+    } else {
+      avg = dsqrt(s) + eps;
+    }
+    if (buf != nullptr) {
+      const T b = buf[i] * mom + gi / avg;
+      buf[i] = b;
+      p[i] += -lr * b;
+    } else {
+      p[i] += -lr * (gi / avg);
+    }
+  }
+}
+
+// Adagrad, Adadelta, Adamax, NAdam and RAdam (csrc/optim.h's table), the CPU kernel's arithmetic:
+// the step's scalars come computed in double by the launcher, c0..c3 as each rule needs them.
+struct AdaptiveArgs {
+  int kind;  // 0 adagrad, 1 adadelta, 2 adamax, 3 nadam, 4 radam
+  double lr, beta1, beta2, eps, wd, keep, c0, c1, c2, c3;
+  bool l2, shrink, maximize, rect;
+};
+
+template <class T>
+__global__ void adaptive_kernel(T* p, const T* g, T* a, T* b, int64_t n, AdaptiveArgs q) {
+  const T e = T(q.eps), b1 = T(q.beta1), b2 = T(q.beta2), w1 = T(1 - q.beta1), w2 = T(1 - q.beta2), w = T(q.wd);
+  FASTDL_GRID_STRIDE(i, n) {
+    T gi = q.maximize ? -g[i] : g[i];
+    if (q.shrink) p[i] *= T(q.keep);
+    if (q.l2) gi += w * p[i];
+    switch (q.kind) {
+      case 0: {  // adagrad: c0 = lr / (1 + (t - 1) lr_decay)
+        a[i] += gi * gi;
+        p[i] -= T(q.c0) * (gi / (dsqrt(a[i]) + e));
+        break;
+      }
+      case 1: {  // adadelta: rho = beta1
+        a[i] = a[i] * b1 + w1 * gi * gi;
+        const T delta = dsqrt(b[i] + e) / dsqrt(a[i] + e) * gi;
+        b[i] = b[i] * b1 + w1 * delta * delta;
+        p[i] -= T(q.lr) * delta;
+        break;
+      }
+      case 2: {  // adamax: c0 = lr / (1 - beta1^t)
+        a[i] = lerp(a[i], gi, w1);
+        const T x = b[i] * b2, y = fabs(gi) + e;
+        b[i] = (x > y || x != x) ? x : y;  // torch.maximum: NaN wins
+        p[i] -= T(q.c0) * (a[i] / b[i]);
+        break;
+      }
+      case 3: {  // nadam: c0 the gradient's coefficient, c1 the momentum's, c2 = 1 - beta2^t
+        a[i] = lerp(a[i], gi, w1);
+        b[i] = b[i] * b2 + w2 * gi * gi;
+        const T denom = dsqrt(b[i] / T(q.c2)) + e;
+        p[i] += T(q.c0) * (gi / denom);
+        p[i] += T(q.c1) * (a[i] / denom);
+        break;
+      }
+      default: {  // radam: c0 = 1 - beta1^t, c1 = sqrt(1 - beta2^t), c2 the rectification
+        a[i] = lerp(a[i], gi, w1);
+        b[i] = b[i] * b2 + w2 * gi * gi;
+        const T m_hat = a[i] / T(q.c0);
+        if (q.rect) {
+          const T adaptive = T(q.c1) / (dsqrt(b[i]) + e);
+          p[i] += m_hat * T(q.lr) * adaptive * T(q.c2) * T(-1);
+        } else {
+          p[i] += m_hat * T(q.lr) * T(-1);
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- embeddings
 template <class T>
 __global__ void emb_fwd_kernel(const T* w, const int64_t* idx, T* y, int64_t n, int64_t d) {
@@ -559,6 +644,49 @@ std::string adam_step(int dtype, void* p, const void* g, void* m, void* v, void*
         static_cast<T*>(p), static_cast<const T*>(g), static_cast<T*>(m), static_cast<T*>(v), static_cast<T*>(vmax),
         n, T(lr), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(weight_decay), decoupled, maximize,
         T(step_size), T(bc2_sqrt));
+  });
+}
+
+std::string rmsprop_step(int dtype, void* p, const void* g, void* sq, void* gavg, void* buf, int64_t n, double lr,
+                         double alpha, double eps, double weight_decay, double momentum, bool maximize, void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    rmsprop_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<T*>(p), static_cast<const T*>(g), static_cast<T*>(sq), static_cast<T*>(gavg), static_cast<T*>(buf),
+        n, T(lr), T(alpha), T(1 - alpha), T(eps), T(weight_decay), T(momentum), maximize);
+  });
+}
+
+std::string adaptive_step(int kind, int dtype, void* p, const void* g, void* a, void* b, int64_t n, double lr,
+                          double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize,
+                          int64_t step, double extra, double extra2, void* stream) {
+  if (n == 0) return {};
+  const double t = static_cast<double>(step);
+  AdaptiveArgs q{kind, lr, beta1, beta2, eps, weight_decay, 1 - lr * weight_decay, 0, 0, 0, 0,
+                 weight_decay != 0 && !decoupled, weight_decay != 0 && decoupled, maximize, false};
+  if (kind == 0) {
+    q.c0 = lr / (1 + (t - 1) * extra);
+  } else if (kind == 2) {
+    q.c0 = lr / (1 - std::pow(beta1, t));
+  } else if (kind == 3) {
+    const double mu = beta1 * (1 - 0.5 * std::pow(0.96, t * extra));
+    const double mu_next = beta1 * (1 - 0.5 * std::pow(0.96, (t + 1) * extra));
+    q.c0 = -lr * (1 - mu) / (1 - extra2);
+    q.c1 = -lr * mu_next / (1 - extra2 * mu_next);
+    q.c2 = 1 - std::pow(beta2, t);
+  } else if (kind == 4) {
+    const double bc2 = 1 - std::pow(beta2, t), rho_inf = 2 / (1 - beta2) - 1;
+    const double rho_t = rho_inf - 2 * t * std::pow(beta2, t) / bc2;
+    q.rect = rho_t > 5;
+    q.c0 = 1 - std::pow(beta1, t);
+    q.c1 = std::sqrt(bc2);
+    q.c2 = q.rect ? std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) : 0;
+  }
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    adaptive_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<T*>(p), static_cast<const T*>(g), static_cast<T*>(a), static_cast<T*>(b), n, q);
   });
 }
 

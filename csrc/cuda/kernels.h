@@ -34,6 +34,15 @@ std::string adam_step(int dtype, void* p, const void* g, void* m, void* v, void*
                       double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize,
                       int64_t step, void* stream);
 
+// RMSprop: sq, gavg (centered, else null) and buf (momentum > 0, else null) in place
+std::string rmsprop_step(int dtype, void* p, const void* g, void* sq, void* gavg, void* buf, int64_t n, double lr,
+                         double alpha, double eps, double weight_decay, double momentum, bool maximize, void* stream);
+// Adagrad (kind 0), Adadelta (1), Adamax (2), NAdam (3), RAdam (4): csrc/optim.h's adaptive_step, its
+// states a and b (null for Adagrad) and arguments
+std::string adaptive_step(int kind, int dtype, void* p, const void* g, void* a, void* b, int64_t n, double lr,
+                          double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize,
+                          int64_t step, double extra, double extra2, void* stream);
+
 // weight (V, D); indices int64 (n,) in [0, V)
 std::string embedding_forward(int dtype, const void* w, const int64_t* idx, void* y, int64_t n, int64_t d,
                               void* stream);

@@ -20,6 +20,7 @@ from ..reference._checks import _scalars
 from ..reference.attention import _scale_in_range, _seed
 from ..reference.conv import _conv_geometry
 from ..reference.norm import _ln_axes
+from ..reference.optim import ADAPTIVE, _adaptive_hyper, _hyper
 from ..reference.pool import _pool_check
 
 _ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
@@ -200,6 +201,35 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2
     K.adam_step(_code(p), _ptr(p), _ptr(g), _ptr(m), _ptr(v), _ptr(vmax), p.size, float(lr), float(beta1), float(beta2),
                 float(eps), float(weight_decay), bool(decoupled), bool(maximize), int(step), _stream())
 
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay, momentum, maximize):
+    fn = "rmsprop_step"
+    p = _param(param, fn)
+    g = _like(grad, p, fn, "grad", "param")
+    sq = _state(square_avg, p, fn, "square_avg")
+    ga = _state(grad_avg, p, fn, "grad_avg", optional=True)
+    buf = _state(momentum_buffer, p, fn, "momentum_buffer", optional=True)
+    _hyper(fn, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+    K.rmsprop_step(_code(p), _ptr(p), _ptr(g), _ptr(sq), _ptr(ga), _ptr(buf), p.size, float(lr), float(alpha),
+                   float(eps), float(weight_decay), float(momentum), bool(maximize), _stream())
+
+
+def adaptive_step(kind, param, grad, state_a, state_b, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
+                  extra, extra2):
+    fn = "adaptive_step"
+    if kind not in ADAPTIVE:
+        raise ValueError(f"{fn}: unknown optimizer kind '{kind}'")
+    p = _param(param, fn)
+    g = _like(grad, p, fn, "grad", "param")
+    a = _state(state_a, p, fn, "state_a")
+    b = _state(state_b, p, fn, "state_b", optional=True)
+    if kind != "adagrad" and b is None:
+        raise ValueError(f"{fn}: {kind} needs state_b")
+    _adaptive_hyper(kind, lr, beta1, beta2, eps, weight_decay, step, extra, extra2)
+    K.adaptive_step(ADAPTIVE.index(kind), _code(p), _ptr(p), _ptr(g), _ptr(a), _ptr(b), p.size, float(lr),
+                    float(beta1), float(beta2), float(eps), float(weight_decay), bool(decoupled), bool(maximize),
+                    int(step), float(extra), float(extra2), _stream())
 
 # ---------------------------------------------------------------- embeddings
 def embedding_forward(weight, indices):
@@ -754,11 +784,11 @@ def table() -> SimpleNamespace:
     t.rnn_forward, t.rnn_backward, t.rnn_forward_dirs = rnn_forward, rnn_backward, rnn_forward_dirs
     t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
     t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
-    for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, embedding_forward,
-              embedding_backward, matmul, matmul_backward, linear_forward, linear_backward, conv2d_forward,
-              conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward,
-              adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward,
-              batch_norm_forward, batch_norm_backward, layer_norm_forward, layer_norm_backward):
+    for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, rmsprop_step, adaptive_step,
+              embedding_forward, embedding_backward, matmul, matmul_backward, linear_forward, linear_backward,
+              conv2d_forward, conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward,
+              avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward, batch_norm_forward,
+              batch_norm_backward, layer_norm_forward, layer_norm_backward):
         setattr(t, f.__name__, f)
     return t
 

@@ -129,6 +129,21 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
 ADAPTIVE = ("adagrad", "adadelta", "adamax", "nadam", "radam")
 
 
+def _adaptive_hyper(kind, lr, beta1, beta2, eps, weight_decay, step, extra, extra2):
+    """adaptive_step's step and hyperparameters checked (the native kernels' checks)."""
+    fn = "adaptive_step"
+    if step < 1:
+        raise ValueError(f"{fn}: step must be >= 1, got {step}")
+    for name, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, extra=extra,
+                        extra2=extra2).items():
+        if not np.isfinite(v):
+            raise ValueError(f"{fn}: {name} must be finite, got {v}")
+    if not (0 <= beta1 <= 1 and 0 <= beta2 < 1):
+        raise ValueError(f"{fn}: beta1 must be in [0, 1] and beta2 in [0, 1)")
+    if kind == "nadam" and not extra2 < 1:
+        raise ValueError(f"{fn}: nadam's momentum product (extra2) must be < 1")
+
+
 @_scalars(kind="str", lr="float", beta1="float", beta2="float", eps="float", weight_decay="float", decoupled="bool",
           maximize="bool", step="int", extra="float", extra2="float")
 def adaptive_step(kind, param, grad, state_a, state_b, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
@@ -152,16 +167,7 @@ def adaptive_step(kind, param, grad, state_a, state_b, lr, beta1, beta2, eps, we
     b = _param_shape(_inplace(state_b, p, fn, "state_b", optional=True), p, fn, "state_b")
     if kind != "adagrad" and b is None:
         raise ValueError(f"{fn}: {kind} needs state_b")
-    if step < 1:
-        raise ValueError(f"{fn}: step must be >= 1, got {step}")
-    for name, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, extra=extra,
-                        extra2=extra2).items():
-        if not np.isfinite(v):
-            raise ValueError(f"{fn}: {name} must be finite, got {v}")
-    if not (0 <= beta1 <= 1 and 0 <= beta2 < 1):
-        raise ValueError(f"{fn}: beta1 must be in [0, 1] and beta2 in [0, 1)")
-    if kind == "nadam" and not extra2 < 1:
-        raise ValueError(f"{fn}: nadam's momentum product (extra2) must be < 1")
+    _adaptive_hyper(kind, lr, beta1, beta2, eps, weight_decay, step, extra, extra2)
     t = p.dtype.type
     if weight_decay != 0 and decoupled and kind in ("nadam", "radam"):
         p *= t(1 - lr * weight_decay)

@@ -46,6 +46,12 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.cross_entropy_forward(0, 16, 16, 16, 16, 2, 3, -100, 1.5, 0)
     with pytest.raises(ValueError, match="step must be >= 1"):
         K.adam_step(0, 16, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 0, 0)
+    with pytest.raises(ValueError, match="rmsprop_step: square_avg is a null pointer"):
+        K.rmsprop_step(0, 16, 16, 0, 0, 0, 4, 0.1, 0.99, 1e-8, 0.0, 0.0, False, 0)
+    with pytest.raises(ValueError, match="adaptive_step: state_b is a null pointer"):
+        K.adaptive_step(1, 0, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 1, 0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="adaptive_step: kind must be 0 to 4"):
+        K.adaptive_step(5, 0, 16, 16, 16, 16, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 1, 0.0, 1.0, 0)
     geom = (2, 3, 8, 8, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="im2col: geometry must have 14 entries"):
         K.im2col(0, 16, 16, geom[:-1], 0)
@@ -177,6 +183,33 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
         cpu.sgd_step(p, gr, buf, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
         ops.sgd_step(pd, grd, bufd, 0.1, 0.9, 0.1, 0.01, True, False, step == 1)
         same(pd, p), same(bufd, buf)
+    # RMSprop (plain, centered with momentum) and the other adaptive rules, state carried over 7 steps
+    # (RAdam's rectification starts at step 6)
+    for centered, mom in ((False, 0.0), (True, 0.9)):
+        p, pd = _pair(rng, (1000,), dtype)
+        st = [np.zeros(1000, dtype) for _ in range(3)]
+        sd = [cp.zeros(1000, dtype) for _ in range(3)]
+        for step in range(1, 4):
+            gr, grd = _pair(rng, (1000,), dtype)
+            cpu.rmsprop_step(p, gr, st[0], st[1] if centered else None, st[2] if mom else None, 1e-2, 0.99, 1e-8,
+                             0.01, mom, False)
+            ops.rmsprop_step(pd, grd, sd[0], sd[1] if centered else None, sd[2] if mom else None, 1e-2, 0.99, 1e-8,
+                             0.01, mom, False)
+            same(pd, p), same(sd[0], st[0]), same(sd[1], st[1]), same(sd[2], st[2])
+    for kind, b1, extra, decoupled in (("adagrad", 0.0, 0.01, False), ("adadelta", 0.9, 0.0, False),
+                                       ("adamax", 0.9, 0.0, False), ("nadam", 0.9, 0.004, True),
+                                       ("radam", 0.9, 0.0, True)):
+        p, pd = _pair(rng, (1000,), dtype)
+        a, b = np.zeros(1000, dtype), np.zeros(1000, dtype)
+        ad, bd = cp.zeros(1000, dtype), cp.zeros(1000, dtype)
+        prod = 1.0
+        for step in range(1, 8):
+            gr, grd = _pair(rng, (1000,), dtype)
+            prod *= b1 * (1 - 0.5 * 0.96 ** (step * extra)) if kind == "nadam" else 1.0
+            args = (1e-2, b1, 0.999, 1e-8, 0.01, decoupled, step % 2 == 0, step, extra, prod)
+            cpu.adaptive_step(kind, p, gr, a, None if kind == "adagrad" else b, *args)
+            ops.adaptive_step(kind, pd, grd, ad, None if kind == "adagrad" else bd, *args)
+            same(pd, p), same(ad, a), same(bd, b)
 
 
 @gpu

@@ -16,6 +16,7 @@ import pytest
 
 import fastdl
 from fastdl import backend, reference
+from fastdl.reference.optim import ADAPTIVE
 
 
 class EmulatedKernels(types.ModuleType):
@@ -62,6 +63,14 @@ class EmulatedKernels(types.ModuleType):
     def adam_step(self, dtype, p, g, m, v, vmax, n, *hyper):
         reference.adam_step(self._a(p), self._a(g), self._a(m), self._a(v), self._a(vmax) if vmax else None,
                             *hyper[:-1])
+
+    def rmsprop_step(self, dtype, p, g, sq, gavg, buf, n, *hyper):
+        reference.rmsprop_step(self._a(p), self._a(g), self._a(sq), self._a(gavg) if gavg else None,
+                               self._a(buf) if buf else None, *hyper[:-1])
+
+    def adaptive_step(self, kind, dtype, p, g, a, b, n, *hyper):
+        reference.adaptive_step(ADAPTIVE[kind], self._a(p), self._a(g), self._a(a), self._a(b) if b else None,
+                                *hyper[:-1])
 
     def embedding_forward(self, dtype, w, idx, y, n, d, stream):
         self._a(y, (n, d))[...] = self._a(w)[self._a(idx, -1)]
@@ -320,6 +329,23 @@ def test_glue_matches_the_cpu_kernels(ops):
     ops.sgd_step(p, grad, b, 0.1, 0.9, 0.0, 0.0, False, False, True)
     cpu.sgd_step(q, grad, b0, 0.1, 0.9, 0.0, 0.0, False, False, True)
     np.testing.assert_allclose(p, q), np.testing.assert_allclose(b, b0)
+    sq, ga, sq0, ga0 = np.zeros(20), np.zeros(20), np.zeros(20), np.zeros(20)
+    ops.rmsprop_step(p, grad, sq, ga, b, 0.01, 0.99, 1e-8, 0.0, 0.9, True)
+    cpu.rmsprop_step(q, grad, sq0, ga0, b0, 0.01, 0.99, 1e-8, 0.0, 0.9, True)
+    for u, w_ in ((p, q), (sq, sq0), (ga, ga0), (b, b0)):
+        np.testing.assert_allclose(u, w_)
+    for kind in ADAPTIVE:
+        a, a0, c, c0 = np.zeros(20), np.zeros(20), np.ones(20), np.ones(20)
+        for step in (1, 2):
+            args = (0.01, 0.9, 0.99, 1e-8, 0.01, kind in ("nadam", "radam"), False, step, 0.004, 0.5)
+            ops.adaptive_step(kind, p, grad, a, None if kind == "adagrad" else c, *args)
+            cpu.adaptive_step(kind, q, grad, a0, None if kind == "adagrad" else c0, *args)
+            for u, w_ in ((p, q), (a, a0), (c, c0)):
+                np.testing.assert_allclose(u, w_)
+    with pytest.raises(ValueError, match="adaptive_step: step must be >= 1"):
+        ops.adaptive_step("radam", p, grad, a, c, 0.01, 0.9, 0.99, 1e-8, 0.0, True, False, 0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="adaptive_step: adadelta needs state_b"):
+        ops.adaptive_step("adadelta", p, grad, a, None, 0.01, 0.9, 0.99, 1e-8, 0.0, False, False, 1, 0.0, 1.0)
     # convolution (groups, stride, asymmetric padding, dilation) and the pools, against the CPU kernels
     for groups, stride, pad, dil in ((1, (1, 1), (1, 1, 1, 1), (1, 1)), (2, (2, 1), (0, 1, 2, 0), (1, 2))):
         xc, wc, bc = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2)), rng.standard_normal(6)
