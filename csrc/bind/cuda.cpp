@@ -4,6 +4,7 @@
 // call with bad values raises ValueError naming the argument instead of faulting the GPU.
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -99,6 +100,25 @@ PYBIND11_MODULE(_C_cuda, m) {
         check_mul(rows, cols, fn);
     check_ptr(gy, rows * cols, fn, "gy"), check_ptr(y, rows * cols, fn, "y"), check_ptr(gx, rows * cols, fn, "gx");
     raise_if(fc::softmax_backward(log != 0, dtype, P<void>(gy), P<void>(y), P<void>(gx), rows, cols, S(stream)), fn);
+  });
+  m.def("masked_softmax_forward", [](int dtype, Ptr x, Ptr mask, Ptr y, int64_t rows, int64_t cols, double scale,
+                                     Ptr stream) {
+    const char* fn = "masked_softmax_forward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    if (!std::isfinite(scale)) throw py::value_error("masked_softmax_forward: scale must be finite");
+    check_ptr(x, rows * cols, fn, "x"), check_ptr(y, rows * cols, fn, "y");
+    raise_if(fc::masked_softmax_forward(dtype, P<void>(x), P<void>(mask), P<void>(y), rows, cols, scale, S(stream)), fn);
+  });
+  m.def("masked_softmax_backward", [](int dtype, Ptr gy, Ptr y, Ptr gx, int64_t rows, int64_t cols, double scale,
+                                      Ptr stream) {
+    const char* fn = "masked_softmax_backward";
+    check_dtype(dtype, fn), check_size(rows, fn, "rows"), check_size(cols, fn, "cols"), check_rows(rows, fn),
+        check_mul(rows, cols, fn);
+    if (!std::isfinite(scale)) throw py::value_error("masked_softmax_backward: scale must be finite");
+    check_ptr(gy, rows * cols, fn, "gy"), check_ptr(y, rows * cols, fn, "y"), check_ptr(gx, rows * cols, fn, "gx");
+    raise_if(fc::masked_softmax_backward(dtype, P<void>(gy), P<void>(y), P<void>(gx), rows, cols, scale, S(stream)),
+             fn);
   });
   m.def("cross_entropy_forward", [](int dtype, Ptr x, Ptr t, Ptr loss, Ptr lse, int64_t rows, int64_t cols,
                                     int64_t ignore_index, double eps, Ptr stream) {

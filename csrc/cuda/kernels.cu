@@ -131,16 +131,42 @@ __global__ void softmax_fwd_kernel(int log, const T* x, T* y, int64_t cols) {
   }
 }
 
+// scale: the masked softmax's (its backward is softmax's times the scale); 1 for the others
 template <class T>
-__global__ void softmax_bwd_kernel(int log, const T* gy, const T* y, T* gx, int64_t cols) {
+__global__ void softmax_bwd_kernel(int log, const T* gy, const T* y, T* gx, int64_t cols, T scale) {
   __shared__ T shared[32];
   const int64_t off = blockIdx.x * cols;
   T s = 0;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += log ? gy[off + j] : gy[off + j] * y[off + j];
   s = block_sum(s, shared);
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    gx[off + j] = log ? gy[off + j] - dexp(y[off + j]) * s : y[off + j] * (gy[off + j] - s);
+    gx[off + j] = log ? gy[off + j] - dexp(y[off + j]) * s : scale * y[off + j] * (gy[off + j] - s);
   }
+}
+
+// softmax(scale x) over a row's entries whose mask byte is nonzero (mask null: all), the others 0; a
+// row with none kept is all 0.  A NaN kept makes the row NaN, masked entries included (the reference's
+// exp(-inf - NaN)).
+template <class T>
+__global__ void masked_softmax_fwd_kernel(const T* x, const unsigned char* mask, T* y, int64_t cols, T scale) {
+  __shared__ T shared[32];
+  const int64_t off = blockIdx.x * cols;
+  auto at = [&](int64_t j) { return (mask == nullptr || mask[off + j]) ? scale * x[off + j] : T(-INFINITY); };
+  T m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const T v = at(j);
+    m = (v > m || v != v) ? v : m;
+  }
+  m = block_max(m, shared);
+  if (m == T(-INFINITY)) {  // nothing kept
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) y[off + j] = T(0);
+    return;
+  }
+  T s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += dexp(at(j) - m);
+  s = block_sum(s, shared);
+  const T inv = T(1) / s;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) y[off + j] = dexp(at(j) - m) * inv;
 }
 
 // ---------------------------------------------------------------- cross-entropy
@@ -594,7 +620,27 @@ std::string softmax_backward(int log, int dtype, const void* gy, const void* y, 
   return by_dtype(dtype, [&](auto z) {
     using T = decltype(z);
     softmax_bwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
-        log, static_cast<const T*>(gy), static_cast<const T*>(y), static_cast<T*>(gx), cols);
+        log, static_cast<const T*>(gy), static_cast<const T*>(y), static_cast<T*>(gx), cols, T(1));
+  });
+}
+
+std::string masked_softmax_forward(int dtype, const void* x, const void* mask, void* y, int64_t rows, int64_t cols,
+                                   double scale, void* stream) {
+  if (rows == 0 || cols == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    masked_softmax_fwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<const unsigned char*>(mask), static_cast<T*>(y), cols, T(scale));
+  });
+}
+
+std::string masked_softmax_backward(int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,
+                                    double scale, void* stream) {
+  if (rows == 0 || cols == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    softmax_bwd_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+        0, static_cast<const T*>(gy), static_cast<const T*>(y), static_cast<T*>(gx), cols, T(scale));
   });
 }
 

@@ -19,6 +19,13 @@ std::string softmax_forward(int log, int dtype, const void* x, void* y, int64_t 
 std::string softmax_backward(int log, int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,
                              void* stream);
 
+// softmax(scale x) over each row's entries whose mask byte (rows, cols; null: every entry) is nonzero,
+// the others 0, a row with none kept all 0; its backward gx = scale y (gy - sum(gy y))
+std::string masked_softmax_forward(int dtype, const void* x, const void* mask, void* y, int64_t rows, int64_t cols,
+                                   double scale, void* stream);
+std::string masked_softmax_backward(int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,
+                                    double scale, void* stream);
+
 // logits (rows, cols), target int64 (rows,) -> loss (rows,), lse (rows,); label smoothing eps
 std::string cross_entropy_forward(int dtype, const void* x, const int64_t* t, void* loss, void* lse, int64_t rows,
                                   int64_t cols, int64_t ignore_index, double eps, void* stream);

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _C_cuda as K
 from .. import backend, reference
 from ..reference._checks import _scalars
-from ..reference.attention import _scale_in_range, _seed
+from ..reference.attention import _finite, _scale_in_range, _seed
 from ..reference.conv import _conv_geometry
 from ..reference.norm import _ln_axes
 from ..reference.optim import ADAPTIVE, _adaptive_hyper, _hyper
@@ -130,6 +130,44 @@ def _softmax_backward(log: int):
         K.softmax_backward(log, _code(y), _ptr(gm), _ptr(ym), _ptr(gx), ym.size // max(cols, 1), cols, _stream())
         return cp.ascontiguousarray(cp.moveaxis(gx, -1, axis)) if y.ndim else gx.reshape(())
     return backward
+
+
+def _softmax_rows(a):
+    cols = a.shape[-1]
+    return a.size // max(cols, 1), cols
+
+
+@_scalars(scale="float")
+def masked_softmax_forward(x, mask=None, scale=1.0):
+    fn = "masked_softmax_forward"
+    x = _float(x, fn, "x")
+    if not 1 <= x.ndim <= 64:
+        raise ValueError(f"{fn}: x must have 1 to 64 dimensions, got shape {x.shape}")
+    scale = _finite(scale, fn)
+    keep = None
+    if mask is not None:
+        keep = cp.asarray(mask)
+        if keep.dtype.kind not in "biu":
+            raise TypeError(f"{fn}: mask must be bool or integer, got {keep.dtype}")
+        if keep.shape != x.shape:
+            raise ValueError(f"{fn}: mask has shape {keep.shape} but x has shape {x.shape}")
+        keep = _contiguous(keep.astype(cp.bool_, copy=False))
+    y = cp.empty_like(x)
+    K.masked_softmax_forward(_code(x), _ptr(x), _ptr(keep), _ptr(y), *_softmax_rows(x), scale, _stream())
+    return y
+
+
+@_scalars(scale="float")
+def masked_softmax_backward(gy, y, scale=1.0):
+    fn = "masked_softmax_backward"
+    y = _float(y, fn, "y")
+    gy = _like(gy, y, fn, "gy", "y")
+    if not 1 <= y.ndim <= 64:
+        raise ValueError(f"{fn}: y must have 1 to 64 dimensions, got shape {y.shape}")
+    scale = _finite(scale, fn)
+    gx = cp.empty_like(y)
+    K.masked_softmax_backward(_code(y), _ptr(gy), _ptr(y), _ptr(gx), *_softmax_rows(y), scale, _stream())
+    return gx
 
 
 # ---------------------------------------------------------------- cross-entropy
@@ -784,11 +822,12 @@ def table() -> SimpleNamespace:
     t.rnn_forward, t.rnn_backward, t.rnn_forward_dirs = rnn_forward, rnn_backward, rnn_forward_dirs
     t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
     t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
-    for f in (cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step, rmsprop_step, adaptive_step,
-              embedding_forward, embedding_backward, matmul, matmul_backward, linear_forward, linear_backward,
-              conv2d_forward, conv2d_backward, max_pool2d_forward, max_pool2d_backward, avg_pool2d_forward,
-              avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward, batch_norm_forward,
-              batch_norm_backward, layer_norm_forward, layer_norm_backward):
+    for f in (masked_softmax_forward, masked_softmax_backward, cross_entropy_forward, cross_entropy_backward,
+              sgd_step, adam_step, rmsprop_step, adaptive_step, embedding_forward, embedding_backward, matmul,
+              matmul_backward, linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
+              max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward,
+              adaptive_avg_pool2d_backward, batch_norm_forward, batch_norm_backward, layer_norm_forward,
+              layer_norm_backward):
         setattr(t, f.__name__, f)
     return t
 

@@ -46,6 +46,10 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.cross_entropy_forward(0, 16, 16, 16, 16, 2, 3, -100, 1.5, 0)
     with pytest.raises(ValueError, match="step must be >= 1"):
         K.adam_step(0, 16, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 0, 0)
+    with pytest.raises(ValueError, match="masked_softmax_forward: scale must be finite"):
+        K.masked_softmax_forward(0, 16, 0, 16, 2, 3, float("inf"), 0)
+    with pytest.raises(ValueError, match="masked_softmax_backward: gx is a null pointer"):
+        K.masked_softmax_backward(0, 16, 16, 0, 2, 3, 1.0, 0)
     with pytest.raises(ValueError, match="rmsprop_step: square_avg is a null pointer"):
         K.rmsprop_step(0, 16, 16, 0, 0, 0, 4, 0.1, 0.99, 1e-8, 0.0, 0.0, False, 0)
     with pytest.raises(ValueError, match="adaptive_step: state_b is a null pointer"):
@@ -163,6 +167,15 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
              cpu.cross_entropy_backward(gl, x, t, lse, -100, eps))
     with pytest.raises(ValueError, match="outside"):
         ops.cross_entropy_forward(xd, cp.asarray(np.full(33, 517)), -100, 0.0)
+    x, xd = _pair(rng, (6, 9, 300), dtype)  # masked softmax: rows longer than a block, one with nothing kept
+    keep = rng.random(x.shape) < 0.7
+    keep[2, 3] = False
+    for mask in (keep, None):
+        y = cpu.masked_softmax_forward(x, mask, 0.25)
+        yd = ops.masked_softmax_forward(xd, None if mask is None else cp.asarray(mask), 0.25)
+        same(yd, y)
+        g, gd = _pair(rng, x.shape, dtype)
+        same(ops.masked_softmax_backward(gd, yd, 0.25), cpu.masked_softmax_backward(g, y, 0.25))
     w, wd = _pair(rng, (50, 24), dtype)
     idx = rng.integers(0, 50, (7, 9))
     same(ops.embedding_forward(wd, cp.asarray(idx)), cpu.embedding_forward(w, idx))

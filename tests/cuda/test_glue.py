@@ -50,6 +50,14 @@ class EmulatedKernels(types.ModuleType):
         fn = reference.log_softmax_backward if log else reference.softmax_backward
         self._a(gx, (rows, cols))[...] = fn(self._a(gy, (rows, cols)), self._a(y, (rows, cols)), -1)
 
+    def masked_softmax_forward(self, dtype, x, mask, y, rows, cols, scale, stream):
+        self._a(y, (rows, cols))[...] = reference.masked_softmax_forward(
+            self._a(x, (rows, cols)), self._a(mask, (rows, cols)) if mask else None, scale)
+
+    def masked_softmax_backward(self, dtype, gy, y, gx, rows, cols, scale, stream):
+        self._a(gx, (rows, cols))[...] = reference.masked_softmax_backward(self._a(gy, (rows, cols)),
+                                                                           self._a(y, (rows, cols)), scale)
+
     def cross_entropy_forward(self, dtype, x, t, loss, lse, rows, cols, ignore, eps, stream):
         self._a(loss)[...], self._a(lse)[...] = reference.cross_entropy_forward(self._a(x), self._a(t), ignore, eps)
 
@@ -316,6 +324,17 @@ def test_glue_matches_the_cpu_kernels(ops):
     gl = rng.standard_normal(6)
     np.testing.assert_allclose(ops.cross_entropy_backward(gl, logits, t, lse, -100, 0.1),
                                cpu.cross_entropy_backward(gl, logits, t, want[1], -100, 0.1))
+    xm, keep = rng.standard_normal((2, 3, 5)), rng.random((2, 3, 5)) < 0.6
+    keep[0, 1] = False  # a row with nothing kept
+    for mask in (keep, keep.astype(np.int8), None):
+        ym = ops.masked_softmax_forward(xm, mask, 0.5)
+        np.testing.assert_allclose(ym, cpu.masked_softmax_forward(xm, mask, 0.5))
+        gm = rng.standard_normal(xm.shape)
+        np.testing.assert_allclose(ops.masked_softmax_backward(gm, ym, 0.5), cpu.masked_softmax_backward(gm, ym, 0.5))
+    with pytest.raises(ValueError, match="masked_softmax_forward: mask has shape"):
+        ops.masked_softmax_forward(xm, keep[0])
+    with pytest.raises(ValueError, match="masked_softmax_forward: scale must be finite"):
+        ops.masked_softmax_forward(xm, keep, float("nan"))
     w, idx = rng.standard_normal((10, 3)), rng.integers(0, 10, (2, 4))
     np.testing.assert_allclose(ops.embedding_forward(w, idx), cpu.embedding_forward(w, idx))
     gy = rng.standard_normal((2, 4, 3))
