@@ -101,6 +101,33 @@ PYBIND11_MODULE(_C_cuda, m) {
     check_ptr(gy, rows * cols, fn, "gy"), check_ptr(y, rows * cols, fn, "y"), check_ptr(gx, rows * cols, fn, "gx");
     raise_if(fc::softmax_backward(log != 0, dtype, P<void>(gy), P<void>(y), P<void>(gx), rows, cols, S(stream)), fn);
   });
+  m.def("dropout_mask", [](Ptr out, int64_t n, double p, std::uint64_t seed, Ptr stream) {
+    const char* fn = "dropout_mask";
+    check_size(n, fn, "n"), check_ptr(out, n, fn, "out");
+    if (!(p >= 0 && p <= 1)) throw py::value_error("dropout_mask: p must be in [0, 1]");
+    raise_if(fc::dropout_mask(P<void>(out), n, p, seed, S(stream)), fn);
+  });
+  m.def("dropout_apply", [](int dtype, Ptr x, Ptr mask, Ptr y, int64_t n, double scale, Ptr stream) {
+    const char* fn = "dropout_apply";
+    check_dtype(dtype, fn), check_size(n, fn, "n");
+    check_ptr(x, n, fn, "x"), check_ptr(mask, n, fn, "mask"), check_ptr(y, n, fn, "y");
+    if (!std::isfinite(scale)) throw py::value_error("dropout_apply: scale must be finite");
+    raise_if(fc::dropout_apply(dtype, P<void>(x), P<void>(mask), P<void>(y), n, scale, S(stream)), fn);
+  });
+  m.def("activation_forward", [](int kind, int dtype, Ptr x, Ptr y, int64_t n, double alpha, double beta, Ptr stream) {
+    const char* fn = "activation_forward";
+    if (kind < 0 || kind > 11) throw py::value_error("activation_forward: kind must be 0 to 11");
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(x, n, fn, "x"), check_ptr(y, n, fn, "y");
+    raise_if(fc::activation_forward(kind, dtype, P<void>(x), P<void>(y), n, alpha, beta, S(stream)), fn);
+  });
+  m.def("activation_backward", [](int kind, int dtype, Ptr gy, Ptr x, Ptr gx, int64_t n, double alpha, double beta,
+                                  Ptr stream) {
+    const char* fn = "activation_backward";
+    if (kind < 0 || kind > 11) throw py::value_error("activation_backward: kind must be 0 to 11");
+    check_dtype(dtype, fn), check_size(n, fn, "n"), check_ptr(gy, n, fn, "gy"), check_ptr(x, n, fn, "x");
+    check_ptr(gx, n, fn, "gx");
+    raise_if(fc::activation_backward(kind, dtype, P<void>(gy), P<void>(x), P<void>(gx), n, alpha, beta, S(stream)), fn);
+  });
   m.def("masked_softmax_forward", [](int dtype, Ptr x, Ptr mask, Ptr y, int64_t rows, int64_t cols, double scale,
                                      Ptr stream) {
     const char* fn = "masked_softmax_forward";

@@ -20,6 +20,12 @@ __device__ inline float dtanh(float x) { return tanhf(x); }
 __device__ inline double dtanh(double x) { return tanh(x); }
 __device__ inline float dsqrt(float x) { return sqrtf(x); }
 __device__ inline double dsqrt(double x) { return sqrt(x); }
+__device__ inline float dexpm1(float x) { return expm1f(x); }
+__device__ inline double dexpm1(double x) { return expm1(x); }
+__device__ inline float dlog1p(float x) { return log1pf(x); }
+__device__ inline double dlog1p(double x) { return log1p(x); }
+__device__ inline float derf(float x) { return erff(x); }
+__device__ inline double derf(double x) { return erf(x); }
 
 inline int blocks_for(int64_t n) {
   int64_t b = (n + kThreads - 1) / kThreads;
@@ -1410,6 +1416,128 @@ std::string rnn_cell_backward(int act, int dtype, const void* out, const void* d
     elman_bwd_kernel<T><<<blocks_for(B * H), kThreads, 0, as_stream(stream)>>>(
         act, static_cast<const T*>(out), static_cast<const T*>(dout), static_cast<const T*>(dh),
         static_cast<T*>(dpre), static_cast<T*>(direct), lengths, t, B, H);
+  });
+}
+
+// ---------------------------------------------------------------- dropout and the parametrised activations
+namespace {
+
+// the keep-mask of inverted dropout: u_i >= p, u_i the counter hash the CPU kernel and the attention use
+__global__ void dropout_mask_kernel(unsigned char* out, int64_t n, double p, uint64_t seed) {
+  FASTDL_GRID_STRIDE(i, n) { out[i] = d_counter_uniform(seed, i) >= p ? 1 : 0; }
+}
+
+template <class T>
+__global__ void dropout_apply_kernel(const T* x, const unsigned char* mask, T* y, int64_t n, T scale) {
+  FASTDL_GRID_STRIDE(i, n) { y[i] = x[i] * (mask[i] ? scale : T(0)); }
+}
+
+// csrc/elementwise.h's kinds, in reference.ACTIVATIONS's order: leaky_relu, elu, selu, celu, gelu,
+// gelu_tanh, silu, mish, softplus (alpha = beta, beta = threshold), hardtanh (alpha = min, beta = max),
+// hardsigmoid, hardswish
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717, kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSqrt2OverPi = 0.79788456080286535587989211986876, kInvSqrt2 = 0.70710678118654752440084436210485;
+constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438;
+
+template <class T>
+__device__ inline T softplus20(T v) {
+  return v > T(20) ? v : dlog1p(dexp(v));  // (a NaN stays NaN)
+}
+
+template <class T>
+__device__ inline T act_value(int kind, T v, T a, T b) {
+  const T neg = v > T(0) ? T(0) : v;  // min(v, 0), a NaN kept
+  switch (kind) {
+    case 0: return v > T(0) ? v : a * v;
+    case 1: return v > T(0) ? v : a * dexpm1(neg);
+    case 2: return T(kSeluScale) * (v > T(0) ? v : T(kSeluAlpha) * dexpm1(neg));
+    case 3: return v > T(0) ? v : a * dexpm1(neg / a);
+    case 4: return T(0.5) * v * (T(1) + derf(v * T(kInvSqrt2)));
+    case 5: return T(0.5) * v * (T(1) + dtanh(T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v)));
+    case 6: return v * dsigmoid(v);
+    case 7: return v * dtanh(softplus20(v));
+    case 8: return v * a > b ? v : dlog1p(dexp(a * v)) / a;
+    case 9: return v < a ? a : (v > b ? b : v);
+    case 10: return v <= T(-3) ? T(0) : (v >= T(3) ? T(1) : v / T(6) + T(0.5));
+    default: return v <= T(-3) ? T(0) : (v >= T(3) ? v : v * (v + T(3)) / T(6));
+  }
+}
+
+template <class T>
+__device__ inline T act_slope(int kind, T v, T a, T b) {
+  const T neg = v > T(0) ? T(0) : v;  // min(v, 0), a NaN kept
+  switch (kind) {
+    case 0: return v > T(0) ? T(1) : a;
+    case 1: return v > T(0) ? T(1) : a * dexp(neg);
+    case 2: return v > T(0) ? T(kSeluScale) : T(kSeluScale * kSeluAlpha) * dexp(neg);
+    case 3: return v > T(0) ? T(1) : dexp(neg / a);
+    case 4: return T(0.5) * (T(1) + derf(v * T(kInvSqrt2))) + v * dexp(T(-0.5) * v * v) * T(kInvSqrt2Pi);
+    case 5: {
+      const T t = dtanh(T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v));
+      return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * v * v);
+    }
+    case 6: {
+      const T sg = dsigmoid(v);
+      return sg * (T(1) + v * (T(1) - sg));
+    }
+    case 7: {
+      const T t = dtanh(softplus20(v));
+      return t + v * (T(1) - t * t) * dsigmoid(v);
+    }
+    case 8: return v * a > b ? T(1) : dsigmoid(a * v);
+    case 9: return (v > a && v < b) ? T(1) : T(0);
+    case 10: return (v > T(-3) && v < T(3)) ? T(1) / T(6) : T(0);
+    default: return v <= T(-3) ? T(0) : (v < T(3) ? v / T(3) + T(0.5) : T(1));
+  }
+}
+
+template <class T>
+__global__ void param_act_fwd_kernel(int kind, const T* x, T* y, int64_t n, T a, T b) {
+  FASTDL_GRID_STRIDE(i, n) { y[i] = act_value(kind, x[i], a, b); }
+}
+
+template <class T>
+__global__ void param_act_bwd_kernel(int kind, const T* gy, const T* x, T* gx, int64_t n, T a, T b) {
+  FASTDL_GRID_STRIDE(i, n) {
+    const T v = x[i];
+    gx[i] = gy[i] * (v != v ? v : act_slope(kind, v, a, b));  // a NaN input gives NaN
+  }
+}
+
+}  // namespace
+
+std::string dropout_mask(void* out, int64_t n, double p, uint64_t seed, void* stream) {
+  if (n == 0) return {};
+  dropout_mask_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<unsigned char*>(out), n, p, seed);
+  return status();
+}
+
+std::string dropout_apply(int dtype, const void* x, const void* mask, void* y, int64_t n, double scale, void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    dropout_apply_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(x), static_cast<const unsigned char*>(mask), static_cast<T*>(y), n, T(scale));
+  });
+}
+
+std::string activation_forward(int kind, int dtype, const void* x, void* y, int64_t n, double alpha, double beta,
+                               void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    param_act_fwd_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        kind, static_cast<const T*>(x), static_cast<T*>(y), n, T(alpha), T(beta));
+  });
+}
+
+std::string activation_backward(int kind, int dtype, const void* gy, const void* x, void* gx, int64_t n, double alpha,
+                                double beta, void* stream) {
+  if (n == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    param_act_bwd_kernel<T><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+        kind, static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<T*>(gx), n, T(alpha), T(beta));
   });
 }
 

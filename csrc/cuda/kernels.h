@@ -14,6 +14,17 @@ enum Act : int { kRelu = 0, kTanh = 1, kSigmoid = 2 };
 std::string act_forward(int act, int dtype, const void* x, void* y, int64_t n, void* stream);
 std::string act_backward(int act, int dtype, const void* gy, const void* y, void* gx, int64_t n, void* stream);
 
+// Inverted dropout: out (n bytes) = 1 where counter_uniform(seed, i) >= p (the CPU kernel's hash, so the
+// same mask on both devices), y = x * (mask ? scale : 0)
+std::string dropout_mask(void* out, int64_t n, double p, uint64_t seed, void* stream);
+std::string dropout_apply(int dtype, const void* x, const void* mask, void* y, int64_t n, double scale, void* stream);
+// The parametrised activations of csrc/elementwise.h, kind 0..11 in reference.ACTIVATIONS's order
+// (leaky_relu .. hardswish); the backward takes the input x and gives gy f'(x), NaN where x is NaN.
+std::string activation_forward(int kind, int dtype, const void* x, void* y, int64_t n, double alpha, double beta,
+                               void* stream);
+std::string activation_backward(int kind, int dtype, const void* gy, const void* x, void* gx, int64_t n, double alpha,
+                                double beta, void* stream);
+
 // row-wise over the last axis of a (rows, cols) array; log = 1 for log-softmax
 std::string softmax_forward(int log, int dtype, const void* x, void* y, int64_t rows, int64_t cols, void* stream);
 std::string softmax_backward(int log, int dtype, const void* gy, const void* y, void* gx, int64_t rows, int64_t cols,

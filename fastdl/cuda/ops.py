@@ -19,6 +19,7 @@ from .. import backend, reference
 from ..reference._checks import _scalars
 from ..reference.attention import _finite, _scale_in_range, _seed
 from ..reference.conv import _conv_geometry
+from ..reference.elementwise import ACTIVATIONS, _act_args
 from ..reference.norm import _ln_axes
 from ..reference.optim import ADAPTIVE, _adaptive_hyper, _hyper
 from ..reference.pool import _pool_check
@@ -98,6 +99,61 @@ def _act_backward(kind):
         return gx
     backward.__name__ = f"{kind}_backward"
     return backward
+
+
+# ---------------------------------------------------------------- dropout and the parametrised activations
+@_scalars(shape="ints", p="float", seed="int")
+def dropout_mask(shape, p, seed):
+    """The CPU kernel's keep-mask (the same counter hash), made on the GPU."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout_mask: p must be in [0, 1], got {p}")
+    if seed < 0:
+        raise ValueError(f"dropout_mask: seed must be >= 0, got {seed}")
+    if seed >= 2**63:  # the CPU kernel's limit (int64), kept so both devices take the same seeds
+        raise ValueError(f"dropout_mask: seed is too large: {seed}")
+    if any(s < 0 for s in shape):
+        raise ValueError("dropout_mask: shape has a negative size")
+    out = cp.empty(tuple(shape), cp.uint8)
+    K.dropout_mask(_ptr(out), out.size, p, seed, _stream())
+    return out
+
+
+@_scalars(scale="float")
+def dropout_apply(x, mask, scale):
+    fn = "dropout_apply"
+    x = _float(x, fn, "x")
+    m = cp.asarray(mask)
+    if m.dtype.kind not in "biu":
+        raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
+    if m.shape != x.shape:
+        raise ValueError(f"{fn}: mask has shape {m.shape} but x has shape {x.shape}")
+    m = _contiguous(m if m.dtype in (cp.uint8, cp.bool_) else m != 0).view(cp.uint8)
+    if not np.isfinite(x.dtype.type(scale)):
+        raise ValueError(f"{fn}: scale must be finite in the input's dtype, got {scale}")
+    y = cp.empty_like(x)
+    K.dropout_apply(_code(x), _ptr(x), _ptr(m), _ptr(y), x.size, scale, _stream())
+    return y
+
+
+@_scalars(kind="str", alpha="float", beta="float")
+def activation_forward(x, kind, alpha=0.0, beta=0.0):
+    _act_args(kind, alpha, beta, "activation_forward")
+    x = _float(x, "activation_forward", "x")
+    y = cp.empty_like(x)
+    K.activation_forward(ACTIVATIONS.index(kind), _code(x), _ptr(x), _ptr(y), x.size, alpha, beta, _stream())
+    return y
+
+
+@_scalars(kind="str", alpha="float", beta="float")
+def activation_backward(gy, x, kind, alpha=0.0, beta=0.0):
+    fn = "activation_backward"
+    _act_args(kind, alpha, beta, fn)
+    x = _float(x, fn, "x")
+    gy = _like(gy, x, fn, "gy", "x")
+    gx = cp.empty_like(x)
+    K.activation_backward(ACTIVATIONS.index(kind), _code(x), _ptr(gy), _ptr(x), _ptr(gx), x.size, alpha, beta,
+                          _stream())
+    return gx
 
 
 # ---------------------------------------------------------------- softmax along any axis
@@ -822,9 +878,10 @@ def table() -> SimpleNamespace:
     t.rnn_forward, t.rnn_backward, t.rnn_forward_dirs = rnn_forward, rnn_backward, rnn_forward_dirs
     t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
     t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
-    for f in (masked_softmax_forward, masked_softmax_backward, cross_entropy_forward, cross_entropy_backward,
-              sgd_step, adam_step, rmsprop_step, adaptive_step, embedding_forward, embedding_backward, matmul,
-              matmul_backward, linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
+    for f in (dropout_mask, dropout_apply, activation_forward, activation_backward, masked_softmax_forward,
+              masked_softmax_backward, cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step,
+              rmsprop_step, adaptive_step, embedding_forward, embedding_backward, matmul, matmul_backward,
+              linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
               max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward,
               adaptive_avg_pool2d_backward, batch_norm_forward, batch_norm_backward, layer_norm_forward,
               layer_norm_backward):

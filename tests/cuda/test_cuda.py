@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl import backend, nn, optim
+from fastdl import backend, nn, optim, reference
 
 BUILT = importlib.util.find_spec("fastdl._C_cuda") is not None
 built = pytest.mark.skipif(not BUILT, reason="the CUDA kernels were not built (FASTDL_CUDA=ON)")
@@ -46,6 +46,10 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.cross_entropy_forward(0, 16, 16, 16, 16, 2, 3, -100, 1.5, 0)
     with pytest.raises(ValueError, match="step must be >= 1"):
         K.adam_step(0, 16, 16, 16, 16, 0, 4, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, 0, 0)
+    with pytest.raises(ValueError, match="dropout_mask: p must be in"):
+        K.dropout_mask(16, 4, 1.5, 0, 0)
+    with pytest.raises(ValueError, match="activation_backward: kind must be 0 to 11"):
+        K.activation_backward(12, 0, 16, 16, 16, 4, 0.0, 0.0, 0)
     with pytest.raises(ValueError, match="masked_softmax_forward: scale must be finite"):
         K.masked_softmax_forward(0, 16, 0, 16, 2, 3, float("inf"), 0)
     with pytest.raises(ValueError, match="masked_softmax_backward: gx is a null pointer"):
@@ -167,6 +171,26 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
              cpu.cross_entropy_backward(gl, x, t, lse, -100, eps))
     with pytest.raises(ValueError, match="outside"):
         ops.cross_entropy_forward(xd, cp.asarray(np.full(33, 517)), -100, 0.0)
+    # dropout: the GPU's mask is the CPU's for the same seed; the parametrised activations (NaN, the
+    # kinks at 0 and +-3, softplus past its threshold)
+    np.testing.assert_array_equal(cp.asnumpy(ops.dropout_mask((33, 517), 0.3, 12345)),
+                                  cpu.dropout_mask((33, 517), 0.3, 12345))
+    keep = cpu.dropout_mask((33, 517), 0.3, 7)
+    same(ops.dropout_apply(xd, cp.asarray(keep), 1 / 0.7), cpu.dropout_apply(x, keep, 1 / 0.7))
+    xa = np.append(rng.standard_normal(500) * 4, [np.nan, 0.0, 3.0, -3.0, 25.0]).astype(dtype)
+    ga = rng.standard_normal(xa.size).astype(dtype)
+    for kind in ("leaky_relu", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "mish", "softplus", "hardtanh",
+                 "hardsigmoid", "hardswish"):
+        alpha, beta = {"leaky_relu": (0.1, 0.0), "elu": (1.5, 0.0), "celu": (0.7, 0.0), "softplus": (2.0, 5.0),
+                       "hardtanh": (-0.5, 2.0)}.get(kind, (0.0, 0.0))
+        # against the NumPy reference, the same formulas: in float64 the CPU kernels' GELU tails are within
+        # 1e-14 absolute of it, but not within a relative tolerance where the values are ~1e-15 or underflow
+        act_tol = tol if dtype == np.float32 else dict(rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(cp.asnumpy(ops.activation_forward(cp.asarray(xa), kind, alpha, beta)),
+                                   reference.activation_forward(xa, kind, alpha, beta), **act_tol)
+        np.testing.assert_allclose(cp.asnumpy(ops.activation_backward(cp.asarray(ga), cp.asarray(xa), kind, alpha,
+                                                                      beta)),
+                                   reference.activation_backward(ga, xa, kind, alpha, beta), **act_tol)
     x, xd = _pair(rng, (6, 9, 300), dtype)  # masked softmax: rows longer than a block, one with nothing kept
     keep = rng.random(x.shape) < 0.7
     keep[2, 3] = False

@@ -16,6 +16,7 @@ import pytest
 
 import fastdl
 from fastdl import backend, reference
+from fastdl.reference.elementwise import ACTIVATIONS
 from fastdl.reference.optim import ADAPTIVE
 
 
@@ -49,6 +50,19 @@ class EmulatedKernels(types.ModuleType):
     def softmax_backward(self, log, dtype, gy, y, gx, rows, cols, stream):
         fn = reference.log_softmax_backward if log else reference.softmax_backward
         self._a(gx, (rows, cols))[...] = fn(self._a(gy, (rows, cols)), self._a(y, (rows, cols)), -1)
+
+    def dropout_mask(self, out, n, p, seed, stream):
+        self._a(out, -1)[...] = reference.dropout_mask((n,), p, seed)
+
+    def dropout_apply(self, dtype, x, mask, y, n, scale, stream):
+        self._a(y, -1)[...] = reference.dropout_apply(self._a(x, -1), self._a(mask, -1), scale)
+
+    def activation_forward(self, kind, dtype, x, y, n, alpha, beta, stream):
+        self._a(y, -1)[...] = reference.activation_forward(self._a(x, -1), ACTIVATIONS[kind], alpha, beta)
+
+    def activation_backward(self, kind, dtype, gy, x, gx, n, alpha, beta, stream):
+        self._a(gx, -1)[...] = reference.activation_backward(self._a(gy, -1), self._a(x, -1), ACTIVATIONS[kind],
+                                                             alpha, beta)
 
     def masked_softmax_forward(self, dtype, x, mask, y, rows, cols, scale, stream):
         self._a(y, (rows, cols))[...] = reference.masked_softmax_forward(
@@ -324,6 +338,30 @@ def test_glue_matches_the_cpu_kernels(ops):
     gl = rng.standard_normal(6)
     np.testing.assert_allclose(ops.cross_entropy_backward(gl, logits, t, lse, -100, 0.1),
                                cpu.cross_entropy_backward(gl, logits, t, want[1], -100, 0.1))
+    # dropout: the same keep-mask as the CPU's for a seed; applied with bool, int or byte masks
+    for shape, p_, seed in (((3, 7), 0.3, 5), ((2, 0, 4), 0.5, 1), ((11,), 1.0, 2**62)):
+        np.testing.assert_array_equal(ops.dropout_mask(shape, p_, seed), cpu.dropout_mask(shape, p_, seed))
+    xd_ = rng.standard_normal((3, 7))
+    for mask in (cpu.dropout_mask((3, 7), 0.3, 5), rng.random((3, 7)) < 0.5, rng.integers(-2, 3, (3, 7))):
+        np.testing.assert_allclose(ops.dropout_apply(xd_, mask, 1.25), cpu.dropout_apply(xd_, mask, 1.25))
+    with pytest.raises(ValueError, match="dropout_mask: p must be in"):
+        ops.dropout_mask((3,), 1.5, 0)
+    with pytest.raises(ValueError, match="dropout_mask: seed is too large"):
+        ops.dropout_mask((3,), 0.5, 2**63)
+    with pytest.raises(ValueError, match="dropout_apply: mask has shape"):
+        ops.dropout_apply(xd_, np.ones(3, bool), 2.0)
+    # the parametrised activations, each kind with the arguments it reads
+    xa_, ga_ = np.append(rng.standard_normal(40) * 4, [np.nan, 0.0, 3.0, -3.0, 25.0]), rng.standard_normal(45)
+    for kind in ACTIVATIONS:
+        alpha, beta = {"leaky_relu": (0.1, 0.0), "elu": (1.5, 0.0), "celu": (0.7, 0.0), "softplus": (2.0, 5.0),
+                       "hardtanh": (-0.5, 2.0)}.get(kind, (0.0, 0.0))
+        # (the emulation runs the NumPy reference, the CPU table the native kernels)
+        np.testing.assert_allclose(ops.activation_forward(xa_, kind, alpha, beta),
+                                   cpu.activation_forward(xa_, kind, alpha, beta), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ops.activation_backward(ga_, xa_, kind, alpha, beta),
+                                   cpu.activation_backward(ga_, xa_, kind, alpha, beta), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="activation_forward: unknown activation kind"):
+        ops.activation_forward(xa_, "swish")
     xm, keep = rng.standard_normal((2, 3, 5)), rng.random((2, 3, 5)) < 0.6
     keep[0, 1] = False  # a row with nothing kept
     for mask in (keep, keep.astype(np.int8), None):
