@@ -325,6 +325,52 @@ def adaptive_step(kind, param, grad, state_a, state_b, lr, beta1, beta2, eps, we
                     float(beta1), float(beta2), float(eps), float(weight_decay), bool(decoupled), bool(maximize),
                     int(step), float(extra), float(extra2), _stream())
 
+# ---------------------------------------------------------------- MSE and BCE with logits (CuPy's elementwise maths)
+def mse_forward(input, target):
+    """sum (p - t)^2 as a Python float, accumulated in float64 (as the CPU kernel)."""
+    fn = "mse_forward"
+    p = _float(input, fn, "input")
+    d = p.astype(cp.float64) - _like(target, p, fn, "target", "input")
+    return float(cp.sum(d * d))
+
+
+@_scalars(scale="float")
+def mse_backward(scale, input, target):
+    fn = "mse_backward"
+    p = _float(input, fn, "input")
+    t = _like(target, p, fn, "target", "input")
+    return (p.dtype.type(scale) * 2 * (p - t)).astype(p.dtype)
+
+
+def _bce_args(gloss, logits, target, mask, fn):
+    x = _float(logits, fn, "logits")
+    t = _like(target, x, fn, "target", "logits")
+    g = None if gloss is None else _like(gloss, x, fn, "gloss", "logits")
+    m = None
+    if mask is not None:
+        m = cp.asarray(mask)
+        if m.dtype.kind not in "biu":
+            raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
+        if m.shape != x.shape:
+            raise ValueError(f"{fn}: mask has shape {m.shape} but logits has shape {x.shape}")
+        m = m.astype(cp.bool_)
+    return x, t, m, g
+
+
+def bce_with_logits_forward(logits, target, mask=None):
+    x, t, m, _ = _bce_args(None, logits, target, mask, "bce_with_logits_forward")
+    loss = cp.maximum(x, 0) - x * t + cp.log1p(cp.exp(-cp.abs(x)))
+    return (loss if m is None else cp.where(m, loss, 0)).astype(x.dtype)
+
+
+def bce_with_logits_backward(gloss, logits, target, mask=None):
+    if gloss is None:
+        raise TypeError("bce_with_logits_backward: gloss must be an array, got None")
+    x, t, m, g = _bce_args(gloss, logits, target, mask, "bce_with_logits_backward")
+    gx = g * (_act_forward("sigmoid")(x) - t)
+    return (gx if m is None else cp.where(m, gx, 0)).astype(x.dtype)
+
+
 # ---------------------------------------------------------------- embeddings
 def embedding_forward(weight, indices):
     fn = "embedding_forward"
@@ -879,7 +925,8 @@ def table() -> SimpleNamespace:
     t.attention_forward = _attention_on(attention_forward, t.attention_forward, 3)
     t.attention_backward = _attention_on(attention_backward, t.attention_backward, 4)
     for f in (dropout_mask, dropout_apply, activation_forward, activation_backward, masked_softmax_forward,
-              masked_softmax_backward, cross_entropy_forward, cross_entropy_backward, sgd_step, adam_step,
+              masked_softmax_backward, cross_entropy_forward, cross_entropy_backward, mse_forward, mse_backward,
+              bce_with_logits_forward, bce_with_logits_backward, sgd_step, adam_step,
               rmsprop_step, adaptive_step, embedding_forward, embedding_backward, matmul, matmul_backward,
               linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
               max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward,

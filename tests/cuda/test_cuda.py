@@ -191,6 +191,16 @@ def test_every_cuda_kernel_equals_the_cpu_kernel(dtype):
         np.testing.assert_allclose(cp.asnumpy(ops.activation_backward(cp.asarray(ga), cp.asarray(xa), kind, alpha,
                                                                       beta)),
                                    reference.activation_backward(ga, xa, kind, alpha, beta), **act_tol)
+    pr, prd = _pair(rng, (40, 30), dtype)  # MSE, BCE with logits (a mask of missing labels)
+    tr, trd = _pair(rng, (40, 30), dtype)
+    assert abs(ops.mse_forward(prd, trd) - cpu.mse_forward(pr, tr)) <= 1e-5 * cpu.mse_forward(pr, tr)
+    same(ops.mse_backward(0.25, prd, trd), cpu.mse_backward(0.25, pr, tr))
+    tb = (rng.random((40, 30)) < 0.5).astype(dtype)
+    mb = rng.random((40, 30)) < 0.8
+    same(ops.bce_with_logits_forward(prd * 5, cp.asarray(tb), cp.asarray(mb)),
+         cpu.bce_with_logits_forward(pr * 5, tb, mb))
+    same(ops.bce_with_logits_backward(trd, prd * 5, cp.asarray(tb), cp.asarray(mb)),
+         cpu.bce_with_logits_backward(tr, pr * 5, tb, mb))
     x, xd = _pair(rng, (6, 9, 300), dtype)  # masked softmax: rows longer than a block, one with nothing kept
     keep = rng.random(x.shape) < 0.7
     keep[2, 3] = False

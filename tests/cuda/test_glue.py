@@ -373,6 +373,20 @@ def test_glue_matches_the_cpu_kernels(ops):
         ops.masked_softmax_forward(xm, keep[0])
     with pytest.raises(ValueError, match="masked_softmax_forward: scale must be finite"):
         ops.masked_softmax_forward(xm, keep, float("nan"))
+    # MSE and BCE with logits (CuPy's maths), a mask of missing labels
+    pr, tr = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    assert abs(ops.mse_forward(pr, tr) - cpu.mse_forward(pr, tr)) <= 1e-12 * cpu.mse_forward(pr, tr)
+    np.testing.assert_allclose(ops.mse_backward(0.5, pr, tr), cpu.mse_backward(0.5, pr, tr))
+    tb, mb = (rng.random((4, 5)) < 0.5).astype(np.float64), rng.random((4, 5)) < 0.8
+    for mask in (None, mb):
+        np.testing.assert_allclose(ops.bce_with_logits_forward(pr * 9, tb, mask),
+                                   cpu.bce_with_logits_forward(pr * 9, tb, mask), rtol=1e-12)
+        np.testing.assert_allclose(ops.bce_with_logits_backward(tr, pr * 9, tb, mask),
+                                   cpu.bce_with_logits_backward(tr, pr * 9, tb, mask), rtol=1e-12)
+    with pytest.raises(ValueError, match="mse_forward: target has shape"):
+        ops.mse_forward(pr, tr[0])
+    with pytest.raises(TypeError, match="bce_with_logits_forward: target has dtype"):
+        ops.bce_with_logits_forward(pr, tb.astype(np.float32))
     w, idx = rng.standard_normal((10, 3)), rng.integers(0, 10, (2, 4))
     np.testing.assert_allclose(ops.embedding_forward(w, idx), cpu.embedding_forward(w, idx))
     gy = rng.standard_normal((2, 4, 3))
