@@ -657,6 +657,78 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
     return gx, gw, gb
 
 
+# Group norm: each sample's group of channels is one row of the layer-norm kernels (no affine there),
+# the per-channel scale and shift and the weight gradients by CuPy's broadcasting and sums.
+def _gn_rows(x, num_groups, fn):
+    """(C, rows N * G, each row's length C/G * S) of a group norm's input (N, C, ...)."""
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must be (N, C, ...), got {x.shape}")
+    n, c = x.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(f"{fn}: num_groups must be >= 1 and divide C={c}, got {num_groups}")
+    return c, n * num_groups, x.size // (n * num_groups) if n * c else 0
+
+
+def _gn_channel(v, x, c, fn, name):
+    if v is None:
+        return None
+    v = cp.asarray(v)
+    if v.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: {name} must be convertible to {x.dtype}, got dtype {v.dtype}")
+    if v.size != c:
+        raise ValueError(f"{fn}: {name} must have one entry per channel, got {v.shape}")
+    return v.astype(x.dtype, copy=False).reshape((1, c) + (1,) * (x.ndim - 2))
+
+
+@_scalars(num_groups="int", eps="float")
+def group_norm_forward(input, num_groups, weight, bias, eps):
+    fn = "group_norm_forward"
+    x = _float(input, fn, "input")
+    c, rows, d = _gn_rows(x, num_groups, fn)
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0")
+    w, b = _gn_channel(weight, x, c, fn, "weight"), _gn_channel(bias, x, c, fn, "bias")
+    y, mean, rstd = cp.empty_like(x), cp.zeros(rows, x.dtype), cp.empty(rows, x.dtype)
+    if d:
+        K.layer_norm_forward(_code(x), _ptr(x), 0, 0, _ptr(y), _ptr(mean), _ptr(rstd), rows, d, float(eps), _stream())
+    else:  # empty groups: mean 0, variance 0, as the CPU kernel
+        rstd[...] = 1 / math.sqrt(eps)
+    if w is not None:
+        y *= w
+    if b is not None:
+        y += b
+    return y, mean, rstd
+
+
+@_scalars(num_groups="int", need_input="bool", need_weight="bool", need_bias="bool")
+def group_norm_backward(gy, input, num_groups, weight, mean, rstd, need_input=True, need_weight=True, need_bias=True):
+    fn = "group_norm_backward"
+    x = _float(input, fn, "input")
+    g = _like(gy, x, fn, "gy", "input")
+    c, rows, d = _gn_rows(x, num_groups, fn)
+    if mean is None or rstd is None:
+        raise TypeError(f"{fn}: mean and rstd must be arrays, got None")
+    m, r = cp.asarray(mean).reshape(-1), cp.asarray(rstd).reshape(-1)
+    if m.size != rows or r.size != rows:
+        raise ValueError(f"{fn}: mean and rstd must have one entry per sample and group ({rows})")
+    m, r = _contiguous(m.astype(x.dtype, copy=False)), _contiguous(r.astype(x.dtype, copy=False))
+    w = _gn_channel(weight, x, c, fn, "weight")
+    gx = None
+    if need_input:
+        gx = cp.zeros_like(x)
+        if d:
+            gg = g if w is None else _contiguous(g * w)
+            K.layer_norm_backward(_code(x), _ptr(gg), _ptr(x), 0, _ptr(m), _ptr(r), _ptr(gx), 0, 0, rows, d, _stream())
+    axes = (0,) + tuple(range(2, x.ndim))
+    gw = gb = None
+    if need_weight:
+        xhat = ((x.reshape(rows, -1) - m[:, None]) * r[:, None]).reshape(x.shape)
+        gw = (g * xhat).sum(axis=axes).astype(x.dtype)
+    if need_bias:
+        gb = g.sum(axis=axes).astype(x.dtype)
+    return gx, gw, gb
+
+
 # ---------------------------------------------------------------- recurrent layers (cuBLAS for the products, fused cells)
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
@@ -931,7 +1003,7 @@ def table() -> SimpleNamespace:
               linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
               max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward,
               adaptive_avg_pool2d_backward, batch_norm_forward, batch_norm_backward, layer_norm_forward,
-              layer_norm_backward):
+              layer_norm_backward, group_norm_forward, group_norm_backward):
         setattr(t, f.__name__, f)
     return t
 

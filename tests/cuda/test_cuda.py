@@ -347,6 +347,28 @@ def test_normalization_kernels_equal_the_cpu_kernels(dtype):
 
 @gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_group_norm_equals_the_cpu_kernel(dtype):
+    """Group norm (groups as rows of the layer-norm kernels) forward and backward, with and without the affine."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(6)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    for shape, groups in (((4, 12, 9, 7), 3), ((3, 8, 33), 8), ((5, 6), 1)):
+        x, xd = _pair(rng, shape, dtype)
+        g, gd = _pair(rng, shape, dtype)
+        w, wd = _pair(rng, (shape[1],), dtype)
+        b, bd = _pair(rng, (shape[1],), dtype)
+        for aff, affd in (((w, b), (wd, bd)), ((None, None), (None, None))):
+            want = cpu.group_norm_forward(x, groups, *aff, 1e-5)
+            got = ops.group_norm_forward(xd, groups, *affd, 1e-5)
+            for u, v in zip(got, want):
+                np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
+            for u, v in zip(ops.group_norm_backward(gd, xd, groups, affd[0], got[1], got[2]),
+                            cpu.group_norm_backward(g, x, groups, aff[0], want[1], want[2])):
+                np.testing.assert_allclose(cp.asnumpy(u), v, **tol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 def test_recurrent_layers_equal_the_cpu_kernel(mode, dtype):
     """Each recurrent mode on the GPU (cuBLAS products, the mode's fused cell kernel) forward and

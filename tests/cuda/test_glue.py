@@ -471,6 +471,19 @@ def test_glue_matches_the_cpu_kernels(ops):
     for u, v in zip(ops.layer_norm_backward(gl_, xl, (5, 6), wl, got[1], got[2]),
                     cpu.layer_norm_backward(gl_, xl, (5, 6), wl, want[1], want[2])):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+    # group norm: groups as rows of the layer-norm kernels, the affine and weight gradients by broadcasting
+    for shape, groups in (((3, 6, 4, 5), 3), ((2, 4, 7), 1), ((2, 4), 4), ((2, 6, 0, 3), 2)):
+        xg, gg_ = rng.standard_normal(shape), rng.standard_normal(shape)
+        wg, bg = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+        for w_, b_ in ((wg, bg), (None, None)):
+            got, want = ops.group_norm_forward(xg, groups, w_, b_, 1e-5), cpu.group_norm_forward(xg, groups, w_, b_, 1e-5)
+            for u, v in zip(got, want):
+                np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+            for u, v in zip(ops.group_norm_backward(gg_, xg, groups, w_, got[1], got[2]),
+                            cpu.group_norm_backward(gg_, xg, groups, w_, want[1], want[2])):
+                np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="group_norm_forward: num_groups must be >= 1 and divide C=6"):
+        ops.group_norm_forward(rng.standard_normal((2, 6, 3)), 4, None, None, 1e-5)
     # every recurrent mode: steps in either direction, finished sequences, saved arrays, with and without dout
     T, B, I, H = 5, 4, 3, 6
     xs, h0, c0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
