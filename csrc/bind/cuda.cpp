@@ -462,6 +462,31 @@ PYBIND11_MODULE(_C_cuda, m) {
     raise_if(fc::rnn_cell_backward(act, dtype, P<void>(out), P<void>(dout), P<void>(dh), P<void>(dpre),
                                    P<void>(direct), P<int64_t>(lengths), t, b, hid, S(stream)), fn);
   });
+  auto additive = [](int dtype, int64_t b, int64_t l, int64_t s, int64_t h, const char* fn) {
+    check_dtype(dtype, fn), check_size(b, fn, "B"), check_size(l, fn, "L"), check_size(s, fn, "S");
+    check_size(h, fn, "H"), check_mul(b, l, fn), check_mul(b * l, s > h ? s : h, fn), check_mul(b, s, fn);
+    check_mul(b * s, h, fn);
+  };
+  m.def("additive_attention_forward", [additive](int dtype, Ptr qp, Ptr kp, Ptr v, Ptr s, int64_t b, int64_t l,
+                                                 int64_t sl, int64_t h, Ptr stream) {
+    const char* fn = "additive_attention_forward";
+    additive(dtype, b, l, sl, h, fn);
+    const int64_t scores = b * l * sl, reads = scores > 0 ? h : 0;  // no features: scores 0, nothing read
+    check_ptr(qp, reads, fn, "qp"), check_ptr(kp, reads, fn, "kp"), check_ptr(v, reads, fn, "v");
+    check_ptr(s, scores, fn, "s");
+    raise_if(fc::additive_attention_forward(dtype, P<void>(qp), P<void>(kp), P<void>(v), P<void>(s), b, l, sl, h,
+                                            S(stream)), fn);
+  });
+  m.def("additive_attention_backward", [additive](int dtype, Ptr gs, Ptr qp, Ptr kp, Ptr v, Ptr gq, Ptr vpart, Ptr gk,
+                                                  int64_t b, int64_t l, int64_t sl, int64_t h, Ptr stream) {
+    const char* fn = "additive_attention_backward";
+    additive(dtype, b, l, sl, h, fn);
+    // each array as the kernels read it: qp over (B, L, H), kp over (B, S, H), gs and v wherever both run
+    check_ptr(qp, b * l * h, fn, "qp"), check_ptr(kp, b * sl * h, fn, "kp"), check_ptr(gs, b * l * sl, fn, "gs");
+    check_ptr(v, h, fn, "v");
+    raise_if(fc::additive_attention_backward(dtype, P<void>(gs), P<void>(qp), P<void>(kp), P<void>(v), P<void>(gq),
+                                             P<void>(vpart), P<void>(gk), b, l, sl, h, S(stream)), fn);
+  });
   m.def("embedding_backward", [](int dtype, Ptr gy, Ptr idx, Ptr gw, int64_t n, int64_t d, int64_t v,
                                  int64_t padding_idx, Ptr stream) {
     const char* fn = "embedding_backward";

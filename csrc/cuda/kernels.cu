@@ -1541,6 +1541,88 @@ std::string activation_backward(int kind, int dtype, const void* gy, const void*
   });
 }
 
+// ---------------------------------------------------------------- additive (Bahdanau) attention scores
+namespace {
+
+// s[b, i, j] = sum_h v_h tanh(qp[b, i, h] + kp[b, j, h]): a thread per score, nothing (B, L, S, H) stored
+template <class T>
+__global__ void additive_fwd_kernel(const T* qp, const T* kp, const T* v, T* s, int64_t B, int64_t L, int64_t S,
+                                    int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * L * S) {
+    const int64_t b = e / (L * S), i = e / S % L, j = e % S;
+    const T* q = qp + (b * L + i) * H;
+    const T* k = kp + (b * S + j) * H;
+    T acc = T(0);
+    for (int64_t h = 0; h < H; ++h) acc += v[h] * dtanh(q[h] + k[h]);
+    s[e] = acc;
+  }
+}
+
+// a thread per (b, i, h) summing over the keys: gq = v_h sum_j gs (1 - t^2), vpart = sum_j gs t (gv's
+// share of this query, summed over b and i afterwards); either output may be null
+template <class T>
+__global__ void additive_bwd_q_kernel(const T* gs, const T* qp, const T* kp, const T* v, T* gq, T* vpart, int64_t B,
+                                      int64_t L, int64_t S, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * L * H) {
+    const int64_t b = e / (L * H), i = e / H % L, h = e % H;
+    const T q = qp[e];
+    const T* g = gs + (b * L + i) * S;
+    T acc = T(0), accv = T(0);
+    for (int64_t j = 0; j < S; ++j) {
+      const T t = dtanh(q + kp[(b * S + j) * H + h]);
+      acc += g[j] * (T(1) - t * t);
+      accv += g[j] * t;
+    }
+    if (gq) gq[e] = acc * v[h];
+    if (vpart) vpart[e] = accv;
+  }
+}
+
+// a thread per (b, j, h) summing over the queries: gk = v_h sum_i gs (1 - t^2)
+template <class T>
+__global__ void additive_bwd_k_kernel(const T* gs, const T* qp, const T* kp, const T* v, T* gk, int64_t B, int64_t L,
+                                      int64_t S, int64_t H) {
+  FASTDL_GRID_STRIDE(e, B * S * H) {
+    const int64_t b = e / (S * H), j = e / H % S, h = e % H;
+    const T k = kp[e];
+    T acc = T(0);
+    for (int64_t i = 0; i < L; ++i) {
+      const T t = dtanh(qp[(b * L + i) * H + h] + k);
+      acc += gs[(b * L + i) * S + j] * (T(1) - t * t);
+    }
+    gk[e] = acc * v[h];
+  }
+}
+
+}  // namespace
+
+std::string additive_attention_forward(int dtype, const void* qp, const void* kp, const void* v, void* s, int64_t B,
+                                       int64_t L, int64_t S, int64_t H, void* stream) {
+  if (B * L * S == 0) return {};
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    additive_fwd_kernel<T><<<blocks_for(B * L * S), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const T*>(qp), static_cast<const T*>(kp), static_cast<const T*>(v), static_cast<T*>(s), B, L, S, H);
+  });
+}
+
+std::string additive_attention_backward(int dtype, const void* gs, const void* qp, const void* kp, const void* v,
+                                        void* gq, void* vpart, void* gk, int64_t B, int64_t L, int64_t S, int64_t H,
+                                        void* stream) {
+  return by_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    const auto st = as_stream(stream);
+    if ((gq || vpart) && B * L * H > 0)
+      additive_bwd_q_kernel<T><<<blocks_for(B * L * H), kThreads, 0, st>>>(
+          static_cast<const T*>(gs), static_cast<const T*>(qp), static_cast<const T*>(kp), static_cast<const T*>(v),
+          static_cast<T*>(gq), static_cast<T*>(vpart), B, L, S, H);
+    if (gk && B * S * H > 0)
+      additive_bwd_k_kernel<T><<<blocks_for(B * S * H), kThreads, 0, st>>>(
+          static_cast<const T*>(gs), static_cast<const T*>(qp), static_cast<const T*>(kp), static_cast<const T*>(v),
+          static_cast<T*>(gk), B, L, S, H);
+  });
+}
+
 namespace {
 AttnArgs attn_args(int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, int64_t mb, int64_t ml, int64_t div,
                    bool causal, double scale, double p, uint64_t seed) {

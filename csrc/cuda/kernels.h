@@ -152,6 +152,15 @@ std::string rnn_cell_forward(int act, int dtype, const void* xw, const void* hw,
 std::string rnn_cell_backward(int act, int dtype, const void* out, const void* dout, const void* dh, void* dpre,
                               void* direct, const int64_t* lengths, int64_t t, int64_t B, int64_t H, void* stream);
 
+// Additive (Bahdanau) attention scores, qp (B, L, H), kp (B, S, H), v (H) -> s (B, L, S) = sum_h v_h
+// tanh(qp + kp), without the (B, L, S, H) tensor.  The backward from gs (B, L, S): gq (B, L, H), gk (B, S,
+// H), and vpart (B, L, H) whose sum over b and i is gv; any output may be null (not wanted).
+std::string additive_attention_forward(int dtype, const void* qp, const void* kp, const void* v, void* s, int64_t B,
+                                       int64_t L, int64_t S, int64_t H, void* stream);
+std::string additive_attention_backward(int dtype, const void* gs, const void* qp, const void* kp, const void* v,
+                                        void* gq, void* vpart, void* gk, int64_t B, int64_t L, int64_t S, int64_t H,
+                                        void* stream);
+
 // Scaled dot-product attention, the contract of csrc/attention.h: q (B, L, E), k (B, S, E), v (B, S, Ev)
 // -> out (B, L, Ev), lse (B, L); mask (mb, ml, S) additive or null, batch b reading slice (b / div) % mb.
 // E and Ev at most attention_max_features().  The backward writes gq, gk, gv whole and uses D (B*L

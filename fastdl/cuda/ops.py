@@ -1,5 +1,6 @@
-"""The kernel table of CUDA tensors (CuPy arrays): fastdl's CUDA kernels (``fastdl._C_cuda``) where they
-exist, CuPy's cuBLAS for the GEMMs, and the native CPU kernels on host copies for the rest.
+"""The kernel table of CUDA tensors (CuPy arrays): fastdl's CUDA kernels (``fastdl._C_cuda``), CuPy's
+cuBLAS for the GEMMs and CuPy's elementwise maths for the MSE and BCE losses; only attention heads wider
+than the attention kernel holds run the native CPU kernel on host copies.
 
 Each function has the signature and the checks of the CPU kernel of the same name (``reference.OPS``):
 arrays must be CuPy arrays of the kernel's dtype and shape, and what a kernel cannot check on the GPU
@@ -936,6 +937,38 @@ def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal
     return gq, gk, gv
 
 
+def _additive_args(qp, kp, v, fn):
+    qp = _float(qp, fn, "qp")
+    if qp.ndim != 3:
+        raise ValueError(f"{fn}: qp must have 3 dimensions, got shape {qp.shape}")
+    B, L, H = qp.shape
+    kp = _float(kp, fn, "kp")
+    if kp.ndim != 3:
+        raise ValueError(f"{fn}: kp must have 3 dimensions, got shape {kp.shape}")
+    kp = _like(kp, qp, fn, "kp", "qp", (B, kp.shape[1], H))
+    return qp, kp, _like(v, qp, fn, "v", "qp", (H,)), B, L, kp.shape[1], H
+
+
+def additive_attention_forward(qp, kp, v):
+    qp, kp, v, B, L, S, H = _additive_args(qp, kp, v, "additive_attention_forward")
+    s = cp.empty((B, L, S), qp.dtype)
+    K.additive_attention_forward(_code(qp), _ptr(qp), _ptr(kp), _ptr(v), _ptr(s), B, L, S, H, _stream())
+    return s
+
+
+@_scalars(need_qp="bool", need_kp="bool", need_v="bool")
+def additive_attention_backward(gs, qp, kp, v, need_qp=True, need_kp=True, need_v=True):
+    fn = "additive_attention_backward"
+    qp, kp, v, B, L, S, H = _additive_args(qp, kp, v, fn)
+    gs = _like(gs, qp, fn, "gs", "qp", (B, L, S))
+    gq = cp.empty_like(qp) if need_qp else None
+    gk = cp.empty_like(kp) if need_kp else None
+    vpart = cp.empty_like(qp) if need_v else None
+    K.additive_attention_backward(_code(qp), _ptr(gs), _ptr(qp), _ptr(kp), _ptr(v), _ptr(gq), _ptr(vpart), _ptr(gk),
+                                  B, L, S, H, _stream())
+    return gq, gk, None if vpart is None else vpart.sum(axis=(0, 1))
+
+
 def _attention_on(ours, host, n_arrays):
     """Our kernel for heads it holds (E, Ev <= K.attention_max_features), the host kernel beyond; the
     first n_arrays arguments carry the head sizes last (q, k, v; gout, q, k, v)."""
@@ -985,7 +1018,8 @@ def _from_numpy(h, index=None):
 
 
 def table() -> SimpleNamespace:
-    """The CUDA kernel table: our kernels, cuBLAS, and the CPU kernels on host copies for the rest."""
+    """The CUDA kernel table: every op of ``reference.OPS`` on the device (the host table underneath is
+    only reached by attention heads too wide for our kernel)."""
     base = backend._C if backend._C is not None else reference
     t = backend.host_table(base, cp.asnumpy, _from_numpy)
     for kind in _ACT:
@@ -1003,7 +1037,8 @@ def table() -> SimpleNamespace:
               linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward,
               max_pool2d_backward, avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward,
               adaptive_avg_pool2d_backward, batch_norm_forward, batch_norm_backward, layer_norm_forward,
-              layer_norm_backward, group_norm_forward, group_norm_backward):
+              layer_norm_backward, group_norm_forward, group_norm_backward, additive_attention_forward,
+              additive_attention_backward):
         setattr(t, f.__name__, f)
     return t
 

@@ -54,6 +54,8 @@ def test_bad_arguments_are_refused_before_any_launch():
         K.masked_softmax_forward(0, 16, 0, 16, 2, 3, float("inf"), 0)
     with pytest.raises(ValueError, match="masked_softmax_backward: gx is a null pointer"):
         K.masked_softmax_backward(0, 16, 16, 0, 2, 3, 1.0, 0)
+    with pytest.raises(ValueError, match="additive_attention_backward: kp is a null pointer"):
+        K.additive_attention_backward(0, 16, 16, 0, 16, 16, 16, 16, 2, 3, 4, 5, 0)
     with pytest.raises(ValueError, match="rmsprop_step: square_avg is a null pointer"):
         K.rmsprop_step(0, 16, 16, 0, 0, 0, 4, 0.1, 0.99, 1e-8, 0.0, 0.0, False, 0)
     with pytest.raises(ValueError, match="adaptive_step: state_b is a null pointer"):
@@ -343,6 +345,23 @@ def test_normalization_kernels_equal_the_cpu_kernels(dtype):
     for u, v in zip(ops.layer_norm_backward(gd, xd, (4, 65), wd, got[1], got[2]),
                     cpu.layer_norm_backward(g, x, (4, 65), w, want[1], want[2])):
         same(u, v)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_additive_attention_equals_the_cpu_kernel(dtype):
+    """Additive attention scores and their gradients (a thread per score, per query and per key feature)."""
+    from fastdl.cuda import ops
+    cp, cpu, rng = _cp(), backend._C, np.random.default_rng(7)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    q, qd = _pair(rng, (3, 17, 40), dtype)
+    k, kd = _pair(rng, (3, 23, 40), dtype)
+    v, vd = _pair(rng, (40,), dtype)
+    np.testing.assert_allclose(cp.asnumpy(ops.additive_attention_forward(qd, kd, vd)),
+                               cpu.additive_attention_forward(q, k, v), **tol)
+    g, gd = _pair(rng, (3, 17, 23), dtype)
+    for u, w in zip(ops.additive_attention_backward(gd, qd, kd, vd), cpu.additive_attention_backward(g, q, k, v)):
+        np.testing.assert_allclose(cp.asnumpy(u), w, **tol)
 
 
 @gpu

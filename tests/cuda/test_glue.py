@@ -275,6 +275,22 @@ class EmulatedKernels(types.ModuleType):
         self._a(dpre, (b, hid))[...] = np.where(live, gh * (1 - o * o) if act == 1 else gh * (o > 0), 0)
         self._a(direct, (b, hid))[...] = np.where(live, 0, d)
 
+    def additive_attention_forward(self, dtype, qp, kp, v, s, b, lq, sk, h, stream):
+        self._a(s, (b, lq, sk))[...] = reference.additive_attention_forward(self._a(qp, (b, lq, h)),
+                                                                           self._a(kp, (b, sk, h)), self._a(v, (h,)))
+
+    def additive_attention_backward(self, dtype, gs, qp, kp, v, gq, vpart, gk, b, lq, sk, h, stream):
+        q, k = self._a(qp, (b, lq, h)), self._a(kp, (b, sk, h))
+        t = np.tanh(q[:, :, None, :] + k[:, None, :, :])  # the kernels' sums, (b, i, j, h) at once
+        g = self._a(gs, (b, lq, sk))[..., None]
+        pre = g * self._a(v, (h,)) * (1 - t * t)
+        if gq:
+            self._a(gq, (b, lq, h))[...] = pre.sum(axis=2)
+        if vpart:
+            self._a(vpart, (b, lq, h))[...] = (g * t).sum(axis=2)
+        if gk:
+            self._a(gk, (b, sk, h))[...] = pre.sum(axis=1)
+
     attention_max_features = 256
 
     def attention_forward(self, dtype, q, k, v, mask, mb, ml, div, out, lse, b, lq, s, e, ev, causal, scale, p, seed,
@@ -316,6 +332,16 @@ def ops(monkeypatch):
     yield mod
     sys.modules.pop("fastdl.cuda.ops", None)
     vars(fastdl.cuda).pop("ops", None)
+
+
+def test_every_op_runs_on_the_device(ops):
+    """No op of the kernel table is left to the host wrappers (copies to the CPU and back): the attention
+    alone reaches them, for heads wider than its kernel holds."""
+    t = ops.table()
+    on_host = [n for n in reference.OPS if "host_table" in getattr(t, n).__qualname__]
+    assert on_host == []
+    assert {n for n in reference.OPS if "_attention_on" in getattr(t, n).__qualname__} == {"attention_forward",
+                                                                                         "attention_backward"}
 
 
 def test_glue_matches_the_cpu_kernels(ops):
@@ -471,6 +497,18 @@ def test_glue_matches_the_cpu_kernels(ops):
     for u, v in zip(ops.layer_norm_backward(gl_, xl, (5, 6), wl, got[1], got[2]),
                     cpu.layer_norm_backward(gl_, xl, (5, 6), wl, want[1], want[2])):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+    # additive attention: scores, and the gradients wanted
+    qa, ka, va = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4)), rng.standard_normal(4)
+    np.testing.assert_allclose(ops.additive_attention_forward(qa, ka, va), cpu.additive_attention_forward(qa, ka, va))
+    gsa = rng.standard_normal((2, 3, 5))
+    for need in ((True, True, True), (False, True, False), (True, False, True)):
+        for u, w_ in zip(ops.additive_attention_backward(gsa, qa, ka, va, *need),
+                         cpu.additive_attention_backward(gsa, qa, ka, va, *need)):
+            assert (u is None) == (w_ is None)
+            if w_ is not None:
+                np.testing.assert_allclose(u, w_, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="additive_attention_backward: gs has shape"):
+        ops.additive_attention_backward(gsa[:, :2], qa, ka, va)
     # group norm: groups as rows of the layer-norm kernels, the affine and weight gradients by broadcasting
     for shape, groups in (((3, 6, 4, 5), 3), ((2, 4, 7), 1), ((2, 4), 4), ((2, 6, 0, 3), 2)):
         xg, gg_ = rng.standard_normal(shape), rng.standard_normal(shape)
