@@ -94,6 +94,17 @@ void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n) {
   }
 }
 void lstm_cell(float* a, float* c, float* h, int64_t n) { lstm_cell_strided(a, n, c, h, n); }
+void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n) {
+  // r, z, n at a, a + gs, a + 2 gs (n % 16 == 0); h = (1 - z) n + z hprev as n + z (hprev - n)
+  for (int64_t j = 0; j < n; j += 16) {
+    const __m512 r = sigmoid16(_mm512_loadu_ps(a + j)), z = sigmoid16(_mm512_loadu_ps(a + gs + j));
+    const __m512 nn = tanh16(_mm512_fmadd_ps(r, _mm512_loadu_ps(hn + j), _mm512_loadu_ps(a + 2 * gs + j)));
+    _mm512_storeu_ps(a + j, r);
+    _mm512_storeu_ps(a + gs + j, z);
+    _mm512_storeu_ps(a + 2 * gs + j, nn);
+    _mm512_storeu_ps(h + j, _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_loadu_ps(hprev + j), nn), nn));
+  }
+}
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n) {
   // one row of n units, n % 16 == 0: g / dg the four gates (n apart), c this step's cells, cprev the

@@ -30,6 +30,10 @@ struct PackedKernels {
   // (replaced by its part for the step before), dprev zeroed (the recurrent product adds to it).
   void (*lstm_cell_backward)(const float* g, const float* c, const float* cprev, const float* dout, float* dh,
                              float* dc, float* dg, float* dprev, int64_t n);
+  // The GRU cell over n (unit, column) pairs, or null (a build without it): a holds the pre-activations
+  // of r, z and n (gs apart; n's input path only) and is activated in place, hn the hidden path's n part
+  // (W_hn h + b_hn), hprev the state before the step; h = (1 - z) n + z hprev, n = tanh(a_n + r hn).
+  void (*gru_cell_strided)(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n);
   // tile with A given transposed: C (mr, nv * width) += A^T @ Bp, A's column r (A[k * lda + r]) being
   // row r of the left operand (attention's P^T dO and dS^T Q without transposing P and dS)
   void (*tile_at)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
@@ -50,6 +54,7 @@ namespace avx512 {
 FASTDL_PACKED_DECLARE
 void lstm_cell(float* a, float* c, float* h, int64_t n);
 void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n);
+void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n);
 void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);

@@ -192,28 +192,34 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
   return true;
 }
 
-// The LSTM forward with the batch along the vectors: per step, gates^T (4H, B) = W_ih x_t^T + W_hh h^T
-// + bias, with x^T and h^T (K, B) the tile kernel's packed operand and W's rows (as they are, no
-// packing) its broadcast rows.  h^T of a step (H x B: 32 KB at H=256, B=32) stays close (L1, L2) while
-// W, the large operand, streams through once, one broadcast per weight and two or four FMAs each (the
-// row-major path streams W's packed panels instead, refetching them for each tile of rows).  The
-// batch is padded to whole vectors (columns never meet, the padding stays zero-fed), in groups of
-// at most four vectors.  AVX-512 builds; B at least one vector and padded by at most a quarter.
-bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const float* w_hh, const float* bias,
-                    const float* h0, const float* c0, float* out, float* hn, float* cn, float* gates, float* cs) {
+// The LSTM's and the GRU's forward with the batch along the vectors: per step, gates^T (G H, B) =
+// W_ih x_t^T + W_hh h^T + bias, with x^T and h^T (K, B) the tile kernel's packed operand and W's rows
+// (as they are, no packing) its broadcast rows.  h^T of a step (H x B: 32 KB at H=256, B=32) stays
+// close (L1, L2) while W, the large operand, streams through once, one broadcast per weight and two
+// or four FMAs each (the row-major path streams W's packed panels instead, refetching them for each
+// tile of rows).  The GRU's hidden path for its n gate (W_hn h + b_hn, which r multiplies) goes to a
+// block of its own instead of onto the gates.  The batch is padded to whole vectors (columns never
+// meet, the padding stays zero-fed), in groups of at most four vectors.  AVX-512 builds; B at least
+// one vector and padded by at most a quarter.  bias: the pre-activations' (G H), b_hn: the GRU's
+// hidden n bias (H) or null.
+bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const float* w_hh, const float* bias,
+                   const float* b_hn, const float* h0, const float* c0, float* out, float* hn, float* cn, float* gates,
+                   float* cs, float* hnl) {
   const int U = conv_direct_width();
-  if (!U || d.mode != RnnMode::LSTM || d.H % U) return false;
+  const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
+  if (!U || !(lstm || gru) || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  if (!kern.lstm_cell_strided) return false;
-  const int64_t B = d.B, H = d.H, I = d.I, H4 = 4 * H, nvec = (B + U - 1) / U, Bp = nvec * U;
+  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;
+  const int64_t G = lstm ? 4 : 3, B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
   if (B < U || Bp * 4 > B * 5) return false;
   const int64_t ng = (nvec + 3) / 4;  // column groups of at most four vectors, as even as they come
   auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
   // x^T per step and group, (I, width) each, zero past the batch; h^T (two, in turn) and c^T the same over H
   float* const xt = keep<float>(kSlotXt, d.T * I * Bp);
   float* const hbuf = keep<float>(kSlotH, 2 * H * Bp);
-  float* const ct = keep<float>(kSlotC, H * Bp);
-  float* const gt = keep<float>(kSlotHidden, H4 * Bp);  // the step's gates^T, group after group
+  float* const ct = lstm ? keep<float>(kSlotC, H * Bp) : nullptr;
+  float* const gt = keep<float>(kSlotHidden, GH * Bp);  // the step's gates^T, group after group
+  float* const nt = gru ? keep<float>(kSlotActs, H * Bp) : nullptr;  // the GRU's W_hn h + b_hn, the same
   parallel_for(d.T, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t q = 0; q < ng; ++q) {
@@ -228,11 +234,11 @@ bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const f
     for (int64_t j = 0; j < H; ++j)
       for (int64_t k = 0; k < w; ++k) {
         hbuf[H * c0q + j * w + k] = c0q + k < B ? h0[(c0q + k) * H + j] : 0.0f;
-        ct[H * c0q + j * w + k] = c0q + k < B ? c0[(c0q + k) * H + j] : 0.0f;
+        if (lstm) ct[H * c0q + j * w + k] = c0q + k < B ? c0[(c0q + k) * H + j] : 0.0f;
       }
   }
   const int64_t parts = std::min<int64_t>(max_threads(), H / U);
-  float* const kept = keep<float>(kSlotTemps, d.lengths ? H * Bp : 0);  // c^T before the step (lengths)
+  float* const kept = keep<float>(kSlotTemps, d.lengths && lstm ? H * Bp : 0);  // c^T before the step (lengths)
   for (int64_t s = 0; s < d.T; ++s) {
     const int64_t t = time_at(d, s);
     const float* hcur = hbuf + (s & 1) * H * Bp;
@@ -243,59 +249,75 @@ bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const f
         const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
         const int nv = int(w / U), MR = kern.rows(nv);
         const int64_t ntile = (nj + MR - 1) / MR;
-        float* g = gt + H4 * c0q;  // (4H, w): gate row r at g + r * w
-        for (int64_t gate = 0; gate < 4; ++gate)
+        float* g = gt + GH * c0q;  // (G H, w): gate row r at g + r * w
+        float* nb = gru ? nt + H * c0q : nullptr;  // (H, w)
+        for (int64_t gate = 0; gate < G; ++gate)
           for (int64_t j = j0; j < j1; ++j) std::fill_n(g + (gate * H + j) * w, w, bias[gate * H + j]);
+        if (gru)
+          for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
         // g += wm's rows @ opnd (K, w), each tile over the whole of K: its accumulators stay in registers
         // (chunks of K that keep opnd in L1 reload them from L2 per chunk instead: measured slower, LSTM
-        // T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against 173-175 ms unchunked, 1 thread)
-        auto product = [&](const float* wm, int64_t K, const float* opnd) {
-          for (int64_t gate = 0; gate < 4; ++gate)
+        // T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against 173-175 ms unchunked, 1 thread);
+        // the GRU's hidden n rows into nb
+        auto product = [&](const float* wm, int64_t K, const float* opnd, bool hidden) {
+          for (int64_t gate = 0; gate < G; ++gate)
             for (int64_t i = 0; i < ntile; ++i) {
               const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
-              kern.tile(wm + row * K, K, opnd, K, g + row * w, w, U, int(r1 - r0), nv);
+              float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
+              kern.tile(wm + row * K, K, opnd, K, c, w, U, int(r1 - r0), nv);
             }
         };
-        product(w_ih, I, xt + t * I * Bp + I * c0q);
-        product(w_hh, H, hcur + H * c0q);
-        float* cq = ct + H * c0q + j0 * w;
+        product(w_ih, I, xt + t * I * Bp + I * c0q, false);
+        product(w_hh, H, hcur + H * c0q, true);
+        float* cq = lstm ? ct + H * c0q + j0 * w : nullptr;
         float* hq = hnext + H * c0q + j0 * w;
         const float* hp = hcur + H * c0q + j0 * w;
-        if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
-        kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
-        const int64_t nb = std::min(w, B - c0q);  // the batch's columns in this group
-        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && nb % 16 == 0) {
+        float* nq = gru ? nb + j0 * w : nullptr;
+        if (lstm) {
+          if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
+          kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
+        } else {
+          kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
+        }
+        const int64_t nb_ = std::min(w, B - c0q);  // the batch's columns in this group
+        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && nb_ % 16 == 0) {
           // the batch's columns back to rows, 16 x 16 blocks at once (no finished sequences to mind)
-          for (int64_t k = 0; k < nb; k += 16)
+          for (int64_t k = 0; k < nb_; k += 16)
             for (int64_t j = 0; j < nj; j += 16) {
-              kern.transpose16(hq + j * w + k, w, out + (t * B + c0q + k) * H + j0 + j, H);
-              if (cs) kern.transpose16(cq + j * w + k, w, cs + (t * B + c0q + k) * H + j0 + j, H);
+              const int64_t row = (t * B + c0q + k) * H + j0 + j;
+              kern.transpose16(hq + j * w + k, w, out + row, H);
+              if (cs) kern.transpose16(cq + j * w + k, w, cs + row, H);
+              if (hnl) kern.transpose16(nq + j * w + k, w, hnl + row, H);
               if (gates)
-                for (int64_t gate = 0; gate < 4; ++gate)
-                  kern.transpose16(g + (gate * H + j0 + j) * w + k, w, gates + (t * B + c0q + k) * H4 + gate * H + j0 + j,
-                                   H4);
+                for (int64_t gate = 0; gate < G; ++gate)
+                  kern.transpose16(g + (gate * H + j0 + j) * w + k, w, gates + (t * B + c0q + k) * GH + gate * H + j0 + j,
+                                   GH);
             }
           continue;
         }
         for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
           const int64_t b = c0q + k;
           const bool live = valid(d, t, b);
-          if (!live)  // a finished sequence keeps its state and cell
+          if (!live)  // a finished sequence keeps its state (and cell)
             for (int64_t j = 0; j < nj; ++j) {
               hq[j * w + k] = hp[j * w + k];
-              cq[j * w + k] = kept[H * c0q + (j0 + j) * w + k];
+              if (lstm) cq[j * w + k] = kept[H * c0q + (j0 + j) * w + k];
             }
           float* o = out + (t * B + b) * H + j0;
           for (int64_t j = 0; j < nj; ++j) o[j] = live ? hq[j * w + k] : 0.0f;
           if (gates)
-            for (int64_t gate = 0; gate < 4; ++gate) {
-              float* gr = gates + (t * B + b) * H4 + gate * H + j0;
+            for (int64_t gate = 0; gate < G; ++gate) {
+              float* gr = gates + (t * B + b) * GH + gate * H + j0;
               const float* src = g + (gate * H + j0) * w + k;
               for (int64_t j = 0; j < nj; ++j) gr[j] = live ? src[j * w] : 0.0f;
             }
           if (cs) {
             float* cr = cs + (t * B + b) * H + j0;
             for (int64_t j = 0; j < nj; ++j) cr[j] = cq[j * w + k];
+          }
+          if (hnl) {
+            float* nr = hnl + (t * B + b) * H + j0;
+            for (int64_t j = 0; j < nj; ++j) nr[j] = live ? nq[j * w + k] : 0.0f;
           }
         }
       }
@@ -307,7 +329,7 @@ bool lstm_forward_t(const RnnDims& d, const float* x, const float* w_ih, const f
     for (int64_t k = 0; k < w && c0q + k < B; ++k)
       for (int64_t j = 0; j < H; ++j) {
         hn[(c0q + k) * H + j] = hl[H * c0q + j * w + k];
-        cn[(c0q + k) * H + j] = ct[H * c0q + j * w + k];
+        if (lstm) cn[(c0q + k) * H + j] = ct[H * c0q + j * w + k];
       }
   }
   return true;
@@ -323,7 +345,15 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   std::vector<T> bias(GH, T(0)), hw(gru ? B * GH : 0);
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + ((b_hh && !gru) ? b_hh[k] : T(0));
   if constexpr (std::is_same_v<T, float>) {  // the packed path takes the input path step by step too
-    if (lstm && lstm_forward_t(d, x, w_ih, w_hh, bias.data(), h0, c0, out, hn, cn, gates, cs)) return;
+    if (lstm && rnn_forward_t(d, x, w_ih, w_hh, bias.data(), nullptr, h0, c0, out, hn, cn, gates, cs, nullptr)) return;
+    if (gru) {  // r and z take both biases, n only b_in (b_hn goes with the hidden path)
+      std::vector<float> rz(bias);
+      if (b_hh)
+        for (int64_t k = 0; k < 2 * H; ++k) rz[k] += b_hh[k];
+      if (rnn_forward_t(d, x, w_ih, w_hh, rz.data(), b_hh ? b_hh + 2 * H : nullptr, h0, c0, out, hn, cn, gates, cs,
+                        hnl))
+        return;
+    }
     if (!gru && rnn_forward_packed(d, x, w_ih, bias.data(), nullptr, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
       return;
   }

@@ -287,8 +287,9 @@ def test_packed_forward(rng, mode, H, B):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
     the reference, with lengths, both directions, with and without the saved arrays, under every build
-    this CPU has.  An LSTM whose batch fills whole vectors (16, 32, 80, 100) takes the batch-along-vectors
-    forward on AVX-512: one, two, and two groups of vectors (five and seven vectors, padded)."""
+    this CPU has.  An LSTM or GRU whose batch fills whole vectors (16, 32, 80, 100) takes the
+    batch-along-vectors forward on AVX-512: one, two, and two groups of vectors (five and seven vectors,
+    padded)."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)
@@ -332,6 +333,13 @@ def test_packed_forward(rng, mode, H, B):
                     for g, v in zip(lean[:3], got[:3]):
                         if v is not None:
                             np.testing.assert_array_equal(g, v)
+                # without biases (the GRU's b_hn is then absent from its hidden path)
+                want = R.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False)
+                for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"),
+                                      _C.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False), want):
+                    if v is not None:
+                        np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                                   err_msg=f"{name}, width {w}, no bias")
     finally:
         _C.conv_direct_width(-1)
 
