@@ -192,7 +192,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
   return true;
 }
 
-// The LSTM's and the GRU's forward with the batch along the vectors: per step, gates^T (G H, B) =
+// The recurrent forward with the batch along the vectors (every mode): per step, gates^T (G H, B) =
 // W_ih x_t^T + W_hh h^T + bias, with x^T and h^T (K, B) the tile kernel's packed operand and W's rows
 // (as they are, no packing) its broadcast rows.  h^T of a step (H x B: 32 KB at H=256, B=32) stays
 // close (L1, L2) while W, the large operand, streams through once, one broadcast per weight and two
@@ -207,10 +207,10 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
                    float* cs, float* hnl) {
   const int U = conv_direct_width();
   const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
-  if (!U || !(lstm || gru) || d.H % U) return false;
+  if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;
-  const int64_t G = lstm ? 4 : 3, B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
+  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;  // (the AVX-512 build has both)
+  const int64_t G = rnn_gates(d.mode), B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
   if (B < U || Bp * 4 > B * 5) return false;
   const int64_t ng = (nvec + 3) / 4;  // column groups of at most four vectors, as even as they come
   auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
@@ -276,8 +276,14 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
         if (lstm) {
           if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
           kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
-        } else {
+        } else if (gru) {
           kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
+        } else {  // the simple RNN: its "gate" is the new state
+          if (d.mode == RnnMode::Tanh)
+            SIMD(tanh_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+          else
+            SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+          std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
         }
         const int64_t nb_ = std::min(w, B - c0q);  // the batch's columns in this group
         if (!d.lengths && kern.transpose16 && nj % 16 == 0 && nb_ % 16 == 0) {
@@ -354,6 +360,8 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
                         hnl))
         return;
     }
+    if (!lstm && !gru && rnn_forward_t(d, x, w_ih, w_hh, bias.data(), nullptr, h0, c0, out, hn, cn, gates, cs, nullptr))
+      return;
     if (!gru && rnn_forward_packed(d, x, w_ih, bias.data(), nullptr, h0, c0, w_hh, b_hh, out, hn, cn, gates, cs, hnl))
       return;
   }
