@@ -79,26 +79,46 @@ void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
   V::transpose(r);
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
 }
+namespace {
+// The recurrent cells' own sigmoid and tanh, from e = exp(-|x|) (exp16_nonpos: the shifter and a
+// degree-5 polynomial, 1.8e-7 relative) and one reciprocal, the sign applied after: about 20
+// operations each, where the general sigmoid16 and tanh16 take about 24 and 38 (tanh16 blends in a
+// polynomial for small arguments).  Both stay within 2.5e-7 absolute of float64, measured over
+// [-30, 30]; tanh's small arguments lose relative accuracy in 1 - e^{-2|x|} (1e-5 relative at
+// tanh = 1e-3, 1e-2 at 1e-6), below the absolute error the pre-activation's own sum of products
+// carries.  A NaN stays NaN.  LSTM T=100 B=64 256->512 forward 146 -> 138 ms, T=50 10.2 -> 9.6 ms.
+inline __m512 cell_sigmoid(__m512 x) {
+  const __m512 e = exp16_nonpos(neg16(abs16(x)));  // e^{-|x|}
+  const __m512 r = recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);  // x < 0: e / (1 + e)
+}
+inline __m512 cell_tanh(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 e = exp16_nonpos(_mm512_mul_ps(_mm512_set1_ps(-2.0f), abs16(x)));  // e^{-2|x|}
+  return with_sign16(_mm512_mul_ps(_mm512_sub_ps(one, e), recip16(_mm512_add_ps(one, e))), x);
+}
+}  // namespace
+
 void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n) {
   // a: the pre-activations of i, f, g, o (gate g at a + g * gs), activated in place; n % 16 == 0
   for (int64_t j = 0; j < n; j += 16) {
-    const __m512 i = sigmoid16(_mm512_loadu_ps(a + j)), f = sigmoid16(_mm512_loadu_ps(a + gs + j)),
-                 g = tanh16(_mm512_loadu_ps(a + 2 * gs + j)), o = sigmoid16(_mm512_loadu_ps(a + 3 * gs + j));
+    const __m512 i = cell_sigmoid(_mm512_loadu_ps(a + j)), f = cell_sigmoid(_mm512_loadu_ps(a + gs + j)),
+                 g = cell_tanh(_mm512_loadu_ps(a + 2 * gs + j)), o = cell_sigmoid(_mm512_loadu_ps(a + 3 * gs + j));
     const __m512 cv = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + j), _mm512_mul_ps(i, g));
     _mm512_storeu_ps(a + j, i);
     _mm512_storeu_ps(a + gs + j, f);
     _mm512_storeu_ps(a + 2 * gs + j, g);
     _mm512_storeu_ps(a + 3 * gs + j, o);
     _mm512_storeu_ps(c + j, cv);
-    _mm512_storeu_ps(h + j, _mm512_mul_ps(o, tanh16(cv)));
+    _mm512_storeu_ps(h + j, _mm512_mul_ps(o, cell_tanh(cv)));
   }
 }
 void lstm_cell(float* a, float* c, float* h, int64_t n) { lstm_cell_strided(a, n, c, h, n); }
 void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n) {
   // r, z, n at a, a + gs, a + 2 gs (n % 16 == 0); h = (1 - z) n + z hprev as n + z (hprev - n)
   for (int64_t j = 0; j < n; j += 16) {
-    const __m512 r = sigmoid16(_mm512_loadu_ps(a + j)), z = sigmoid16(_mm512_loadu_ps(a + gs + j));
-    const __m512 nn = tanh16(_mm512_fmadd_ps(r, _mm512_loadu_ps(hn + j), _mm512_loadu_ps(a + 2 * gs + j)));
+    const __m512 r = cell_sigmoid(_mm512_loadu_ps(a + j)), z = cell_sigmoid(_mm512_loadu_ps(a + gs + j));
+    const __m512 nn = cell_tanh(_mm512_fmadd_ps(r, _mm512_loadu_ps(hn + j), _mm512_loadu_ps(a + 2 * gs + j)));
     _mm512_storeu_ps(a + j, r);
     _mm512_storeu_ps(a + gs + j, z);
     _mm512_storeu_ps(a + 2 * gs + j, nn);
@@ -114,7 +134,7 @@ void lstm_cell_backward(const float* g, const float* c, const float* cprev, cons
     __m512 dhv = _mm512_loadu_ps(dh + j);
     if (dout) dhv = _mm512_add_ps(dhv, _mm512_loadu_ps(dout + j));
     const __m512 i = _mm512_loadu_ps(g + j), f = _mm512_loadu_ps(g + n + j), gg = _mm512_loadu_ps(g + 2 * n + j),
-                 o = _mm512_loadu_ps(g + 3 * n + j), tc = tanh16(_mm512_loadu_ps(c + j));
+                 o = _mm512_loadu_ps(g + 3 * n + j), tc = cell_tanh(_mm512_loadu_ps(c + j));
     const __m512 dcv = _mm512_fmadd_ps(_mm512_mul_ps(dhv, o), _mm512_fnmadd_ps(tc, tc, one), _mm512_loadu_ps(dc + j));
     _mm512_storeu_ps(dg + j, _mm512_mul_ps(_mm512_mul_ps(dcv, gg), _mm512_mul_ps(i, _mm512_sub_ps(one, i))));
     _mm512_storeu_ps(dg + n + j,
