@@ -225,8 +225,12 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
       for (int64_t q = 0; q < ng; ++q) {
         const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
         float* dst = xt + t * I * Bp + I * c0q;
+        // whole 16 x 16 blocks of the batch's columns by the SIMD transpose, the rest (and the padding) one by one
+        const int64_t kf = kern.transpose16 ? std::min(w, B - c0q) / 16 * 16 : 0, i16 = I / 16 * 16;
+        for (int64_t k = 0; k < kf; k += 16)
+          for (int64_t i = 0; i < i16; i += 16) kern.transpose16(x + (t * B + c0q + k) * I + i, I, dst + i * w + k, w);
         for (int64_t i = 0; i < I; ++i)
-          for (int64_t k = 0; k < w; ++k) dst[i * w + k] = c0q + k < B ? x[(t * B + c0q + k) * I + i] : 0.0f;
+          for (int64_t k = i < i16 ? kf : 0; k < w; ++k) dst[i * w + k] = c0q + k < B ? x[(t * B + c0q + k) * I + i] : 0.0f;
       }
   });
   for (int64_t q = 0; q < ng; ++q) {  // h0^T, c0^T
