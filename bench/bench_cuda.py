@@ -1,5 +1,5 @@
 """The CUDA backend against PyTorch's CUDA kernels (cuDNN, cuBLAS, its attention): the convolutions of
-bench_conv.py, max pooling, the LSTM shapes of bench_rnn.py and the attention shapes of
+bench_conv.py, max pooling, the LSTM and GRU shapes of bench_rnn.py and the attention shapes of
 bench_attention.py, forward+backward, a LeNet-5 training step (B=64) and a ResNet-18 training step
 (B=64, 224x224).  Each op is validated against PyTorch on shared inputs and weights first; then fastdl
 and PyTorch are timed in alternating blocks in one process with CUDA events (warm-up, medians), with
@@ -164,18 +164,19 @@ def main() -> int:
     add(f"max_pool2d 2x2 ({n},{c},{h},{h}) fwd+bwd", lambda: F.max_pool2d(xf, 2).sum().backward(),
         lambda: torch.nn.functional.max_pool2d(xt, 2).sum().backward(), 4 * x.nbytes * 1.5, "GB/s")
 
-    # ------------------------------------------------------------ LSTM, forward + backward
-    for T, B, I, H in RNN:
-        if args.smoke:
-            T, B = 5, 4
-        m, tm = nn.LSTM(I, H), torch.nn.LSTM(I, H)
-        m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-        m, tm = m.to(dev), tm.to(tdev)
-        x = rng.standard_normal((T, B, I)).astype(np.float32)
-        xf, xt = fastdl.tensor(x).to(dev).requires_grad_(), torch.tensor(x, device=tdev, requires_grad=True)
-        close(m(xf)[0], tm(xt)[0], f"LSTM T={T}")
-        add(f"LSTM T={T} B={B} I={I} H={H} fwd+bwd", lambda: m(xf)[0].sum().backward(),
-            lambda: tm(xt)[0].sum().backward(), 3 * 2 * T * B * 4 * H * (I + H))
+    # ------------------------------------------------------------ LSTM and GRU, forward + backward
+    for kind, gates in (("LSTM", 4), ("GRU", 3)):
+        for T, B, I, H in RNN:
+            if args.smoke:
+                T, B = 5, 4
+            m, tm = getattr(nn, kind)(I, H), getattr(torch.nn, kind)(I, H)
+            m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+            m, tm = m.to(dev), tm.to(tdev)
+            x = rng.standard_normal((T, B, I)).astype(np.float32)
+            xf, xt = fastdl.tensor(x).to(dev).requires_grad_(), torch.tensor(x, device=tdev, requires_grad=True)
+            close(m(xf)[0], tm(xt)[0], f"{kind} T={T}")
+            add(f"{kind} T={T} B={B} I={I} H={H} fwd+bwd", lambda: m(xf)[0].sum().backward(),
+                lambda: tm(xt)[0].sum().backward(), 3 * 2 * T * B * gates * H * (I + H))
 
     # ------------------------------------------------------------ attention, forward + backward
     for B, heads, L, E in SDPA:
