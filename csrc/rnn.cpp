@@ -606,7 +606,9 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   // weight gradients for all steps at once
   linear_backward<T>(dxw, x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
   if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw, hprev, T(0), dw_hh);
-  if (db_hh) {
+  if (db_hh && db_ih && dhw == dxw) {  // one gradient for both paths (all but the GRU): the same sums
+    std::memcpy(db_hh, db_ih, sizeof(T) * GH);
+  } else if (db_hh) {
     for (int64_t k = 0; k < GH; ++k) db_hh[k] = T(0);
     for (int64_t r = 0; r < d.T * B; ++r) {
       const T* row = dhw + r * GH;
