@@ -289,10 +289,10 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
             SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
           std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
         }
-        const int64_t nb_ = std::min(w, B - c0q);  // the batch's columns in this group
-        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && nb_ % 16 == 0) {
+        const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
+        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && ncols % 16 == 0) {
           // the batch's columns back to rows, 16 x 16 blocks at once (no finished sequences to mind)
-          for (int64_t k = 0; k < nb_; k += 16)
+          for (int64_t k = 0; k < ncols; k += 16)
             for (int64_t j = 0; j < nj; j += 16) {
               const int64_t row = (t * B + c0q + k) * H + j0 + j;
               kern.transpose16(hq + j * w + k, w, out + row, H);
