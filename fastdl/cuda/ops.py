@@ -21,8 +21,9 @@ from ..reference._checks import _scalars
 from ..reference.attention import _finite, _scale_in_range, _seed
 from ..reference.conv import _conv_geometry
 from ..reference.elementwise import ACTIVATIONS, _act_args
-from ..reference.norm import _ln_axes
+from ..reference.norm import _gn_dims, _ln_axes
 from ..reference.optim import ADAPTIVE, _adaptive_hyper, _hyper
+from ..reference.rnn import _directions_check
 from ..reference.pool import _pool_check
 
 _ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
@@ -61,6 +62,16 @@ def _code(a) -> int:
 
 def _ptr(a) -> int:
     return 0 if a is None else int(a.data.ptr)
+
+
+def _mask_of(mask, x, fn: str, x_name: str):
+    """A bool or integer mask of x's shape, as bool (nonzero: True), C-contiguous."""
+    m = cp.asarray(mask)
+    if m.dtype.kind not in "biu":
+        raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
+    if m.shape != x.shape:
+        raise ValueError(f"{fn}: mask has shape {m.shape} but {x_name} has shape {x.shape}")
+    return _contiguous(m.astype(cp.bool_, copy=False))
 
 
 def _indices(idx, n: int, fn: str, name: str, ignore=None):
@@ -123,12 +134,7 @@ def dropout_mask(shape, p, seed):
 def dropout_apply(x, mask, scale):
     fn = "dropout_apply"
     x = _float(x, fn, "x")
-    m = cp.asarray(mask)
-    if m.dtype.kind not in "biu":
-        raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
-    if m.shape != x.shape:
-        raise ValueError(f"{fn}: mask has shape {m.shape} but x has shape {x.shape}")
-    m = _contiguous(m if m.dtype in (cp.uint8, cp.bool_) else m != 0).view(cp.uint8)
+    m = _mask_of(mask, x, fn, "x").view(cp.uint8)
     if not np.isfinite(x.dtype.type(scale)):
         raise ValueError(f"{fn}: scale must be finite in the input's dtype, got {scale}")
     y = cp.empty_like(x)
@@ -201,14 +207,7 @@ def masked_softmax_forward(x, mask=None, scale=1.0):
     if not 1 <= x.ndim <= 64:
         raise ValueError(f"{fn}: x must have 1 to 64 dimensions, got shape {x.shape}")
     scale = _finite(scale, fn)
-    keep = None
-    if mask is not None:
-        keep = cp.asarray(mask)
-        if keep.dtype.kind not in "biu":
-            raise TypeError(f"{fn}: mask must be bool or integer, got {keep.dtype}")
-        if keep.shape != x.shape:
-            raise ValueError(f"{fn}: mask has shape {keep.shape} but x has shape {x.shape}")
-        keep = _contiguous(keep.astype(cp.bool_, copy=False))
+    keep = None if mask is None else _mask_of(mask, x, fn, "x")
     y = cp.empty_like(x)
     K.masked_softmax_forward(_code(x), _ptr(x), _ptr(keep), _ptr(y), *_softmax_rows(x), scale, _stream())
     return y
@@ -347,15 +346,7 @@ def _bce_args(gloss, logits, target, mask, fn):
     x = _float(logits, fn, "logits")
     t = _like(target, x, fn, "target", "logits")
     g = None if gloss is None else _like(gloss, x, fn, "gloss", "logits")
-    m = None
-    if mask is not None:
-        m = cp.asarray(mask)
-        if m.dtype.kind not in "biu":
-            raise TypeError(f"{fn}: mask must be bool or integer, got {m.dtype}")
-        if m.shape != x.shape:
-            raise ValueError(f"{fn}: mask has shape {m.shape} but logits has shape {x.shape}")
-        m = m.astype(cp.bool_)
-    return x, t, m, g
+    return x, t, None if mask is None else _mask_of(mask, x, fn, "logits"), g
 
 
 def bce_with_logits_forward(logits, target, mask=None):
@@ -660,16 +651,6 @@ def layer_norm_backward(gy, input, normalized_shape, weight, mean, rstd, need_in
 
 # Group norm: each sample's group of channels is one row of the layer-norm kernels (no affine there),
 # the per-channel scale and shift and the weight gradients by CuPy's broadcasting and sums.
-def _gn_rows(x, num_groups, fn):
-    """(C, rows N * G, each row's length C/G * S) of a group norm's input (N, C, ...)."""
-    if x.ndim < 2:
-        raise ValueError(f"{fn}: input must be (N, C, ...), got {x.shape}")
-    n, c = x.shape[:2]
-    if num_groups < 1 or c % num_groups:
-        raise ValueError(f"{fn}: num_groups must be >= 1 and divide C={c}, got {num_groups}")
-    return c, n * num_groups, x.size // (n * num_groups) if n * c else 0
-
-
 def _gn_channel(v, x, c, fn, name):
     if v is None:
         return None
@@ -685,7 +666,8 @@ def _gn_channel(v, x, c, fn, name):
 def group_norm_forward(input, num_groups, weight, bias, eps):
     fn = "group_norm_forward"
     x = _float(input, fn, "input")
-    c, rows, d = _gn_rows(x, num_groups, fn)
+    n, c, g, (_, _, d) = _gn_dims(x, num_groups, fn)
+    rows = n * g
     if not eps > 0:
         raise ValueError(f"{fn}: eps must be > 0")
     w, b = _gn_channel(weight, x, c, fn, "weight"), _gn_channel(bias, x, c, fn, "bias")
@@ -705,8 +687,9 @@ def group_norm_forward(input, num_groups, weight, bias, eps):
 def group_norm_backward(gy, input, num_groups, weight, mean, rstd, need_input=True, need_weight=True, need_bias=True):
     fn = "group_norm_backward"
     x = _float(input, fn, "input")
-    g = _like(gy, x, fn, "gy", "input")
-    c, rows, d = _gn_rows(x, num_groups, fn)
+    gy = _like(gy, x, fn, "gy", "input")
+    n, c, g, (_, _, d) = _gn_dims(x, num_groups, fn)
+    rows = n * g
     if mean is None or rstd is None:
         raise TypeError(f"{fn}: mean and rstd must be arrays, got None")
     m, r = cp.asarray(mean).reshape(-1), cp.asarray(rstd).reshape(-1)
@@ -718,15 +701,15 @@ def group_norm_backward(gy, input, num_groups, weight, mean, rstd, need_input=Tr
     if need_input:
         gx = cp.zeros_like(x)
         if d:
-            gg = g if w is None else _contiguous(g * w)
+            gg = gy if w is None else _contiguous(gy * w)
             K.layer_norm_backward(_code(x), _ptr(gg), _ptr(x), 0, _ptr(m), _ptr(r), _ptr(gx), 0, 0, rows, d, _stream())
     axes = (0,) + tuple(range(2, x.ndim))
     gw = gb = None
     if need_weight:
         xhat = ((x.reshape(rows, -1) - m[:, None]) * r[:, None]).reshape(x.shape)
-        gw = (g * xhat).sum(axis=axes).astype(x.dtype)
+        gw = (gy * xhat).sum(axis=axes).astype(x.dtype)
     if need_bias:
-        gb = g.sum(axis=axes).astype(x.dtype)
+        gb = gy.sum(axis=axes).astype(x.dtype)
     return gx, gw, gb
 
 
@@ -864,13 +847,7 @@ def rnn_backward(mode, dout, dhn, dcn, input, hx, cx, weight_ih, weight_hh, bias
 def rnn_forward_dirs(mode, input, directions, lengths, save=True):
     """Both directions of a layer, one after the other on the stream (the CPU kernel's threads have no
     counterpart here)."""
-    if not isinstance(directions, (list, tuple)):
-        raise TypeError("rnn_forward_dirs: directions must be a list of (hx, cx, weight_ih, weight_hh, bias_ih, "
-                        f"bias_hh, reverse) tuples, got {type(directions).__name__}")
-    for k, d in enumerate(directions):
-        if not isinstance(d, tuple) or len(d) != 7:
-            raise TypeError(f"rnn_forward_dirs: directions[{k}] must be a tuple (hx, cx, weight_ih, weight_hh, "
-                            "bias_ih, bias_hh, reverse)")
+    _directions_check(directions)
     return [rnn_forward(mode, input, *d[:6], lengths, d[6], save) for d in directions]
 
 

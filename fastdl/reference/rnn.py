@@ -114,11 +114,8 @@ def rnn_forward(mode, input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, len
     return out, hcur.astype(dt), None if ccur is None else ccur.astype(dt), gates, cells, hnl
 
 
-@_scalars(mode="str", save="bool")
-def rnn_forward_dirs(mode, input, directions, lengths, save=True):
-    """Several directions over the same input, each a tuple (hx, cx, weight_ih, weight_hh, bias_ih,
-    bias_hh, reverse): a list of rnn_forward's results, one per direction (the native kernel runs them
-    side by side, a thread each)."""
+def _directions_check(directions):
+    """rnn_forward_dirs's directions: a list of 7-tuples, TypeError naming the one that is not."""
     if not isinstance(directions, (list, tuple)):
         raise TypeError("rnn_forward_dirs: directions must be a list of (hx, cx, weight_ih, weight_hh, bias_ih, "
                         f"bias_hh, reverse) tuples, got {type(directions).__name__}")
@@ -126,6 +123,14 @@ def rnn_forward_dirs(mode, input, directions, lengths, save=True):
         if not isinstance(d, tuple) or len(d) != 7:
             raise TypeError(f"rnn_forward_dirs: directions[{k}] must be a tuple (hx, cx, weight_ih, weight_hh, "
                             "bias_ih, bias_hh, reverse)")
+
+
+@_scalars(mode="str", save="bool")
+def rnn_forward_dirs(mode, input, directions, lengths, save=True):
+    """Several directions over the same input, each a tuple (hx, cx, weight_ih, weight_hh, bias_ih,
+    bias_hh, reverse): a list of rnn_forward's results, one per direction (the native kernel runs them
+    side by side, a thread each)."""
+    _directions_check(directions)
     return [rnn_forward(mode, input, *d[:6], lengths, d[6], save) for d in directions]
 
 
