@@ -41,6 +41,14 @@ def _float(a, fn: str, name: str):
     return _contiguous(a)
 
 
+def _float_nd(a, ndim: int, fn: str, name: str):
+    """_float, and ``ndim`` dimensions."""
+    a = _float(a, fn, name)
+    if a.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must have {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
 def _contiguous(a):
     """C-contiguous, keeping a 0-d array 0-d (cp.ascontiguousarray would make it 1-d)."""
     return a if a.flags.c_contiguous else cp.array(a, order="C")
@@ -721,13 +729,9 @@ def _rnn_args(fn, mode, x, hx, cx, w_ih, w_hh, b_ih, b_hh, lengths):
     if mode not in _GATES:
         raise ValueError(f"{fn}: mode must be 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got '{mode}'")
     g = _GATES[mode]
-    x = _float(x, fn, "input")
-    if x.ndim != 3:
-        raise ValueError(f"{fn}: input must have 3 dimensions, got shape {x.shape}")
+    x = _float_nd(x, 3, fn, "input")
     t, b, i = x.shape
-    w_hh = _float(w_hh, fn, "weight_hh")
-    if w_hh.ndim != 2:
-        raise ValueError(f"{fn}: weight_hh must have 2 dimensions, got shape {w_hh.shape}")
+    w_hh = _float_nd(w_hh, 2, fn, "weight_hh")
     h = w_hh.shape[1]
     w_hh = _like(w_hh, x, fn, "weight_hh", "input", (g * h, h))
     w_ih = _like(w_ih, x, fn, "weight_ih", "input", (g * h, i))
@@ -854,10 +858,7 @@ def rnn_forward_dirs(mode, input, directions, lengths, save=True):
 # ---------------------------------------------------------------- scaled dot-product attention
 def _attention_args(fn, q, k, v, mask, mask_div, scale, dropout_p):
     """reference._sdpa_args for CUDA arrays: (q, k, v, mask, scale, mb, ml)."""
-    q, k, v = _float(q, fn, "q"), _float(k, fn, "k"), _float(v, fn, "v")
-    for a, n in ((q, "q"), (k, "k"), (v, "v")):
-        if a.ndim != 3:
-            raise ValueError(f"{fn}: {n} must be 3-d, got shape {a.shape}")
+    q, k, v = _float_nd(q, 3, fn, "q"), _float_nd(k, 3, fn, "k"), _float_nd(v, 3, fn, "v")
     B, L, E = q.shape
     S, Ev = k.shape[1], v.shape[2]
     k = _like(k, q, fn, "k", "q", (B, S, E))
@@ -915,13 +916,9 @@ def attention_backward(gout, q, k, v, out, lse, mask=None, mask_div=1, is_causal
 
 
 def _additive_args(qp, kp, v, fn):
-    qp = _float(qp, fn, "qp")
-    if qp.ndim != 3:
-        raise ValueError(f"{fn}: qp must have 3 dimensions, got shape {qp.shape}")
+    qp = _float_nd(qp, 3, fn, "qp")
     B, L, H = qp.shape
-    kp = _float(kp, fn, "kp")
-    if kp.ndim != 3:
-        raise ValueError(f"{fn}: kp must have 3 dimensions, got shape {kp.shape}")
+    kp = _float_nd(kp, 3, fn, "kp")
     kp = _like(kp, qp, fn, "kp", "qp", (B, kp.shape[1], H))
     return qp, kp, _like(v, qp, fn, "v", "qp", (H,)), B, L, kp.shape[1], H
 
