@@ -27,7 +27,7 @@ inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, 
 // This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
 // Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own and backward's h_{t-1}.
-enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlots };
+enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlotStage, kSlots };
 template <class T> T* keep(int slot, size_t n) {
   thread_local std::vector<T> bufs[kSlots];
   if (bufs[slot].size() < n) {
@@ -291,18 +291,26 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
         }
         const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
         if (!d.lengths && kern.transpose16 && nj % 16 == 0 && ncols % 16 == 0) {
-          // the batch's columns back to rows, 16 x 16 blocks at once (no finished sequences to mind)
-          for (int64_t k = 0; k < ncols; k += 16)
-            for (int64_t j = 0; j < nj; j += 16) {
-              const int64_t row = (t * B + c0q + k) * H + j0 + j;
-              kern.transpose16(hq + j * w + k, w, out + row, H);
-              if (cs) kern.transpose16(cq + j * w + k, w, cs + row, H);
-              if (hnl) kern.transpose16(nq + j * w + k, w, hnl + row, H);
-              if (gates)
-                for (int64_t gate = 0; gate < G; ++gate)
-                  kern.transpose16(g + (gate * H + j0 + j) * w + k, w, gates + (t * B + c0q + k) * GH + gate * H + j0 + j,
-                                   GH);
-            }
+          // the batch's columns back to rows (no finished sequences to mind): 16 columns at a time, each
+          // array's (nj, 16) block transposed into a small staging buffer (rows padded past a multiple of
+          // 4 KB) and then copied row by row into place.  Transposing straight into the outputs wrote
+          // 16 rows x 6 arrays of cold lines at once, as many streams, 4 KB apart for the gates: the
+          // training forward cost 15.5 ms against 12.2 ms without saving (LSTM T=50 B=32 H=256, 1 thread)
+          const int64_t lds = nj + 16;
+          float* const stage = keep<float>(kSlotStage, 16 * lds);
+          auto put = [&](const float* src, int64_t src_row0, float* dst, int64_t ldd) {
+            for (int64_t j = 0; j < nj; j += 16) kern.transpose16(src + (src_row0 + j) * w, w, stage + j, lds);
+            for (int64_t r = 0; r < 16; ++r) copy_floats(dst + r * ldd, stage + r * lds, nj);
+          };
+          for (int64_t k = 0; k < ncols; k += 16) {
+            const int64_t row = (t * B + c0q + k) * H + j0;
+            put(hq + k, 0, out + row, H);
+            if (cs) put(cq + k, 0, cs + row, H);
+            if (hnl) put(nq + k, 0, hnl + row, H);
+            if (gates)
+              for (int64_t gate = 0; gate < G; ++gate)
+                put(g + k, gate * H + j0, gates + (t * B + c0q + k) * GH + gate * H + j0, GH);
+          }
           continue;
         }
         for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
