@@ -16,7 +16,11 @@ template <class T> void embedding_forward(const T* weight, const int64_t* idx, T
 
 template <class T> void embedding_backward(const T* gy, const int64_t* idx, T* gw, int64_t N, int64_t V, int64_t D,
                                            int64_t padding_idx) {
-  std::fill(gw, gw + V * D, T(0));
+  // zeroed by the pool, whole rows per thread (a fresh (V, D) array: its first touch, page faults
+  // included, is most of this kernel's time for a large vocabulary)
+  parallel_for(V, std::max<int64_t>(1, kGrain / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {
+    std::fill(gw + b * D, gw + e * D, T(0));
+  });
   // split the embedding dimension across threads: every thread owns its columns, no races
   parallel_for(D, 16, [&](int64_t d0, int64_t d1) {
     for (int64_t n = 0; n < N; ++n) {

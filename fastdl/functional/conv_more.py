@@ -297,9 +297,8 @@ def embedding_bag(input, weight, offsets=None, mode: str = "mean", per_sample_we
             b_, j_ = np.nonzero((pick < flat.size) & (counts > 0)[:, None])
             np.add.at(gw, (flat[pick[b_, j_]], j_), g[b_, j_])
             return (gw,)
-        ge = g[bag]
-        if mode == "mean":
-            ge = ge / np.maximum(counts, 1)[bag][:, None]
+        # mean: each bag's gradient divided once, before it is repeated for the bag's entries
+        ge = (g / np.maximum(counts, 1)[:, None] if mode == "mean" else g)[bag]
         gpsw = None
         if psw is not None:
             gpsw = ((ge * w.data[flat]).sum(1) * keep).reshape(idx.shape)
