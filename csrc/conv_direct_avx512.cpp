@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "conv_direct.h"
 #include "gemm_packed.h"
@@ -162,5 +163,70 @@ void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, flo
 }
 int packed_rows(int nv) { return packed_rows_of(nv); }
 double fma_peak(int64_t iters) { return fma_peak_run(iters); }
+
+// C (M, N) = A^T B for A (K, M; lda), B (K, N; ldb), C (M, N; ldc) (gemm_packed.h).  Blocks of kKC
+// rows of K: B's block as 64-wide panels (row segments copied), then per kMC columns of A their
+// micro-panels of six (each k's six values adjacent, copied with masked loads and stores, k after k so
+// A is read once, row by row), each pair of micro-panel and panel one tile_at call (lda = its rows:
+// the tile's best operand).  A column block of C narrower than a panel goes through a scratch tile.
+void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc) {
+  constexpr int64_t MR = 6, PW = 64, kKC = 128, kMC = 96, kNC = 1024;
+  thread_local std::vector<float> bbuf, abuf;
+  const int64_t KC = std::min(kKC, K);
+  bbuf.resize(size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
+  abuf.resize(size_t(KC * kMC));
+  float* const Bp = bbuf.data();
+  float* const Ap = abuf.data();
+  alignas(64) float ct[MR * PW];
+  for (int64_t n0 = 0; n0 < N; n0 += kNC) {
+    const int64_t nc = std::min(kNC, N - n0);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = std::min(KC, K - k0);
+      for (int64_t p = 0; p < nc; p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
+        const int64_t n = std::min(PW, nc - p), w = (n + 15) / 16 * 16;  // it needs), zero past N
+        const __mmask16 tail = __mmask16((1u << (n % 16)) - 1);
+        float* d = Bp + p * kc;
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* src = B + (k0 + k) * ldb + n0 + p;
+          float* dk = d + k * w;
+          int64_t c = 0;
+          for (; c + 16 <= n; c += 16) _mm512_storeu_ps(dk + c, _mm512_loadu_ps(src + c));
+          if (c < w) _mm512_storeu_ps(dk + c, _mm512_maskz_loadu_ps(tail, src + c));
+        }
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += kMC) {
+        const int64_t mc = std::min(kMC, M - m0), full = mc / MR * MR, rest = mc - full;
+        const __mmask16 six = 0x3F, last = __mmask16((1u << rest) - 1);
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* src = A + (k0 + k) * lda + m0;
+          for (int64_t r = 0; r < full; r += MR)
+            _mm512_mask_storeu_ps(Ap + r * kc + k * MR, six, _mm512_maskz_loadu_ps(six, src + r));
+          if (rest) _mm512_mask_storeu_ps(Ap + full * kc + k * rest, last, _mm512_maskz_loadu_ps(last, src + full));
+        }
+        for (int64_t p = 0; p < nc; p += PW) {
+          const int64_t n = std::min(PW, nc - p);
+          const int nv = int((n + 15) / 16);
+          const float* bp = Bp + p * kc;
+          for (int64_t r = 0; r < mc; r += MR) {
+            const int mr = int(std::min(MR, mc - r));
+            const float* a = Ap + r * kc;
+            float* c = C + (m0 + r) * ldc + n0 + p;
+            float* dst = n % 16 ? ct : c;  // whole vectors only: a ragged edge through the scratch tile
+            const int64_t ldd = n % 16 ? PW : ldc;
+            if (k0 > 0 && dst == ct)
+              for (int i = 0; i < mr; ++i) std::memcpy(ct + i * PW, c + i * ldc, sizeof(float) * size_t(n));
+            if (k0 == 0)
+              packed_tile_run<false, true>(a, mr, bp, kc, dst, ldd, 16, mr, nv);
+            else
+              packed_tile_run<true, true>(a, mr, bp, kc, dst, ldd, 16, mr, nv);
+            if (dst == ct)
+              for (int i = 0; i < mr; ++i) std::memcpy(c + i * ldc, ct + i * PW, sizeof(float) * size_t(n));
+          }
+        }
+      }
+    }
+  }
+}
 }  // namespace avx512
 }  // namespace fastdl

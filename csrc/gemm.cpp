@@ -3,6 +3,8 @@
 #include <cblas.h>
 
 #include "common.h"
+#include "conv_direct.h"
+#include "gemm_packed.h"
 
 namespace fastdl {
 
@@ -10,9 +12,21 @@ static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans;
 
 namespace {
 
+// Products of at least this many multiply-adds take the tile kernel's A^T B (blas, float)
+constexpr int64_t kTiledMacs = int64_t(1) << 18;
+
 // One BLAS call on the calling thread (BLAS is single-threaded: cpu.cpp).
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // C = A^T B (the weight gradients of linear layers and recurrent layers) on the packed tile kernel where
+  // the CPU has its AVX-512 build: OpenBLAS's transposed-A packing makes these its slowest products here
+  if (ta && !tb && alpha == 1.0f && beta == 0.0f && M >= 16 && N >= 16 && K >= 64 && M * N * K >= kTiledMacs &&
+      conv_direct_width() == 16) {
+    if (const auto tn = packed_kernels(16).gemm_tn) {
+      tn(M, N, K, A, lda, B, ldb, C, ldc);
+      return;
+    }
+  }
   scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
                     (blasint)ldb, beta, C, (blasint)ldc);
 }

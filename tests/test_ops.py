@@ -21,6 +21,31 @@ def test_matmul_2d(rng, m, k, n):
     check_op(lambda a, b: a @ b, r(rng, m, k), r(rng, k, n), expected=lambda a, b: a @ b)
 
 
+@pytest.mark.parametrize("m,n,k", [(16, 16, 1024), (96, 64, 128), (97, 129, 300), (16, 20, 2000), (200, 47, 257),
+                                   (1024, 128, 1600), (37, 1100, 70)])
+def test_weight_gradient_products(rng, m, n, k):
+    """gw = gy^T x (linear's weight gradient, A^T B): products this large run on the packed tile kernel
+    where the CPU has its AVX-512 build (edges of every size: rows past whole micro-panels of six,
+    columns past whole vectors and panels, K past whole blocks of 128, over 1024 columns); compared
+    with float64 under every build, at 1, 2 and 3 threads."""
+    from fastdl import _C
+    gy, x = (rng.standard_normal(s).astype(np.float32) for s in ((k, m), (k, n)))
+    want = gy.astype(np.float64).T @ x.astype(np.float64)
+    before = fastdl.get_num_threads()
+    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
+    try:
+        for w in widths:
+            _C.conv_direct_width(w)
+            for threads in (1, 2, 3):
+                fastdl.set_num_threads(threads)
+                gw = _C.linear_backward(gy, x, np.zeros((m, n), np.float32))[1]
+                np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-4 * np.sqrt(k),
+                                           err_msg=f"width {w}, {threads} threads")
+    finally:
+        _C.conv_direct_width(-1)
+        fastdl.set_num_threads(before)
+
+
 @pytest.mark.parametrize("sa,sb", [
     ((4, 3, 5), (4, 5, 2)),      # batched
     ((4, 3, 5), (5, 2)),         # shared right operand: folded into one GEMM
