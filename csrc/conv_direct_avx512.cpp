@@ -171,7 +171,7 @@ double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 // the tile's best operand).  A column block of C narrower than a panel goes through a scratch tile.
 void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
              int64_t ldc) {
-  constexpr int64_t MR = 6, PW = 64, kKC = 128, kMC = 96, kNC = 1024;
+  constexpr int64_t MR = 6, PW = 64, kKC = 128, kMC = 96, kNC = 512;
   thread_local std::vector<float> bbuf, abuf;
   const int64_t KC = std::min(kKC, K);
   bbuf.resize(size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
