@@ -12,16 +12,18 @@ static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans;
 
 namespace {
 
-// Products of at least this many multiply-adds take the tile kernel's A^T B (blas, float)
+// Products of at least this many multiply-adds take the tile kernel's A^T B (blas, float, `tiled`)
 constexpr int64_t kTiledMacs = int64_t(1) << 18;
 
-// One BLAS call on the calling thread (BLAS is single-threaded: cpu.cpp).
+// One BLAS call on the calling thread (BLAS is single-threaded: cpu.cpp).  `tiled`: C = A^T B (the
+// weight gradients of linear and recurrent layers, gemm_weight_grad) on the packed tile kernel where the
+// CPU has its AVX-512 build, OpenBLAS's transposed-A packing making these its slowest products here
+// (not for every A^T B: a 1x1 convolution's input gradient, 256 x 784 x 128 per image, measured 4-25%
+// slower that way)
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  // C = A^T B (the weight gradients of linear layers and recurrent layers) on the packed tile kernel where
-  // the CPU has its AVX-512 build: OpenBLAS's transposed-A packing makes these its slowest products here
-  if (ta && !tb && alpha == 1.0f && beta == 0.0f && M >= 16 && N >= 16 && K >= 64 && M * N * K >= kTiledMacs &&
-      conv_direct_width() == 16) {
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool tiled = false) {
+  if (tiled && ta && !tb && alpha == 1.0f && beta == 0.0f && M >= 16 && N >= 16 && K >= 64 &&
+      M * N * K >= kTiledMacs && conv_direct_width() == 16) {
     if (const auto tn = packed_kernels(16).gemm_tn) {
       tn(M, N, K, A, lda, B, ldb, C, ldc);
       return;
@@ -31,7 +33,7 @@ void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
                     (blasint)ldb, beta, C, (blasint)ldc);
 }
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
-          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc, bool = false) {
   scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B,
                     (blasint)ldb, beta, C, (blasint)ldc);
 }
@@ -41,7 +43,7 @@ constexpr int64_t kSplitMacs = int64_t(1) << 20;
 
 template <class T>
 void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
-                int64_t ldb, T beta, T* C, int64_t ldc) {
+                int64_t ldb, T beta, T* C, int64_t ldc, bool tiled = false) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // BLAS leaves C untouched when K == 0 only if beta == 1
     for (int64_t i = 0; i < M; ++i)
@@ -50,7 +52,7 @@ void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
   }
   const int64_t nt = max_threads();
   if (nt <= 1 || M * N * K < kSplitMacs) {
-    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tiled);
     return;
   }
   // blocks of C's rows or of its columns, whole 16s, one per thread, each a plain BLAS call.  Every
@@ -63,9 +65,9 @@ void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
     const int64_t b = p * step, e = std::min(L, b + step);
     if (b >= e) return;
     if (rows)
-      blas(ta, tb, e - b, N, K, alpha, ta ? A + b : A + b * lda, lda, B, ldb, beta, C + b * ldc, ldc);
+      blas(ta, tb, e - b, N, K, alpha, ta ? A + b : A + b * lda, lda, B, ldb, beta, C + b * ldc, ldc, tiled);
     else
-      blas(ta, tb, M, e - b, K, alpha, A, lda, tb ? B + b * ldb : B + b, ldb, beta, C + b, ldc);
+      blas(ta, tb, M, e - b, K, alpha, A, lda, tb ? B + b * ldb : B + b, ldb, beta, C + b, ldc, tiled);
   });
 }
 
@@ -98,6 +100,11 @@ template <>
 void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                   const double* B, double beta, double* C) {
   gemm_ld<double>(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+template <class T>
+void gemm_weight_grad(int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+  gemm_split<T>(true, false, M, N, K, T(1), A, M, B, N, T(0), C, N, true);
 }
 
 template <class T>
@@ -134,7 +141,7 @@ void matmul_backward(const T* gy, const T* a, const T* b, T* ga, T* gb, int64_t 
   }
   if (gb) {
     if (b_stride == 0 && a_stride != 0) {  // b shared: gb = A_flat^T @ gy_flat
-      gemm<T>(true, false, K, N, batch * M, T(1), a, gy, T(0), gb);
+      gemm_weight_grad<T>(K, N, batch * M, a, gy, gb);
     } else if (b_stride == 0) {
       for (int64_t i = 0; i < batch; ++i)
         gemm<T>(true, false, K, N, M, T(1), a, gy + i * M * N, i ? T(1) : T(0), gb);
@@ -164,7 +171,7 @@ template <class T>
 void linear_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, int64_t N,
                      int64_t IN, int64_t OUT) {
   if (gx) gemm<T>(false, false, N, IN, OUT, T(1), gy, w, T(0), gx);
-  if (gw) gemm<T>(true, false, OUT, IN, N, T(1), gy, x, T(0), gw);
+  if (gw) gemm_weight_grad<T>(OUT, IN, N, gy, x, gw);
   if (gb) {
     // column sums of gy, split over columns so each thread owns its outputs
     parallel_for(OUT, 64, [&](int64_t b, int64_t e) {
@@ -178,6 +185,7 @@ void linear_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, i
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                    \
+  template void gemm_weight_grad<T>(int64_t, int64_t, int64_t, const T*, const T*, T*);            \
   template void matmul_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,    \
                                   int64_t, int64_t);                                             \
   template void matmul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t,       \

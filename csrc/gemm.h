@@ -25,6 +25,11 @@ void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, con
 template <>
 void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, const double*, double, double*);
 
+// C (M, N) = A^T B for A (K, M) and B (K, N), all contiguous: a weight gradient (rows of A and B one
+// sample or step each).  float32 runs on the packed tile kernel where the CPU has its AVX-512 build.
+template <class T>
+void gemm_weight_grad(int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C);
+
 // a (batch|1, M, K), b (batch|1, K, N) -> y (batch, M, N); a_stride / b_stride
 // are the per-batch element strides (0 broadcasts one matrix over the batch).
 template <class T>

@@ -614,7 +614,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   if (dc0 && d.mode == RnnMode::LSTM) std::memcpy(dc0, dc.data(), sizeof(T) * B * H);
   // weight gradients for all steps at once
   linear_backward<T>(dxw, x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
-  if (dw_hh) gemm<T>(true, false, GH, H, d.T * B, T(1), dhw, hprev, T(0), dw_hh);
+  if (dw_hh) gemm_weight_grad<T>(GH, H, d.T * B, dhw, hprev, dw_hh);
   if (db_hh && db_ih && dhw == dxw) {  // one gradient for both paths (all but the GRU): the same sums
     std::memcpy(db_hh, db_ih, sizeof(T) * GH);
   } else if (db_hh) {
