@@ -39,9 +39,9 @@ struct PackedKernels {
   void (*tile_at)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
                   int nv);
   // C (M, N) = A^T B, A (K, M; lda), B (K, N; ldb), C's rows ldc apart (not read), or null (a build
-  // without it): the tile kernel on packed blocks, for the products OpenBLAS runs slowest here (its
-  // transposed-A packing; single thread, 1024 x 128 x 1600: 1.17-1.21x its speed, 1024 x 256 x 1600:
-  // 1.14x, measured)
+  // without it): the tile kernel on packed blocks, for weight gradients (gemm_weight_grad in gemm.cpp).
+  // Through linear_backward at 1 thread, against OpenBLAS: 1024 x 128 x 1600 1.10-1.20x its speed,
+  // 1024 x 256 x 1600 1.10-1.14x, 256 x 784 x 64 1.2x, 1024 x 1024 x 512 1.0-1.05x (measured)
   void (*gemm_tn)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc);
 };
