@@ -42,7 +42,7 @@ const PackedKernels& packed_kernels(int width) {
 #ifdef FASTDL_HAVE_AVX512_BUILD
   static const PackedKernels k16{avx512::packed_tile, avx512::packed_rows, avx512::packed_tile_set, avx512::lstm_cell,
                                   avx512::lstm_cell_strided, avx512::transpose16, avx512::lstm_cell_backward,
-                                  avx512::gru_cell_strided, avx512::packed_tile_at, avx512::gemm_tn};
+                                  avx512::gru_cell_strided, avx512::packed_tile_at, avx512::gemm};
   if (width == 16) return k16;
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD

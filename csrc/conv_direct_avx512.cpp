@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <stdexcept>
 #include <vector>
 
 #include "conv_direct.h"
@@ -164,20 +165,27 @@ void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, flo
 int packed_rows(int nv) { return packed_rows_of(nv); }
 double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 
-// C (M, N) = A^T B for A (K, M; lda), B (K, N; ldb), C (M, N; ldc) (gemm_packed.h).  Blocks of kKC
-// rows of K: B's block as 64-wide panels (row segments copied), then per kMC columns of A their
-// micro-panels of six (each k's six values adjacent, copied with masked loads and stores, k after k so
-// A is read once, row by row), each pair of micro-panel and panel one tile_at call (lda = its rows:
-// the tile's best operand).  A column block of C narrower than a panel goes through a scratch tile.
-void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-             int64_t ldc) {
-  constexpr int64_t MR = 6, PW = 64, kKC = 128, kMC = 96, kNC = 512;
+// C (M, N) (+)= op(A) op(B): A (K, M; lda) given transposed (AT) or A (M, K; lda), B (K, N; ldb) or
+// given transposed (BT: (N, K; ldb)), C (M, N; ldc) read only with `acc` (gemm_packed.h).  Blocks of
+// kKC rows of K: B's block as 64-wide panels (row segments copied, or with BT 16 x 16 blocks of B
+// transposed), then per kMC rows of C the tiles of six of its rows against each panel.  A^T: its
+// columns as micro-panels of six first (each k's six values adjacent, copied with masked loads and
+// stores, k after k so A is read once, row by row), a tile_at call each (lda = its rows: the tile's
+// best operand).  A: its rows broadcast in place.  A column block of C narrower than a panel goes
+// through a scratch tile.
+template <bool AT, bool BT>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
+                 float* C, int64_t ldc) {
+  constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
   thread_local std::vector<float> bbuf, abuf;
   const int64_t KC = std::min(kKC, K);
-  bbuf.resize(size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
-  abuf.resize(size_t(KC * kMC));
-  float* const Bp = bbuf.data();
-  float* const Ap = abuf.data();
+  // on 64-byte boundaries: the panels' rows are whole cache lines (a split load costs two)
+  auto aligned = [](std::vector<float>& buf, size_t n) {
+    if (buf.size() < n + 16) buf.resize(n + 16);
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  };
+  float* const Bp = aligned(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
+  float* const Ap = AT ? aligned(abuf, size_t(KC * kMC)) : nullptr;
   alignas(64) float ct[MR * PW];
   for (int64_t n0 = 0; n0 < N; n0 += kNC) {
     const int64_t nc = std::min(kNC, N - n0);
@@ -185,8 +193,17 @@ void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
       const int64_t kc = std::min(KC, K - k0);
       for (int64_t p = 0; p < nc; p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
         const int64_t n = std::min(PW, nc - p), w = (n + 15) / 16 * 16;  // it needs), zero past N
-        const __mmask16 tail = __mmask16((1u << (n % 16)) - 1);
         float* d = Bp + p * kc;
+        if (BT) {  // column k of the panel is row segment k0.. of B's rows n0 + p..
+          const float* src = B + (n0 + p) * ldb + k0;
+          const int64_t n16 = n / 16 * 16, k16 = kc / 16 * 16;
+          for (int64_t c = 0; c < n16; c += 16)
+            for (int64_t k = 0; k < k16; k += 16) transpose16(src + c * ldb + k, ldb, d + k * w + c, w);
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t c = k < k16 ? n16 : 0; c < w; ++c) d[k * w + c] = c < n ? src[c * ldb + k] : 0.0f;
+          continue;
+        }
+        const __mmask16 tail = __mmask16((1u << (n % 16)) - 1);
         for (int64_t k = 0; k < kc; ++k) {
           const float* src = B + (k0 + k) * ldb + n0 + p;
           float* dk = d + k * w;
@@ -197,29 +214,33 @@ void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
       }
       for (int64_t m0 = 0; m0 < M; m0 += kMC) {
         const int64_t mc = std::min(kMC, M - m0), full = mc / MR * MR, rest = mc - full;
-        const __mmask16 six = 0x3F, last = __mmask16((1u << rest) - 1);
-        for (int64_t k = 0; k < kc; ++k) {
-          const float* src = A + (k0 + k) * lda + m0;
-          for (int64_t r = 0; r < full; r += MR)
-            _mm512_mask_storeu_ps(Ap + r * kc + k * MR, six, _mm512_maskz_loadu_ps(six, src + r));
-          if (rest) _mm512_mask_storeu_ps(Ap + full * kc + k * rest, last, _mm512_maskz_loadu_ps(last, src + full));
+        if (AT) {
+          const __mmask16 six = 0x3F, last = __mmask16((1u << rest) - 1);
+          for (int64_t k = 0; k < kc; ++k) {
+            const float* src = A + (k0 + k) * lda + m0;
+            for (int64_t r = 0; r < full; r += MR)
+              _mm512_mask_storeu_ps(Ap + r * kc + k * MR, six, _mm512_maskz_loadu_ps(six, src + r));
+            if (rest) _mm512_mask_storeu_ps(Ap + full * kc + k * rest, last, _mm512_maskz_loadu_ps(last, src + full));
+          }
         }
+        const bool add = acc || k0 > 0;
         for (int64_t p = 0; p < nc; p += PW) {
           const int64_t n = std::min(PW, nc - p);
           const int nv = int((n + 15) / 16);
           const float* bp = Bp + p * kc;
           for (int64_t r = 0; r < mc; r += MR) {
             const int mr = int(std::min(MR, mc - r));
-            const float* a = Ap + r * kc;
+            const float* a = AT ? Ap + r * kc : A + (m0 + r) * lda + k0;
+            const int64_t la = AT ? mr : lda;
             float* c = C + (m0 + r) * ldc + n0 + p;
             float* dst = n % 16 ? ct : c;  // whole vectors only: a ragged edge through the scratch tile
             const int64_t ldd = n % 16 ? PW : ldc;
-            if (k0 > 0 && dst == ct)
+            if (add && dst == ct)
               for (int i = 0; i < mr; ++i) std::memcpy(ct + i * PW, c + i * ldc, sizeof(float) * size_t(n));
-            if (k0 == 0)
-              packed_tile_run<false, true>(a, mr, bp, kc, dst, ldd, 16, mr, nv);
+            if (add)
+              packed_tile_run<true, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv);
             else
-              packed_tile_run<true, true>(a, mr, bp, kc, dst, ldd, 16, mr, nv);
+              packed_tile_run<false, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv);
             if (dst == ct)
               for (int i = 0; i < mr; ++i) std::memcpy(c + i * ldc, ct + i * PW, sizeof(float) * size_t(n));
           }
@@ -227,6 +248,16 @@ void gemm_tn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
       }
     }
   }
+}
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          bool acc, float* C, int64_t ldc) {
+  if (ta && tb) throw std::invalid_argument("gemm: A^T B^T has no packed kernel");
+  if (ta)
+    gemm_packed<true, false>(M, N, K, A, lda, B, ldb, acc, C, ldc);
+  else if (tb)
+    gemm_packed<false, true>(M, N, K, A, lda, B, ldb, acc, C, ldc);
+  else
+    gemm_packed<false, false>(M, N, K, A, lda, B, ldb, acc, C, ldc);
 }
 }  // namespace avx512
 }  // namespace fastdl

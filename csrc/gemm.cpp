@@ -12,20 +12,29 @@ static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans;
 
 namespace {
 
-// Products of at least this many multiply-adds take the tile kernel's A^T B (blas, float, `tiled`)
+// Products of at least this many multiply-adds take the tile kernel's A^T B (blas, float, `tiled`),
+// and of at least the second many its A B and A B^T
 constexpr int64_t kTiledMacs = int64_t(1) << 18;
+constexpr int64_t kTiledPlainMacs = int64_t(1) << 15;
 
-// One BLAS call on the calling thread (BLAS is single-threaded: cpu.cpp).  `tiled`: C = A^T B (the
-// weight gradients of linear and recurrent layers, gemm_weight_grad) on the packed tile kernel where the
-// CPU has its AVX-512 build, OpenBLAS's transposed-A packing making these its slowest products here
-// (not for every A^T B: a 1x1 convolution's input gradient, 256 x 784 x 128 per image, measured 4-25%
-// slower that way)
+// One product on the calling thread (BLAS is single-threaded: cpu.cpp).  Where the CPU has the AVX-512
+// build, float A B and A B^T (alpha 1, beta 0 or 1) of at least 32 rows go to the packed tile kernel
+// (matmul, bmm, linear, its input gradient, convolutions' GEMMs): at 1 thread, M x N x K, against
+// OpenBLAS in alternating processes, 155-175 GFLOP/s against 111-150 (128 x 128 x 64 1.40x, 64 x 256 x
+// 784 1.23x / 1.35x for A B^T, 1600 x 128 x 1024 1.29x, 1024^3 1.10x).  With fewer rows OpenBLAS
+// stays: packing B costs as much as using it (LeNet's first convolution, 6 x 50176 x 25, went 0.37 ->
+// 0.50 ms).  A^T B only with `tiled` (the weight gradients of linear and recurrent layers,
+// gemm_weight_grad), OpenBLAS's transposed-A packing making these its slowest products here (1024 x 128
+// x 1600 1.10-1.20x its speed, 1024 x 256 x 1600 1.10-1.14x with blocks of 128 rows of K and unaligned
+// panels; 5-11% faster again since: 141 and 152 GFLOP/s), but not every A^T B: a 1x1 convolution's
+// input gradient, 256 x 784 x 128 per image, measured 4-25% slower that way.
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool tiled = false) {
-  if (tiled && ta && !tb && alpha == 1.0f && beta == 0.0f && M >= 16 && N >= 16 && K >= 64 &&
-      M * N * K >= kTiledMacs && conv_direct_width() == 16) {
-    if (const auto tn = packed_kernels(16).gemm_tn) {
-      tn(M, N, K, A, lda, B, ldb, C, ldc);
+  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && conv_direct_width() == 16 && !(ta && tb) &&
+      (ta ? tiled && beta == 0.0f && M >= 16 && N >= 16 && K >= 64 && M * N * K >= kTiledMacs
+          : M >= 32 && N >= 16 && K >= 16 && M * N * K >= kTiledPlainMacs)) {
+    if (const auto g = packed_kernels(16).gemm) {
+      g(ta, tb, M, N, K, A, lda, B, ldb, beta == 1.0f, C, ldc);
       return;
     }
   }

@@ -26,7 +26,7 @@ def test_matmul_2d(rng, m, k, n):
 def test_weight_gradient_products(rng, m, n, k):
     """gw = gy^T x (linear's weight gradient, A^T B): products this large run on the packed tile kernel
     where the CPU has its AVX-512 build (edges of every size: rows past whole micro-panels of six,
-    columns past whole vectors and panels, K past whole blocks of 128, over 1024 columns); compared
+    columns past whole vectors and panels, K past whole blocks of 384, over 512 columns); compared
     with float64 under every build, at 1, 2 and 3 threads."""
     from fastdl import _C
     gy, x = (rng.standard_normal(s).astype(np.float32) for s in ((k, m), (k, n)))
@@ -41,6 +41,36 @@ def test_weight_gradient_products(rng, m, n, k):
                 gw = _C.linear_backward(gy, x, np.zeros((m, n), np.float32))[1]
                 np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-4 * np.sqrt(k),
                                            err_msg=f"width {w}, {threads} threads")
+    finally:
+        _C.conv_direct_width(-1)
+        fastdl.set_num_threads(before)
+
+
+@pytest.mark.parametrize("m,n,k", [(6, 16, 16), (7, 17, 300), (96, 64, 128), (97, 129, 257), (200, 47, 129),
+                                   (33, 1100, 70), (128, 128, 64), (1, 64, 4096)])
+def test_plain_products(rng, m, n, k):
+    """A B (matmul, linear's input gradient) and A B^T (linear, with and without the bias it starts
+    from): products this large run on the packed tile kernel where the CPU has its AVX-512 build
+    (edges: rows past whole tiles of six and blocks of 48, columns past whole vectors, panels of 64
+    and blocks of 512, K past whole blocks of 384 and 16 x 16 transposes); compared with float64
+    under every build, at 1, 2 and 3 threads."""
+    from fastdl import _C
+    a, b, bt, bias = (rng.standard_normal(s).astype(np.float32) for s in ((m, k), (k, n), (n, k), (n,)))
+    a64, b64, bt64 = a.astype(np.float64), b.astype(np.float64), bt.astype(np.float64)
+    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    before = fastdl.get_num_threads()
+    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
+    try:
+        for w in widths:
+            _C.conv_direct_width(w)
+            for threads in (1, 2, 3):
+                fastdl.set_num_threads(threads)
+                msg = f"width {w}, {threads} threads"
+                np.testing.assert_allclose(_C.matmul(a, b), a64 @ b64, err_msg=msg, **tol)
+                np.testing.assert_allclose(_C.linear_forward(a, bt), a64 @ bt64.T, err_msg=msg, **tol)
+                np.testing.assert_allclose(_C.linear_forward(a, bt, bias), a64 @ bt64.T + bias, err_msg=msg, **tol)
+                gx = _C.linear_backward(a, np.zeros((m, n), np.float32), b, True, False, False)[0]
+                np.testing.assert_allclose(gx, a64 @ b64, err_msg=msg, **tol)
     finally:
         _C.conv_direct_width(-1)
         fastdl.set_num_threads(before)
