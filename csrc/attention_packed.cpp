@@ -78,18 +78,9 @@ Tile narrow(const Tile& t, int64_t cols) {
   return n;
 }
 
-// Buffers on 64-byte boundaries: with rows whole panels long, every vector load of a panel or an
-// accumulator is aligned (a split load costs two).
-template <class T> struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <class U> Aligned64(const Aligned64<U>&) {}  // NOLINT(google-explicit-constructor)
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  bool operator==(const Aligned64&) const { return true; }
-  bool operator!=(const Aligned64&) const { return false; }
-};
-using fvec = std::vector<float, Aligned64<float>>;
+// Buffers on 64-byte boundaries (common.h): with rows whole panels long, every vector load of a panel
+// or an accumulator is aligned.
+using fvec = avector<float>;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
+#include <vector>
 
 #include "threads.h"
 
@@ -32,6 +34,20 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
     if (b < e) f(b, e);
   });
 }
+
+// An allocator on 64-byte boundaries: buffers the tile kernels load whole vectors of (packed panels,
+// accumulators) then never split a cache line (a split load costs two: the allocator's large blocks
+// start 16 bytes past a page, and a tile on such panels measured 73-80% of the FMA peak against 82-84%).
+template <class T> struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U> Aligned64(const Aligned64<U>&) {}  // NOLINT(google-explicit-constructor)
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const Aligned64&) const { return true; }
+  bool operator!=(const Aligned64&) const { return false; }
+};
+template <class T> using avector = std::vector<T, Aligned64<T>>;
 
 // The counter-based uniform draw behind every dropout mask: the top 53 bits of
 // splitmix64(seed + (i + 1) * golden) / 2^53, the same for any thread count and in the NumPy twin.

@@ -28,8 +28,9 @@ inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, 
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
 // Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own and backward's h_{t-1}.
 enum : int { kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlotStage, kSlots };
+// On 64-byte boundaries (avector): the tile kernel loads whole vectors of x^T and h^T.
 template <class T> T* keep(int slot, size_t n) {
-  thread_local std::vector<T> bufs[kSlots];
+  thread_local avector<T> bufs[kSlots];
   if (bufs[slot].size() < n) {
     bufs[slot].clear();
     bufs[slot].shrink_to_fit();
@@ -465,10 +466,11 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   T* const dxw = keep<T>(0, d.T * B * GH);
   T* const dhw = gru ? keep<T>(1, d.T * B * GH) : dxw;
   T* const hprev = keep<T>(kSlotHprev, d.T * B * H);  // every step written below
-  std::vector<T> dh(dhn ? std::vector<T>(dhn, dhn + B * H) : std::vector<T>(B * H, T(0)));
-  std::vector<T> dc;
-  if (d.mode == RnnMode::LSTM) dc = dcn ? std::vector<T>(dcn, dcn + B * H) : std::vector<T>(B * H, T(0));
-  std::vector<T> dhp(B * H);
+  // (on 64-byte boundaries: the recurrent product's accumulators, loaded and stored as whole vectors)
+  avector<T> dh(dhn ? avector<T>(dhn, dhn + B * H) : avector<T>(B * H, T(0)));
+  avector<T> dc;
+  if (d.mode == RnnMode::LSTM) dc = dcn ? avector<T>(dcn, dcn + B * H) : avector<T>(B * H, T(0));
+  avector<T> dhp(B * H);
   // h_{t-1} of every step (the state before it): the previous valid output, or h0
   {
     std::vector<T> h(h0, h0 + B * H);
@@ -486,7 +488,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   int64_t PW = 0;
   int NV = 1;
   const PackedKernels* pk = nullptr;
-  std::vector<T> wcols;
+  avector<T> wcols;  // (the tile's packed operand)
   if constexpr (std::is_same_v<T, float>) {
     const int U = conv_direct_width();
     if (U && H % U == 0) {
