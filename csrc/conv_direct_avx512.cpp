@@ -175,7 +175,7 @@ double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 // through a scratch tile.
 template <bool AT, bool BT>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
-                 float* C, int64_t ldc) {
+                 const float* bias, float* C, int64_t ldc) {
   constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
   thread_local std::vector<float> bbuf, abuf;
   const int64_t KC = std::min(kKC, K);
@@ -186,7 +186,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
   };
   float* const Bp = aligned(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
   float* const Ap = AT ? aligned(abuf, size_t(KC * kMC)) : nullptr;
-  alignas(64) float ct[MR * PW];
+  alignas(64) float ct[MR * PW], bt[PW] = {};
   for (int64_t n0 = 0; n0 < N; n0 += kNC) {
     const int64_t nc = std::min(kNC, N - n0);
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -237,10 +237,20 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
             const int64_t ldd = n % 16 ? PW : ldc;
             if (add && dst == ct)
               for (int i = 0; i < mr; ++i) std::memcpy(ct + i * PW, c + i * ldc, sizeof(float) * size_t(n));
+            // the first block's accumulators start from the bias (the ragged panel's read past N, from a
+            // copy padded to whole vectors)
+            const float* init = nullptr;
+            if (!add && bias) {
+              init = bias + n0 + p;
+              if (n % 16) {
+                std::memcpy(bt, init, sizeof(float) * size_t(n));
+                init = bt;
+              }
+            }
             if (add)
               packed_tile_run<true, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv);
             else
-              packed_tile_run<false, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv);
+              packed_tile_run<false, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv, init);
             if (dst == ct)
               for (int i = 0; i < mr; ++i) std::memcpy(c + i * ldc, ct + i * PW, sizeof(float) * size_t(n));
           }
@@ -250,14 +260,14 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
   }
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-          bool acc, float* C, int64_t ldc) {
+          bool acc, const float* bias, float* C, int64_t ldc) {
   if (ta && tb) throw std::invalid_argument("gemm: A^T B^T has no packed kernel");
   if (ta)
-    gemm_packed<true, false>(M, N, K, A, lda, B, ldb, acc, C, ldc);
+    gemm_packed<true, false>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
   else if (tb)
-    gemm_packed<false, true>(M, N, K, A, lda, B, ldb, acc, C, ldc);
+    gemm_packed<false, true>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
   else
-    gemm_packed<false, false>(M, N, K, A, lda, B, ldb, acc, C, ldc);
+    gemm_packed<false, false>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
 }
 }  // namespace avx512
 }  // namespace fastdl

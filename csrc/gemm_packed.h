@@ -38,12 +38,13 @@ struct PackedKernels {
   // row r of the left operand (attention's P^T dO and dS^T Q without transposing P and dS)
   void (*tile_at)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
                   int nv);
-  // C (M, N) = op(A) op(B), or += with `acc`: A (M, K; lda) or, with ta, given as its transpose (K, M;
-  // lda); B (K, N; ldb) or, with tb, (N, K; ldb); not both transposed; C's rows ldc apart.  Null in a
-  // build without it.  The tile kernel on packed blocks (gemm.cpp routes to it): B's block as 64-wide
-  // panels, A's rows broadcast in place, or A^T copied into micro-panels of six first.
+  // C (M, N) = op(A) op(B) (+ bias, one value per column, if not null), or += with `acc` (bias
+  // unused): A (M, K; lda) or, with ta, given as its transpose (K, M; lda); B (K, N; ldb) or, with tb,
+  // (N, K; ldb); not both transposed; C's rows ldc apart.  Null in a build without it.  The tile kernel
+  // on packed blocks (gemm.cpp routes to it): B's block as 64-wide panels, A's rows broadcast in
+  // place, or A^T copied into micro-panels of six first.
   void (*gemm)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, bool acc, float* C, int64_t ldc);
+               int64_t ldb, bool acc, const float* bias, float* C, int64_t ldc);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -63,7 +64,7 @@ void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n);
 void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n);
 void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-          bool acc, float* C, int64_t ldc);
+          bool acc, const float* bias, float* C, int64_t ldc);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);
 }
