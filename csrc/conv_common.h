@@ -34,7 +34,7 @@ inline bool is_pointwise(const Conv2dShape& s) {
 // Column and staging buffers persist per thread between calls: a fresh buffer per call cost page
 // faults on every call (the kernel zeroing new pages showed up at ~10% of a ResNet layer).
 template <class T> T* workspace(int slot, size_t n) {
-  thread_local std::vector<T> bufs[5];
+  thread_local avector<T> bufs[5];  // on 64-byte boundaries (common.h): the kernels load whole vectors
   auto& b = bufs[slot];
   if (b.size() < n) b.resize(n);
   return b.data();
