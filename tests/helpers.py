@@ -81,3 +81,22 @@ def tune_objective_flaky(cfg):
     if cfg["units"] > 56:
         raise ValueError(f"out of memory with {cfg['units']} units")
     return tune_objective(cfg)
+
+
+def each_build(check, threads=None):
+    """check(msg) under every SIMD build of the tile kernels this CPU runs (widths 16 and 8, and 0: none,
+    the BLAS paths), at each of ``threads`` thread counts if given; the build and the thread count are
+    restored afterwards, also when a check fails."""
+    from fastdl import _C
+    before = fastdl.get_num_threads()
+    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
+    try:
+        for w in widths:
+            _C.conv_direct_width(w)
+            for n in threads or (None,):
+                if n is not None:
+                    fastdl.set_num_threads(n)
+                check(f"width {w}" + ("" if n is None else f", {n} threads"))
+    finally:
+        _C.conv_direct_width(-1)
+        fastdl.set_num_threads(before)

@@ -6,7 +6,7 @@ import pytest
 
 import fastdl
 import fastdl.functional as F
-from helpers import check_op
+from helpers import check_op, each_build
 
 SIZES = [1, 3, 7, 33]
 
@@ -31,19 +31,11 @@ def test_weight_gradient_products(rng, m, n, k):
     from fastdl import _C
     gy, x = (rng.standard_normal(s).astype(np.float32) for s in ((k, m), (k, n)))
     want = gy.astype(np.float64).T @ x.astype(np.float64)
-    before = fastdl.get_num_threads()
-    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
-    try:
-        for w in widths:
-            _C.conv_direct_width(w)
-            for threads in (1, 2, 3):
-                fastdl.set_num_threads(threads)
-                gw = _C.linear_backward(gy, x, np.zeros((m, n), np.float32))[1]
-                np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-4 * np.sqrt(k),
-                                           err_msg=f"width {w}, {threads} threads")
-    finally:
-        _C.conv_direct_width(-1)
-        fastdl.set_num_threads(before)
+
+    def check(msg):
+        gw = _C.linear_backward(gy, x, np.zeros((m, n), np.float32))[1]
+        np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=msg)
+    each_build(check, threads=(1, 2, 3))
 
 
 @pytest.mark.parametrize("m,n,k", [(6, 16, 16), (7, 17, 300), (96, 64, 128), (97, 129, 257), (200, 47, 129),
@@ -58,22 +50,14 @@ def test_plain_products(rng, m, n, k):
     a, b, bt, bias = (rng.standard_normal(s).astype(np.float32) for s in ((m, k), (k, n), (n, k), (n,)))
     a64, b64, bt64 = a.astype(np.float64), b.astype(np.float64), bt.astype(np.float64)
     tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(k))
-    before = fastdl.get_num_threads()
-    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
-    try:
-        for w in widths:
-            _C.conv_direct_width(w)
-            for threads in (1, 2, 3):
-                fastdl.set_num_threads(threads)
-                msg = f"width {w}, {threads} threads"
-                np.testing.assert_allclose(_C.matmul(a, b), a64 @ b64, err_msg=msg, **tol)
-                np.testing.assert_allclose(_C.linear_forward(a, bt), a64 @ bt64.T, err_msg=msg, **tol)
-                np.testing.assert_allclose(_C.linear_forward(a, bt, bias), a64 @ bt64.T + bias, err_msg=msg, **tol)
-                gx = _C.linear_backward(a, np.zeros((m, n), np.float32), b, True, False, False)[0]
-                np.testing.assert_allclose(gx, a64 @ b64, err_msg=msg, **tol)
-    finally:
-        _C.conv_direct_width(-1)
-        fastdl.set_num_threads(before)
+
+    def check(msg):
+        np.testing.assert_allclose(_C.matmul(a, b), a64 @ b64, err_msg=msg, **tol)
+        np.testing.assert_allclose(_C.linear_forward(a, bt), a64 @ bt64.T, err_msg=msg, **tol)
+        np.testing.assert_allclose(_C.linear_forward(a, bt, bias), a64 @ bt64.T + bias, err_msg=msg, **tol)
+        gx = _C.linear_backward(a, np.zeros((m, n), np.float32), b, True, False, False)[0]
+        np.testing.assert_allclose(gx, a64 @ b64, err_msg=msg, **tol)
+    each_build(check, threads=(1, 2, 3))
 
 
 @pytest.mark.parametrize("sa,sb", [

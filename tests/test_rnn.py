@@ -7,7 +7,7 @@ import pytest
 import fastdl
 import fastdl.functional as F
 from fastdl import nn
-from helpers import check_op
+from helpers import check_op, each_build
 
 G = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
@@ -299,49 +299,46 @@ def test_packed_forward(rng, mode, H, B):
     wi, wh, bi, bh = f(G * H, I), f(G * H, H), f(G * H), f(G * H)
     lengths = rng.integers(1, T + 1, B)
     c0 = c0 if mode == "lstm" else None
-    widths = [w for w in (16, 8) if _C.conv_direct_width(w) == w] + [0]
-    try:
-        for w in widths:
-            _C.conv_direct_width(w)
-            for reverse in (False, True):
-                for ln in (None, lengths):
-                    want = R.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
-                    got = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
-                    for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
-                        if v is None:
-                            assert g is None, name
-                        else:
-                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
-                                                   err_msg=f"{name}, width {w}")
-                    dout, dhn = f(T, B, H), f(B, H)
-                    dcn = f(B, H) if mode == "lstm" else None
-                    bw = (mode, dout, dhn, dcn, x, h0, c0, wi, wh, bi, bh, want[0], want[3], want[4], want[5], ln,
-                          reverse)
-                    for name, g, v in zip(("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"),
-                                          _C.rnn_backward(*bw), R.rnn_backward(*bw)):
-                        if v is None:
-                            assert g is None, name
-                        else:
-                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
-                                                       err_msg=f"{name}, width {w}")
-                    nodout = (bw[0], None) + bw[2:]  # only h_n (and c_n) used: no output gradient
-                    for g, v in zip(_C.rnn_backward(*nodout), R.rnn_backward(*nodout)):
-                        if v is not None:
-                            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()))
-                    lean = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse, False)
-                    assert lean[3] is None and lean[4] is None and lean[5] is None
-                    for g, v in zip(lean[:3], got[:3]):
-                        if v is not None:
-                            np.testing.assert_array_equal(g, v)
-                # without biases (the GRU's b_hn is then absent from its hidden path)
-                want = R.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False)
-                for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"),
-                                      _C.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False), want):
-                    if v is not None:
+
+    def check(msg):
+        for reverse in (False, True):
+            for ln in (None, lengths):
+                want = R.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                got = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
+                    if v is None:
+                        assert g is None, name
+                    else:
                         np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
-                                                   err_msg=f"{name}, width {w}, no bias")
-    finally:
-        _C.conv_direct_width(-1)
+                                                   err_msg=f"{name}, {msg}")
+                dout, dhn = f(T, B, H), f(B, H)
+                dcn = f(B, H) if mode == "lstm" else None
+                bw = (mode, dout, dhn, dcn, x, h0, c0, wi, wh, bi, bh, want[0], want[3], want[4], want[5], ln,
+                      reverse)
+                for name, g, v in zip(("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"),
+                                      _C.rnn_backward(*bw), R.rnn_backward(*bw)):
+                    if v is None:
+                        assert g is None, name
+                    else:
+                        np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                                   err_msg=f"{name}, {msg}")
+                nodout = (bw[0], None) + bw[2:]  # only h_n (and c_n) used: no output gradient
+                for g, v in zip(_C.rnn_backward(*nodout), R.rnn_backward(*nodout)):
+                    if v is not None:
+                        np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()))
+                lean = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse, False)
+                assert lean[3] is None and lean[4] is None and lean[5] is None
+                for g, v in zip(lean[:3], got[:3]):
+                    if v is not None:
+                        np.testing.assert_array_equal(g, v)
+            # without biases (the GRU's b_hn is then absent from its hidden path)
+            want = R.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False)
+            for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"),
+                                  _C.rnn_forward(mode, x, h0, c0, wi, wh, None, None, lengths, False), want):
+                if v is not None:
+                    np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                               err_msg=f"{name}, {msg}, no bias")
+    each_build(check)
 
 
 def test_inference_keeps_nothing_for_backward(rng):
