@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common.h"
 #include "conv_direct.h"
 #include "gemm_packed.h"
 
@@ -177,15 +178,15 @@ template <bool AT, bool BT>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
                  const float* bias, float* C, int64_t ldc) {
   constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
-  thread_local std::vector<float> bbuf, abuf;
+  // on 64-byte boundaries (avector): the panels' rows are whole cache lines (a split load costs two)
+  thread_local avector<float> bbuf, abuf;
   const int64_t KC = std::min(kKC, K);
-  // on 64-byte boundaries: the panels' rows are whole cache lines (a split load costs two)
-  auto aligned = [](std::vector<float>& buf, size_t n) {
-    if (buf.size() < n + 16) buf.resize(n + 16);
-    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  auto grown = [](avector<float>& buf, size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
   };
-  float* const Bp = aligned(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
-  float* const Ap = AT ? aligned(abuf, size_t(KC * kMC)) : nullptr;
+  float* const Bp = grown(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
+  float* const Ap = AT ? grown(abuf, size_t(KC * kMC)) : nullptr;
   alignas(64) float ct[MR * PW], bt[PW] = {};
   for (int64_t n0 = 0; n0 < N; n0 += kNC) {
     const int64_t nc = std::min(kNC, N - n0);
