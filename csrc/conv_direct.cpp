@@ -46,9 +46,10 @@ const PackedKernels& packed_kernels(int width) {
   if (width == 16) return k16;
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD
-  static const PackedKernels k8{avx2::packed_tile, avx2::packed_rows, avx2::packed_tile_set,
-                                 [](float* a, float* c, float* h, int64_t n) { avx2::lstm_cell<float>(a, c, h, n); }, nullptr,
-                                 nullptr, nullptr, nullptr, avx2::packed_tile_at, nullptr};
+  static const PackedKernels k8{avx2::packed_tile,       avx2::packed_rows,          avx2::packed_tile_set,
+                                 avx2::lstm_cell,         avx2::lstm_cell_strided,    avx2::transpose16,
+                                 avx2::lstm_cell_backward, avx2::gru_cell_strided,   avx2::packed_tile_at,
+                                 nullptr};
   if (width == 8) return k8;
 #endif
   throw std::logic_error("packed kernels: no build for vector width " + std::to_string(width));

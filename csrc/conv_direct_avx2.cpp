@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <utility>
 
 #include "conv_direct.h"
@@ -22,6 +26,12 @@ struct V {
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_ps(a, b, c); }
+  static reg set1(float v) { return _mm256_set1_ps(v); }
+  static reg cell_sigmoid(reg x);  // the recurrent cells' own (below)
+  static reg cell_tanh(reg x);
   static void store_n(float* p, reg v, int k) {
     if (k == 8) return _mm256_storeu_ps(p, v);
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -52,9 +62,25 @@ struct V {
     for (int i = 0; i < 8; ++i) r[i] = t[i];
   }
 };
+#include "simd_math.h"  // this namespace's own copies
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
+// The recurrent cells' sigmoid and tanh as in the AVX-512 build, from e = exp(-|x|) and one
+// reciprocal, the sign applied after (exp8_nonpos, recip8: 12-bit estimate and a Newton step).
+__m256 V::cell_sigmoid(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 e = exp8_nonpos(_mm256_or_ps(x, sign));  // e^{-|x|}
+  const __m256 r = recip8(_mm256_add_ps(_mm256_set1_ps(1.0f), e));
+  return _mm256_blendv_ps(r, _mm256_mul_ps(r, e), x);  // x < 0 (its sign bit): e / (1 + e)
+}
+__m256 V::cell_tanh(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  const __m256 e = exp8_nonpos(_mm256_mul_ps(_mm256_set1_ps(2.0f), _mm256_or_ps(x, sign)));  // e^{-2|x|}
+  const __m256 mag = _mm256_mul_ps(_mm256_sub_ps(one, e), recip8(_mm256_add_ps(one, e)));
+  return _mm256_or_ps(mag, _mm256_and_ps(x, sign));
+}
 }  // namespace
+#include "rnn_cell_kernels.inc"
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }

@@ -35,6 +35,12 @@ struct V {
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); }
+  static reg set1(float v) { return _mm512_set1_ps(v); }
+  static reg cell_sigmoid(reg x);  // the recurrent cells' own (below)
+  static reg cell_tanh(reg x);
   static void store_n(float* p, reg v, int k) { _mm512_mask_storeu_ps(p, __mmask16((1u << k) - 1), v); }
   // p[2 * i] = v[i] for i < k, the odd places untouched: each half spread to the even lanes
   static void store_step2(float* p, reg v, int k) {
@@ -70,18 +76,11 @@ struct V {
   }
 };
 
-// ---------------------------------------------------------------- the LSTM cell, 16 lanes at once
-// simd_math.h's sigmoid16 and tanh16 (this namespace's own copies), fused into one pass per vector.
+// simd_math.h's vector math: this namespace's own copies
 #include "simd_math.h"
 #include "conv_direct_kernels.inc"
 #include "gemm_packed_kernels.inc"
 }  // namespace
-void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m512 r[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  V::transpose(r);
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
-}
 namespace {
 // The recurrent cells' own sigmoid and tanh, from e = exp(-|x|) (exp16_nonpos: the shifter and a
 // degree-5 polynomial, 1.8e-7 relative) and one reciprocal, the sign applied after: about 20
@@ -90,64 +89,19 @@ namespace {
 // [-30, 30]; tanh's small arguments lose relative accuracy in 1 - e^{-2|x|} (1e-5 relative at
 // tanh = 1e-3, 1e-2 at 1e-6), below the absolute error the pre-activation's own sum of products
 // carries.  A NaN stays NaN.  LSTM T=100 B=64 256->512 forward 146 -> 138 ms, T=50 10.2 -> 9.6 ms.
-inline __m512 cell_sigmoid(__m512 x) {
+__m512 V::cell_sigmoid(__m512 x) {
   const __m512 e = exp16_nonpos(neg16(abs16(x)));  // e^{-|x|}
   const __m512 r = recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
   return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);  // x < 0: e / (1 + e)
 }
-inline __m512 cell_tanh(__m512 x) {
+__m512 V::cell_tanh(__m512 x) {
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 e = exp16_nonpos(_mm512_mul_ps(_mm512_set1_ps(-2.0f), abs16(x)));  // e^{-2|x|}
   return with_sign16(_mm512_mul_ps(_mm512_sub_ps(one, e), recip16(_mm512_add_ps(one, e))), x);
 }
 }  // namespace
 
-void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n) {
-  // a: the pre-activations of i, f, g, o (gate g at a + g * gs), activated in place; n % 16 == 0
-  for (int64_t j = 0; j < n; j += 16) {
-    const __m512 i = cell_sigmoid(_mm512_loadu_ps(a + j)), f = cell_sigmoid(_mm512_loadu_ps(a + gs + j)),
-                 g = cell_tanh(_mm512_loadu_ps(a + 2 * gs + j)), o = cell_sigmoid(_mm512_loadu_ps(a + 3 * gs + j));
-    const __m512 cv = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + j), _mm512_mul_ps(i, g));
-    _mm512_storeu_ps(a + j, i);
-    _mm512_storeu_ps(a + gs + j, f);
-    _mm512_storeu_ps(a + 2 * gs + j, g);
-    _mm512_storeu_ps(a + 3 * gs + j, o);
-    _mm512_storeu_ps(c + j, cv);
-    _mm512_storeu_ps(h + j, _mm512_mul_ps(o, cell_tanh(cv)));
-  }
-}
-void lstm_cell(float* a, float* c, float* h, int64_t n) { lstm_cell_strided(a, n, c, h, n); }
-void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n) {
-  // r, z, n at a, a + gs, a + 2 gs (n % 16 == 0); h = (1 - z) n + z hprev as n + z (hprev - n)
-  for (int64_t j = 0; j < n; j += 16) {
-    const __m512 r = cell_sigmoid(_mm512_loadu_ps(a + j)), z = cell_sigmoid(_mm512_loadu_ps(a + gs + j));
-    const __m512 nn = cell_tanh(_mm512_fmadd_ps(r, _mm512_loadu_ps(hn + j), _mm512_loadu_ps(a + 2 * gs + j)));
-    _mm512_storeu_ps(a + j, r);
-    _mm512_storeu_ps(a + gs + j, z);
-    _mm512_storeu_ps(a + 2 * gs + j, nn);
-    _mm512_storeu_ps(h + j, _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_loadu_ps(hprev + j), nn), nn));
-  }
-}
-void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
-                        float* dg, float* dprev, int64_t n) {
-  // one row of n units, n % 16 == 0: g / dg the four gates (n apart), c this step's cells, cprev the
-  // last step's; dh (dL/dh, dout added) and dc (dL/dc, replaced by its share for the last step)
-  const __m512 one = _mm512_set1_ps(1.0f);
-  for (int64_t j = 0; j < n; j += 16) {
-    __m512 dhv = _mm512_loadu_ps(dh + j);
-    if (dout) dhv = _mm512_add_ps(dhv, _mm512_loadu_ps(dout + j));
-    const __m512 i = _mm512_loadu_ps(g + j), f = _mm512_loadu_ps(g + n + j), gg = _mm512_loadu_ps(g + 2 * n + j),
-                 o = _mm512_loadu_ps(g + 3 * n + j), tc = cell_tanh(_mm512_loadu_ps(c + j));
-    const __m512 dcv = _mm512_fmadd_ps(_mm512_mul_ps(dhv, o), _mm512_fnmadd_ps(tc, tc, one), _mm512_loadu_ps(dc + j));
-    _mm512_storeu_ps(dg + j, _mm512_mul_ps(_mm512_mul_ps(dcv, gg), _mm512_mul_ps(i, _mm512_sub_ps(one, i))));
-    _mm512_storeu_ps(dg + n + j,
-                     _mm512_mul_ps(_mm512_mul_ps(dcv, _mm512_loadu_ps(cprev + j)), _mm512_mul_ps(f, _mm512_sub_ps(one, f))));
-    _mm512_storeu_ps(dg + 2 * n + j, _mm512_mul_ps(_mm512_mul_ps(dcv, i), _mm512_fnmadd_ps(gg, gg, one)));
-    _mm512_storeu_ps(dg + 3 * n + j, _mm512_mul_ps(_mm512_mul_ps(dhv, tc), _mm512_mul_ps(o, _mm512_sub_ps(one, o))));
-    _mm512_storeu_ps(dc + j, _mm512_mul_ps(dcv, f));
-    _mm512_storeu_ps(dprev + j, _mm512_setzero_ps());
-  }
-}
+#include "rnn_cell_kernels.inc"
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }

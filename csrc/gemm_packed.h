@@ -72,6 +72,12 @@ void lstm_cell_backward(const float* g, const float* c, const float* cprev, cons
 #ifdef FASTDL_HAVE_AVX2_BUILD
 namespace avx2 {
 FASTDL_PACKED_DECLARE
+void lstm_cell(float* a, float* c, float* h, int64_t n);
+void lstm_cell_strided(float* a, int64_t gs, float* c, float* h, int64_t n);
+void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n);
+void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
+void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
+                        float* dg, float* dprev, int64_t n);
 }
 #endif
 #undef FASTDL_PACKED_DECLARE

@@ -213,7 +213,9 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;  // (the AVX-512 build has both)
   const int64_t G = rnn_gates(d.mode), B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
   if (B < U || Bp * 4 > B * 5) return false;
-  const int64_t ng = (nvec + 3) / 4;  // column groups of at most four vectors, as even as they come
+  // column groups of at most gv vectors, as even as they come: four with AVX-512's 32 registers (a tile
+  // of 6 rows x 4 vectors), two with AVX2's 16 (6 x 2: 4 would leave room for only 2 rows)
+  const int64_t gv = U == 16 ? 4 : 2, ng = (nvec + gv - 1) / gv;
   auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
   // x^T per step and group, (I, width) each, zero past the batch; h^T (two, in turn) and c^T the same over H
   float* const xt = keep<float>(kSlotXt, d.T * I * Bp);
@@ -493,7 +495,8 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     const int U = conv_direct_width();
     if (U && H % U == 0) {
       pk = &packed_kernels(U);
-      NV = H % (4 * U) == 0 ? 4 : 1;
+      const int nv = U == 16 ? 4 : 2;  // (the widest tile: 6 rows x 4 vectors in 32 registers, 6 x 2 in 16)
+      NV = H % (nv * U) == 0 ? nv : 1;
       PW = NV * U;
       wcols.resize(GH * H);
       for (int64_t u = 0; u < H / PW; ++u)

@@ -118,6 +118,33 @@ FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(out, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
 }
 
+// exp(x) for x <= 0 or NaN, 8 lanes (the AVX2 recurrent cells): exp16_nonpos's shifter and
+// polynomial, x clamped at -87 from below (e^-87 is still a normal float) so that 2^n can be built
+// in the exponent bits without scalef; a NaN passes the clamp (max returns its second operand) and
+// stays NaN.
+FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  const __m256 shifter = _mm256_set1_ps(12582912.0f);
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);  // n in its low bits
+  const __m256 fx = _mm256_sub_ps(t, shifter);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(8.290238639e-03f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.189793859e-02f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666763745e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.999914944e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.999997067e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+  // 2^n: (n + 127) << 23, the shifter's own bits shifted out
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+// 1 / d for d >= 1 (finite, or NaN): the 12-bit reciprocal and one Newton step, not a division
+FASTDL_MATH_INLINE __m256 recip8(__m256 d) {
+  const __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
 #if defined(__AVX512F__)
 // 16 lanes of exp8's polynomial for x clamped to [lo, hi], a NaN passing through (max(lo, NaN) and
 // min(hi, NaN) return the NaN): for callers that clamp their arguments themselves (the AVX-512 LSTM cell)

@@ -288,8 +288,8 @@ def test_packed_forward(rng, mode, H, B):
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
     the reference, with lengths, both directions, with and without the saved arrays, under every build
     this CPU has.  An LSTM or GRU whose batch fills whole vectors (16, 32, 80, 100) takes the
-    batch-along-vectors forward on AVX-512: one, two, and two groups of vectors (five and seven vectors,
-    padded)."""
+    batch-along-vectors forward (groups of at most four vectors on AVX-512, two on AVX2): one group or
+    several, some padded (five and seven vectors of 16; ten and thirteen of 8)."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)
@@ -338,6 +338,44 @@ def test_packed_forward(rng, mode, H, B):
                 if v is not None:
                     np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
                                                err_msg=f"{name}, {msg}, no bias")
+    each_build(check)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_packed_cells_at_extremes(rng, mode):
+    """The fused cells' own sigmoid and tanh (exp of -|x| by a shifter and a polynomial, a reciprocal
+    estimate and a Newton step, per SIMD build) over pre-activations up to +-200 (saturated gates,
+    arguments past exp's float32 range) match float64 to float32 rounding, forward and backward, and a
+    NaN in one row's input makes that row's outputs NaN and leaves the other rows finite."""
+    from fastdl import _C
+    from fastdl import reference as R
+    G = {"lstm": 4, "gru": 3}[mode]
+    T, B, I, H = 3, 32, 8, 32
+    x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
+    wi = (rng.standard_normal((G * H, I)) * np.geomspace(0.01, 60, G * H)[:, None]).astype(np.float32)
+    wh = (rng.standard_normal((G * H, H)) * 0.3).astype(np.float32)
+    h0, c0 = np.zeros((B, H), np.float32), (rng.standard_normal((B, H)) * 3).astype(np.float32)
+    c0 = c0 if mode == "lstm" else None
+    want64 = R.rnn_forward(mode, *(a if a is None else a.astype(np.float64) for a in (x, h0, c0, wi, wh)),
+                           None, None, None, False)
+    xn = x.copy()
+    xn[1, 5, 0] = np.nan
+
+    def check(msg):
+        got = _C.rnn_forward(mode, x, h0, c0, wi, wh, None, None, None, False)
+        for name, g, v in zip(("out", "h_n", "c_n"), got[:3], want64[:3]):
+            if v is not None:
+                np.testing.assert_allclose(g, v, rtol=1e-5, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                           err_msg=f"{name}, {msg}")
+        dout = rng.standard_normal((T, B, H)).astype(np.float32)
+        bw = (mode, dout, None, None, x, h0, c0, wi, wh, None, None, got[0], got[3], got[4], got[5], None, False)
+        for name, g, v in zip(("dx", "dh0", "dc0", "dw_ih", "dw_hh"), _C.rnn_backward(*bw), R.rnn_backward(*bw)):
+            if v is not None:
+                np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                           err_msg=f"{name}, {msg}")
+        out = _C.rnn_forward(mode, xn, h0, c0, wi, wh, None, None, None, False)[0]
+        assert np.isnan(out[1:, 5]).all(), msg
+        assert np.isfinite(np.delete(out, 5, axis=1)).all() and np.isfinite(out[0]).all(), msg
     each_build(check)
 
 
