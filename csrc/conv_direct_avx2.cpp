@@ -80,23 +80,9 @@ __m256 V::cell_tanh(__m256 x) {
   return _mm256_or_ps(mag, _mm256_and_ps(x, sign));
 }
 }  // namespace
-#include "rnn_cell_kernels.inc"
+#include "packed_entries.inc"
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
-void packed_tile(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv, int mr,
-                 int nv) {
-  packed_tile_run<true>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
-}
-void packed_tile_set(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
-                     int mr, int nv) {
-  packed_tile_run<false>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
-}
-void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
-                    int mr, int nv) {
-  packed_tile_run<true, true>(A, lda, Bp, K, C, ldc, ldv, mr, nv);
-}
-int packed_rows(int nv) { return packed_rows_of(nv); }
-double fma_peak(int64_t iters) { return fma_peak_run(iters); }
 }  // namespace avx2
 }  // namespace fastdl
