@@ -67,12 +67,19 @@ Tile tile_of(int width) {
   return t;
 }
 
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
 // The tile for products whose columns are a head's `cols` features (P V, dS K, P^T dO, dS^T Q): as
 // few vectors a row as cover them, so a head of 32 features on 64-wide panels does not multiply 32
-// columns of zeros (the narrower tile also takes more rows: 12 for two vectors).
+// columns of zeros (the narrower tile also takes more rows: 12 for two vectors), and of the widths
+// that pad the least (64 features on AVX2: panels of two vectors, not three with a ninth of zeros;
+// SDPA L=128 forward+backward 1.5% faster, 1 thread, alternating in one process).
 Tile narrow(const Tile& t, int64_t cols) {
   Tile n = t;
-  n.nv = int(std::clamp<int64_t>((cols + t.w - 1) / t.w, 1, t.nv));
+  const int64_t vecs = (cols + t.w - 1) / t.w;
+  n.nv = int(std::clamp<int64_t>(vecs, 1, t.nv));
+  for (int nv = n.nv - 1; nv >= 2; --nv)
+    if (round_up(vecs, nv) < round_up(vecs, n.nv)) n.nv = nv;
   n.mr = t.pk->rows(n.nv);
   n.pw = n.nv * t.w;
   return n;
@@ -81,8 +88,6 @@ Tile narrow(const Tile& t, int64_t cols) {
 // Buffers on 64-byte boundaries (common.h): with rows whole panels long, every vector load of a panel
 // or an accumulator is aligned.
 using fvec = avector<float>;
-
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // out (cols, rows; rows ldo apart) = a (rows, cols; lda)^T, in 16 x 16 tiles: each written row of
 // 16 is one cache line, and the 16 rows read stay in L1 (a plain column-by-column transpose cost as

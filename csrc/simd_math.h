@@ -118,14 +118,13 @@ FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(out, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
 }
 
-// exp(x) for x <= 0 or NaN, 8 lanes (the AVX2 recurrent cells): exp16_nonpos's shifter and
-// polynomial, x clamped at -87 from below (e^-87 is still a normal float) so that 2^n can be built
-// in the exponent bits without scalef; a NaN passes the clamp (max returns its second operand) and
-// stays NaN.
+// exp(x) for x <= 0, -inf or NaN, 8 lanes (the attention rows and the recurrent cells of the AVX2
+// build): exp16_nonpos's shifter and polynomial, 2^n built in the exponent field (the shifter leaves
+// n in the low mantissa bits of t, so t << 23 is n << 23).  A lane below lo (-inf included) is
+// blended to exactly 0; a NaN lane is not below lo and stays NaN through the polynomial.
 FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
-  const __m256 shifter = _mm256_set1_ps(12582912.0f);
-  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);  // n in its low bits
+  const __m256 lo = _mm256_set1_ps(-87.3365447505531f), shifter = _mm256_set1_ps(12582912.0f);
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
   const __m256 fx = _mm256_sub_ps(t, shifter);
   __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
@@ -135,9 +134,8 @@ FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.999914944e-01f));
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.999997067e-01f));
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-  // 2^n: (n + 127) << 23, the shifter's own bits shifted out
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
+  return _mm256_blendv_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
 }
 // 1 / d for d >= 1 (finite, or NaN): the 12-bit reciprocal and one Newton step, not a division
 FASTDL_MATH_INLINE __m256 recip8(__m256 d) {
