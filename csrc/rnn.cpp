@@ -200,8 +200,8 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
 // or four FMAs each (the row-major path streams W's packed panels instead, refetching them for each
 // tile of rows).  The GRU's hidden path for its n gate (W_hn h + b_hn, which r multiplies) goes to a
 // block of its own instead of onto the gates.  The batch is padded to whole vectors (columns never
-// meet, the padding stays zero-fed), in groups of at most four vectors.  AVX-512 builds; B at least
-// one vector and padded by at most a quarter.  bias: the pre-activations' (G H), b_hn: the GRU's
+// meet, the padding stays zero-fed), in groups of at most four vectors (AVX-512) or two (AVX2), W
+// streaming through once per group.  B at least one vector and padded by at most a quarter.  bias: the pre-activations' (G H), b_hn: the GRU's
 // hidden n bias (H) or null.
 bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const float* w_hh, const float* bias,
                    const float* b_hn, const float* h0, const float* c0, float* out, float* hn, float* cn, float* gates,
@@ -210,7 +210,7 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
   if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;  // (the AVX-512 build has both)
+  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;  // (both builds have both)
   const int64_t G = rnn_gates(d.mode), B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
   if (B < U || Bp * 4 > B * 5) return false;
   // column groups of at most gv vectors, as even as they come: four with AVX-512's 32 registers (a tile

@@ -23,9 +23,10 @@ struct RnnDims {
 // (inference): gates (T, B, G*H) activated gates (LSTM i f g o, GRU r z n), cs (T, B, H) LSTM cells,
 // hnl (T, B, H) GRU's W_hn h + b_hn.  float32 with H a multiple of the SIMD width runs every step as
 // one pass over blocks of hidden units: the recurrent product on W_hh packed once per call
-// (gemm_packed.h), then that block's gates, with no GEMM library call and one barrier per step.  An
-// LSTM whose batch fills whole AVX-512 vectors (padded by at most a quarter) instead keeps the batch
-// along the vectors: gates^T = W x^T + W h^T with h^T resident in L1 and W streamed once per step.
+// (gemm_packed.h), then that block's gates, with no GEMM library call and one barrier per step.  A
+// layer whose batch fills whole SIMD vectors (AVX-512 or AVX2, padded by at most a quarter) instead
+// keeps the batch along the vectors: gates^T = W x^T + W h^T with h^T resident in L1 and W streamed
+// once per step and group of batch columns.
 template <class T>
 void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* hn, T* cn, T* gates, T* cs, T* hnl);
