@@ -41,9 +41,6 @@ struct V {
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg cell_sigmoid(reg x);  // the recurrent cells' own (below)
   static reg cell_tanh(reg x);
-  static reg load_n(const float* p, int k) { return _mm512_maskz_loadu_ps(__mmask16((1u << k) - 1), p); }  // zero past k
-  static void copy_n(float* d, const float* s, int k) { _mm512_mask_storeu_ps(d, __mmask16((1u << k) - 1), load_n(s, k)); }
-  static constexpr int64_t gemm_kc = 384, gemm_mc = 48, gemm_nc = 512;  // the packed GEMM's blocks of K, C's rows, C's columns
   static void store_n(float* p, reg v, int k) { _mm512_mask_storeu_ps(p, __mmask16((1u << k) - 1), v); }
   // p[2 * i] = v[i] for i < k, the odd places untouched: each half spread to the even lanes
   static void store_step2(float* p, reg v, int k) {
@@ -104,11 +101,114 @@ __m512 V::cell_tanh(__m512 x) {
 }
 }  // namespace
 
-#define FASTDL_PACKED_GEMM  // the packed GEMM too (gemm.cpp routes float products to it)
 #include "packed_entries.inc"
-#undef FASTDL_PACKED_GEMM
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }
 void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels_impl(gy, Kg, ohw, gyT); }
+
+// C (M, N) (+)= op(A) op(B): A (K, M; lda) given transposed (AT) or A (M, K; lda), B (K, N; ldb) or
+// given transposed (BT: (N, K; ldb)), C (M, N; ldc) read only with `acc` (gemm_packed.h).  Blocks of
+// kKC rows of K: B's block as 64-wide panels (row segments copied, or with BT 16 x 16 blocks of B
+// transposed), then per kMC rows of C the tiles of six of its rows against each panel.  A^T: its
+// columns as micro-panels of six first (each k's six values adjacent, copied with masked loads and
+// stores, k after k so A is read once, row by row), a tile_at call each (lda = its rows: the tile's
+// best operand).  A: its rows broadcast in place.  A column block of C narrower than a panel goes
+// through a scratch tile.
+template <bool AT, bool BT>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
+                 const float* bias, float* C, int64_t ldc) {
+  constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
+  // on 64-byte boundaries (avector): the panels' rows are whole cache lines (a split load costs two)
+  thread_local avector<float> bbuf, abuf;
+  const int64_t KC = std::min(kKC, K);
+  auto grown = [](avector<float>& buf, size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+  };
+  float* const Bp = grown(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
+  float* const Ap = AT ? grown(abuf, size_t(KC * kMC)) : nullptr;
+  alignas(64) float ct[MR * PW], bt[PW] = {};
+  for (int64_t n0 = 0; n0 < N; n0 += kNC) {
+    const int64_t nc = std::min(kNC, N - n0);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = std::min(KC, K - k0);
+      for (int64_t p = 0; p < nc; p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
+        const int64_t n = std::min(PW, nc - p), w = (n + 15) / 16 * 16;  // it needs), zero past N
+        float* d = Bp + p * kc;
+        if (BT) {  // column k of the panel is row segment k0.. of B's rows n0 + p..
+          const float* src = B + (n0 + p) * ldb + k0;
+          const int64_t n16 = n / 16 * 16, k16 = kc / 16 * 16;
+          for (int64_t c = 0; c < n16; c += 16)
+            for (int64_t k = 0; k < k16; k += 16) transpose16(src + c * ldb + k, ldb, d + k * w + c, w);
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t c = k < k16 ? n16 : 0; c < w; ++c) d[k * w + c] = c < n ? src[c * ldb + k] : 0.0f;
+          continue;
+        }
+        const __mmask16 tail = __mmask16((1u << (n % 16)) - 1);
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* src = B + (k0 + k) * ldb + n0 + p;
+          float* dk = d + k * w;
+          int64_t c = 0;
+          for (; c + 16 <= n; c += 16) _mm512_storeu_ps(dk + c, _mm512_loadu_ps(src + c));
+          if (c < w) _mm512_storeu_ps(dk + c, _mm512_maskz_loadu_ps(tail, src + c));
+        }
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += kMC) {
+        const int64_t mc = std::min(kMC, M - m0), full = mc / MR * MR, rest = mc - full;
+        if (AT) {
+          const __mmask16 six = 0x3F, last = __mmask16((1u << rest) - 1);
+          for (int64_t k = 0; k < kc; ++k) {
+            const float* src = A + (k0 + k) * lda + m0;
+            for (int64_t r = 0; r < full; r += MR)
+              _mm512_mask_storeu_ps(Ap + r * kc + k * MR, six, _mm512_maskz_loadu_ps(six, src + r));
+            if (rest) _mm512_mask_storeu_ps(Ap + full * kc + k * rest, last, _mm512_maskz_loadu_ps(last, src + full));
+          }
+        }
+        const bool add = acc || k0 > 0;
+        for (int64_t p = 0; p < nc; p += PW) {
+          const int64_t n = std::min(PW, nc - p);
+          const int nv = int((n + 15) / 16);
+          const float* bp = Bp + p * kc;
+          for (int64_t r = 0; r < mc; r += MR) {
+            const int mr = int(std::min(MR, mc - r));
+            const float* a = AT ? Ap + r * kc : A + (m0 + r) * lda + k0;
+            const int64_t la = AT ? mr : lda;
+            float* c = C + (m0 + r) * ldc + n0 + p;
+            float* dst = n % 16 ? ct : c;  // whole vectors only: a ragged edge through the scratch tile
+            const int64_t ldd = n % 16 ? PW : ldc;
+            if (add && dst == ct)
+              for (int i = 0; i < mr; ++i) std::memcpy(ct + i * PW, c + i * ldc, sizeof(float) * size_t(n));
+            // the first block's accumulators start from the bias (the ragged panel's read past N, from a
+            // copy padded to whole vectors)
+            const float* init = nullptr;
+            if (!add && bias) {
+              init = bias + n0 + p;
+              if (n % 16) {
+                std::memcpy(bt, init, sizeof(float) * size_t(n));
+                init = bt;
+              }
+            }
+            if (add)
+              packed_tile_run<true, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv);
+            else
+              packed_tile_run<false, AT>(a, la, bp, kc, dst, ldd, 16, mr, nv, init);
+            if (dst == ct)
+              for (int i = 0; i < mr; ++i) std::memcpy(c + i * ldc, ct + i * PW, sizeof(float) * size_t(n));
+          }
+        }
+      }
+    }
+  }
+}
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          bool acc, const float* bias, float* C, int64_t ldc) {
+  if (ta && tb) throw std::invalid_argument("gemm: A^T B^T has no packed kernel");
+  if (ta)
+    gemm_packed<true, false>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
+  else if (tb)
+    gemm_packed<false, true>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
+  else
+    gemm_packed<false, false>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
+}
 }  // namespace avx512
 }  // namespace fastdl

@@ -27,7 +27,10 @@ constexpr int64_t kTiledPlainMacs = int64_t(1) << 15;
 // gemm_weight_grad), OpenBLAS's transposed-A packing making these its slowest products here (1024 x 128
 // x 1600 1.10-1.20x its speed, 1024 x 256 x 1600 1.10-1.14x with blocks of 128 rows of K and unaligned
 // panels; 5-11% faster again since: 141 and 152 GFLOP/s), but not every A^T B: a 1x1 convolution's
-// input gradient, 256 x 784 x 128 per image, measured 4-25% slower that way.
+// input gradient, 256 x 784 x 128 per image, measured 4-25% slower that way.  An AVX2 instance of the
+// same kernel (6 x 16 tiles) measured level with OpenBLAS on an AMD EPYC (Zen 3, 1 thread, alternating
+// in one process, nine shapes: 0.95-1.08x, A^T B 0.93-0.97x, K blocks 128-384, row blocks 24-96, column
+// blocks 128-512 tried), so AVX2 CPUs keep OpenBLAS.
 // `bias` (with beta 0 only, else null): C starts from it, one value per column, instead of from zero:
 // the packed kernel's tiles load it into their accumulators; for BLAS this block of C's rows is filled
 // first and taken with beta 1.

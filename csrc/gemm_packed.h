@@ -20,17 +20,17 @@ struct PackedKernels {
   // The LSTM cell over n (row, unit) pairs, n a multiple of the width: a holds the pre-activations of
   // i, f, g, o (n each, gate after gate) and is activated in place; c becomes f c + i g, h = o tanh(c).
   void (*lstm_cell)(float* a, float* c, float* h, int64_t n);
-  // The same with the gates gs apart (a + g * gs), or null (a build without it).
+  // The same with the gates gs apart (a + g * gs).
   void (*lstm_cell_strided)(float* a, int64_t gs, float* c, float* h, int64_t n);
-  // dst[j * ldd + i] = src[i * lds + j] for a 16 x 16 block, or null (a build without it)
+  // dst[j * ldd + i] = src[i * lds + j] for a 16 x 16 block
   void (*transpose16)(const float* src, int64_t lds, float* dst, int64_t ldd);
-  // Its backward for one row of n units (n a multiple of the width), or null (the caller's loop):
+  // Its backward for one row of n units (n a multiple of the width):
   // g / dg the activated gates and their pre-activation gradients (gate after gate, n apart), c and
   // cprev the cells after and before the step, dh += dout (dout may be null), dc the cell gradient
   // (replaced by its part for the step before), dprev zeroed (the recurrent product adds to it).
   void (*lstm_cell_backward)(const float* g, const float* c, const float* cprev, const float* dout, float* dh,
                              float* dc, float* dg, float* dprev, int64_t n);
-  // The GRU cell over n (unit, column) pairs, or null (a build without it): a holds the pre-activations
+  // The GRU cell over n (unit, column) pairs: a holds the pre-activations
   // of r, z and n (gs apart; n's input path only) and is activated in place, hn the hidden path's n part
   // (W_hn h + b_hn), hprev the state before the step; h = (1 - z) n + z hprev, n = tanh(a_n + r hn).
   void (*gru_cell_strided)(float* a, int64_t gs, const float* hn, const float* hprev, float* h, int64_t n);

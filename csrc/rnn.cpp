@@ -210,7 +210,6 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   const bool lstm = d.mode == RnnMode::LSTM, gru = d.mode == RnnMode::GRU;
   if (!U || d.H % U) return false;
   const PackedKernels& kern = packed_kernels(U);
-  if (lstm ? !kern.lstm_cell_strided : !kern.gru_cell_strided) return false;  // (both builds have both)
   const int64_t G = rnn_gates(d.mode), B = d.B, H = d.H, I = d.I, GH = G * H, nvec = (B + U - 1) / U, Bp = nvec * U;
   if (B < U || Bp * 4 > B * 5) return false;
   // column groups of at most gv vectors, as even as they come: four with AVX-512's 32 registers (a tile
@@ -229,7 +228,7 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
         const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
         float* dst = xt + t * I * Bp + I * c0q;
         // whole 16 x 16 blocks of the batch's columns by the SIMD transpose, the rest (and the padding) one by one
-        const int64_t kf = kern.transpose16 ? std::min(w, B - c0q) / 16 * 16 : 0, i16 = I / 16 * 16;
+        const int64_t kf = std::min(w, B - c0q) / 16 * 16, i16 = I / 16 * 16;
         for (int64_t k = 0; k < kf; k += 16)
           for (int64_t i = 0; i < i16; i += 16) kern.transpose16(x + (t * B + c0q + k) * I + i, I, dst + i * w + k, w);
         for (int64_t i = 0; i < I; ++i)
@@ -293,7 +292,7 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
           std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
         }
         const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
-        if (!d.lengths && kern.transpose16 && nj % 16 == 0 && ncols % 16 == 0) {
+        if (!d.lengths && nj % 16 == 0 && ncols % 16 == 0) {
           // the batch's columns back to rows (no finished sequences to mind): 16 columns at a time, each
           // array's (nj, 16) block transposed into a small staging buffer (its rows one cache line longer
           // than nj, so the 16 do not share cache sets) and then copied row by row into place.
@@ -538,7 +537,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
             const T* cv = cs + (t * B + b) * H;
             const T* cprev = s == 0 ? c0 + b * H : cs + (time_at(d, s - 1) * B + b) * H;
             if constexpr (std::is_same_v<T, float>) {
-              if (pk && pk->lstm_cell_backward) {  // dout was not added above: the kernel does it
+              if (pk) {  // dout was not added above: the kernel does it
                 pk->lstm_cell_backward(g, cv, cprev, dout ? dout + (t * B + b) * H : nullptr, dhb, dc.data() + b * H, xr,
                                        dpb, H);
                 break;
