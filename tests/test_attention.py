@@ -294,11 +294,13 @@ def test_nan_in_gives_nan_out(rng):
         assert np.isnan(a[0, :5]).any() != causal  # causally, rows before key 5 never see it
 
 
-@pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24), (2, 75, 140, 32, 40)])
+@pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24), (2, 75, 140, 32, 40),
+                                   (2, 40, 1040, 16, 8), (3, 9, 7, 8, 8)])
 def test_every_packed_width_matches_the_reference(rng, shape):
     """The packed tile path at each vector width this CPU runs (16: AVX-512, 8: AVX2), and the BLAS
     path (width 0), against the reference: masks, causal, dropout, few and many heads, head sizes
-    that take one to four vectors of a tile row."""
+    that take one to four vectors of a tile row, key panels of one to four vectors (7 keys; 1040
+    keys in blocks of two-vector panels)."""
     def check(msg):
         for causal, mask_kind, p in ((False, None, 0.0), (True, "keys", 0.2), (False, "full", 0.0)):
             _kernel_pair(rng, np.float32, *shape, causal, mask_kind, p)
