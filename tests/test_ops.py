@@ -22,12 +22,13 @@ def test_matmul_2d(rng, m, k, n):
 
 
 @pytest.mark.parametrize("m,n,k", [(16, 16, 1024), (96, 64, 128), (97, 129, 300), (16, 20, 2000), (200, 47, 257),
-                                   (1024, 128, 1600), (37, 1100, 70)])
+                                   (1024, 128, 1600), (37, 1100, 70), (70, 20, 600), (37, 17, 700), (100, 33, 520)])
 def test_weight_gradient_products(rng, m, n, k):
     """gw = gy^T x (linear's weight gradient, A^T B): products this large run on the packed tile kernel
     where the CPU has its AVX-512 build (edges of every size: rows past whole micro-panels of six,
-    columns past whole vectors and panels, K past whole blocks of 384, over 512 columns); compared
-    with float64 under every build, at 1, 2 and 3 threads."""
+    columns past whole vectors and panels, K past whole blocks of 384, over 512 columns), and wide
+    ones of long sums as their transpose turned back in 16 x 16 tiles under the AVX2 build (rows and
+    columns past whole tiles); compared with float64 under every build, at 1, 2 and 3 threads."""
     from fastdl import _C
     gy, x = (rng.standard_normal(s).astype(np.float32) for s in ((k, m), (k, n)))
     want = gy.astype(np.float64).T @ x.astype(np.float64)
