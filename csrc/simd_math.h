@@ -118,34 +118,11 @@ FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(out, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
 }
 
-// exp(r) for |r| <= ln2 / 2: exp8_nonpos's polynomial
-FASTDL_MATH_INLINE __m256 exp8_poly(__m256 r) {
-  __m256 y = _mm256_set1_ps(8.290238639e-03f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.189793859e-02f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666763745e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.999914944e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.999997067e-01f));
-  return _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-}
-
-// exp(x) for x <= 0, -inf or NaN, 8 lanes (the attention rows and the recurrent cells of the AVX2
-// build): exp16_nonpos's shifter and polynomial, 2^n built in the exponent field (the shifter leaves
-// n in the low mantissa bits of t, so t << 23 is n << 23).  A lane below lo (-inf included) is
-// blended to exactly 0; a NaN lane is not below lo and stays NaN through the polynomial.
-FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3365447505531f), shifter = _mm256_set1_ps(12582912.0f);
-  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
-  const __m256 fx = _mm256_sub_ps(t, shifter);
-  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
-  return _mm256_blendv_ps(_mm256_mul_ps(exp8_poly(r), _mm256_castsi256_ps(e)), _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-}
 // exp8_nonpos in two halves, for loops that run the first over a chunk of a row, then the second:
-// its one chain of 40-odd cycles of latency per 8 lanes fills the scheduler with waiting operations
+// one chain of 40-odd cycles of latency per 8 lanes fills the scheduler with waiting operations
 // (the attention rows ran at about 11 cycles per 8 lanes); two chains of about 20 overlap better.
-// The first returns r and the scale 2^n, both zero in a lane below lo so that the second gives
-// exactly 0 there (poly(0) * 0): the same values as exp8_nonpos in every lane.
+// The first returns r and the scale 2^n, both zero in a lane below lo, so that the second gives
+// exactly 0 there (poly(0) * 0).
 FASTDL_MATH_INLINE __m256 exp8_nonpos_reduce(__m256 x, __m256* scale) {
   const __m256 lo = _mm256_set1_ps(-87.3365447505531f), shifter = _mm256_set1_ps(12582912.0f);
   const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
@@ -157,7 +134,24 @@ FASTDL_MATH_INLINE __m256 exp8_nonpos_reduce(__m256 x, __m256* scale) {
   *scale = _mm256_andnot_ps(below, _mm256_castsi256_ps(e));
   return _mm256_andnot_ps(below, r);
 }
-FASTDL_MATH_INLINE __m256 exp8_nonpos_finish(__m256 r, __m256 scale) { return _mm256_mul_ps(exp8_poly(r), scale); }
+FASTDL_MATH_INLINE __m256 exp8_nonpos_finish(__m256 r, __m256 scale) {
+  __m256 y = _mm256_set1_ps(8.290238639e-03f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.189793859e-02f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666763745e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.999914944e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.999997067e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+  return _mm256_mul_ps(y, scale);
+}
+// exp(x) for x <= 0, -inf or NaN, 8 lanes (the attention rows and the recurrent cells of the AVX2
+// build): exp16_nonpos's shifter and polynomial, 2^n built in the exponent field (the shifter leaves
+// n in the low mantissa bits of t, so t << 23 is n << 23).  A lane below lo (-inf included) gives
+// exactly 0; a NaN lane is not below lo and stays NaN through the polynomial.
+FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
+  __m256 scale;
+  const __m256 r = exp8_nonpos_reduce(x, &scale);
+  return exp8_nonpos_finish(r, scale);
+}
 // 1 / d for d >= 1 (finite, or NaN): the 12-bit reciprocal and one Newton step, not a division
 FASTDL_MATH_INLINE __m256 recip8(__m256 d) {
   const __m256 r = _mm256_rcp_ps(d);
