@@ -514,7 +514,12 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   int64_t PW = 0;
   int NV = 1;
   const PackedKernels* pk = nullptr;
-  avector<T> wcols;  // (the tile's packed operand)
+  avector<T> wcols, wicols;  // (the tile's packed operands: W_hh's, and W_ih's when dx is fused)
+  auto pack_cols = [&](avector<T>& dst, const T* w, int64_t n) {
+    dst.resize(GH * n);
+    for (int64_t u = 0; u < n / PW; ++u)
+      for (int64_t k = 0; k < GH; ++k) std::memcpy(dst.data() + (u * GH + k) * PW, w + k * n + u * PW, sizeof(T) * PW);
+  };
   if constexpr (std::is_same_v<T, float>) {
     const int U = conv_direct_width();
     if (U && H % U == 0) {
@@ -522,17 +527,26 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
       const int nv = U == 16 ? 4 : 2;  // (the widest tile: 6 rows x 4 vectors in 32 registers, 6 x 2 in 16)
       NV = H % (nv * U) == 0 ? nv : 1;
       PW = NV * U;
-      wcols.resize(GH * H);
-      for (int64_t u = 0; u < H / PW; ++u)
-        for (int64_t k = 0; k < GH; ++k)
-          std::memcpy(wcols.data() + (u * GH + k) * PW, w_hh + k * H + u * PW, sizeof(T) * PW);
+      pack_cols(wcols, w_hh, H);
     }
   }
+  // dx_t = dxw_t W_ih in the loop too, on W_ih's columns packed the same way, while the step's dxw rows
+  // are fresh in cache (after the loop, one GEMM read them all again: 1600 x 128 x 1024 at LSTM T=50),
+  // and the bias gradients (column sums of dxw and dhw) summed there per part (after the loop, a pass
+  // over all of dxw): LSTM T=50 B=32 I=128 H=256 forward+backward, alternating in one process, 180
+  // runs each: 1 thread median 73.7 -> 70.5 ms, 10th percentile 62.4 -> 60.9; 2 threads 43.8 -> 42.8,
+  // 39.4 -> 38.3; GRU 1 thread 59.0 -> 57.2, 51.6 -> 51.1
+  const bool fuse_dx = pk && dx && d.I % PW == 0;
+  if (fuse_dx) pack_cols(wicols, w_ih, d.I);
+  const bool sum_db = db_ih || db_hh;
   // Rows of the batch never meet in BPTT: each part takes a block of rows through every step, with
   // no barrier between steps (W_hh is only read).
-  const int64_t parts = std::min<int64_t>(max_threads(), std::max<int64_t>(1, B * GH * H / (int64_t(1) << 16)));
-  parallel_parts(std::min(parts, B), [&](int64_t part, int64_t np) {
+  const int64_t parts = std::min<int64_t>({max_threads(), std::max<int64_t>(1, B * GH * H / (int64_t(1) << 16)), B});
+  avector<T> dbs(sum_db ? (gru ? 2 : 1) * parts * GH : 0, T(0));  // per part: dxw's sums, then (GRU) dhw's
+  parallel_parts(parts, [&](int64_t part, int64_t np) {
     const int64_t rb = part * B / np, re = (part + 1) * B / np;
+    T* const dbx = sum_db ? dbs.data() + part * GH : nullptr;
+    T* const dbh = sum_db && gru ? dbs.data() + (parts + part) * GH : nullptr;
     T* cur = dh.data();   // dL/dh_t of this part's rows (full-size buffers, rows rb..re used)
     T* prev = dhp.data();  // dL/dh_{t-1}, being built
     for (int64_t s = d.T - 1; s >= 0; --s) {
@@ -618,7 +632,11 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
             }
           }
         }
-            }
+        if (dbx)
+          for (int64_t k = 0; k < GH; ++k) dbx[k] += xr[k];
+        if (dbh)
+          for (int64_t k = 0; k < GH; ++k) dbh[k] += hr[k];
+      }
       // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
       if (pk) {
         const int MR = pk->rows(NV);
@@ -632,6 +650,16 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
                        reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
                        reinterpret_cast<float*>(prev) + r0 * H + u * PW, H, PW / NV, int(r1 - r0), NV);
             }
+        if (fuse_dx)  // dx_t's rows = dxw_t's rows @ W_ih, the first chunk of K setting them
+          for (int64_t u = 0; u < d.I / PW; ++u)
+            for (int64_t k0 = 0; k0 < GH; k0 += KC)
+              for (int64_t i = 0, n = (re - rb + MR - 1) / MR; i < n; ++i) {
+                const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
+                (k0 ? pk->tile : pk->tile_set)(
+                    reinterpret_cast<const float*>(dxt) + r0 * GH + k0, GH,
+                    reinterpret_cast<const float*>(wicols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
+                    reinterpret_cast<float*>(dx) + (t * B + r0) * d.I + u * PW, d.I, PW / NV, int(r1 - r0), NV);
+              }
       } else if (re > rb) {
         gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
       }
@@ -642,17 +670,18 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   if (dh0) std::memcpy(dh0, dh.data(), sizeof(T) * B * H);
   if (dc0 && d.mode == RnnMode::LSTM) std::memcpy(dc0, dc.data(), sizeof(T) * B * H);
   // weight gradients for all steps at once
-  linear_backward<T>(dxw, x, w_ih, dx, dw_ih, db_ih, d.T * B, d.I, GH);
+  linear_backward<T>(dxw, x, w_ih, fuse_dx ? nullptr : dx, dw_ih, nullptr, d.T * B, d.I, GH);
   if (dw_hh) gemm_weight_grad<T>(GH, H, d.T * B, dhw, hprev, dw_hh);
-  if (db_hh && db_ih && dhw == dxw) {  // one gradient for both paths (all but the GRU): the same sums
-    std::memcpy(db_hh, db_ih, sizeof(T) * GH);
-  } else if (db_hh) {
-    for (int64_t k = 0; k < GH; ++k) db_hh[k] = T(0);
-    for (int64_t r = 0; r < d.T * B; ++r) {
-      const T* row = dhw + r * GH;
-      for (int64_t k = 0; k < GH; ++k) db_hh[k] += row[k];
+  if (sum_db)  // the parts' sums, in part order; one gradient for both paths but the GRU's
+    for (int64_t k = 0; k < GH; ++k) {
+      T sx = T(0), sh = T(0);
+      for (int64_t p = 0; p < parts; ++p) {
+        sx += dbs[p * GH + k];
+        if (gru) sh += dbs[(parts + p) * GH + k];
+      }
+      if (db_ih) db_ih[k] = sx;
+      if (db_hh) db_hh[k] = gru ? sh : sx;
     }
-  }
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                                  \

@@ -282,18 +282,20 @@ def test_sequence_cross_entropy(rng):
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
-@pytest.mark.parametrize("H,B", [(16, 1), (48, 7), (32, 33), (64, 9), (32, 16), (48, 32), (16, 80), (32, 100)])
-def test_packed_forward(rng, mode, H, B):
+@pytest.mark.parametrize("H,B,I", [(16, 1, 5), (48, 7, 16), (32, 33, 5), (64, 9, 64), (32, 16, 5), (48, 32, 5),
+                                   (16, 80, 5), (32, 100, 16)])
+def test_packed_forward(rng, mode, H, B, I):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
     the reference, with lengths, both directions, with and without the saved arrays, under every build
     this CPU has.  An LSTM or GRU whose batch fills whole vectors (16, 32, 80, 100) takes the
     batch-along-vectors forward (groups of at most four vectors on AVX-512, two on AVX2): one group or
-    several, some padded (five and seven vectors of 16; ten and thirteen of 8)."""
+    several, some padded (five and seven vectors of 16; ten and thirteen of 8).  An input width of whole
+    panels of the packed W (16 on AVX2, 64 on AVX-512) has BPTT compute dx step by step too."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)
-    T, I = 6, 5
+    T = 6
     f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
     x, h0, c0 = f(T, B, I), f(B, H), f(B, H)
     wi, wh, bi, bh = f(G * H, I), f(G * H, H), f(G * H), f(G * H)

@@ -36,6 +36,9 @@ def cases(rng):
     gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
     ln = rng.integers(1, 10, 33)
     vx, vh, vln = f(9, 32, 20), f(32, 48), rng.integers(1, 10, 32)  # a batch of whole vectors
+    # the packed backward with dx in its loop (the input width a whole panel: 64 on AVX-512, 16 on AVX2)
+    qx, qwi = f(9, 33, 64), f(192, 64) * 0.2
+    qout = R.rnn_forward("lstm", qx, ph, ph, qwi, pwh, pb, pb, ln, False)
     return [
         ("conv2d_forward", (x, w, b) + conv),
         ("conv2d_backward", (f(*y.shape), x, w) + conv),
@@ -56,6 +59,8 @@ def cases(rng):
         ("rnn_forward", ("lstm", vx, vh, vh, pwi, pwh, pb, pb, vln, True)),
         ("rnn_backward", ("lstm", f(9, 33, 40), f(33, 40), f(33, 40), rx, rh, rh, rwi, rwh, rbi, rbh, out[0], out[3],
                           out[4], None, None, False)),
+        ("rnn_backward", ("lstm", f(9, 33, 48), f(33, 48), f(33, 48), qx, ph, ph, qwi, pwh, pb, pb, qout[0], qout[3],
+                          qout[4], None, ln, False)),
     ]
 
 
