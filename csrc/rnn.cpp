@@ -244,7 +244,9 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
         if (lstm) ct[H * c0q + j * w + k] = c0q + k < B ? c0[(c0q + k) * H + j] : 0.0f;
       }
   }
-  const int64_t parts = std::min<int64_t>(max_threads(), H / U);
+  const int64_t parts = std::min<int64_t>(max_threads(), H / U), gparts = std::min<int64_t>(max_threads(), ng);
+  const bool by_groups = gparts > 1 && max_threads() <= ng;
+  const int64_t uparts = by_groups ? 1 : parts;  // the blocks of units the tiles are laid out in
   float* const kept = keep<float>(kSlotTemps, d.lengths && lstm ? H * Bp : 0);  // c^T before the step (lengths)
   // A part's units [j0, j1) of every gate, in tiles of at most MR rows (the widest group's) as even as
   // they come: tile i of n is units [j0 + i nj / n, j0 + (i + 1) nj / n).
@@ -259,115 +261,130 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   // minimum 295 -> 268; at T=50 B=32 H=256 medians 22.3 -> 20.4 ms (1 thread), 13.3 -> 12.3 (2).
   float* const wpi = keep<float>(kSlotWpi, GH * I);
   float* const wph = keep<float>(kSlotWp, GH * H);
-  parallel_parts(parts, [&](int64_t part, int64_t np) {
-    const int64_t j0 = part * H / np, j1 = (part + 1) * H / np, nj = j1 - j0, ntile = ntiles(nj);
-    for (int64_t gate = 0; gate < G; ++gate)
-      for (int64_t i = 0; i < ntile; ++i) {
-        const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
-        for (const auto& [wm, wp, K] : {std::tuple{w_ih, wpi, I}, std::tuple{w_hh, wph, H}})
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t r = 0; r < mr; ++r) wp[row * K + k * mr + r] = wm[(row + r) * K + k];
-      }
+  parallel_parts(uparts * G, [&](int64_t pg, int64_t) {
+    const int64_t part = pg / G, gate = pg % G;
+    const int64_t j0 = part * H / uparts, j1 = (part + 1) * H / uparts, nj = j1 - j0, ntile = ntiles(nj);
+    for (int64_t i = 0; i < ntile; ++i) {
+      const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
+      for (const auto& [wm, wp, K] : {std::tuple{w_ih, wpi, I}, std::tuple{w_hh, wph, H}})
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t r = 0; r < mr; ++r) wp[row * K + k * mr + r] = wm[(row + r) * K + k];
+    }
   });
-  for (int64_t s = 0; s < d.T; ++s) {
-    const int64_t t = time_at(d, s);
+  // Step s of group q for units [j0, j1): its gates, cells and outputs.  Groups never meet (the batch's
+  // columns are independent) and each has its own blocks of every buffer, so with at least as many
+  // groups as threads each thread takes whole groups through every step with no barrier between
+  // steps; otherwise each step is one parallel region over blocks of units.  By groups against by
+  // units, 2 threads, alternating in one process (AVX2: LSTM T=50 B=32 H=256 has two groups): forward
+  // median 13.2 -> 11.9 ms, 10th percentile 11.2 -> 10.8; forward+backward 46.6 -> 42.2, 39.2 -> 38.3
+  // (one thread held up no longer holds up the other at every step); minimum 10.4 -> 10.2 ms, and at
+  // T=100 B=64 H=512 (four groups, W 6 MB streamed by both threads) 149 -> 144 ms, median level.  (The
+  // row-major path above measured the opposite split, by rows, slower on a quieter machine.)
+  auto run = [&](int64_t s, int64_t q, int64_t j0, int64_t j1) {
+    const int64_t t = time_at(d, s), nj = j1 - j0;
     const float* hcur = hbuf + (s & 1) * H * Bp;
     float* hnext = hbuf + ((s + 1) & 1) * H * Bp;
-    parallel_parts(parts, [&](int64_t part, int64_t np) {
-      const int64_t j0 = part * H / np, j1 = (part + 1) * H / np, nj = j1 - j0;
-      for (int64_t q = 0; q < ng; ++q) {
-        const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
-        const int nv = int(w / U);
-        const int64_t ntile = ntiles(nj);
-        float* g = gt + GH * c0q;  // (G H, w): gate row r at g + r * w
-        float* nb = gru ? nt + H * c0q : nullptr;  // (H, w)
-        for (int64_t gate = 0; gate < G; ++gate)
-          for (int64_t j = j0; j < j1; ++j) std::fill_n(g + (gate * H + j) * w, w, bias[gate * H + j]);
-        if (gru)
-          for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
-        // g += W's rows @ opnd (K, w), W from its packed panels (wp), each tile over the whole of K: its
-        // accumulators stay in registers (chunks of K that keep opnd in L1 reload them from L2 per chunk
-        // instead: measured slower, LSTM T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against
-        // 173-175 ms unchunked, 1 thread; with the packed panels too, T=50 B=32 H=256 minimum 17.6 ->
-        // 19.8, 18.5 and 18.1 ms in chunks of 64, 128 and 192 k); the GRU's hidden n rows into nb
-        auto product = [&](const float* wp, int64_t K, const float* opnd, bool hidden) {
+    const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
+    const int nv = int(w / U);
+    const int64_t ntile = ntiles(nj);
+    float* g = gt + GH * c0q;  // (G H, w): gate row r at g + r * w
+    float* nb = gru ? nt + H * c0q : nullptr;  // (H, w)
+    for (int64_t gate = 0; gate < G; ++gate)
+      for (int64_t j = j0; j < j1; ++j) std::fill_n(g + (gate * H + j) * w, w, bias[gate * H + j]);
+    if (gru)
+      for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
+    // g += W's rows @ opnd (K, w), W from its packed panels (wp), each tile over the whole of K: its
+    // accumulators stay in registers (chunks of K that keep opnd in L1 reload them from L2 per chunk
+    // instead: measured slower, LSTM T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against
+    // 173-175 ms unchunked, 1 thread; with the packed panels too, T=50 B=32 H=256 minimum 17.6 ->
+    // 19.8, 18.5 and 18.1 ms in chunks of 64, 128 and 192 k); the GRU's hidden n rows into nb
+    auto product = [&](const float* wp, int64_t K, const float* opnd, bool hidden) {
+      for (int64_t gate = 0; gate < G; ++gate)
+        for (int64_t i = 0; i < ntile; ++i) {
+          const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
+          float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
+          kern.tile_at(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
+        }
+    };
+    product(wpi, I, xt + t * I * Bp + I * c0q, false);
+    product(wph, H, hcur + H * c0q, true);
+    float* cq = lstm ? ct + H * c0q + j0 * w : nullptr;
+    float* hq = hnext + H * c0q + j0 * w;
+    const float* hp = hcur + H * c0q + j0 * w;
+    float* nq = gru ? nb + j0 * w : nullptr;
+    if (lstm) {
+      if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
+      kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
+    } else if (gru) {
+      kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
+    } else {  // the simple RNN: its "gate" is the new state
+      if (d.mode == RnnMode::Tanh)
+        SIMD(tanh_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+      else
+        SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+      std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
+    }
+    const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
+    if (!d.lengths && nj % 16 == 0 && ncols % 16 == 0) {
+      // the batch's columns back to rows (no finished sequences to mind): 16 columns at a time, each
+      // array's (nj, 16) block transposed into a small staging buffer (its rows one cache line longer
+      // than nj, so the 16 do not share cache sets) and then copied row by row into place.
+      // Transposing straight into the outputs wrote 16 rows x 6 arrays of cold lines at once, as
+      // many streams, 4 KB apart for the gates: the training forward took 15.3-15.6 ms that way,
+      // 13.9-14.8 ms now, against 12.0-12.4 ms without saving (LSTM T=50 B=32 H=256, 1 thread)
+      const int64_t lds = nj + 16;
+      float* const stage = keep<float>(kSlotStage, 16 * lds);
+      auto put = [&](const float* src, int64_t src_row0, float* dst, int64_t ldd) {
+        for (int64_t j = 0; j < nj; j += 16) kern.transpose16(src + (src_row0 + j) * w, w, stage + j, lds);
+        for (int64_t r = 0; r < 16; ++r) copy_floats(dst + r * ldd, stage + r * lds, nj);
+      };
+      for (int64_t k = 0; k < ncols; k += 16) {
+        const int64_t row = (t * B + c0q + k) * H + j0;
+        put(hq + k, 0, out + row, H);
+        if (cs) put(cq + k, 0, cs + row, H);
+        if (hnl) put(nq + k, 0, hnl + row, H);
+        if (gates)
           for (int64_t gate = 0; gate < G; ++gate)
-            for (int64_t i = 0; i < ntile; ++i) {
-              const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
-              float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
-              kern.tile_at(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
-            }
-        };
-        product(wpi, I, xt + t * I * Bp + I * c0q, false);
-        product(wph, H, hcur + H * c0q, true);
-        float* cq = lstm ? ct + H * c0q + j0 * w : nullptr;
-        float* hq = hnext + H * c0q + j0 * w;
-        const float* hp = hcur + H * c0q + j0 * w;
-        float* nq = gru ? nb + j0 * w : nullptr;
-        if (lstm) {
-          if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
-          kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
-        } else if (gru) {
-          kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
-        } else {  // the simple RNN: its "gate" is the new state
-          if (d.mode == RnnMode::Tanh)
-            SIMD(tanh_f<float>)(g + j0 * w, g + j0 * w, nj * w);
-          else
-            SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
-          std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
-        }
-        const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
-        if (!d.lengths && nj % 16 == 0 && ncols % 16 == 0) {
-          // the batch's columns back to rows (no finished sequences to mind): 16 columns at a time, each
-          // array's (nj, 16) block transposed into a small staging buffer (its rows one cache line longer
-          // than nj, so the 16 do not share cache sets) and then copied row by row into place.
-          // Transposing straight into the outputs wrote 16 rows x 6 arrays of cold lines at once, as
-          // many streams, 4 KB apart for the gates: the training forward took 15.3-15.6 ms that way,
-          // 13.9-14.8 ms now, against 12.0-12.4 ms without saving (LSTM T=50 B=32 H=256, 1 thread)
-          const int64_t lds = nj + 16;
-          float* const stage = keep<float>(kSlotStage, 16 * lds);
-          auto put = [&](const float* src, int64_t src_row0, float* dst, int64_t ldd) {
-            for (int64_t j = 0; j < nj; j += 16) kern.transpose16(src + (src_row0 + j) * w, w, stage + j, lds);
-            for (int64_t r = 0; r < 16; ++r) copy_floats(dst + r * ldd, stage + r * lds, nj);
-          };
-          for (int64_t k = 0; k < ncols; k += 16) {
-            const int64_t row = (t * B + c0q + k) * H + j0;
-            put(hq + k, 0, out + row, H);
-            if (cs) put(cq + k, 0, cs + row, H);
-            if (hnl) put(nq + k, 0, hnl + row, H);
-            if (gates)
-              for (int64_t gate = 0; gate < G; ++gate)
-                put(g + k, gate * H + j0, gates + (t * B + c0q + k) * GH + gate * H + j0, GH);
-          }
-          continue;
-        }
-        for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
-          const int64_t b = c0q + k;
-          const bool live = valid(d, t, b);
-          if (!live)  // a finished sequence keeps its state (and cell)
-            for (int64_t j = 0; j < nj; ++j) {
-              hq[j * w + k] = hp[j * w + k];
-              if (lstm) cq[j * w + k] = kept[H * c0q + (j0 + j) * w + k];
-            }
-          float* o = out + (t * B + b) * H + j0;
-          for (int64_t j = 0; j < nj; ++j) o[j] = live ? hq[j * w + k] : 0.0f;
-          if (gates)
-            for (int64_t gate = 0; gate < G; ++gate) {
-              float* gr = gates + (t * B + b) * GH + gate * H + j0;
-              const float* src = g + (gate * H + j0) * w + k;
-              for (int64_t j = 0; j < nj; ++j) gr[j] = live ? src[j * w] : 0.0f;
-            }
-          if (cs) {
-            float* cr = cs + (t * B + b) * H + j0;
-            for (int64_t j = 0; j < nj; ++j) cr[j] = cq[j * w + k];
-          }
-          if (hnl) {
-            float* nr = hnl + (t * B + b) * H + j0;
-            for (int64_t j = 0; j < nj; ++j) nr[j] = live ? nq[j * w + k] : 0.0f;
-          }
-        }
+            put(g + k, gate * H + j0, gates + (t * B + c0q + k) * GH + gate * H + j0, GH);
       }
+      return;
+    }
+    for (int64_t k = 0; k < w && c0q + k < B; ++k) {  // the batch's columns back to rows
+      const int64_t b = c0q + k;
+      const bool live = valid(d, t, b);
+      if (!live)  // a finished sequence keeps its state (and cell)
+        for (int64_t j = 0; j < nj; ++j) {
+          hq[j * w + k] = hp[j * w + k];
+          if (lstm) cq[j * w + k] = kept[H * c0q + (j0 + j) * w + k];
+        }
+      float* o = out + (t * B + b) * H + j0;
+      for (int64_t j = 0; j < nj; ++j) o[j] = live ? hq[j * w + k] : 0.0f;
+      if (gates)
+        for (int64_t gate = 0; gate < G; ++gate) {
+          float* gr = gates + (t * B + b) * GH + gate * H + j0;
+          const float* src = g + (gate * H + j0) * w + k;
+          for (int64_t j = 0; j < nj; ++j) gr[j] = live ? src[j * w] : 0.0f;
+        }
+      if (cs) {
+        float* cr = cs + (t * B + b) * H + j0;
+        for (int64_t j = 0; j < nj; ++j) cr[j] = cq[j * w + k];
+      }
+      if (hnl) {
+        float* nr = hnl + (t * B + b) * H + j0;
+        for (int64_t j = 0; j < nj; ++j) nr[j] = live ? nq[j * w + k] : 0.0f;
+      }
+    }
+  };
+  if (by_groups) {
+    parallel_parts(gparts, [&](int64_t part, int64_t np) {
+      for (int64_t q = part * ng / np; q < (part + 1) * ng / np; ++q)
+        for (int64_t s = 0; s < d.T; ++s) run(s, q, 0, H);
     });
+  } else {
+    for (int64_t s = 0; s < d.T; ++s)
+      parallel_parts(parts, [&](int64_t part, int64_t np) {
+        for (int64_t q = 0; q < ng; ++q) run(s, q, part * H / np, (part + 1) * H / np);
+      });
   }
   const float* hl = hbuf + (d.T & 1) * H * Bp;
   for (int64_t q = 0; q < ng; ++q) {
