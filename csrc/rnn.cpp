@@ -525,40 +525,73 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     }
   }
   std::vector<T> tcs(d.mode == RnnMode::LSTM ? B * H : 0);
-  // W_hh's columns in panels of PW = NV vectors, each (G*H, PW) contiguous, for the packed product
-  // dh_{t-1} (rows, H) = dhw_t (rows, G*H) @ W_hh (float32 with H a multiple of the SIMD width; four
-  // vectors a panel when H allows, so that a tile does four FMAs per broadcast)
-  int64_t PW = 0;
-  int NV = 1;
-  const PackedKernels* pk = nullptr;
-  avector<T> wcols, wicols;  // (the tile's packed operands: W_hh's, and W_ih's when dx is fused)
-  auto pack_cols = [&](avector<T>& dst, const T* w, int64_t n) {
-    dst.resize(GH * n);
-    for (int64_t u = 0; u < n / PW; ++u)
-      for (int64_t k = 0; k < GH; ++k) std::memcpy(dst.data() + (u * GH + k) * PW, w + k * n + u * PW, sizeof(T) * PW);
-  };
-  if constexpr (std::is_same_v<T, float>) {
-    const int U = conv_direct_width();
-    if (U && H % U == 0) {
-      pk = &packed_kernels(U);
-      const int nv = U == 16 ? 4 : 2;  // (the widest tile: 6 rows x 4 vectors in 32 registers, 6 x 2 in 16)
-      NV = H % (nv * U) == 0 ? nv : 1;
-      PW = NV * U;
-      pack_cols(wcols, w_hh, H);
-    }
-  }
-  // dx_t = dxw_t W_ih in the loop too, on W_ih's columns packed the same way, while the step's dxw rows
-  // are fresh in cache (after the loop, one GEMM read them all again: 1600 x 128 x 1024 at LSTM T=50),
-  // and the bias gradients (column sums of dxw and dhw) summed there per part (after the loop, a pass
-  // over all of dxw): LSTM T=50 B=32 I=128 H=256 forward+backward, alternating in one process, 180
-  // runs each: 1 thread median 73.7 -> 70.5 ms, 10th percentile 62.4 -> 60.9; 2 threads 43.8 -> 42.8,
-  // 39.4 -> 38.3; GRU 1 thread 59.0 -> 57.2, 51.6 -> 51.1
-  const bool fuse_dx = pk && dx && d.I % PW == 0;
-  if (fuse_dx) pack_cols(wicols, w_ih, d.I);
-  const bool sum_db = db_ih || db_hh;
   // Rows of the batch never meet in BPTT: each part takes a block of rows through every step, with
   // no barrier between steps (W_hh is only read).
   const int64_t parts = std::min<int64_t>({max_threads(), std::max<int64_t>(1, B * GH * H / (int64_t(1) << 16)), B});
+  // W_hh's columns in panels of a few vectors, each (G*H, width) contiguous, for the packed product
+  // dh_{t-1} (rows, H) = dhw_t (rows, G*H) @ W_hh (float32 with H a multiple of the SIMD width).  The
+  // panel width is the one whose tiles hold the most accumulators on average over a part's rows: on
+  // AVX2 (16 registers) 2 vectors (tiles of up to 6 rows) or 3 (up to 4 rows), on AVX-512 4 (6 rows) or
+  // 3 (8 rows); a batch of 32 rows runs as 8 tiles of 4 x 3 vectors (12 accumulators each) rather than
+  // 6 tiles of 5-6 x 2 (10.7 on average).  The last panel takes what remains.  LSTM T=50 B=32 H=256
+  // forward+backward, 1 thread: BPTT's tiles took 1.10-1.12 times the forward's tile samples (the same
+  // multiply-adds) with 2-vector panels, 1.07 with 3; median 71.3 -> 70.5 ms, alternating in one process.
+  struct Panel {
+    int64_t c0;  // its first column (its packed block starts at c0 * G*H)
+    int nv;      // its width in vectors
+  };
+  const PackedKernels* pk = nullptr;
+  int U = 0;
+  std::vector<Panel> hpanels, ipanels;
+  avector<T> wcols, wicols;  // (the tile's packed operands: W_hh's, and W_ih's when dx is fused)
+  auto plan = [&](int64_t n, int v) {  // n columns (whole vectors) in panels of v vectors
+    std::vector<Panel> pl;
+    int64_t m = n / U, c = 0;
+    auto add = [&](int nv) {
+      pl.push_back({c, nv});
+      c += nv * U;
+      m -= nv;
+    };
+    if (v == 3) {  // (3 + 1 as 2 + 2)
+      while (m >= 3 && m != 4) add(3);
+      while (m > 0) add(int(std::min<int64_t>(m, 2)));
+    } else {
+      while (m >= v) add(v);
+      if (m > 0) add(int(m));
+    }
+    return pl;
+  };
+  auto pack_cols = [&](avector<T>& dst, const std::vector<Panel>& pl, const T* w, int64_t n) {
+    dst.resize(GH * n);
+    for (const Panel& p : pl) {
+      const int64_t pw = p.nv * U;
+      for (int64_t k = 0; k < GH; ++k) std::memcpy(dst.data() + p.c0 * GH + k * pw, w + k * n + p.c0, sizeof(T) * pw);
+    }
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    U = conv_direct_width();
+    if (U && H % U == 0) {
+      pk = &packed_kernels(U);
+      const int64_t R = std::max<int64_t>(1, B / parts);  // (a part's rows, about)
+      auto fill = [&](int nv) { return double(nv) * R / double((R + pk->rows(nv) - 1) / pk->rows(nv)); };
+      const int wide = U == 16 ? 4 : 2;
+      const int v = fill(3) > fill(wide) ? 3 : wide;
+      hpanels = plan(H, v);
+      pack_cols(wcols, hpanels, w_hh, H);
+      // dx_t = dxw_t W_ih in the loop too, on W_ih's columns packed the same way, while the step's dxw
+      // rows are fresh in cache (after the loop, one GEMM read them all again: 1600 x 128 x 1024 at
+      // LSTM T=50), and the bias gradients (column sums of dxw and dhw) summed there per part (after
+      // the loop, a pass over all of dxw): LSTM T=50 B=32 I=128 H=256 forward+backward, alternating in
+      // one process, 180 runs each: 1 thread median 73.7 -> 70.5 ms, 10th percentile 62.4 -> 60.9; 2
+      // threads 43.8 -> 42.8, 39.4 -> 38.3; GRU 1 thread 59.0 -> 57.2, 51.6 -> 51.1
+      if (dx && d.I % U == 0) {
+        ipanels = plan(d.I, v);
+        pack_cols(wicols, ipanels, w_ih, d.I);
+      }
+    }
+  }
+  const bool fuse_dx = !ipanels.empty();
+  const bool sum_db = db_ih || db_hh;
   avector<T> dbs(sum_db ? (gru ? 2 : 1) * parts * GH : 0, T(0));  // per part: dxw's sums, then (GRU) dhw's
   parallel_parts(parts, [&](int64_t part, int64_t np) {
     const int64_t rb = part * B / np, re = (part + 1) * B / np;
@@ -656,27 +689,26 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
       }
       // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
       if (pk) {
-        const int MR = pk->rows(NV);
-        // panel rows kept in L1 (every row tile reuses them: measured faster than unchunked here)
-        const int64_t KC = (int64_t(32) << 10) / (PW * int64_t(sizeof(float)));
-        for (int64_t u = 0; u < H / PW; ++u)
-          for (int64_t k0 = 0; k0 < GH; k0 += KC)
-            for (int64_t i = 0, n = (re - rb + MR - 1) / MR; i < n; ++i) {
-              const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
-              pk->tile(reinterpret_cast<const float*>(dht) + r0 * GH + k0, GH,
-                       reinterpret_cast<const float*>(wcols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
-                       reinterpret_cast<float*>(prev) + r0 * H + u * PW, H, PW / NV, int(r1 - r0), NV);
-            }
-        if (fuse_dx)  // dx_t's rows = dxw_t's rows @ W_ih, the first chunk of K setting them
-          for (int64_t u = 0; u < d.I / PW; ++u)
+        // C's rows (ldc apart) += or, with set, = A's rows (G*H long) @ the packed columns, panel by
+        // panel, each in chunks of K whose panel rows stay in L1 (every row tile reuses them: measured
+        // faster than unchunked here), its rows in tiles as even as they come
+        auto product = [&](const T* A, const avector<T>& cols, const std::vector<Panel>& pl, T* C, int64_t ldc,
+                           bool set) {
+          for (const Panel& p : pl) {
+            const int MR = pk->rows(p.nv);
+            const int64_t pw = p.nv * U, KC = (int64_t(32) << 10) / (pw * int64_t(sizeof(float)));
             for (int64_t k0 = 0; k0 < GH; k0 += KC)
               for (int64_t i = 0, n = (re - rb + MR - 1) / MR; i < n; ++i) {
                 const int64_t r0 = rb + i * (re - rb) / n, r1 = rb + (i + 1) * (re - rb) / n;
-                (k0 ? pk->tile : pk->tile_set)(
-                    reinterpret_cast<const float*>(dxt) + r0 * GH + k0, GH,
-                    reinterpret_cast<const float*>(wicols.data()) + (u * GH + k0) * PW, std::min(KC, GH - k0),
-                    reinterpret_cast<float*>(dx) + (t * B + r0) * d.I + u * PW, d.I, PW / NV, int(r1 - r0), NV);
+                (set && k0 == 0 ? pk->tile_set : pk->tile)(
+                    reinterpret_cast<const float*>(A) + r0 * GH + k0, GH,
+                    reinterpret_cast<const float*>(cols.data()) + p.c0 * GH + k0 * pw, std::min(KC, GH - k0),
+                    reinterpret_cast<float*>(C) + r0 * ldc + p.c0, ldc, U, int(r1 - r0), p.nv);
               }
+          }
+        };
+        product(dht, wcols, hpanels, prev, H, false);
+        if (fuse_dx) product(dxt, wicols, ipanels, dx + t * B * d.I, d.I, true);  // dx_t = dxw_t W_ih
       } else if (re > rb) {
         gemm<T>(false, false, re - rb, H, GH, T(1), dht + rb * GH, w_hh, T(1), prev + rb * H);
       }
