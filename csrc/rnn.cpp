@@ -196,14 +196,14 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
 
 // The recurrent forward with the batch along the vectors (every mode): per step, gates^T (G H, B) =
 // W_ih x_t^T + W_hh h^T + bias, with x^T and h^T (K, B) the tile kernel's packed operand and W's rows
-// (as they are, no packing) its broadcast rows.  h^T of a step (H x B: 32 KB at H=256, B=32) stays
-// close (L1, L2) while W, the large operand, streams through once, one broadcast per weight and two
-// or four FMAs each (the row-major path streams W's packed panels instead, refetching them for each
-// tile of rows).  The GRU's hidden path for its n gate (W_hn h + b_hn, which r multiplies) goes to a
-// block of its own instead of onto the gates.  The batch is padded to whole vectors (columns never
-// meet, the padding stays zero-fed), in groups of at most four vectors (AVX-512) or two (AVX2), W
-// streaming through once per group.  B at least one vector and padded by at most a quarter.  bias: the pre-activations' (G H), b_hn: the GRU's
-// hidden n bias (H) or null.
+// its broadcast rows (W packed once per call, each tile's rows transposed: below).  h^T of a step
+// (H x B: 32 KB at H=256, B=32) stays close (L1, L2) while W, the large operand, streams through once,
+// one broadcast per weight and two or four FMAs each (the row-major path streams W's packed panels
+// instead, refetching them for each tile of rows).  The GRU's hidden path for its n gate (W_hn h +
+// b_hn, which r multiplies) goes to a block of its own instead of onto the gates.  The batch is padded
+// to whole vectors (columns never meet, the padding stays zero-fed), in groups of at most four vectors
+// (AVX-512) or two (AVX2), W streaming through once per group.  B at least one vector and padded by at
+// most a quarter.  bias: the pre-activations' (G H), b_hn: the GRU's hidden n bias (H) or null.
 bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const float* w_hh, const float* bias,
                    const float* b_hn, const float* h0, const float* c0, float* out, float* hn, float* cn, float* gates,
                    float* cs, float* hnl) {

@@ -290,8 +290,8 @@ def test_packed_forward(rng, mode, H, B, I):
     the reference, with lengths, both directions, with and without the saved arrays, under every build
     this CPU has.  An LSTM or GRU whose batch fills whole vectors (16, 32, 80, 100) takes the
     batch-along-vectors forward (groups of at most four vectors on AVX-512, two on AVX2): one group or
-    several, some padded (five and seven vectors of 16; ten and thirteen of 8).  An input width of whole
-    panels of the packed W (16 on AVX2, 64 on AVX-512) has BPTT compute dx step by step too."""
+    several, some padded (five and seven vectors of 16; ten and thirteen of 8).  An input width that is a
+    multiple of the SIMD width (16, 64) has BPTT compute dx step by step too, on W_ih's packed columns."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)

@@ -36,7 +36,7 @@ def cases(rng):
     gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
     ln = rng.integers(1, 10, 33)
     vx, vh, vln = f(9, 32, 20), f(32, 48), rng.integers(1, 10, 32)  # a batch of whole vectors
-    # the packed backward with dx in its loop (the input width a whole panel: 64 on AVX-512, 16 on AVX2)
+    # the packed backward with dx in its loop (the input width a multiple of every SIMD width)
     qx, qwi = f(9, 33, 64), f(192, 64) * 0.2
     qout = R.rnn_forward("lstm", qx, ph, ph, qwi, pwh, pb, pb, ln, False)
     return [
