@@ -39,6 +39,8 @@ namespace fastdl {
   template <class T> void sum_gg_ggxhat_d(const T*, const T*, const T*, int64_t, T, T, double*, double*);    \
   template <class T> T attn_online_row(T*, int64_t, int64_t, const T*, T*, T*);                               \
   template <class T> void attn_prob_row(T*, int64_t, int64_t, const T*, T);                                   \
+  template <class T> T attn_online_row2(T*, int64_t, int64_t, const T*, T*, T*);                              \
+  template <class T> void attn_prob_row2(T*, int64_t, int64_t, const T*, T);                                  \
   template <class T> void attn_ds_row(const T*, T*, int64_t, T, T);                                           \
   template <class T> void attn_scale_row(const T*, T, T*, int64_t);                                           \
   template <class T> void masked_softmax_row(const T*, const uint8_t*, T*, int64_t, T);                       \

@@ -152,6 +152,29 @@ FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
   const __m256 r = exp8_nonpos_reduce(x, &scale);
   return exp8_nonpos_finish(r, scale);
 }
+// 2^x for x <= 0, -inf or NaN, in the same two halves: for scores already in base 2 (the attention
+// rows of the packed kernels, whose keys carry log2(e) with the scale).  x = n + r with n = round(x)
+// by the shifter, r = x - n exact, and exp8's polynomial rescaled to 2^r = e^(r ln2) on |r| <= 1/2
+// (the same 1.9e-7 relative error): one add where base e takes an FMA, and r in one subtraction
+// instead of two FMAs.  A lane below -126 (-inf included) gives exactly 0; a NaN lane stays NaN.
+FASTDL_MATH_INLINE __m256 exp2_8_nonpos_reduce(__m256 x, __m256* scale) {
+  const __m256 shifter = _mm256_set1_ps(12582912.0f);
+  const __m256 t = _mm256_add_ps(x, shifter);
+  const __m256 r = _mm256_sub_ps(x, _mm256_sub_ps(t, shifter));
+  const __m256 below = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
+  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
+  *scale = _mm256_andnot_ps(below, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(below, r);
+}
+FASTDL_MATH_INLINE __m256 exp2_8_nonpos_finish(__m256 r, __m256 scale) {
+  __m256 y = _mm256_set1_ps(1.326460508e-03f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.671514854e-03f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.550734326e-02f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(2.402224243e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(6.931470037e-01f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+  return _mm256_mul_ps(y, scale);
+}
 // 1 / d for d >= 1 (finite, or NaN): the 12-bit reciprocal and one Newton step, not a division
 FASTDL_MATH_INLINE __m256 recip8(__m256 d) {
   const __m256 r = _mm256_rcp_ps(d);
@@ -204,6 +227,20 @@ FASTDL_MATH_INLINE __m512 exp16_nonpos(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_NLT_UQ),
                              _mm512_scalef_ps(y, fx));
+}
+// 2^x for x <= 0, -inf or NaN, 16 lanes: exp2_8_nonpos's reduction and polynomial, 2^n by scalef; a
+// lane below -126 (-inf included) gives exactly 0, a NaN lane stays NaN.
+FASTDL_MATH_INLINE __m512 exp2_16_nonpos(__m512 x) {
+  const __m512 shifter = _mm512_set1_ps(12582912.0f);
+  const __m512 fx = _mm512_sub_ps(_mm512_add_ps(x, shifter), shifter);
+  const __m512 r = _mm512_sub_ps(x, fx);
+  __m512 y = _mm512_set1_ps(1.326460508e-03f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(9.671514854e-03f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.550734326e-02f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(2.402224243e-01f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(6.931470037e-01f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ), _mm512_scalef_ps(y, fx));
 }
 // tanh's odd polynomial for |x| < 0.625 (no cancellation there), and a magnitude given x's sign
 FASTDL_MATH_INLINE __m512 tanh_small16(__m512 v) {

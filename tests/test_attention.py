@@ -294,6 +294,29 @@ def test_nan_in_gives_nan_out(rng):
         assert np.isnan(a[0, :5]).any() != causal  # causally, rows before key 5 never see it
 
 
+def test_packed_rows_over_the_whole_exponent_range(rng):
+    """Scores that differ by hundreds (scale 8 on E=16: probabilities from 1 down past float32's
+    smallest normal, 2^-126, where the packed rows' base-2 exponential gives exactly 0) and -inf
+    masks: every build against the reference evaluated in float64 on the same float32 inputs."""
+    B, L, S, E, Ev = 2, 37, 300, 16, 8
+    q, k = rng.standard_normal((B, L, E)).astype(np.float32), rng.standard_normal((B, S, E)).astype(np.float32)
+    v, g = rng.standard_normal((B, S, Ev)).astype(np.float32), rng.standard_normal((B, L, Ev)).astype(np.float32)
+    mask = np.where(rng.random((1, L, S)) < 0.2, -np.inf, 0.0).astype(np.float32)
+    args = (mask, 1, False, 8.0, 0.0, 0)
+    wide = (lambda a: a.astype(np.float64))
+    out_r, lse_r = R.attention_forward(wide(q), wide(k), wide(v), wide(mask), *args[1:])
+    grads_r = R.attention_backward(wide(g), wide(q), wide(k), wide(v), out_r, lse_r, wide(mask), *args[1:])
+    assert (lse_r[..., None] - 8.0 * np.einsum("ble,bse->bls", q, k) > 126 * np.log(2)).mean() > 0.3
+
+    def check(msg):
+        out, lse = _C.attention_forward(q, k, v, *args)
+        np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=2e-5, err_msg=msg)
+        np.testing.assert_allclose(lse, lse_r, rtol=1e-5, atol=1e-4, err_msg=msg)
+        for a, b in zip(_C.attention_backward(g, q, k, v, out, lse, *args), grads_r):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4, err_msg=msg)
+    each_build(check)
+
+
 @pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24), (2, 75, 140, 32, 40),
                                    (2, 40, 1040, 16, 8), (3, 9, 7, 8, 8)])
 def test_every_packed_width_matches_the_reference(rng, shape):
