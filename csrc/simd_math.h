@@ -94,7 +94,26 @@ template <class T> FASTDL_MATH_INLINE void tanh_array(const T* __restrict__ x, T
   for (int64_t i = 0; i < n; ++i) y[i] = vtanh(x[i]);
 }
 
+// The degree-5 polynomials of the vector exponentials below, as c[0] r^5 + ... + c[4] r + 1: e^r on
+// |r| <= ln2/2, fitted to the relative error (1.8e-7 in float32, measured; Cephes' degree 7 buys ~1
+// ulp that a softmax cannot use), and the same rescaled to 2^r = e^(r ln2) on |r| <= 1/2 (c_k ln2^k).
+constexpr float kExpPoly[5] = {8.290238639e-03f, 4.189793859e-02f, 1.666763745e-01f, 4.999914944e-01f, 9.999997067e-01f};
+constexpr float kExp2Poly[5] = {1.326460508e-03f, 9.671514854e-03f, 5.550734326e-02f, 2.402224243e-01f, 6.931470037e-01f};
+
 #if defined(__AVX2__) && defined(__FMA__)
+FASTDL_MATH_INLINE __m256 poly5_8(__m256 r, const float (&c)[5]) {
+  __m256 y = _mm256_set1_ps(c[0]);
+  for (int k = 1; k < 5; ++k) y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c[k]));
+  return _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+}
+// The reductions' common end: 2^n from the shifter's sum t (n in its low mantissa bits, so t << 23
+// is n << 23), and r and 2^n both zero in a lane below the range, so that the polynomial's half gives
+// exactly 0 there (poly(0) * 0).
+FASTDL_MATH_INLINE __m256 exp8_reduced(__m256 t, __m256 r, __m256 below, __m256* scale) {
+  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
+  *scale = _mm256_andnot_ps(below, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(below, r);
+}
 // 8 lanes of vexp with AVX2+FMA intrinsics (the compiler would not if-convert
 // the scalar version's NaN/overflow selects into blends).
 FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
@@ -121,27 +140,17 @@ FASTDL_MATH_INLINE __m256 exp8(__m256 x) {
 // exp8_nonpos in two halves, for loops that run the first over a chunk of a row, then the second:
 // one chain of 40-odd cycles of latency per 8 lanes fills the scheduler with waiting operations
 // (the attention rows ran at about 11 cycles per 8 lanes); two chains of about 20 overlap better.
-// The first returns r and the scale 2^n, both zero in a lane below lo, so that the second gives
-// exactly 0 there (poly(0) * 0).
+// The first returns r and the scale 2^n (exp8_reduced).
 FASTDL_MATH_INLINE __m256 exp8_nonpos_reduce(__m256 x, __m256* scale) {
-  const __m256 lo = _mm256_set1_ps(-87.3365447505531f), shifter = _mm256_set1_ps(12582912.0f);
+  const __m256 shifter = _mm256_set1_ps(12582912.0f);
   const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
   const __m256 fx = _mm256_sub_ps(t, shifter);
   __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  const __m256 below = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
-  *scale = _mm256_andnot_ps(below, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(below, r);
+  return exp8_reduced(t, r, _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365447505531f), _CMP_LT_OQ), scale);
 }
 FASTDL_MATH_INLINE __m256 exp8_nonpos_finish(__m256 r, __m256 scale) {
-  __m256 y = _mm256_set1_ps(8.290238639e-03f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.189793859e-02f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666763745e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.999914944e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.999997067e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-  return _mm256_mul_ps(y, scale);
+  return _mm256_mul_ps(poly5_8(r, kExpPoly), scale);
 }
 // exp(x) for x <= 0, -inf or NaN, 8 lanes (the attention rows and the recurrent cells of the AVX2
 // build): exp16_nonpos's shifter and polynomial, 2^n built in the exponent field (the shifter leaves
@@ -154,26 +163,17 @@ FASTDL_MATH_INLINE __m256 exp8_nonpos(__m256 x) {
 }
 // 2^x for x <= 0, -inf or NaN, in the same two halves: for scores already in base 2 (the attention
 // rows of the packed kernels, whose keys carry log2(e) with the scale).  x = n + r with n = round(x)
-// by the shifter, r = x - n exact, and exp8's polynomial rescaled to 2^r = e^(r ln2) on |r| <= 1/2
-// (the same 1.9e-7 relative error): one add where base e takes an FMA, and r in one subtraction
-// instead of two FMAs.  A lane below -126 (-inf included) gives exactly 0; a NaN lane stays NaN.
+// by the shifter, r = x - n exact, and kExp2Poly (the same 1.8e-7 relative error): one add where base
+// e takes an FMA, and r in one subtraction instead of two FMAs.  A lane below -126 (-inf included)
+// gives exactly 0; a NaN lane stays NaN.
 FASTDL_MATH_INLINE __m256 exp2_8_nonpos_reduce(__m256 x, __m256* scale) {
   const __m256 shifter = _mm256_set1_ps(12582912.0f);
   const __m256 t = _mm256_add_ps(x, shifter);
   const __m256 r = _mm256_sub_ps(x, _mm256_sub_ps(t, shifter));
-  const __m256 below = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
-  const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
-  *scale = _mm256_andnot_ps(below, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(below, r);
+  return exp8_reduced(t, r, _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ), scale);
 }
 FASTDL_MATH_INLINE __m256 exp2_8_nonpos_finish(__m256 r, __m256 scale) {
-  __m256 y = _mm256_set1_ps(1.326460508e-03f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(9.671514854e-03f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.550734326e-02f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(2.402224243e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(6.931470037e-01f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-  return _mm256_mul_ps(y, scale);
+  return _mm256_mul_ps(poly5_8(r, kExp2Poly), scale);
 }
 // 1 / d for d >= 1 (finite, or NaN): the 12-bit reciprocal and one Newton step, not a division
 FASTDL_MATH_INLINE __m256 recip8(__m256 d) {
@@ -208,39 +208,30 @@ FASTDL_MATH_INLINE __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_LT_OQ),
                             _mm512_setzero_ps());
 }
+FASTDL_MATH_INLINE __m512 poly5_16(__m512 r, const float (&c)[5]) {
+  __m512 y = _mm512_set1_ps(c[0]);
+  for (int k = 1; k < 5; ++k) y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c[k]));
+  return _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+}
 // exp(x) for x <= 0, -inf or NaN, 16 lanes (the attention rows, GELU's erfc): x = n ln2 + r with
 // n = round(x / ln2) by the 1.5 * 2^23 shifter (two FMA-port ops, where roundscale takes two on one
-// port), a degree-5 polynomial fitted to e^r's relative error on |r| <= ln2/2 (1.8e-7 relative in
-// float32, measured; Cephes' degree 7 buys ~1 ulp that a softmax cannot use), 2^n by scalef.  No
-// clamp: a lane below lo (-inf included) may compute garbage but the final mask zeroes it, and a NaN
-// lane (unordered, so not below lo) stays NaN.
+// port), kExpPoly, 2^n by scalef.  No clamp: a lane below lo (-inf included) may compute garbage but
+// the final mask zeroes it, and a NaN lane (unordered, so not below lo) stays NaN.
 FASTDL_MATH_INLINE __m512 exp16_nonpos(__m512 x) {
   const __m512 shifter = _mm512_set1_ps(12582912.0f);
   const __m512 fx = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(8.290238639e-03f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.189793859e-02f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.666763745e-01f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.999914944e-01f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(9.999997067e-01f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447505531f), _CMP_NLT_UQ),
-                             _mm512_scalef_ps(y, fx));
+                             _mm512_scalef_ps(poly5_16(r, kExpPoly), fx));
 }
-// 2^x for x <= 0, -inf or NaN, 16 lanes: exp2_8_nonpos's reduction and polynomial, 2^n by scalef; a
-// lane below -126 (-inf included) gives exactly 0, a NaN lane stays NaN.
+// 2^x for x <= 0, -inf or NaN, 16 lanes: exp2_8_nonpos_reduce's reduction, kExp2Poly, 2^n by
+// scalef; a lane below -126 (-inf included) gives exactly 0, a NaN lane stays NaN.
 FASTDL_MATH_INLINE __m512 exp2_16_nonpos(__m512 x) {
   const __m512 shifter = _mm512_set1_ps(12582912.0f);
   const __m512 fx = _mm512_sub_ps(_mm512_add_ps(x, shifter), shifter);
-  const __m512 r = _mm512_sub_ps(x, fx);
-  __m512 y = _mm512_set1_ps(1.326460508e-03f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(9.671514854e-03f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.550734326e-02f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(2.402224243e-01f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(6.931470037e-01f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ), _mm512_scalef_ps(y, fx));
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ),
+                             _mm512_scalef_ps(poly5_16(_mm512_sub_ps(x, fx), kExp2Poly), fx));
 }
 // tanh's odd polynomial for |x| < 0.625 (no cancellation there), and a magnitude given x's sign
 FASTDL_MATH_INLINE __m512 tanh_small16(__m512 v) {
