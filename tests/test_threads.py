@@ -36,6 +36,8 @@ def cases(rng):
     gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
     ln = rng.integers(1, 10, 33)
     vx, vh, vln = f(9, 32, 20), f(32, 48), rng.integers(1, 10, 32)  # a batch of whole vectors
+    # four vectors of 16 (AVX-512): one group, split into one a thread at 2 and 3 threads (1, 1, 2 vectors)
+    wx, wh, wln = f(9, 64, 20), f(64, 48), rng.integers(1, 10, 64)
     # the packed backward with dx in its loop (the input width a multiple of every SIMD width)
     qx, qwi = f(9, 33, 64), f(192, 64) * 0.2
     qout = R.rnn_forward("lstm", qx, ph, ph, qwi, pwh, pb, pb, ln, False)
@@ -57,6 +59,8 @@ def cases(rng):
         ("rnn_forward", ("gru", rx, ph, None, gwi, gwh, gb, gb, ln, True)),
         ("rnn_forward", ("lstm", vx, vh, vh, pwi, pwh, pb, pb, None, True)),
         ("rnn_forward", ("lstm", vx, vh, vh, pwi, pwh, pb, pb, vln, True)),
+        ("rnn_forward", ("gru", vx, vh, None, gwi, gwh, gb, gb, vln, False)),
+        ("rnn_forward", ("lstm", wx, wh, wh, pwi, pwh, pb, pb, wln, False)),
         ("rnn_backward", ("lstm", f(9, 33, 40), f(33, 40), f(33, 40), rx, rh, rh, rwi, rwh, rbi, rbh, out[0], out[3],
                           out[4], None, None, False)),
         ("rnn_backward", ("lstm", f(9, 33, 48), f(33, 48), f(33, 48), qx, ph, ph, qwi, pwh, pb, pb, qout[0], qout[3],
