@@ -258,8 +258,8 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   // A part's units [j0, j1) of every gate, in tiles of at most MR rows (the fewest any group's width
   // takes: 12 for two vectors of 16 but 8 for one) as even as they come: tile i of n is units
   // [j0 + i nj / n, j0 + (i + 1) nj / n).
-  int MR = kern.rows(gv);
-  for (int64_t q = 0; q < ng; ++q) MR = std::min(MR, kern.rows(int((col0(q + 1) - col0(q)) / U)));
+  int MR = kern.rows(int(col0(1) / U));
+  for (int64_t q = 1; q < ng; ++q) MR = std::min(MR, kern.rows(int((col0(q + 1) - col0(q)) / U)));
   auto ntiles = [&](int64_t nj) { return (nj + MR - 1) / MR; };
   // W_ih and W_hh packed once per call, tile by tile: the block of rows [r, r + mr) of W (K wide) as
   // its transpose (K, mr) at the same place, r K.  Each step then reads one contiguous panel per tile,
