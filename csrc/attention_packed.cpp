@@ -1,7 +1,8 @@
 // Packed float32 attention (attention_packed.h).  Panels of PW = NV * width columns: up to 64 with
 // AVX-512 (four vectors a row of a tile), up to 24 with AVX2 (three), of the count that pads least.  Per head:
 //   Kt  (E, S) in key panels      scores  S_ij  = Q_i @ Kt_j, Kt = scale log2(e) K^T: the scores in base 2,
-//                                 so the rows' exponentials are 2^x (attn_online_row2, attn_prob_row2)
+//                                 so the rows' exponentials are 2^x (attn_online_row2, attn_prob_row2);
+//                                 Kt = scale K^T and base e with an additive mask (base2_rows)
 //   Vr  (S, Ev) in column panels  output  O_i  += P_ij @ Vr_j
 // and in the backward also Vt (Ev, S), Kr (S, E), Qr (L, E), dOr (L, Ev) for
 //   dP = dO_i @ Vt_j,  dV_j += P^T dO_i,  dQ_i += dS K_j,  dK_j += dS^T Q_i.
@@ -23,6 +24,8 @@ namespace fastdl {
 
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512act {  // act_avx512.cpp
+template <class T> T attn_online_row(T*, int64_t, int64_t, const T*, T*, T*);
+template <class T> void attn_prob_row(T*, int64_t, int64_t, const T*, T);
 template <class T> T attn_online_row2(T*, int64_t, int64_t, const T*, T*, T*);
 template <class T> void attn_prob_row2(T*, int64_t, int64_t, const T*, T);
 template <class T> void attn_ds_row(const T*, T*, int64_t, T, T);
@@ -37,7 +40,11 @@ constexpr int64_t kBKMax = 512;      // keys per block beyond that (rounded down
 // log2(e), folded into the packed keys with the scale, so the rows' exponentials are base 2: the
 // reduction is an add and two subtractions instead of base e's three FMA-port operations (SDPA L=2048
 // forward, 1 thread, the libraries' builds alternating in separate processes: minimum 344-346 ->
-// 340-342 ms, median 347-369 -> 342-348 ms); and ln 2, to save the log-sum-exp in natural units
+// 340-342 ms, median 347-369 -> 342-348 ms); and ln 2, to save the log-sum-exp in natural units.
+// Not with an additive mask: its values would be scaled too, and a finite one beyond FLT_MAX / log2 e
+// (float32's lowest, as many libraries mask padding with) would overflow to -inf, turning a row that
+// attends uniformly among such keys into a row that attends to nothing.
+inline bool base2_rows(const AttnMask<float>& mask) { return mask.data == nullptr; }
 constexpr float kLog2e = 1.44269504088896341f, kLn2 = 0.693147180559945309f;
 
 // The tile kernel for the CPU's width, and the attention rows (the AVX2 build where the CPU has it;
@@ -52,17 +59,18 @@ struct Tile {
   void (*scale_row)(const float*, float, float*, int64_t);
 };
 
-Tile tile_of(int width) {
+// b2: the rows' exponentials in base 2 (the scores times log2 e: kLog2e below)
+Tile tile_of(int width, bool b2) {
   Tile t;
   t.pk = &packed_kernels(width);
-  t.online_row = SIMD(attn_online_row2<float>);
-  t.prob_row = SIMD(attn_prob_row2<float>);
+  t.online_row = b2 ? SIMD(attn_online_row2<float>) : SIMD(attn_online_row<float>);
+  t.prob_row = b2 ? SIMD(attn_prob_row2<float>) : SIMD(attn_prob_row<float>);
   t.ds_row = SIMD(attn_ds_row<float>);
   t.scale_row = SIMD(attn_scale_row<float>);
 #ifdef FASTDL_HAVE_AVX512_BUILD
   if (width == 16) {
-    t.online_row = avx512act::attn_online_row2<float>;
-    t.prob_row = avx512act::attn_prob_row2<float>;
+    t.online_row = b2 ? avx512act::attn_online_row2<float> : avx512act::attn_online_row<float>;
+    t.prob_row = b2 ? avx512act::attn_prob_row2<float> : avx512act::attn_prob_row<float>;
     t.ds_row = avx512act::attn_ds_row<float>;
     t.scale_row = avx512act::attn_scale_row<float>;
   }
@@ -250,8 +258,8 @@ struct Fwd {
   float scale;
   double p;
   uint64_t seed;
+  float lse_unit;  // ln 2 where the scores are in base 2 (Kt holds the keys times the scale and log2 e), else 1
 
-  // Kt holds the keys times the scale and log2(e), so the scores are Q @ Kt in base 2.
   void block(int64_t b, int64_t i0, int64_t nq, const float* Kt, const float* Vr, fvec& sb, fvec& acc, float* m,
              float* l, Prefetch* pf = nullptr) const {
     const float ninf = -std::numeric_limits<float>::infinity();
@@ -279,7 +287,7 @@ struct Fwd {
       const float* a = acc.data() + r * Evp;
       if (l[r] > 0.0f) {
         t.scale_row(a, 1.0f / l[r], o, Ev);
-        lse[b * L + i0 + r] = m[r] * kLn2 + std::log(l[r]);
+        lse[b * L + i0 + r] = m[r] * lse_unit + std::log(l[r]);
       } else {
         std::fill(o, o + Ev, l[r] == l[r] ? 0.0f : l[r]);
         lse[b * L + i0 + r] = l[r] == l[r] ? ninf : l[r];
@@ -294,14 +302,15 @@ bool attention_packed_available() { return conv_direct_width() == 16 || conv_dir
 void attention_forward_packed(const float* q, const float* k, const float* v, AttnMask<float> mask, float* out,
                               float* lse, int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal,
                               float scale, double dropout_p, uint64_t seed) {
-  const Tile base = tile_of(conv_direct_width());
+  const bool b2 = base2_rows(mask);
+  const Tile base = tile_of(conv_direct_width(), b2);
   const Tile t = keys_tile(base, S);
   const Tile tv = narrow(base, Ev);
   const int64_t Sp = round_up(std::max<int64_t>(S, 1), t.pw), Evp = round_up(Ev, tv.pw), BK = key_block(t, S);
   const int64_t nqb = (L + kBQ - 1) / kBQ;
-  const Fwd f{t, tv, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed};
+  const Fwd f{t, tv, q, v, mask, out, lse, L, S, E, Ev, Evp, BK, causal, scale, dropout_p, seed, b2 ? kLn2 : 1.0f};
   auto pack_head = [&](int64_t b, float* Kt, float* Vr) {  // returns the values' panels
-    pack_t(t, k + b * S * E, S, E, E, Kt, scale * kLog2e);
+    pack_t(t, k + b * S * E, S, E, E, Kt, b2 ? scale * kLog2e : scale);
     return pack_r(v + b * S * Ev, S, Ev, Ev, tv.pw, Vr);
   };
   const int64_t nthr = max_threads();
@@ -345,7 +354,8 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
                                const float* lse, AttnMask<float> mask, float* gq, float* gk, float* gv, int64_t B,
                                int64_t L, int64_t S, int64_t E, int64_t Ev, bool causal, float scale,
                                double dropout_p, uint64_t seed) {
-  const Tile base = tile_of(conv_direct_width());
+  const bool b2 = base2_rows(mask);
+  const Tile base = tile_of(conv_direct_width(), b2);
   const Tile t = keys_tile(base, S);
   const Tile te = narrow(base, E), tv = narrow(base, Ev);  // for the products with E and Ev columns
   const int64_t PW = t.pw, Sp = round_up(std::max<int64_t>(S, 1), PW), Ep = round_up(E, te.pw), Evp = round_up(Ev, tv.pw);
@@ -368,7 +378,7 @@ void attention_backward_packed(const float* gout, const float* q, const float* k
         pf.pace(ticks);
       }
       const float *Qb = q + b * L * E, *Kb = k + b * S * E, *Vb = v + b * S * Ev, *Gb = gout + b * L * Ev;
-      pack_t(t, Kb, S, E, E, Kt.data(), scale * kLog2e);  // the forward's scores: Q @ (scale log2(e) K)^T
+      pack_t(t, Kb, S, E, E, Kt.data(), b2 ? scale * kLog2e : scale);  // the forward's scores
       pack_t(t, Vb, S, Ev, Ev, Vt.data());
       const float* kr = pack_r(Kb, S, E, E, te.pw, Kr.data());
       const float* qr = pack_r(Qb, L, E, E, te.pw, Qr.data());

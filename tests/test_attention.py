@@ -296,17 +296,44 @@ def test_nan_in_gives_nan_out(rng):
 
 def test_packed_rows_over_the_whole_exponent_range(rng):
     """Scores that differ by hundreds (scale 8 on E=16: probabilities from 1 down past float32's
-    smallest normal, 2^-126, where the packed rows' base-2 exponential gives exactly 0) and -inf
-    masks: every build against the reference evaluated in float64 on the same float32 inputs."""
+    smallest normal, 2^-126, where the packed rows' exponentials give exactly 0), without a mask (the
+    rows in base 2) and with -inf in it (base e): every build against the reference evaluated in
+    float64 on the same float32 inputs."""
     B, L, S, E, Ev = 2, 37, 300, 16, 8
     q, k = rng.standard_normal((B, L, E)).astype(np.float32), rng.standard_normal((B, S, E)).astype(np.float32)
     v, g = rng.standard_normal((B, S, Ev)).astype(np.float32), rng.standard_normal((B, L, Ev)).astype(np.float32)
-    mask = np.where(rng.random((1, L, S)) < 0.2, -np.inf, 0.0).astype(np.float32)
-    args = (mask, 1, False, 8.0, 0.0, 0)
-    wide = (lambda a: a.astype(np.float64))
-    out_r, lse_r = R.attention_forward(wide(q), wide(k), wide(v), wide(mask), *args[1:])
-    grads_r = R.attention_backward(wide(g), wide(q), wide(k), wide(v), out_r, lse_r, wide(mask), *args[1:])
-    assert (lse_r[..., None] - 8.0 * np.einsum("ble,bse->bls", q, k) > 126 * np.log(2)).mean() > 0.3
+    wide = (lambda a: None if a is None else a.astype(np.float64))
+    for mask in (None, np.where(rng.random((1, L, S)) < 0.2, -np.inf, 0.0).astype(np.float32)):
+        args = (mask, 1, False, 8.0, 0.0, 0)
+        out_r, lse_r = R.attention_forward(wide(q), wide(k), wide(v), wide(mask), *args[1:])
+        grads_r = R.attention_backward(wide(g), wide(q), wide(k), wide(v), out_r, lse_r, wide(mask), *args[1:])
+        assert (lse_r[..., None] - 8.0 * np.einsum("ble,bse->bls", q, k) > 126 * np.log(2)).mean() > 0.3
+
+        def check(msg):
+            out, lse = _C.attention_forward(q, k, v, *args)
+            np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=2e-5, err_msg=msg)
+            np.testing.assert_allclose(lse, lse_r, rtol=1e-5, atol=1e-4, err_msg=msg)
+            for a, b in zip(_C.attention_backward(g, q, k, v, out, lse, *args), grads_r):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4, err_msg=msg)
+        each_build(check)
+
+
+def test_masks_of_float32_lowest(rng):
+    """Padding masked with float32's lowest finite value (as many libraries do) rather than -inf: a row
+    whose keys are all so masked attends uniformly among them (the reference's answer), not to nothing;
+    forward and backward on every build, also past one block of keys."""
+    B, L, S, E = 2, 20, 1100, 16
+    q, k, v = (rng.standard_normal((B, n, E)).astype(np.float32) for n in (L, S, S))
+    low = np.finfo(np.float32).min
+    mask = np.where(rng.random((1, L, S)) < 0.3, low, 0.0).astype(np.float32)
+    mask[0, 3] = low      # a whole row of padding
+    mask[0, 5] = -1e30    # and one of another large finite value
+    mask[0, 7, :1000] = low
+    args = (mask, 1, False, None, 0.0, 0)
+    out_r, lse_r = R.attention_forward(q, k, v, *args)
+    g = rng.standard_normal(out_r.shape).astype(np.float32)
+    grads_r = R.attention_backward(g, q, k, v, out_r, lse_r, *args)
+    assert np.abs(out_r[0, 3]).max() > 0 and np.isfinite(lse_r).all()
 
     def check(msg):
         out, lse = _C.attention_forward(q, k, v, *args)
