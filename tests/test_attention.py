@@ -294,6 +294,17 @@ def test_nan_in_gives_nan_out(rng):
         assert np.isnan(a[0, :5]).any() != causal  # causally, rows before key 5 never see it
 
 
+def _every_build_matches(q, k, v, g, args, out_r, lse_r, grads_r):
+    """The native forward (output, log-sum-exp) and backward on every build against given answers."""
+    def check(msg):
+        out, lse = _C.attention_forward(q, k, v, *args)
+        np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=2e-5, err_msg=msg)
+        np.testing.assert_allclose(lse, lse_r, rtol=1e-5, atol=1e-4, err_msg=msg)
+        for a, b in zip(_C.attention_backward(g, q, k, v, out, lse, *args), grads_r):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4, err_msg=msg)
+    each_build(check)
+
+
 def test_packed_rows_over_the_whole_exponent_range(rng):
     """Scores that differ by hundreds (scale 8 on E=16: probabilities from 1 down past float32's
     smallest normal, 2^-126, where the packed rows' exponentials give exactly 0), without a mask (the
@@ -308,14 +319,7 @@ def test_packed_rows_over_the_whole_exponent_range(rng):
         out_r, lse_r = R.attention_forward(wide(q), wide(k), wide(v), wide(mask), *args[1:])
         grads_r = R.attention_backward(wide(g), wide(q), wide(k), wide(v), out_r, lse_r, wide(mask), *args[1:])
         assert (lse_r[..., None] - 8.0 * np.einsum("ble,bse->bls", q, k) > 126 * np.log(2)).mean() > 0.3
-
-        def check(msg):
-            out, lse = _C.attention_forward(q, k, v, *args)
-            np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=2e-5, err_msg=msg)
-            np.testing.assert_allclose(lse, lse_r, rtol=1e-5, atol=1e-4, err_msg=msg)
-            for a, b in zip(_C.attention_backward(g, q, k, v, out, lse, *args), grads_r):
-                np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4, err_msg=msg)
-        each_build(check)
+        _every_build_matches(q, k, v, g, args, out_r, lse_r, grads_r)
 
 
 def test_masks_of_float32_lowest(rng):
@@ -334,14 +338,7 @@ def test_masks_of_float32_lowest(rng):
     g = rng.standard_normal(out_r.shape).astype(np.float32)
     grads_r = R.attention_backward(g, q, k, v, out_r, lse_r, *args)
     assert np.abs(out_r[0, 3]).max() > 0 and np.isfinite(lse_r).all()
-
-    def check(msg):
-        out, lse = _C.attention_forward(q, k, v, *args)
-        np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=2e-5, err_msg=msg)
-        np.testing.assert_allclose(lse, lse_r, rtol=1e-5, atol=1e-4, err_msg=msg)
-        for a, b in zip(_C.attention_backward(g, q, k, v, out, lse, *args), grads_r):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4, err_msg=msg)
-    each_build(check)
+    _every_build_matches(q, k, v, g, args, out_r, lse_r, grads_r)
 
 
 @pytest.mark.parametrize("shape", [(4, 70, 90, 16, 12), (2, 130, 1100, 64, 64), (3, 40, 50, 24, 24), (2, 75, 140, 32, 40),
