@@ -36,7 +36,7 @@ def cases(rng):
     gwi, gwh, gb = f(144, 20) * 0.3, f(144, 48) * 0.3, f(144)
     ln = rng.integers(1, 10, 33)
     vx, vh, vln = f(9, 32, 20), f(32, 48), rng.integers(1, 10, 32)  # a batch of whole vectors
-    # four vectors of 16 (AVX-512): one group, split into one a thread at 2 and 3 threads (1, 1, 2 vectors)
+    # four vectors of 16 (AVX-512): one group, split into one a thread at 2 and 3 threads (2 + 2, 1 + 1 + 2 vectors)
     wx, wh, wln = f(9, 64, 20), f(64, 48), rng.integers(1, 10, 64)
     # the packed backward with dx in its loop (the input width a multiple of every SIMD width)
     qx, qwi = f(9, 33, 64), f(192, 64) * 0.2
