@@ -45,6 +45,9 @@ struct PackedKernels {
   // place, or A^T copied into micro-panels of six first.
   void (*gemm)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                int64_t ldb, bool acc, const float* bias, float* C, int64_t ldc);
+  // dst[k * ldd + r] = src[r * lds + k] for r < rows (at most 16) and k < K: rows of a weight as the
+  // columns of a packed panel (the recurrent layers' per-call packing of W_ih and W_hh)
+  void (*transpose_rows)(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -55,6 +58,7 @@ struct PackedKernels {
                        int64_t ldv, int mr, int nv);                                                       \
   void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,      \
                       int64_t ldv, int mr, int nv);                                                        \
+  void transpose_rows(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);        \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {

@@ -63,11 +63,7 @@ bool rnn_forward_packed(const RnnDims& d, const float* x, const float* w_ih, con
     parallel_for(blocks, 1, [&](int64_t u0, int64_t u1) {
       for (int64_t u = u0; u < u1; ++u)
         for (int64_t g = 0; g < G; ++g)
-          for (int64_t t = 0; t < U; ++t) {
-            const float* row = w + (g * H + u * U + t) * K;
-            float* dst = wp + u * K * GU + g * U + t;
-            for (int64_t k = 0; k < K; ++k) dst[k * GU] = row[k];
-          }
+          kern.transpose_rows(w + (g * H + u * U) * K, K, U, K, wp + u * K * GU + g * U, GU);
     });
     return wp;
   };
@@ -265,7 +261,11 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   // its transpose (K, mr) at the same place, r K.  Each step then reads one contiguous panel per tile,
   // the mr broadcasts of a k adjacent, instead of mr rows K apart: LSTM forward at T=100 B=64 I=256
   // H=512 (W 6 MB, from L3 every step), 1 thread, alternating in one process: median 390 -> 300 ms,
-  // minimum 295 -> 268; at T=50 B=32 H=256 medians 22.3 -> 20.4 ms (1 thread), 13.3 -> 12.3 (2).
+  // minimum 295 -> 268; at T=50 B=32 H=256 medians 22.3 -> 20.4 ms (1 thread), 13.3 -> 12.3 (2).  Each
+  // block transposed in registers (transpose_rows) rather than one element at a time: the packing is
+  // the whole cost of a short call (LSTM T=1 B=16 I=128 H=256, 1 thread, medians of alternating
+  // processes 256-363 -> 193-276 us; B=1, the row-major path's packing, 335 -> 110 us, and I=256
+  // H=512 2.1 -> 0.4 ms) and 2% of T=50 B=32 (13.3 -> 13.0 ms).
   float* const wpi = keep<float>(kSlotWpi, GH * I);
   float* const wph = keep<float>(kSlotWp, GH * H);
   parallel_parts(uparts * G, [&](int64_t pg, int64_t) {
@@ -274,8 +274,7 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
     for (int64_t i = 0; i < ntile; ++i) {
       const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
       for (const auto& [wm, wp, K] : {std::tuple{w_ih, wpi, I}, std::tuple{w_hh, wph, H}})
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t r = 0; r < mr; ++r) wp[row * K + k * mr + r] = wm[(row + r) * K + k];
+        kern.transpose_rows(wm + row * K, K, int(mr), K, wp + row * K, mr);
     }
   });
   // Step s of group q for units [j0, j1): its gates, cells and outputs.  Groups never meet (the batch's

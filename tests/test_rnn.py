@@ -283,7 +283,7 @@ def test_sequence_cross_entropy(rng):
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize("H,B,I", [(16, 1, 5), (48, 7, 16), (32, 33, 5), (64, 9, 64), (32, 16, 5), (48, 32, 5),
-                                   (16, 80, 5), (32, 100, 16)])
+                                   (16, 80, 5), (32, 100, 16), (16, 3, 37), (32, 16, 21)])
 def test_packed_forward(rng, mode, H, B, I):
     """float32 with H a multiple of the SIMD width runs the packed path (packed W_hh, gates per block of
     units, one region per step; BPTT by blocks of rows on the packed W_hh): forward and backward against
@@ -291,7 +291,8 @@ def test_packed_forward(rng, mode, H, B, I):
     this CPU has.  An LSTM or GRU whose batch fills whole vectors (16, 32, 80, 100) takes the
     batch-along-vectors forward (groups of at most four vectors on AVX-512, two on AVX2): one group or
     several, some padded (five and seven vectors of 16; ten and thirteen of 8).  An input width that is a
-    multiple of the SIMD width (16, 64) has BPTT compute dx step by step too, on W_ih's packed columns."""
+    multiple of the SIMD width (16, 64) has BPTT compute dx step by step too, on W_ih's packed columns.
+    Input widths of 21 and 37 pack W_ih's rows in whole blocks of 16 and a remainder."""
     from fastdl import _C
     from fastdl import reference as R
     G = {"lstm": 4, "gru": 3}.get(mode, 1)
