@@ -1,5 +1,5 @@
 """Recurrent layers: LSTM and GRU forward and forward+backward at the issue's shapes, a
-bidirectional LSTM, and a char-LM training step: native vs the NumPy reference (a loop over
+bidirectional LSTM, single steps of generation (T=1, forward only), and a char-LM training step: native vs the NumPy reference (a loop over
 time steps) vs PyTorch when installed, at 1 and 2 threads, fastdl and PyTorch alternating in one
 process.  Validated before timing.  Rates are also given as a share of the machine's FMA peak
 (``_C.fma_peak_gflops``: independent FMA chains on one core with the widest SIMD build, times threads).
@@ -14,6 +14,7 @@ import harness
 from harness import timeit, timeit_pair
 
 SHAPES = [(50, 32, 128, 256), (100, 64, 256, 512)]  # T, B, I, H
+DECODE = [(1, 1, 128, 256), (1, 16, 128, 256), (1, 1, 256, 512)]  # single steps, forward only
 
 
 def child(threads: int, repeat: int) -> dict:
@@ -35,6 +36,9 @@ def child(threads: int, repeat: int) -> dict:
 
     cases = [("LSTM", 4, False, SHAPES[0]), ("LSTM", 4, False, SHAPES[1]), ("GRU", 3, False, SHAPES[0]),
              ("GRU", 3, False, SHAPES[1]), ("LSTM", 4, True, SHAPES[0])]
+    # one step of generation (sampling, greedy or beam decoding): T=1, inference only; the per-call work
+    # (the weights' packing, the call itself) against one step's products
+    cases += [(kind, g, False, shape) for kind, g in (("LSTM", 4), ("GRU", 3)) for shape in DECODE]
     for kind, g, bi, (T, B, I, H) in cases:
         dirs = 2 if bi else 1
         flops_fwd = dirs * 2 * T * B * g * H * (I + H)
@@ -82,6 +86,8 @@ def child(threads: int, repeat: int) -> dict:
             out, _ = tm(txg)
             out.sum().backward()
         add(label + " fwd", flops_fwd, run("native", False), run("reference", False), t_fwd if torch else None, ok)
+        if T == 1:
+            continue
         add(label + " fwd+bwd", 3 * flops_fwd, run("native", True), run("reference", True), t_fb if torch else None,
             lambda: True)
 
@@ -141,12 +147,14 @@ def show(res: dict) -> None:
           f"{res['peak_gflops']:.0f} GFLOP/s on {res['threads']} core(s)")
     print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'numpy ms':>9s} {'np/nat':>7s} "
           f"{'torch ms':>9s} {'torch/nat':>9s} {'torch %peak':>11s}")
+    def ms(v, width):  # three decimals below 1 ms (the single steps)
+        return f"{v:{width}.3f}" if v < 1 else f"{v:{width}.1f}"
     for r in res["rows"]:
-        ref = f"{r['reference_ms']:9.1f} {r['ref_over_native']:7.2f}"
-        tch = f"{r['torch_ms']:9.1f} {r['torch_over_native']:9.2f} {100 * r['torch_peak_share']:10.0f}%" \
+        ref = f"{ms(r['reference_ms'], 9)} {r['ref_over_native']:7.2f}"
+        tch = f"{ms(r['torch_ms'], 9)} {r['torch_over_native']:9.2f} {100 * r['torch_peak_share']:10.0f}%" \
             if r["torch_ms"] is not None else f"{'-':>9s} {'-':>9s} {'-':>11s}"
         share = f"{100 * r['peak_share']:5.0f}%" if r["peak_share"] is not None else f"{'-':>6s}"
-        print(f"{r['case']:44s} {r['native_ms']:10.1f} {r['gflops']:8.1f} {share} {ref} {tch}")
+        print(f"{r['case']:44s} {ms(r['native_ms'], 10)} {r['gflops']:8.1f} {share} {ref} {tch}")
 
 
 def main() -> int:

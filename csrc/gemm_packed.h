@@ -48,6 +48,11 @@ struct PackedKernels {
   // dst[k * ldd + r] = src[r * lds + k] for r < rows (at most 16) and k < K: rows of a weight as the
   // columns of a packed panel (the recurrent layers' per-call packing of W_ih and W_hh)
   void (*transpose_rows)(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);
+  // out[b * ldo + j] (+= with acc, else =) W's row j . X's row b over K, for j < rows and b < nb (1 to
+  // 4): W (rows, K; ldw) read once as it is, no packing (a recurrent step at a batch of one to four,
+  // where packing W would cost two more passes over it than the product takes)
+  void (*rows_dot)(const float* W, int64_t ldw, int64_t rows, const float* X, int64_t ldx, int nb, int64_t K,
+                   float* out, int64_t ldo, bool acc);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -59,6 +64,8 @@ struct PackedKernels {
   void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,      \
                       int64_t ldv, int mr, int nv);                                                        \
   void transpose_rows(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);        \
+  void rows_dot(const float* W, int64_t ldw, int64_t rows, const float* X, int64_t ldx, int nb, int64_t K,  \
+                float* out, int64_t ldo, bool acc);                                                         \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {

@@ -344,6 +344,36 @@ def test_packed_forward(rng, mode, H, B, I):
     each_build(check)
 
 
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("T,B,I,H", [(1, 1, 5, 16), (2, 2, 37, 10), (5, 3, 16, 33), (4, 4, 300, 64), (16, 1, 20, 24)])
+def test_short_calls_at_small_batches(rng, mode, T, B, I, H):
+    """A short float32 call at a batch of one to four (T B <= 16: a step of generation) takes its products
+    from W's rows as they are (rows_dot: blocks of rows against one to four inputs, lanes summed by a
+    transpose, the last k and rows one by one), split over the threads for the larger ones: forward
+    against the reference under every build, at 1 and 3 threads, with lengths, both directions."""
+    from fastdl import _C
+    from fastdl import reference as R
+    g = G[mode]
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    x, h0, c0 = f(T, B, I), f(B, H), f(B, H) if mode == "lstm" else None
+    wi, wh, bi, bh = f(g * H, I), f(g * H, H), f(g * H), f(g * H)
+    lengths = rng.integers(1, T + 1, B)
+
+    def check(msg):
+        for reverse in (False, True):
+            for ln in (None, lengths):
+                for b in ((bi, bh), (None, None)):
+                    want = R.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse)
+                    got = _C.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse)
+                    for name, u, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
+                        if v is None:
+                            assert u is None, name
+                        else:
+                            np.testing.assert_allclose(u, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                                       err_msg=f"{name}, {msg}")
+    each_build(check, threads=(1, 3))
+
+
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_packed_cells_at_extremes(rng, mode):
     """The fused cells' own sigmoid and tanh (exp of -|x| by a shifter and a polynomial, a reciprocal
