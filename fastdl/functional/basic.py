@@ -351,10 +351,17 @@ def cat(tensors, axis: int = 0, dim=None) -> Tensor:
 
 
 def stack(tensors, axis: int = 0, dim=None) -> Tensor:
-    """Stack along a new ``axis``."""
+    """Stack along a new ``axis``; the gradient's slices along it go back to each input."""
     axis = axis if dim is None else dim
     ts = [as_tensor(t) for t in tensors]
-    return cat([t.unsqueeze(axis) for t in ts], axis=axis)
+    if not ts:
+        raise ValueError("stack: give at least one tensor")
+    if any(t.shape != ts[0].shape for t in ts):
+        raise ValueError(f"stack: every tensor must have the same shape, got {[t.shape for t in ts]}")
+    xp = backend.array_namespace(ts[0].data)
+    out = xp.stack([t.data for t in ts], axis=axis)
+    lead = (slice(None),) * (axis % out.ndim)
+    return _result(out, tuple(ts), lambda g: tuple(g[lead + (i, Ellipsis)] for i in range(len(ts))))
 
 
 dropout1d = dropout2d  # the same channel rule for (N, C, L)

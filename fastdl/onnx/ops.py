@@ -178,6 +178,12 @@ def e_cat(tr, y, tensors, axis=0, dim=None):
     return tr.out(y, tr.node("Concat", [tr.value(t) for t in tensors], axis=int(ax)))
 
 
+def e_stack(tr, y, tensors, axis=0, dim=None):
+    ax = int(axis if dim is None else dim) % (tensors[0].ndim + 1)
+    parts = [tr.node("Unsqueeze", [tr.value(t), tr.ints([ax], "axes")]) for t in tensors]
+    return tr.out(y, tr.node("Concat", parts, axis=ax))
+
+
 def e_sdpa(tr, y, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     from .modules import attention_core
     return tr.out(y, attention_core(tr, query, key, value, attn_mask, is_causal, scale))
@@ -187,7 +193,7 @@ FUNCTIONAL = [
     (FB.linear, e_linear), (FC.conv2d, e_conv2d), (FCM.conv_transpose2d, e_conv_transpose2d),
     (FC.max_pool2d, e_max_pool2d), (FC.avg_pool2d, e_avg_pool2d), (FC.adaptive_avg_pool2d, e_adaptive_avg_pool2d),
     (FN.batch_norm, e_batch_norm), (FN.layer_norm, e_layer_norm), (FR.embedding, e_embedding), (FA._act, e_act),
-    (FA.prelu, e_prelu), (FB.cat, e_cat), (FATT.scaled_dot_product_attention, e_sdpa),
+    (FA.prelu, e_prelu), (FB.cat, e_cat), (FB.stack, e_stack), (FATT.scaled_dot_product_attention, e_sdpa),
 ]
 
 
