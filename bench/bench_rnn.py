@@ -1,8 +1,9 @@
 """Recurrent layers: LSTM and GRU forward and forward+backward at the issue's shapes, a
-bidirectional LSTM, single steps of generation (T=1, forward only), and a char-LM training step: native vs the NumPy reference (a loop over
-time steps) vs PyTorch when installed, at 1 and 2 threads, fastdl and PyTorch alternating in one
-process.  Validated before timing.  Rates are also given as a share of the machine's FMA peak
-(``_C.fma_peak_gflops``: independent FMA chains on one core with the widest SIMD build, times threads).
+bidirectional LSTM, single steps of generation (T=1, forward only), and a char-LM training step:
+native vs the NumPy reference (a loop over time steps) vs PyTorch when installed, at 1 and 2
+threads, fastdl and PyTorch alternating in one process.  Validated before timing.  Rates are also
+given as a share of the machine's FMA peak (``_C.fma_peak_gflops``: independent FMA chains on one
+core with the widest SIMD build, times threads).
 
     python bench/bench_rnn.py [--threads 1 2] [--repeat 5]
 """

@@ -443,7 +443,9 @@ void rnn_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   auto rows_product = [&](const T* X, int64_t nb, const T* W, int64_t K, T* o, bool acc) {
     if constexpr (std::is_same_v<T, float>)
       parallel_for(GH, std::max<int64_t>(64, (int64_t(1) << 16) / std::max<int64_t>(1, K * nb)),
-                   [&](int64_t j0, int64_t j1) { few->rows_dot(W + j0 * K, K, j1 - j0, X, K, int(nb), K, o + j0, GH, acc); });
+                   [&](int64_t j0, int64_t j1) {
+                     few->rows_dot(W + j0 * K, K, j1 - j0, X, K, int(nb), K, o + j0, GH, acc);
+                   });
   };
   T* const xw = keep<T>(2, d.T * B * GH);
   if (few) {

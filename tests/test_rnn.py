@@ -281,6 +281,15 @@ def test_sequence_cross_entropy(rng):
     assert np.all(x.grad.data[1, 2:] == 0) and np.any(x.grad.data[1, :2] != 0)
 
 
+def _forward_matches(got, want, msg):
+    """The native forward's six results (None where the reference has None) against the reference's."""
+    for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
+        if v is None:
+            assert g is None, name
+        else:
+            np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()), err_msg=f"{name}, {msg}")
+
+
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize("H,B,I", [(16, 1, 5), (48, 7, 16), (32, 33, 5), (64, 9, 64), (32, 16, 5), (48, 32, 5),
                                    (16, 80, 5), (32, 100, 16), (16, 3, 37), (32, 16, 21)])
@@ -308,12 +317,7 @@ def test_packed_forward(rng, mode, H, B, I):
             for ln in (None, lengths):
                 want = R.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
                 got = _C.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, ln, reverse)
-                for name, g, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
-                    if v is None:
-                        assert g is None, name
-                    else:
-                        np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
-                                                   err_msg=f"{name}, {msg}")
+                _forward_matches(got, want, msg)
                 dout, dhn = f(T, B, H), f(B, H)
                 dcn = f(B, H) if mode == "lstm" else None
                 bw = (mode, dout, dhn, dcn, x, h0, c0, wi, wh, bi, bh, want[0], want[3], want[4], want[5], ln,
@@ -363,14 +367,8 @@ def test_short_calls_at_small_batches(rng, mode, T, B, I, H):
         for reverse in (False, True):
             for ln in (None, lengths):
                 for b in ((bi, bh), (None, None)):
-                    want = R.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse)
-                    got = _C.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse)
-                    for name, u, v in zip(("out", "h_n", "c_n", "gates", "cells", "hn_linear"), got, want):
-                        if v is None:
-                            assert u is None, name
-                        else:
-                            np.testing.assert_allclose(u, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
-                                                       err_msg=f"{name}, {msg}")
+                    _forward_matches(_C.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse),
+                                     R.rnn_forward(mode, x, h0, c0, wi, wh, *b, ln, reverse), msg)
     each_build(check, threads=(1, 3))
 
 

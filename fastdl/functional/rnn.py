@@ -130,7 +130,7 @@ def rnn(mode: str, input, hx, params, num_layers: int = 1, bidirectional: bool =
         if dropout_p > 0 and training and layer < num_layers - 1:
             layer_in = dropout(layer_in, dropout_p, True)
     out = layer_in.transpose(1, 0, 2) if batch_first else layer_in
-    # (one layer and direction: its state as a view, a new leading axis of one; PyTorch's h_n is as new)
+    # (one layer and direction: h_n is its state with a leading axis of one, a view instead of a copy)
     h_n = hs[0].unsqueeze(0) if len(hs) == 1 else stack(hs, axis=0)
     if not lstm:
         return out, h_n
