@@ -27,7 +27,8 @@ inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, 
 
 // This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
-// Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own and backward's h_{t-1}.
+// Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own, backward's h_{t-1}
+// (after x in each row when the weight gradients are one product) and that product's (G H, I + H).
 enum : int {
   kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlotStage, kSlotDw,
   kSlots
