@@ -43,14 +43,15 @@ const PackedKernels& packed_kernels(int width) {
   static const PackedKernels k16{avx512::packed_tile, avx512::packed_rows, avx512::packed_tile_set, avx512::lstm_cell,
                                   avx512::lstm_cell_strided, avx512::transpose16, avx512::lstm_cell_backward,
                                   avx512::gru_cell_strided, avx512::packed_tile_at, avx512::gemm,
-                                  avx512::transpose_rows, avx512::rows_dot};
+                                  avx512::transpose_rows, avx512::rows_dot, avx512::packed_tile_at_set};
   if (width == 16) return k16;
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD
   static const PackedKernels k8{avx2::packed_tile,       avx2::packed_rows,          avx2::packed_tile_set,
                                  avx2::lstm_cell,         avx2::lstm_cell_strided,    avx2::transpose16,
                                  avx2::lstm_cell_backward, avx2::gru_cell_strided,   avx2::packed_tile_at,
-                                 nullptr,                 avx2::transpose_rows,       avx2::rows_dot};
+                                 nullptr,                 avx2::transpose_rows,       avx2::rows_dot,
+                                 avx2::packed_tile_at_set};
   if (width == 8) return k8;
 #endif
   throw std::logic_error("packed kernels: no build for vector width " + std::to_string(width));

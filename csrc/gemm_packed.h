@@ -53,6 +53,9 @@ struct PackedKernels {
   // where packing W would cost two more passes over it than the product takes)
   void (*rows_dot)(const float* W, int64_t ldw, int64_t rows, const float* X, int64_t ldx, int nb, int64_t K,
                    float* out, int64_t ldo, bool acc);
+  // tile_at with C = A^T @ Bp (C not read)
+  void (*tile_at_set)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
+                      int mr, int nv);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -63,6 +66,8 @@ struct PackedKernels {
                        int64_t ldv, int mr, int nv);                                                       \
   void packed_tile_at(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,      \
                       int64_t ldv, int mr, int nv);                                                        \
+  void packed_tile_at_set(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc,  \
+                          int64_t ldv, int mr, int nv);                                                    \
   void transpose_rows(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);        \
   void rows_dot(const float* W, int64_t ldw, int64_t rows, const float* X, int64_t ldx, int nb, int64_t K,  \
                 float* out, int64_t ldo, bool acc);                                                         \

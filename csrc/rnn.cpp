@@ -224,8 +224,10 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   int64_t ng = (nvec + gv - 1) / gv;
   if (ng < nthr && nvec >= nthr) ng = nthr;
   auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
-  // x^T per step and group, (I, width) each, zero past the batch; h^T (two, in turn) and c^T the same over H
-  float* const xt = keep<float>(kSlotXt, d.T * I * Bp);
+  // x^T per step and group, (I + 1, width) each, zero past the batch, its last row ones (the bias's row:
+  // below); h^T (two, in turn) and c^T the same over H
+  const int64_t KI = I + 1;
+  float* const xt = keep<float>(kSlotXt, d.T * KI * Bp);
   float* const hbuf = keep<float>(kSlotH, 2 * H * Bp);
   float* const ct = lstm ? keep<float>(kSlotC, H * Bp) : nullptr;
   float* const gt = keep<float>(kSlotHidden, GH * Bp);  // the step's gates^T, group after group
@@ -234,7 +236,8 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t q = 0; q < ng; ++q) {
         const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
-        float* dst = xt + t * I * Bp + I * c0q;
+        float* dst = xt + t * KI * Bp + KI * c0q;
+        std::fill_n(dst + I * w, w, 1.0f);
         // whole 16 x 16 blocks of the batch's columns by the SIMD transpose, the rest (and the padding) one by one
         const int64_t kf = std::min(w, B - c0q) / 16 * 16, i16 = I / 16 * 16;
         for (int64_t k = 0; k < kf; k += 16)
@@ -270,15 +273,20 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   // the whole cost of a short call (LSTM T=1 B=16 I=128 H=256, 1 thread, medians of alternating
   // processes 256-363 -> 193-276 us; B=1, the row-major path's packing, 335 -> 110 us, and I=256
   // H=512 2.1 -> 0.4 ms) and 2% of T=50 B=32 (13.3 -> 13.0 ms).
-  float* const wpi = keep<float>(kSlotWpi, GH * I);
+  // W_ih's panels end with the bias as one more k (against x^T's row of ones), so that the input path's
+  // product sets the gates instead of adding to a copy of the bias made at every step (1 thread,
+  // alternating processes, medians: LSTM T=50 B=32 forward 12.9-13.1 -> 12.7-12.8 ms, GRU 9.8-9.9 ->
+  // 9.5-9.8, LSTM T=100 B=64 188-193 -> 186-187).
+  float* const wpi = keep<float>(kSlotWpi, GH * KI);
   float* const wph = keep<float>(kSlotWp, GH * H);
   parallel_parts(uparts * G, [&](int64_t pg, int64_t) {
     const int64_t part = pg / G, gate = pg % G;
     const int64_t j0 = part * H / uparts, j1 = (part + 1) * H / uparts, nj = j1 - j0, ntile = ntiles(nj);
     for (int64_t i = 0; i < ntile; ++i) {
       const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
-      for (const auto& [wm, wp, K] : {std::tuple{w_ih, wpi, I}, std::tuple{w_hh, wph, H}})
-        kern.transpose_rows(wm + row * K, K, int(mr), K, wp + row * K, mr);
+      kern.transpose_rows(w_ih + row * I, I, int(mr), I, wpi + row * KI, mr);
+      for (int64_t r = 0; r < mr; ++r) wpi[row * KI + I * mr + r] = bias[row + r];
+      kern.transpose_rows(w_hh + row * H, H, int(mr), H, wph + row * H, mr);
     }
   });
   // Step s of group q for units [j0, j1): its gates, cells and outputs.  Groups never meet (the batch's
@@ -299,8 +307,6 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
     const int64_t ntile = ntiles(nj);
     float* g = gt + GH * c0q;  // (G H, w): gate row r at g + r * w
     float* nb = gru ? nt + H * c0q : nullptr;  // (H, w)
-    for (int64_t gate = 0; gate < G; ++gate)
-      for (int64_t j = j0; j < j1; ++j) std::fill_n(g + (gate * H + j) * w, w, bias[gate * H + j]);
     if (gru)
       for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
     // g += W's rows @ opnd (K, w), W from its packed panels (wp), each tile over the whole of K: its
@@ -308,15 +314,16 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
     // instead: measured slower, LSTM T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against
     // 173-175 ms unchunked, 1 thread; with the packed panels too, T=50 B=32 H=256 minimum 17.6 ->
     // 19.8, 18.5 and 18.1 ms in chunks of 64, 128 and 192 k); the GRU's hidden n rows into nb
+    // (the input path's sets g, the hidden path's adds)
     auto product = [&](const float* wp, int64_t K, const float* opnd, bool hidden) {
       for (int64_t gate = 0; gate < G; ++gate)
         for (int64_t i = 0; i < ntile; ++i) {
           const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
           float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
-          kern.tile_at(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
+          (hidden ? kern.tile_at : kern.tile_at_set)(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
         }
     };
-    product(wpi, I, xt + t * I * Bp + I * c0q, false);
+    product(wpi, KI, xt + t * KI * Bp + KI * c0q, false);
     product(wph, H, hcur + H * c0q, true);
     float* cq = lstm ? ct + H * c0q + j0 * w : nullptr;
     float* hq = hnext + H * c0q + j0 * w;
