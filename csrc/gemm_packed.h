@@ -56,6 +56,15 @@ struct PackedKernels {
   // tile_at with C = A^T @ Bp (C not read)
   void (*tile_at_set)(const float* A, int64_t lda, const float* Bp, int64_t K, float* C, int64_t ldc, int64_t ldv,
                       int mr, int nv);
+  // C (M, N) = A^T B with A^T given already in gemm's micro-panels of six of C's rows over the whole
+  // of K (Ap: the panel of rows [m, m + w), w = min(6, M - m), m a multiple of 6, starts at Ap + m K and
+  // holds (K, w), row k's w values adjacent), so the product copies none of it; B (K, N; ldb).  Null in
+  // a build without it.  pack_at_panels writes that layout: rows [k0, k0 + rows) of A^T (M wide, lds
+  // apart) into the panels of a K-long A^T at dst, whose rows may arrive in any order and from any
+  // thread (a recurrent backward's gate gradients, step by step, packed while in cache).
+  void (*gemm_at_panels)(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc);
+  void (*pack_at_panels)(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -81,6 +90,9 @@ void gru_cell_strided(float* a, int64_t gs, const float* hn, const float* hprev,
 void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
           bool acc, const float* bias, float* C, int64_t ldc);
+void gemm_at_panels(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
+                    int64_t ldc);
+void pack_at_panels(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);
 }

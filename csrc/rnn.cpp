@@ -28,10 +28,11 @@ inline void copy_floats(float* __restrict__ dst, const float* __restrict__ src, 
 // This thread's buffer `slot` of at least n elements, kept between calls: a fresh (T, B, G*H) array
 // per call cost a page fault and a kernel zeroing per 4 KB (8% of an LSTM backward, measured).
 // Slots: 0, 1 backward's dxw / dhw; 2 forward's xw; then the packed forward's own, backward's h_{t-1}
-// (after x in each row when the weight gradients are one product) and that product's (G H, I + H).
+// (after x in each row when the weight gradients are one product), that product's (G H, I + H) and
+// its left operand in micro-panels.
 enum : int {
   kSlotWp = 3, kSlotWpi, kSlotH, kSlotC, kSlotHidden, kSlotActs, kSlotTemps, kSlotHprev, kSlotXt, kSlotStage, kSlotDw,
-  kSlots
+  kSlotDxp, kSlots
 };
 // On 64-byte boundaries (avector): the tile kernel loads whole vectors of x^T and h^T.
 template <class T> T* keep(int slot, size_t n) {
@@ -556,14 +557,27 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   // (the same array for all but the GRU, whose n gate differs between the two paths); every row of
   // every step is written below, so neither is zeroed first
   const bool gru = d.mode == RnnMode::GRU;
-  T* const dxw = keep<T>(0, d.T * B * GH);
+  const bool merged = !gru && dw_ih && dw_hh;
+  // With the AVX-512 product on A^T in micro-panels (gemm_at_panels), the merged weight gradient's left
+  // operand dxw^T is packed step by step as BPTT writes it, while its rows are in cache, instead of
+  // by the product from all of dxw afterwards (a strided pass over T B G H floats); dxw itself is
+  // then needed only within its step (dx fused, below, or not asked for), a scratch of one step's rows.
+  // LSTM forward+backward, medians of alternating processes: T=50 B=32 I=128 H=256 1 thread minimums
+  // 41.2-42.4 -> 40.5-40.8 ms (the product's packing 4.1% of the samples, the panels' now 1.0%), 2
+  // threads medians 21.9-23.4 -> 21.2-21.6 ms; T=100 B=64 I=256 H=512 629-643 -> 622-629 ms.
+  const PackedKernels* pp = nullptr;
+  if constexpr (std::is_same_v<T, float>)
+    if (merged && conv_direct_width() == 16 && d.H % 16 == 0 && packed_kernels(16).gemm_at_panels)
+      pp = &packed_kernels(16);
+  const bool step_dxw = pp && (!dx || d.I % 16 == 0);  // (dx fused below exactly when I is whole vectors)
+  T* const dxw = keep<T>(0, (step_dxw ? 1 : d.T) * B * GH);
   T* const dhw = gru ? keep<T>(1, d.T * B * GH) : dxw;
+  float* const dxp = pp ? keep<float>(kSlotDxp, d.T * B * GH) : nullptr;
   // For all but the GRU both weight gradients have the same left operand (dxw = dhw): one product
   // dxw^T [x | h_{t-1}], split afterwards, packs dxw once instead of twice.  LSTM T=50 B=32 I=128 H=256,
   // 1 thread, alternating in one process: the two products 15.6-15.9 ms, the one 14.2-14.4 ms (level at
   // T=100 B=64 I=256 H=512); the whole forward+backward, alternating processes, minimums 42.8-43.8 ->
   // 42.1-42.9 ms at 1 thread, 24.7-25.5 -> 23.7-24.0 at 2.  h_{t-1} of row r sits after x_r in a row.
-  const bool merged = !gru && dw_ih && dw_hh;
   const int64_t XH = merged ? d.I + H : H, ho = merged ? d.I : 0;
   T* const hprev = keep<T>(kSlotHprev, d.T * B * XH);  // every step written below
   // (on 64-byte boundaries: the recurrent product's accumulators, loaded and stored as whole vectors)
@@ -666,8 +680,8 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
       const int64_t t = time_at(d, s);
       const T* gt = gates + t * B * GH;
       const T* hp = hprev + t * B * H;
-      T* dxt = dxw + t * B * GH;
-      T* dht = dhw + t * B * GH;
+      T* dxt = dxw + (step_dxw ? 0 : t) * B * GH;
+      T* dht = gru ? dhw + t * B * GH : dxt;
       for (int64_t b = rb; b < re; ++b) {
         T* dhb = cur + b * H;
         T* dpb = prev + b * H;
@@ -750,6 +764,8 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
         if (dbh)
           for (int64_t k = 0; k < GH; ++k) dbh[k] += hr[k];
       }
+      if (pp)
+        pp->pack_at_panels(reinterpret_cast<const float*>(dxt) + rb * GH, GH, re - rb, GH, t * B + rb, d.T * B, dxp);
       // dh_{t-1} = (direct part) + dhw_t w_hh; rows of ended sequences have dhw = 0
       if (pk) {
         // C's rows (ldc apart) += or, with set, = A's rows (G*H long) @ the packed columns, panel by
@@ -784,7 +800,18 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   // weight gradients for all steps at once
   if (merged) {
     T* const dw = keep<T>(kSlotDw, GH * XH);
-    gemm_weight_grad<T>(GH, XH, d.T * B, dxw, hprev, dw);
+    if (pp) {  // C's rows in blocks of whole 48s (the product's own row blocks), one per thread
+      const int64_t TB = d.T * B, nb = (GH + 47) / 48;
+      const int64_t parts = GH * XH * TB < (int64_t(1) << 21) ? 1 : std::min<int64_t>(max_threads(), nb);
+      parallel_parts(parts, [&](int64_t p, int64_t np) {
+        const int64_t m0 = p * nb / np * 48, m1 = std::min(GH, (p + 1) * nb / np * 48);
+        if (m1 > m0)
+          pp->gemm_at_panels(m1 - m0, XH, TB, dxp + m0 * TB, reinterpret_cast<const float*>(hprev), XH,
+                             reinterpret_cast<float*>(dw) + m0 * XH, XH);
+      });
+    } else {
+      gemm_weight_grad<T>(GH, XH, d.T * B, dxw, hprev, dw);
+    }
     for (int64_t j = 0; j < GH; ++j) {
       std::memcpy(dw_ih + j * d.I, dw + j * XH, sizeof(T) * d.I);
       std::memcpy(dw_hh + j * H, dw + j * XH + ho, sizeof(T) * H);
