@@ -65,6 +65,9 @@ struct PackedKernels {
   void (*gemm_at_panels)(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
                          int64_t ldc);
   void (*pack_at_panels)(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst);
+  // dst[r * ldd + j] = src[r * lds + j] for r < rows, j < n, stored past the caches (whole vectors on
+  // their boundaries; the rest as usual): what is written now and read much later
+  void (*copy_rows_stream)(const float* src, int64_t lds, int64_t rows, int64_t n, float* dst, int64_t ldd);
 };
 
 #define FASTDL_PACKED_DECLARE                                                                              \
@@ -80,6 +83,7 @@ struct PackedKernels {
   void transpose_rows(const float* src, int64_t lds, int rows, int64_t K, float* dst, int64_t ldd);        \
   void rows_dot(const float* W, int64_t ldw, int64_t rows, const float* X, int64_t ldx, int nb, int64_t K,  \
                 float* out, int64_t ldo, bool acc);                                                         \
+  void copy_rows_stream(const float* src, int64_t lds, int64_t rows, int64_t n, float* dst, int64_t ldd);  \
   double fma_peak(int64_t iters);
 #ifdef FASTDL_HAVE_AVX512_BUILD
 namespace avx512 {
