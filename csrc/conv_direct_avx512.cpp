@@ -116,10 +116,11 @@ void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels
 // best operand).  A: its rows broadcast in place.  A column block of C narrower than a panel goes
 // through a scratch tile.
 // With `apre` (A^T only): A^T already in micro-panels of six over the whole of K (gemm_at_panels' layout),
-// read in place instead of copied per block.
+// read in place instead of copied per block; with `bpre`, B already as its blocks' panels, one block
+// after another (b_panel_offset), read in place.
 template <bool AT, bool BT>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
-                 const float* bias, float* C, int64_t ldc, const float* apre = nullptr) {
+                 const float* bias, float* C, int64_t ldc, const float* apre = nullptr, const float* bpre = nullptr) {
   constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
   // on 64-byte boundaries (avector): the panels' rows are whole cache lines (a split load costs two)
   thread_local avector<float> bbuf, abuf;
@@ -128,14 +129,15 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
     if (buf.size() < n) buf.resize(n);
     return buf.data();
   };
-  float* const Bp = grown(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
+  float* const Bp = bpre ? nullptr : grown(bbuf, size_t(KC * ((std::min(N, kNC) + PW - 1) / PW * PW)));
   float* const Ap = AT && !apre ? grown(abuf, size_t(KC * kMC)) : nullptr;
   alignas(64) float ct[MR * PW], bt[PW] = {};
   for (int64_t n0 = 0; n0 < N; n0 += kNC) {
     const int64_t nc = std::min(kNC, N - n0);
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
       const int64_t kc = std::min(KC, K - k0);
-      for (int64_t p = 0; p < nc; p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
+      const float* const Bk = bpre ? bpre + n0 * K + k0 * ((nc + 15) / 16 * 16) : Bp;
+      for (int64_t p = 0; p < (bpre ? 0 : nc); p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
         const int64_t n = std::min(PW, nc - p), w = (n + 15) / 16 * 16;  // it needs), zero past N
         float* d = Bp + p * kc;
         if (BT) {  // column k of the panel is row segment k0.. of B's rows n0 + p..
@@ -171,7 +173,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
         for (int64_t p = 0; p < nc; p += PW) {
           const int64_t n = std::min(PW, nc - p);
           const int nv = int((n + 15) / 16);
-          const float* bp = Bp + p * kc;
+          const float* bp = Bk + p * kc;
           for (int64_t r = 0; r < mc; r += MR) {
             const int mr = int(std::min(MR, mc - r));
             const float* a = apre ? apre + (m0 + r) * K + k0 * mr : AT ? Ap + r * kc : A + (m0 + r) * lda + k0;
@@ -214,8 +216,27 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
     gemm_packed<false, false>(M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
 }
 void gemm_at_panels(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
-                    int64_t ldc) {
-  gemm_packed<true, false>(M, N, K, nullptr, 0, B, ldb, false, nullptr, C, ldc, Ap);
+                    int64_t ldc, const float* Bpre) {
+  gemm_packed<true, false>(M, N, K, nullptr, 0, B, ldb, false, nullptr, C, ldc, Ap, Bpre);
+}
+// Where column n of B's row k goes in gemm_packed's panels of B laid out block after block (blocks of
+// kNC columns, then of KC rows: the order the product takes them), and the floats they take in all.
+int64_t b_panels_size(int64_t N, int64_t K) {
+  int64_t size = 0;
+  for (int64_t n0 = 0; n0 < N; n0 += 512) size += K * ((std::min<int64_t>(512, N - n0) + 15) / 16 * 16);
+  return size;
+}
+void pack_b_panels(const float* src, int64_t n_begin, int64_t count, int64_t k, int64_t N, int64_t K, float* dst) {
+  const int64_t KC = std::min<int64_t>(384, K), k0 = k / KC * KC, kc = std::min(KC, K - k0);
+  for (int64_t n = n_begin; n < n_begin + count;) {
+    const int64_t n0 = n / 512 * 512, nc = std::min<int64_t>(512, N - n0), ncp = (nc + 15) / 16 * 16;
+    const int64_t p = (n - n0) / 64 * 64, w = std::min<int64_t>(64, ncp - p);
+    float* row = dst + n0 * K + k0 * ncp + p * kc + (k - k0) * w;  // the panel's row k
+    const int64_t c0 = n - n0 - p, m = std::min(n_begin + count - n, std::min<int64_t>(64, nc - p) - c0);
+    std::memcpy(row + c0, src + (n - n_begin), sizeof(float) * size_t(m));
+    n += m;
+    if (n == N) std::fill(row + c0 + m, row + w, 0.0f);  // the last panel's columns past N
+  }
 }
 void pack_at_panels(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst) {
   // eight rows' six values are three whole vectors, put together by permutes and stored whole, and

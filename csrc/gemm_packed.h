@@ -63,8 +63,14 @@ struct PackedKernels {
   // apart) into the panels of a K-long A^T at dst, whose rows may arrive in any order and from any
   // thread (a recurrent backward's gate gradients, step by step, packed while in cache).
   void (*gemm_at_panels)(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
-                         int64_t ldc);
+                         int64_t ldc, const float* Bpre);
   void (*pack_at_panels)(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst);
+  // B given already as the product's panels instead (Bpre, not null; B unused): pack_b_panels writes
+  // count values of B's row k from column n_begin there, rows in any order (the columns past N of the
+  // last panel zeroed with the row's last segment), b_panels_size(N, K) floats in all
+  void (*pack_b_panels)(const float* src, int64_t n_begin, int64_t count, int64_t k, int64_t N, int64_t K,
+                        float* dst);
+  int64_t (*b_panels_size)(int64_t N, int64_t K);
   // dst[r * ldd + j] = src[r * lds + j] for r < rows, j < n, stored past the caches (whole vectors on
   // their boundaries; the rest as usual): what is written now and read much later
   void (*copy_rows_stream)(const float* src, int64_t lds, int64_t rows, int64_t n, float* dst, int64_t ldd);
@@ -95,7 +101,9 @@ void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd);
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
           bool acc, const float* bias, float* C, int64_t ldc);
 void gemm_at_panels(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
-                    int64_t ldc);
+                    int64_t ldc, const float* Bpre);
+void pack_b_panels(const float* src, int64_t n_begin, int64_t count, int64_t k, int64_t N, int64_t K, float* dst);
+int64_t b_panels_size(int64_t N, int64_t K);
 void pack_at_panels(const float* src, int64_t lds, int64_t rows, int64_t M, int64_t k0, int64_t K, float* dst);
 void lstm_cell_backward(const float* g, const float* c, const float* cprev, const float* dout, float* dh, float* dc,
                         float* dg, float* dprev, int64_t n);

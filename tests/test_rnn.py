@@ -410,6 +410,36 @@ def test_packed_cells_at_extremes(rng, mode):
     each_build(check)
 
 
+
+@pytest.mark.parametrize("T,B,I,H", [(3, 150, 600, 32), (31, 13, 21, 48), (12, 40, 16, 64)])
+def test_weight_gradients_from_panels(rng, T, B, I, H):
+    """The merged weight gradient dW = dxw^T [x | h_{t-1}] of an LSTM or simple RNN, whose left operand
+    BPTT packs step by step and whose right operand goes straight into the product's panels (AVX-512):
+    [x | h] wider than one block of the product's columns (600 + 32 > 512) and not whole vectors wide
+    (21 + 48), T B rows over several blocks of K and not a multiple of the eight rows packed at once,
+    split over 1, 2 and 3 threads, with and without the input's gradient (then dxw is one step's
+    scratch), against the reference."""
+    from fastdl import _C
+    from fastdl import reference as R
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    for mode, G in (("lstm", 4), ("rnn_tanh", 1)):
+        x, h0, c0 = f(T, B, I), f(B, H), f(B, H) if mode == "lstm" else None
+        wi, wh, bi, bh = f(G * H, I), f(G * H, H), f(G * H), f(G * H)
+        want = R.rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, None, False)
+        bw = (mode, f(T, B, H), f(B, H), f(B, H) if mode == "lstm" else None, x, h0, c0, wi, wh, bi, bh, want[0],
+              want[3], want[4], want[5], None, False)
+        ref = R.rnn_backward(*bw)
+
+        def check(msg):
+            for need_input in (True, False):
+                got = _C.rnn_backward(*bw, need_input=need_input)
+                for name, g, v in zip(("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"), got, ref):
+                    if v is None or (name == "dx" and not need_input):
+                        continue
+                    np.testing.assert_allclose(g, v, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(v).max()),
+                                               err_msg=f"{mode} {name}, need_input {need_input}, {msg}")
+        each_build(check, threads=(1, 2, 3))
+
 def test_inference_keeps_nothing_for_backward(rng):
     """Under no_grad the layer asks the kernel for no saved arrays; the result is the same."""
     m = nn.LSTM(5, 32)
