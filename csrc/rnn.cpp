@@ -594,24 +594,33 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   avector<T> dc;
   if (d.mode == RnnMode::LSTM) dc = dcn ? avector<T>(dcn, dcn + B * H) : avector<T>(B * H, T(0));
   avector<T> dhp(B * H);
-  // h_{t-1} of every step (the state before it): the previous valid output, or h0
-  {
+  // h_{t-1} of every step (the state before it): the previous valid output, or h0; without lengths
+  // the output of the step before, the steps in parallel (at 2 threads a serial pass here held up
+  // the other thread)
+  auto put_state = [&](int64_t t, int64_t b, const T* h) {  // h_{t-1} of row b of step t
+    if (pp) {
+      if constexpr (std::is_same_v<T, float>) {
+        pp->pack_b_panels(x + (t * B + b) * d.I, 0, d.I, t * B + b, XH, d.T * B, hprev);
+        pp->pack_b_panels(h, d.I, H, t * B + b, XH, d.T * B, hprev);
+      }
+    } else if (merged) {
+      std::memcpy(hprev + (t * B + b) * XH, x + (t * B + b) * d.I, sizeof(T) * d.I);
+      std::memcpy(hprev + (t * B + b) * XH + ho, h, sizeof(T) * H);
+    } else {
+      std::memcpy(hprev + (t * B + b) * H, h, sizeof(T) * H);
+    }
+  };
+  if (!d.lengths) {
+    parallel_for(d.T, 1, [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s)
+        for (int64_t b = 0; b < B; ++b)
+          put_state(time_at(d, s), b, s == 0 ? h0 + b * H : out + (time_at(d, s - 1) * B + b) * H);
+    });
+  } else {
     std::vector<T> h(h0, h0 + B * H);
     for (int64_t s = 0; s < d.T; ++s) {
       const int64_t t = time_at(d, s);
-      if (pp) {
-        if constexpr (std::is_same_v<T, float>)
-          for (int64_t b = 0; b < B; ++b) {
-            pp->pack_b_panels(x + (t * B + b) * d.I, 0, d.I, t * B + b, XH, d.T * B, hprev);
-            pp->pack_b_panels(h.data() + b * H, d.I, H, t * B + b, XH, d.T * B, hprev);
-          }
-      } else if (merged) {
-        for (int64_t b = 0; b < B; ++b) {
-          std::memcpy(hprev + (t * B + b) * XH, x + (t * B + b) * d.I, sizeof(T) * d.I);
-          std::memcpy(hprev + (t * B + b) * XH + ho, h.data() + b * H, sizeof(T) * H);
-        }
-      } else
-        std::memcpy(hprev + t * B * H, h.data(), sizeof(T) * B * H);
+      for (int64_t b = 0; b < B; ++b) put_state(t, b, h.data() + b * H);
       for (int64_t b = 0; b < B; ++b)
         if (valid(d, t, b)) std::memcpy(h.data() + b * H, out + t * B * H + b * H, sizeof(T) * H);
     }
@@ -655,10 +664,13 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   };
   auto pack_cols = [&](avector<T>& dst, const std::vector<Panel>& pl, const T* w, int64_t n) {
     dst.resize(GH * n);
-    for (const Panel& p : pl) {
-      const int64_t pw = p.nv * U;
-      for (int64_t k = 0; k < GH; ++k) std::memcpy(dst.data() + p.c0 * GH + k * pw, w + k * n + p.c0, sizeof(T) * pw);
-    }
+    parallel_for(GH, 64, [&](int64_t k0, int64_t k1) {
+      for (const Panel& p : pl) {
+        const int64_t pw = p.nv * U;
+        for (int64_t k = k0; k < k1; ++k)
+          std::memcpy(dst.data() + p.c0 * GH + k * pw, w + k * n + p.c0, sizeof(T) * pw);
+      }
+    });
   };
   if constexpr (std::is_same_v<T, float>) {
     U = conv_direct_width();
@@ -827,10 +839,12 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     } else {
       gemm_weight_grad<T>(GH, XH, d.T * B, dxw, hprev, dw);
     }
-    for (int64_t j = 0; j < GH; ++j) {
-      std::memcpy(dw_ih + j * d.I, dw + j * XH, sizeof(T) * d.I);
-      std::memcpy(dw_hh + j * H, dw + j * XH + ho, sizeof(T) * H);
-    }
+    parallel_for(GH, 64, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        std::memcpy(dw_ih + j * d.I, dw + j * XH, sizeof(T) * d.I);
+        std::memcpy(dw_hh + j * H, dw + j * XH + ho, sizeof(T) * H);
+      }
+    });
     if (dx && !fuse_dx) linear_backward<T>(dxw, x, w_ih, dx, nullptr, nullptr, d.T * B, d.I, GH);
   } else {
     linear_backward<T>(dxw, x, w_ih, fuse_dx ? nullptr : dx, dw_ih, nullptr, d.T * B, d.I, GH);
