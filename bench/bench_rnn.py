@@ -54,10 +54,11 @@ def child(threads: int, repeat: int) -> dict:
             txg = torch.from_numpy(x).requires_grad_(True)
 
         def run(backend, grad):
+            xt = fastdl.tensor(x, requires_grad=grad)  # made once, as PyTorch's tx and txg below
+
             def f():
                 fastdl.set_backend(backend)
                 try:
-                    xt = fastdl.tensor(x, requires_grad=grad)
                     if grad:
                         out, _ = m(xt)
                         out.sum().backward()
