@@ -117,11 +117,11 @@ void to_pixels(const float* gy, int64_t Kg, int64_t ohw, float* gyT) { to_pixels
 // through a scratch tile.
 // With `apre` (A^T only): A^T already in micro-panels of six over the whole of K (gemm_at_panels' layout),
 // read in place instead of copied per block; with `bpre`, B already as its blocks' panels, one block
-// after another (b_panel_offset), read in place.
+// after another (pack_b_panels' layout), read in place.
+constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;  // (pack_*_panels lay out the same)
 template <bool AT, bool BT>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool acc,
                  const float* bias, float* C, int64_t ldc, const float* apre = nullptr, const float* bpre = nullptr) {
-  constexpr int64_t MR = 6, PW = 64, kKC = 384, kMC = 48, kNC = 512;
   // on 64-byte boundaries (avector): the panels' rows are whole cache lines (a split load costs two)
   thread_local avector<float> bbuf, abuf;
   const int64_t KC = std::min(kKC, K);
@@ -137,7 +137,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
       const int64_t kc = std::min(KC, K - k0);
       const float* const Bk = bpre ? bpre + n0 * K + k0 * ((nc + 15) / 16 * 16) : Bp;
-      for (int64_t p = 0; p < (bpre ? 0 : nc); p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
+      for (int64_t p = 0; !bpre && p < nc; p += PW) {  // B's rows k0.. as panels (the last as many vectors wide as
         const int64_t n = std::min(PW, nc - p), w = (n + 15) / 16 * 16;  // it needs), zero past N
         float* d = Bp + p * kc;
         if (BT) {  // column k of the panel is row segment k0.. of B's rows n0 + p..
@@ -219,20 +219,20 @@ void gemm_at_panels(int64_t M, int64_t N, int64_t K, const float* Ap, const floa
                     int64_t ldc, const float* Bpre) {
   gemm_packed<true, false>(M, N, K, nullptr, 0, B, ldb, false, nullptr, C, ldc, Ap, Bpre);
 }
-// Where column n of B's row k goes in gemm_packed's panels of B laid out block after block (blocks of
-// kNC columns, then of KC rows: the order the product takes them), and the floats they take in all.
+// gemm_packed's panels of B laid out block after block (blocks of kNC columns, then of KC rows: the
+// order the product takes them): the floats they take in all, and B's rows put there.
 int64_t b_panels_size(int64_t N, int64_t K) {
   int64_t size = 0;
-  for (int64_t n0 = 0; n0 < N; n0 += 512) size += K * ((std::min<int64_t>(512, N - n0) + 15) / 16 * 16);
+  for (int64_t n0 = 0; n0 < N; n0 += kNC) size += K * ((std::min(kNC, N - n0) + 15) / 16 * 16);
   return size;
 }
 void pack_b_panels(const float* src, int64_t n_begin, int64_t count, int64_t k, int64_t N, int64_t K, float* dst) {
-  const int64_t KC = std::min<int64_t>(384, K), k0 = k / KC * KC, kc = std::min(KC, K - k0);
+  const int64_t KC = std::min(kKC, K), k0 = k / KC * KC, kc = std::min(KC, K - k0);
   for (int64_t n = n_begin; n < n_begin + count;) {
-    const int64_t n0 = n / 512 * 512, nc = std::min<int64_t>(512, N - n0), ncp = (nc + 15) / 16 * 16;
-    const int64_t p = (n - n0) / 64 * 64, w = std::min<int64_t>(64, ncp - p);
+    const int64_t n0 = n / kNC * kNC, nc = std::min(kNC, N - n0), ncp = (nc + 15) / 16 * 16;
+    const int64_t p = (n - n0) / PW * PW, w = std::min(PW, ncp - p);
     float* row = dst + n0 * K + k0 * ncp + p * kc + (k - k0) * w;  // the panel's row k
-    const int64_t c0 = n - n0 - p, m = std::min(n_begin + count - n, std::min<int64_t>(64, nc - p) - c0);
+    const int64_t c0 = n - n0 - p, m = std::min(n_begin + count - n, std::min(PW, nc - p) - c0);
     std::memcpy(row + c0, src + (n - n_begin), sizeof(float) * size_t(m));
     n += m;
     if (n == N) std::fill(row + c0 + m, row + w, 0.0f);  // the last panel's columns past N
@@ -252,6 +252,7 @@ void pack_at_panels(const float* src, int64_t lds, int64_t rows, int64_t M, int6
                 i56 = _mm512_setr_epi32(2, 3, 4, 5, 16, 17, 18, 19, 20, 21, 0, 0, 0, 0, 0, 0),
                 i567 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 18, 19, 20, 21);
   // eight rows at a time along every panel: the rows (lds apart, often 4 KB: one L1 set) stay in L1
+  static_assert(MR == 6, "pack_at_panels packs the product's micro-panels of six");
   const __mmask16 six = 0x3F;
   const int64_t M6 = M / 6 * 6, r8 = rows / 8 * 8;
   const bool stream = (reinterpret_cast<uintptr_t>(dst) | uintptr_t(K * 4) | uintptr_t(k0 * 24)) % 64 == 0;

@@ -827,7 +827,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
   // weight gradients for all steps at once
   if (merged) {
     T* const dw = keep<T>(kSlotDw, GH * XH);
-    if (pp) {  // C's rows in blocks of whole 48s (the product's own row blocks), one per thread
+    if (pp) {  // C's rows in blocks of whole 48s (the product's row blocks: whole panels), one per thread
       const int64_t TB = d.T * B, nb = (GH + 47) / 48;
       const int64_t parts = GH * XH * TB < (int64_t(1) << 21) ? 1 : std::min<int64_t>(max_threads(), nb);
       parallel_parts(parts, [&](int64_t p, int64_t np) {
