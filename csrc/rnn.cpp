@@ -706,7 +706,7 @@ void rnn_backward(const RnnDims& d, const T* dout, const T* dhn, const T* dcn, c
     for (int64_t s = d.T - 1; s >= 0; --s) {
       const int64_t t = time_at(d, s);
       const T* gt = gates + t * B * GH;
-      const T* hp = hprev + t * B * H;
+      const T* hp = gru ? hprev + t * B * H : nullptr;  // h_{t-1} rows: only the GRU reads them here
       T* dxt = dxw + (step_dxw ? 0 : t) * B * GH;
       T* dht = gru ? dhw + t * B * GH : dxt;
       for (int64_t b = rb; b < re; ++b) {
