@@ -45,7 +45,8 @@ const PackedKernels& packed_kernels(int width) {
                                   avx512::gru_cell_strided, avx512::packed_tile_at, avx512::gemm,
                                   avx512::transpose_rows, avx512::rows_dot, avx512::packed_tile_at_set,
                                   avx512::gemm_at_panels, avx512::pack_at_panels, avx512::pack_b_panels,
-                                  avx512::b_panels_size, avx512::copy_rows_stream};
+                                  avx512::b_panels_size, avx512::copy_rows_stream, avx512::transpose_row_ptrs,
+                                  avx512::lstm_step_tile, avx512::lstm_step_units};
   if (width == 16) return k16;
 #endif
 #ifdef FASTDL_HAVE_AVX2_BUILD
@@ -54,7 +55,8 @@ const PackedKernels& packed_kernels(int width) {
                                  avx2::lstm_cell_backward, avx2::gru_cell_strided,   avx2::packed_tile_at,
                                  nullptr,                 avx2::transpose_rows,       avx2::rows_dot,
                                  avx2::packed_tile_at_set,   nullptr,                    nullptr,
-                                 nullptr,                    nullptr,                    avx2::copy_rows_stream};
+                                 nullptr,                    nullptr,                    avx2::copy_rows_stream,
+                                 nullptr,                    nullptr,                    nullptr};
   if (width == 8) return k8;
 #endif
   throw std::logic_error("packed kernels: no build for vector width " + std::to_string(width));

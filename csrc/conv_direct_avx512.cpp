@@ -102,6 +102,7 @@ __m512 V::cell_tanh(__m512 x) {
 }
 }  // namespace
 
+#define FASTDL_LSTM_STEP_TILE 1  // packed_entries.inc's fused LSTM step: this build's alone (gemm_packed.h)
 #include "packed_entries.inc"
 void direct_conv(const DirectConvArgs& a) { run(a); }
 void direct_gw(const DirectGwArgs& a) { gw_run(a); }

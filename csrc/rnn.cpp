@@ -3,6 +3,7 @@
 #include <memory>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -280,16 +281,53 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   // 9.5-9.8, LSTM T=100 B=64 188-193 -> 186-187).
   float* const wpi = keep<float>(kSlotWpi, GH * KI);
   float* const wph = keep<float>(kSlotWp, GH * H);
-  parallel_parts(uparts * G, [&](int64_t pg, int64_t) {
-    const int64_t part = pg / G, gate = pg % G;
-    const int64_t j0 = part * H / uparts, j1 = (part + 1) * H / uparts, nj = j1 - j0, ntile = ntiles(nj);
-    for (int64_t i = 0; i < ntile; ++i) {
-      const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
-      kern.transpose_rows(w_ih + row * I, I, int(mr), I, wpi + row * KI, mr);
-      for (int64_t r = 0; r < mr; ++r) wpi[row * KI + I * mr + r] = bias[row + r];
-      kern.transpose_rows(w_hh + row * H, H, int(mr), H, wph + row * H, mr);
+  // The LSTM's step as fused tiles (lstm_step_tile, the AVX-512 build's): NU units' four gates a tile,
+  // the input and hidden paths into the same accumulators and the cell applied there, so that the
+  // pre-activations never go through memory (nor are the accumulators stored and loaded again between
+  // the two products).  Its panels hold, per tile of units [u0, u0 + nu), (K, 4 nu) at 4 u0 K, column
+  // q nu + u being gate q's row of unit u0 + u; tiles of a part's units as even as they come.  Against
+  // the separate products and cell, medians of alternating processes (AVX-512, LSTM T=50 B=32 I=128
+  // H=256): forward 6.51-6.71 -> 6.27-6.40 ms at 1 thread, minimums 3.82-3.88 -> 3.56-3.65 at 2;
+  // forward+backward 21.6-22.5 -> 21.0-21.6 ms; T=100 B=64 256->512 forward 91.3-93.7 -> 88.9-91.5 ms.
+  const bool fused = lstm && kern.lstm_step_tile;
+  int NU = fused ? kern.lstm_step_units(int(col0(1) / U)) : 0;
+  for (int64_t q = 1; fused && q < ng; ++q) NU = std::min(NU, kern.lstm_step_units(int((col0(q + 1) - col0(q)) / U)));
+  auto utiles = [&](int64_t nj) { return (nj + NU - 1) / NU; };
+  if (fused) {  // every tile's two panels, the tiles spread over the threads
+    std::vector<std::pair<int64_t, int64_t>> tiles;  // (u0, nu)
+    for (int64_t part = 0; part < uparts; ++part) {
+      const int64_t j0 = part * H / uparts, nj = (part + 1) * H / uparts - j0, nt = utiles(nj);
+      for (int64_t i = 0; i < nt; ++i) tiles.emplace_back(j0 + i * nj / nt, (i + 1) * nj / nt - i * nj / nt);
     }
-  });
+    parallel_for(int64_t(tiles.size()), 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t u0 = tiles[i].first, nu = tiles[i].second;  // nu <= 3: 12 rows
+        const float* rows_ih[12];
+        const float* rows_hh[12];
+        for (int64_t q = 0; q < 4; ++q)
+          for (int64_t u = 0; u < nu; ++u) {
+            rows_ih[q * nu + u] = w_ih + (q * H + u0 + u) * I;
+            rows_hh[q * nu + u] = w_hh + (q * H + u0 + u) * H;
+          }
+        float* pi = wpi + 4 * u0 * KI;
+        kern.transpose_row_ptrs(rows_ih, int(4 * nu), I, pi, 4 * nu);
+        for (int64_t q = 0; q < 4; ++q)
+          for (int64_t u = 0; u < nu; ++u) pi[I * 4 * nu + q * nu + u] = bias[q * H + u0 + u];
+        kern.transpose_row_ptrs(rows_hh, int(4 * nu), H, wph + 4 * u0 * H, 4 * nu);
+      }
+    });
+  } else {
+    parallel_parts(uparts * G, [&](int64_t pg, int64_t) {
+      const int64_t part = pg / G, gate = pg % G;
+      const int64_t j0 = part * H / uparts, j1 = (part + 1) * H / uparts, nj = j1 - j0, ntile = ntiles(nj);
+      for (int64_t i = 0; i < ntile; ++i) {
+        const int64_t row = gate * H + j0 + i * nj / ntile, mr = (i + 1) * nj / ntile - i * nj / ntile;
+        kern.transpose_rows(w_ih + row * I, I, int(mr), I, wpi + row * KI, mr);
+        for (int64_t r = 0; r < mr; ++r) wpi[row * KI + I * mr + r] = bias[row + r];
+        kern.transpose_rows(w_hh + row * H, H, int(mr), H, wph + row * H, mr);
+      }
+    });
+  }
   // Step s of group q for units [j0, j1): its gates, cells and outputs.  Groups never meet (the batch's
   // columns are independent) and each has its own blocks of every buffer, so with at least as many
   // groups as threads each thread takes whole groups through every step with no barrier between
@@ -305,42 +343,52 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
     float* hnext = hbuf + ((s + 1) & 1) * H * Bp;
     const int64_t c0q = col0(q), w = col0(q + 1) - c0q;
     const int nv = int(w / U);
-    const int64_t ntile = ntiles(nj);
     float* g = gt + GH * c0q;  // (G H, w): gate row r at g + r * w
     float* nb = gru ? nt + H * c0q : nullptr;  // (H, w)
-    if (gru)
-      for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
-    // g += W's rows @ opnd (K, w), W from its packed panels (wp), each tile over the whole of K: its
-    // accumulators stay in registers (chunks of K that keep opnd in L1 reload them from L2 per chunk
-    // instead: measured slower, LSTM T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against
-    // 173-175 ms unchunked, 1 thread; with the packed panels too, T=50 B=32 H=256 minimum 17.6 ->
-    // 19.8, 18.5 and 18.1 ms in chunks of 64, 128 and 192 k); the GRU's hidden n rows into nb
-    // (the input path's sets g, the hidden path's adds)
-    auto product = [&](const float* wp, int64_t K, const float* opnd, bool hidden) {
-      for (int64_t gate = 0; gate < G; ++gate)
-        for (int64_t i = 0; i < ntile; ++i) {
-          const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
-          float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
-          (hidden ? kern.tile_at : kern.tile_at_set)(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
-        }
-    };
-    product(wpi, KI, xt + t * KI * Bp + KI * c0q, false);
-    product(wph, H, hcur + H * c0q, true);
     float* cq = lstm ? ct + H * c0q + j0 * w : nullptr;
     float* hq = hnext + H * c0q + j0 * w;
     const float* hp = hcur + H * c0q + j0 * w;
     float* nq = gru ? nb + j0 * w : nullptr;
-    if (lstm) {
-      if (d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
-      kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
-    } else if (gru) {
-      kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
-    } else {  // the simple RNN: its "gate" is the new state
-      if (d.mode == RnnMode::Tanh)
-        SIMD(tanh_f<float>)(g + j0 * w, g + j0 * w, nj * w);
-      else
-        SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
-      std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
+    if (lstm && d.lengths) std::memcpy(kept + H * c0q + j0 * w, cq, sizeof(float) * nj * w);
+    if (fused) {  // the LSTM's gates, cells and states by its fused tiles (the gates kept in g to be saved)
+      const int64_t nt = utiles(nj);
+      for (int64_t i = 0; i < nt; ++i) {
+        const int64_t u0 = j0 + i * nj / nt, nu = j0 + (i + 1) * nj / nt - u0;
+        kern.lstm_step_tile(wpi + 4 * u0 * KI, KI, xt + t * KI * Bp + KI * c0q, wph + 4 * u0 * H, H, hcur + H * c0q,
+                            w, ct + H * c0q + u0 * w, hnext + H * c0q + u0 * w, gates ? g + u0 * w : nullptr, H * w,
+                            int(nu), nv);
+      }
+    } else {
+      if (gru)
+        for (int64_t j = j0; j < j1; ++j) std::fill_n(nb + j * w, w, b_hn ? b_hn[j] : 0.0f);
+      // g += W's rows @ opnd (K, w), W from its packed panels (wp), each tile over the whole of K: its
+      // accumulators stay in registers (chunks of K that keep opnd in L1 reload them from L2 per chunk
+      // instead: measured slower, LSTM T=100 B=64 H=512 forward 208-217 ms in 24 KB chunks against
+      // 173-175 ms unchunked, 1 thread; with the packed panels too, T=50 B=32 H=256 minimum 17.6 ->
+      // 19.8, 18.5 and 18.1 ms in chunks of 64, 128 and 192 k); the GRU's hidden n rows into nb
+      // (the input path's sets g, the hidden path's adds)
+      const int64_t ntile = ntiles(nj);
+      auto product = [&](const float* wp, int64_t K, const float* opnd, bool hidden) {
+        for (int64_t gate = 0; gate < G; ++gate)
+          for (int64_t i = 0; i < ntile; ++i) {
+            const int64_t r0 = j0 + i * nj / ntile, r1 = j0 + (i + 1) * nj / ntile, row = gate * H + r0;
+            float* c = hidden && gru && gate == 2 ? nb + r0 * w : g + row * w;
+            (hidden ? kern.tile_at : kern.tile_at_set)(wp + row * K, r1 - r0, opnd, K, c, w, U, int(r1 - r0), nv);
+          }
+      };
+      product(wpi, KI, xt + t * KI * Bp + KI * c0q, false);
+      product(wph, H, hcur + H * c0q, true);
+      if (lstm) {
+        kern.lstm_cell_strided(g + j0 * w, H * w, cq, hq, nj * w);
+      } else if (gru) {
+        kern.gru_cell_strided(g + j0 * w, H * w, nq, hp, hq, nj * w);
+      } else {  // the simple RNN: its "gate" is the new state
+        if (d.mode == RnnMode::Tanh)
+          SIMD(tanh_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+        else
+          SIMD(relu_f<float>)(g + j0 * w, g + j0 * w, nj * w);
+        std::memcpy(hq, g + j0 * w, sizeof(float) * nj * w);
+      }
     }
     const int64_t ncols = std::min(w, B - c0q);  // the batch's columns in this group
     if (!d.lengths && nj % 16 == 0 && ncols % 16 == 0) {

@@ -411,6 +411,31 @@ def test_packed_cells_at_extremes(rng, mode):
 
 
 
+@pytest.mark.parametrize("B", [16, 48, 64, 80])
+def test_lstm_step_tiles(rng, B):
+    """The AVX-512 build's fused LSTM step (a tile holds up to three units' four gates: both products
+    into its accumulators, then the cell on them): hidden sizes that do not split into whole tiles
+    (32 and 16 units: tiles of two and three), one to five vectors of the batch (groups of one to four
+    vectors; 2 and 3 threads split 32 and 48 columns into groups of one and two), with lengths, both
+    directions and the saved gates and cells, against the reference at 1, 2 and 3 threads."""
+    from fastdl import _C
+    from fastdl import reference as R
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    T = 5
+    for I, H in ((7, 32), (16, 16)):
+        x, h0, c0 = f(T, B, I), f(B, H), f(B, H)
+        wi, wh, bi, bh = f(4 * H, I), f(4 * H, H), f(4 * H), f(4 * H)
+        lengths = rng.integers(1, T + 1, B)
+
+        def check(msg):
+            for reverse in (False, True):
+                for ln in (None, lengths):
+                    want = R.rnn_forward("lstm", x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                    got = _C.rnn_forward("lstm", x, h0, c0, wi, wh, bi, bh, ln, reverse)
+                    _forward_matches(got, want, f"{msg}, I={I} H={H}, reverse {reverse}, lengths {ln is not None}")
+        each_build(check, threads=(1, 2, 3))
+
+
 @pytest.mark.parametrize("T,B,I,H", [(3, 150, 600, 32), (31, 13, 21, 48), (12, 40, 16, 64)])
 def test_weight_gradients_from_panels(rng, T, B, I, H):
     """The merged weight gradient dW = dxw^T [x | h_{t-1}] of an LSTM or simple RNN, whose left operand
