@@ -1,11 +1,13 @@
 """Recurrent layers: LSTM and GRU forward and forward+backward at the issue's shapes, a
 bidirectional LSTM, single steps of generation (T=1, forward only), and a char-LM training step:
 native vs the NumPy reference (a loop over time steps) vs PyTorch when installed, at 1 and 2
-threads, fastdl and PyTorch alternating in one process.  Validated before timing.  Rates are also
-given as a share of the machine's FMA peak (``_C.fma_peak_gflops``: independent FMA chains on one
-core with the widest SIMD build, times threads).
+threads, fastdl and PyTorch alternating in one process, or with ``--separate R`` each in its own
+process (R of each, in turn: in one process PyTorch's OpenMP workers spin on after its calls, on the
+cores fastdl's workers need).  Validated before timing.  Rates are also given as a share of the
+machine's FMA peak (``_C.fma_peak_gflops``: independent FMA chains on one core with the widest SIMD
+build, times threads).
 
-    python bench/bench_rnn.py [--threads 1 2] [--repeat 5]
+    python bench/bench_rnn.py [--threads 1 2] [--repeat 5] [--separate 3]
 """
 from __future__ import annotations
 
@@ -18,22 +20,36 @@ SHAPES = [(50, 32, 128, 256), (100, 64, 256, 512)]  # T, B, I, H
 DECODE = [(1, 1, 128, 256), (1, 16, 128, 256), (1, 1, 256, 512)]  # single steps, forward only
 
 
-def child(threads: int, repeat: int) -> dict:
+def child(threads: int, repeat: int, side: str | None = None) -> dict:
+    """The cases timed at ``threads``; ``side`` "native" or "torch" times only that library (the
+    fastdl side then leaves PyTorch unused: its workers would spin on after the validation's calls)."""
     import fastdl
     from fastdl import models, nn, optim
 
     torch = harness.use_threads(threads)
+    torch_version = getattr(torch, "__version__", None)
+    if side == "native":
+        torch = None
     rng = np.random.default_rng(0)
     rows = []
 
     def add(name, flops, nat, ref, tch, ok):
         if not ok():
             raise SystemExit(f"validation failed: {name}")
-        tn, tt = timeit_pair(nat, tch, repeat) if tch else (timeit(nat, repeat, min_time=0.0), None)
-        tr = timeit(ref, 2, min_time=0.0) if ref else None
-        rows.append(dict(case=name, native_ms=tn * 1e3, gflops=flops / tn / 1e9,
-                         reference_ms=None if tr is None else tr * 1e3, ref_over_native=None if tr is None else tr / tn,
-                         torch_ms=None if tt is None else tt * 1e3, torch_over_native=None if tt is None else tt / tn))
+        tn = tt = tr = None
+        if side == "native":
+            tn = timeit(nat, repeat, min_time=0.3)
+        elif side == "torch":
+            tt = timeit(tch, repeat, min_time=0.3)
+        elif tch:
+            tn, tt = timeit_pair(nat, tch, repeat)
+        else:
+            tn = timeit(nat, repeat, min_time=0.0)
+        if side != "torch" and ref:
+            tr = timeit(ref, 2, min_time=0.0)
+        rows.append(dict(case=name, flops=flops, native_ms=None if tn is None else tn * 1e3,
+                         reference_ms=None if tr is None else tr * 1e3,
+                         torch_ms=None if tt is None else tt * 1e3))
 
     cases = [("LSTM", 4, False, SHAPES[0]), ("LSTM", 4, False, SHAPES[1]), ("GRU", 3, False, SHAPES[0]),
              ("GRU", 3, False, SHAPES[1]), ("LSTM", 4, True, SHAPES[0])]
@@ -137,22 +153,47 @@ def child(threads: int, repeat: int) -> dict:
     # the machine's FMA peak on this many cores (independent FMA chains on one core, times threads),
     # for the rates as a share of it
     peak = threads * max(fastdl._C.fma_peak_gflops() for _ in range(3))
-    for r in rows:
-        r["peak_share"] = r["gflops"] / peak if peak else None
-        if r["torch_ms"] is not None:
-            r["torch_peak_share"] = r["gflops"] / r["torch_over_native"] / peak if peak else None
-    return dict(threads=threads, torch=getattr(torch, "__version__", None), rows=rows, peak_gflops=peak)
+    return rates(dict(threads=threads, torch=torch_version, rows=rows, peak_gflops=peak))
+
+
+def rates(res: dict) -> dict:
+    """Each row's rates and ratios from its times (missing ones None)."""
+    peak = res["peak_gflops"]
+    for r in res["rows"]:
+        tn, tr, tt = r["native_ms"], r["reference_ms"], r["torch_ms"]
+        r["gflops"] = r["flops"] / tn / 1e6 if tn else None
+        r["peak_share"] = r["gflops"] / peak if tn and peak else None
+        r["ref_over_native"] = tr / tn if tr and tn else None
+        r["torch_over_native"] = tt / tn if tt and tn else None
+        r["torch_peak_share"] = r["flops"] / tt / 1e6 / peak if tt and peak else None
+    return res
+
+
+def merge(natives: list, torches: list) -> dict:
+    """One result from the --separate children: per case, the median over the rounds of each side's time."""
+    res = dict(natives[0], torch=torches[0]["torch"], peak_gflops=max(r["peak_gflops"] for r in natives + torches))
+    rows = []
+    for i, row in enumerate(natives[0]["rows"]):
+        def med(results, key):
+            got = [r["rows"][i][key] for r in results if r["rows"][i][key] is not None]
+            return float(np.median(got)) if got else None
+        rows.append(dict(case=row["case"], flops=row["flops"], native_ms=med(natives, "native_ms"),
+                         reference_ms=med(natives, "reference_ms"), torch_ms=med(torches, "torch_ms")))
+    res["rows"] = rows
+    return rates(res)
 
 
 def show(res: dict) -> None:
     print(f"\n== threads {res['threads']} | torch {res['torch'] or 'not installed'} | float32 | FMA peak "
-          f"{res['peak_gflops']:.0f} GFLOP/s on {res['threads']} core(s)")
+          f"{res['peak_gflops']:.0f} GFLOP/s on {res['threads']} core(s) | "
+          + (f"each library in its own process, medians of {res['separate']} each" if res.get("separate")
+             else "alternating in one process"))
     print(f"{'case':44s} {'native ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'numpy ms':>9s} {'np/nat':>7s} "
           f"{'torch ms':>9s} {'torch/nat':>9s} {'torch %peak':>11s}")
     def ms(v, width):  # three decimals below 1 ms (the single steps)
         return f"{v:{width}.3f}" if v < 1 else f"{v:{width}.1f}"
     for r in res["rows"]:
-        ref = f"{ms(r['reference_ms'], 9)} {r['ref_over_native']:7.2f}"
+        ref = f"{ms(r['reference_ms'], 9)} {r['ref_over_native']:7.2f}" if r["reference_ms"] else f"{'-':>9s} {'-':>7s}"
         tch = f"{ms(r['torch_ms'], 9)} {r['torch_over_native']:9.2f} {100 * r['torch_peak_share']:10.0f}%" \
             if r["torch_ms"] is not None else f"{'-':>9s} {'-':>9s} {'-':>11s}"
         share = f"{100 * r['peak_share']:5.0f}%" if r["peak_share"] is not None else f"{'-':>6s}"
@@ -160,8 +201,9 @@ def show(res: dict) -> None:
 
 
 def main() -> int:
-    args = harness.parser(__doc__, "rnn", repeat=5).parse_args()
-    return harness.main(args, __file__, lambda a: child(a.child, a.repeat), show, "fastdl recurrent benchmark")
+    args = harness.parser(__doc__, "rnn", repeat=5, separable=True).parse_args()
+    return harness.main(args, __file__, lambda a: child(a.child, a.repeat, a.side), show, "fastdl recurrent benchmark",
+                        merge)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ at least ``repeat`` runs and ``min_time`` seconds, median), or, to compare with 
 :func:`timeit_pair` (the two alternate in blocks, so both see the same machine load).
 :func:`main` runs the script once per thread count in a child process with OMP/OPENBLAS/MKL
 threads set, so NumPy's BLAS, ours and PyTorch's all get the same number, prints each child's
-table and writes ``results/NAME.json``.
+table and writes ``results/NAME.json``.  Scripts that offer ``--separate`` can instead time each
+library in its own process: in one process PyTorch's OpenMP workers keep spinning for milliseconds
+after each of its calls (GNU OpenMP's default), on the cores that fastdl's workers then need.
 """
 from __future__ import annotations
 
@@ -80,32 +82,54 @@ def use_threads(n: int):
     return torch
 
 
-def parser(doc: str, name: str, repeat: int) -> argparse.ArgumentParser:
+def parser(doc: str, name: str, repeat: int, separable: bool = False) -> argparse.ArgumentParser:
+    """The common options; ``separable`` adds ``--separate`` (each library timed in its own process)."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=repeat)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", f"{name}.json"))
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    if separable:
+        ap.add_argument("--separate", type=int, default=0, metavar="ROUNDS",
+                        help="time each library in its own process instead of alternating in one: ROUNDS "
+                             "fastdl processes and as many PyTorch ones, in turn; medians over the rounds")
+        ap.add_argument("--side", choices=["native", "torch"], default=None, help=argparse.SUPPRESS)
     return ap
 
 
-def main(args, script: str, child, show, title: str) -> int:
+def main(args, script: str, child, show, title: str, merge=None) -> int:
     """In a child (``--child N``): print ``child(args)`` as JSON.  Otherwise run one child per
-    thread count, show each result and save them all."""
+    thread count, show each result and save them all.  With ``--separate R`` (scripts that pass
+    ``merge``): per thread count, R children timing only fastdl (``--side native``) and R timing only
+    PyTorch, in turn, and ``merge(native_results, torch_results)`` makes one result of them."""
     if args.child is not None:
         print(json.dumps(child(args)))
         return 0
+    separate = getattr(args, "separate", 0)
+    where = (f"each library in its own process ({separate} of each, in turn)" if separate
+             else "alternating in one process")
     print(f"{title} | Python {platform.python_version()} | NumPy {np.__version__} | {platform.machine()} | "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores | {where}")
     results = []
     for n in args.threads:
         env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
-        proc = subprocess.run([sys.executable, script, *sys.argv[1:], "--child", str(n)], env=env,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+
+        def run(*extra):
+            proc = subprocess.run([sys.executable, script, *sys.argv[1:], "--child", str(n), *extra], env=env,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                raise SystemExit(proc.returncode)
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        if separate:
+            sides = {"native": [], "torch": []}
+            for _ in range(separate):
+                for side, got in sides.items():
+                    got.append(run("--side", side))
+            res = merge(sides["native"], sides["torch"])
+        else:
+            res = run()
+        res["separate"] = separate
         show(res)
         results.append(res)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
