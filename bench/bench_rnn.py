@@ -40,7 +40,7 @@ def child(threads: int, repeat: int, side: str | None = None) -> dict:
         if side == "native":
             tn = timeit(nat, repeat, min_time=0.3)
         elif side == "torch":
-            tt = timeit(tch, repeat, min_time=0.3)
+            tt = timeit(tch, repeat, min_time=0.3) if tch else None  # (PyTorch not installed: no times)
         elif tch:
             tn, tt = timeit_pair(nat, tch, repeat)
         else:
