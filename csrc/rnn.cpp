@@ -217,14 +217,23 @@ bool rnn_forward_t(const RnnDims& d, const float* x, const float* w_ih, const fl
   if (B < U || Bp * 4 > B * 5) return false;
   // column groups of at most gv vectors, as even as they come: four with AVX-512's 32 registers (a tile
   // of 6 rows x 4 vectors), two with AVX2's 16 (6 x 2: 4 would leave room for only 2 rows)
-  // (and, where that makes fewer groups than threads, one group per thread if the vectors go round:
-  // each thread then takes its group through every step with no barrier between steps, W streaming
-  // through both.  AVX-512, B=32 (two vectors), 2 threads, in-process A/B: LSTM T=50 forward median
-  // 7.24 -> 6.99 ms, forward+backward 22.8 -> 22.2 ms, GRU forward 6.60 -> 5.59 ms; at B=64 (four
-  // vectors) LSTM T=100 forward 99.0 -> 98.8 ms, GRU 74.6 -> 73.7 ms)
+  // (and, where that makes fewer groups than threads, one group per thread if each keeps at least
+  // two vectors: each thread then takes its group through every step with no barrier between steps,
+  // W streaming through both (B=64 on AVX-512, four vectors: LSTM T=100 forward 99.0 -> 98.8 ms, GRU
+  // 74.6 -> 73.7 ms, in-process A/B).  Groups of one vector are not worth it: a tile then makes one
+  // broadcast per FMA and reads the whole of W for half as many columns, where one group of all the
+  // vectors, its units split between the threads at every step, keeps each thread's half of W in its
+  // L2 (1.6 MB whole at I=128 H=256).  LSTM T=50 B=32 I=128 H=256 forward at 1 thread as two groups of
+  // one vector took 5.81-5.92 ms against 5.23-5.30 as one (medians); at 2 threads, medians of alternating
+  // processes (AVX-512), by units against a group each: forward 2.74-2.90 against 2.99-3.22 ms,
+  // forward+backward 9.20-9.79 against 9.73-10.09, GRU forward 2.31-2.39 against 2.41-2.51 (backward
+  // level), B=48 (three vectors: one group against 2 + 1) forward 4.68-4.81 against 5.86-6.00 ms,
+  // forward+backward 16.4-17.5 against 18.5-18.6; AVX2 at B=16 forward 2.99-3.07 against 3.30-3.39 ms,
+  // forward+backward 9.82-9.97 against 10.20-10.36; two such processes at once (B=32 forward) 5.50-5.76
+  // ms each against 6.11-6.20.)
   const int64_t gv = U == 16 ? 4 : 2, nthr = max_threads();
   int64_t ng = (nvec + gv - 1) / gv;
-  if (ng < nthr && nvec >= nthr) ng = nthr;
+  if (ng < nthr && nvec >= 2 * nthr) ng = nthr;
   auto col0 = [&](int64_t q) { return q * nvec / ng * U; };  // group q: columns [col0(q), col0(q + 1))
   // x^T per step and group, (I + 1, width) each, zero past the batch, its last row ones (the bias's row:
   // below); h^T (two, in turn) and c^T the same over H

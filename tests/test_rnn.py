@@ -416,9 +416,10 @@ def test_lstm_step_tiles(rng, B):
     """The AVX-512 build's fused LSTM step (a tile holds up to three units' four gates: both products
     into its accumulators, then the cell on them): hidden sizes that do not split into whole tiles
     (32 and 16 units: tiles of two and three), one to five vectors of the batch (groups of one to four
-    vectors; 2 and 3 threads split 48 and 64 columns into groups of one and two vectors), with lengths,
-    both directions and the saved gates and cells, against the reference at 1, 2 and 3 threads (a wrong
-    gate in the two-unit tiles alone fails every case)."""
+    vectors: 80 columns are two groups, of two and three), with lengths, both directions and the saved
+    gates and cells, against the reference at 1, 2 and 3 threads: at 2 threads 64 and 80 columns go a
+    group to each thread, while 16 and 48 columns (one group), and every batch at 3 threads, split each
+    step's units between the threads (a wrong gate in the two-unit tiles alone fails every case)."""
     from fastdl import _C
     from fastdl import reference as R
     f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
