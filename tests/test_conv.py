@@ -233,13 +233,16 @@ def test_max_pool_nan_and_gradient_routing():
     np.testing.assert_array_equal(t2.grad.data[0, 0], [[0, 1, 1, 0], [0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("width", [14, 16, 17, 37, 56])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_2x2_rows_ties_and_nans(rng, dtype):
-    """The vectorised 2x2/2 rows (8 outputs at a time, then a tail) pick the same value and index
-    as the reference: first maximum on ties, the first NaN over numbers."""
+def test_max_pool_2x2_rows_ties_and_nans(rng, dtype, width):
+    """The vectorised 2x2/2 rows (8 outputs at a time, the last 8 of a row overlapping the block
+    before them; rows under 8 outputs scalar) pick the same value and index as the reference:
+    first maximum on ties, the first NaN over numbers.  Widths: 7 outputs (scalar), 8 (one block),
+    8 with an odd input width, 18 and 28 (an overlapping last block)."""
     from fastdl import _C
     from fastdl import reference as R
-    x = rng.integers(0, 3, (2, 3, 6, 37)).astype(dtype)  # small integers: many ties
+    x = rng.integers(0, 3, (2, 3, 6, width)).astype(dtype)  # small integers: many ties
     x[rng.random(x.shape) < 0.05] = np.nan
     x[0, 0, :2, :16] = np.nan  # windows of NaNs only
     x[0, 1, :, :] = -np.inf
